@@ -1,0 +1,39 @@
+import { reuse } from "../lib/reuse.ts";
+import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, parse, required, wholeNumber } from "./options.ts";
+
+export const help = `pyxis-cache reuse: make sure an image's rootfs is in the cache, and print where
+
+Usage: pyxis-cache reuse --image IMG [--uid N --gid N] [--json]
+
+Unpacks the squashfs image IMG into the cache the first time (once, however
+many callers ask at the same moment), refreshes the entry's last-used time on
+every call, and prints the rootfs path. A cold create above the high watermark
+collects first.
+
+  --image IMG          squashfs image (a relative path resolves against the cwd)
+  --uid N, --gid N     the job user (root only may name another user; default: yourself)
+  --json               print {name, path, lock, created, seconds, image, uid}
+
+${CONFIG_HELP}
+${COMMON_HELP}`;
+
+export async function run(args: string[]): Promise<number> {
+  const values = parse(args, {
+    ...CONFIG_OPTIONS,
+    image: { type: "string" },
+    uid: { type: "string" },
+    gid: { type: "string" },
+    json: { type: "boolean" },
+  });
+  if (values.help) {
+    console.log(help);
+    return 0;
+  }
+  const image = required("--image", values.image);
+  const uid = wholeNumber("--uid", values.uid);
+  const gid = wholeNumber("--gid", values.gid);
+  const config = await configFrom(values);
+  const reused = await reuse(config, { image, uid, gid });
+  console.log(values.json ? JSON.stringify(reused) : reused.path);
+  return 0;
+}

@@ -1,0 +1,165 @@
+import type { Config } from "./config.ts";
+import { type Entry, type Leftover, scanEntries } from "./entries.ts";
+import { createLockPath, gcLockPath, lockPath, trashPath } from "./layout.ts";
+import { openLockFile, openRegular, tryLockExclusive } from "./lock.ts";
+import { removeTree } from "./remove.ts";
+import { round, statfsUsage, type UsageSource } from "./usage.ts";
+import { isRoot } from "./users.ts";
+
+export interface CollectOptions {
+  dryRun?: boolean;
+  /** Where filesystem use comes from; statfs(2) by default. */
+  usage?: UsageSource;
+  /** Evict down to the low watermark even when use is below the high one (a full disk). */
+  force?: boolean;
+  /** A temporary directory whose unpack is not running is removed once this old. */
+  staleAfterSeconds?: number;
+  /** Only this user's entries. */
+  uid?: number;
+  /** Evict every entry not in use, whatever the watermarks say. */
+  all?: boolean;
+}
+
+export interface Evicted {
+  name: string;
+  uid: number;
+  path: string;
+  bytes: number;
+  lastUsed: string;
+  image: string | null;
+}
+
+export interface Collection {
+  /** Another collector held the lock: this one did nothing. */
+  skipped: boolean;
+  dryRun: boolean;
+  usageBefore: number;
+  usageAfter: number;
+  high: number;
+  low: number;
+  evicted: Evicted[];
+  skippedInUse: { name: string; uid: number; path: string }[];
+  removedLeftovers: string[];
+  problems: string[];
+}
+
+export const STALE_AFTER_SECONDS = 60;
+
+/** Holds the collector lock, or says that another collector does. */
+async function lockCollector(base: string): Promise<Deno.FsFile | undefined> {
+  const file = isRoot() ? await openLockFile(gcLockPath(base)) : await openRegular(gcLockPath(base));
+  if (!file) return undefined; // no lock file: `prepare` has not run, so there is nothing to collect
+  if (await file.tryLock(true)) return file;
+  file.close();
+  return undefined;
+}
+
+/** Removes temporaries whose unpack died and evictions that did not finish. */
+async function removeLeftovers(base: string, leftovers: Leftover[], staleAfter: number, result: Collection) {
+  for (const leftover of leftovers) {
+    if (leftover.kind === "temp") {
+      if (Date.now() - leftover.mtime.getTime() < staleAfter * 1000) continue;
+      // The creator holds the creation lock for as long as its unpack runs.
+      const creator = await tryLockExclusive(createLockPath(base, leftover.uid, leftover.name));
+      if (creator === "busy") continue;
+      if (creator !== "missing") creator.close();
+    }
+    if (result.dryRun) {
+      result.removedLeftovers.push(leftover.path);
+      continue;
+    }
+    try {
+      await removeTree(leftover.path);
+      result.removedLeftovers.push(leftover.path);
+    } catch (error) {
+      result.problems.push(`${leftover.path}: cannot remove: ${(error as Error).message.split("\n")[0]}`);
+    }
+  }
+}
+
+/**
+ * Evicts one entry while holding its lock exclusively: first renamed out of
+ * its name (rename(2) moves a planted symlink itself, never its target), then
+ * removed. A killed eviction leaves only a trash directory for the next run.
+ */
+async function evict(base: string, entry: Entry): Promise<void> {
+  const trash = trashPath(base, entry.uid, entry.name);
+  await Deno.rename(entry.path, trash);
+  await removeTree(trash);
+  const creator = await tryLockExclusive(createLockPath(base, entry.uid, entry.name));
+  if (typeof creator !== "string") {
+    await Deno.remove(createLockPath(base, entry.uid, entry.name)).catch(() => {});
+    creator.close();
+  }
+}
+
+/**
+ * The collector: one at a time; least recently used first; skips entries in
+ * use; stops at the low watermark.
+ */
+export async function collect(config: Config, options: CollectOptions = {}): Promise<Collection> {
+  const base = config.dataPath;
+  const usageOf = options.usage ?? statfsUsage;
+  const result: Collection = {
+    skipped: false,
+    dryRun: options.dryRun ?? false,
+    usageBefore: 0,
+    usageAfter: 0,
+    high: config.gcHigh,
+    low: config.gcLow,
+    evicted: [],
+    skippedInUse: [],
+    removedLeftovers: [],
+    problems: [],
+  };
+  const gcLock = await lockCollector(base);
+  if (!gcLock) return { ...result, skipped: true };
+  try {
+    const before = await usageOf(base);
+    result.usageBefore = result.usageAfter = round(before.percent);
+    const scan = await scanEntries(base, { withMeta: true, uid: options.uid });
+    result.problems.push(...scan.problems);
+    await removeLeftovers(base, scan.leftovers, options.staleAfterSeconds ?? STALE_AFTER_SECONDS, result);
+
+    let usage = await usageOf(base);
+    const total = usage.usedBytes + usage.availableBytes;
+    const start = options.all || options.force || usage.percent >= config.gcHigh;
+    if (!start) return { ...result, usageAfter: round(usage.percent) };
+    const oldestFirst = scan.entries.sort((a, b) =>
+      a.lastUsed.getTime() - b.lastUsed.getTime() || a.name.localeCompare(b.name)
+    );
+    let freed = 0;
+    for (const entry of oldestFirst) {
+      if (!options.all && usage.percent <= config.gcLow) break;
+      const lock = await tryLockExclusive(lockPath(entry.path));
+      if (lock === "busy") {
+        result.skippedInUse.push({ name: entry.name, uid: entry.uid, path: entry.path });
+        continue;
+      }
+      try {
+        const bytes = entry.meta?.bytes ?? 0;
+        if (!result.dryRun) await evict(base, entry);
+        result.evicted.push({
+          name: entry.name,
+          uid: entry.uid,
+          path: entry.path,
+          bytes,
+          lastUsed: entry.lastUsed.toISOString(),
+          image: entry.meta?.image ?? null,
+        });
+        freed += bytes;
+      } catch (error) {
+        result.problems.push(`${entry.path}: cannot evict: ${(error as Error).message.split("\n")[0]}`);
+      } finally {
+        if (typeof lock !== "string") lock.close();
+      }
+      usage = result.dryRun
+        ? { ...before, percent: total === 0 ? 0 : ((before.usedBytes - freed) * 100) / total }
+        : await usageOf(base);
+    }
+    result.usageAfter = round(usage.percent);
+    return result;
+  } finally {
+    gcLock.close();
+  }
+}

@@ -1,0 +1,32 @@
+/** A mistake in how the command was called or configured: exit status 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** Anything else that went wrong: exit status 1. */
+export class CacheError extends Error {
+  override name = "CacheError";
+}
+
+export function exitCodeFor(error: unknown): number {
+  return error instanceof UsageError ? 2 : 1;
+}
+
+/** One line for stderr: our own errors as they are, Deno's with their kind. */
+export function describe(error: unknown): string {
+  if (error instanceof UsageError || error instanceof CacheError) {
+    return error.message;
+  }
+  if (error instanceof Error) return error.message.split("\n")[0] ?? error.name;
+  return String(error);
+}
+
+/** Runs `fn`, turning a missing path into `undefined` instead of an error. */
+export async function ifExists<T>(fn: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}

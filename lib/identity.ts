@@ -1,0 +1,101 @@
+import { CacheError } from "./errors.ts";
+import { entryName } from "./layout.ts";
+
+/** What we know about an image once it has passed its checks. */
+export interface Image {
+  /** The resolved path: symlinks followed, relative paths made absolute. */
+  path: string;
+  /** Its entry name for the given uid. */
+  name: string;
+  bytes: number;
+}
+
+const SUPERBLOCK_BYTES = 96;
+/** How much of the image's tail (its metadata tables) goes into the identity. */
+const TAIL_BYTES = 64 * 1024;
+
+function readU64(view: DataView, offset: number): number {
+  return Number(view.getBigUint64(offset, true));
+}
+
+/** Checks a squashfs 4 superblock against the file it heads. */
+function checkSuperblock(block: Uint8Array, fileBytes: number, path: string): number {
+  const view = new DataView(block.buffer, block.byteOffset, block.byteLength);
+  if (block.byteLength < SUPERBLOCK_BYTES || view.getUint32(0, true) !== 0x73717368) {
+    throw new CacheError(`not a squashfs image: ${path}`);
+  }
+  const blockSize = view.getUint32(12, true);
+  const blockLog = view.getUint16(22, true);
+  const major = view.getUint16(28, true);
+  const bytesUsed = readU64(view, 40);
+  const tablesStart = readU64(view, 64); // inode table: the first metadata table
+  if (major !== 4 || blockSize !== 2 ** blockLog || blockSize < 4096 || tablesStart > bytesUsed) {
+    throw new CacheError(`corrupt squashfs superblock: ${path}`);
+  }
+  if (bytesUsed > fileBytes) {
+    throw new CacheError(`truncated squashfs image: ${path} (${fileBytes} of ${bytesUsed} bytes)`);
+  }
+  return bytesUsed;
+}
+
+async function readAt(file: Deno.FsFile, offset: number, length: number): Promise<Uint8Array> {
+  const buffer = new Uint8Array(length);
+  await file.seek(offset, Deno.SeekMode.Start);
+  let filled = 0;
+  while (filled < length) {
+    const n = await file.read(buffer.subarray(filled));
+    if (n === null) break;
+    filled += n;
+  }
+  return buffer.subarray(0, filled);
+}
+
+function openError(error: unknown, path: string): CacheError {
+  if (error instanceof Deno.errors.NotFound) return new CacheError(`image not found: ${path}`);
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return new CacheError(`cannot read image: ${path}: permission denied`);
+  }
+  return new CacheError(`cannot read image: ${path}: ${(error as Error).message}`);
+}
+
+/**
+ * Checks that `image` is a readable squashfs file and names its entry.
+ *
+ * The name is stable for one file and changes when the file is replaced
+ * (new inode) or rewritten in place: the hash covers inode, size, mtime and
+ * ctime, and the superblock and metadata tail, which differ between any two
+ * builds of different trees even of equal size in the same second.
+ */
+export async function identify(image: string, uid: number, cwd: string): Promise<Image> {
+  const given = image.startsWith("/") ? image : `${cwd}/${image}`;
+  let path: string;
+  let file: Deno.FsFile;
+  try {
+    path = await Deno.realPath(given);
+    file = await Deno.open(path, { read: true });
+  } catch (error) {
+    throw openError(error, image);
+  }
+  try {
+    const info = await file.stat();
+    if (!info.isFile) throw new CacheError(`image is not a regular file: ${image}`);
+    const superblock = await readAt(file, 0, SUPERBLOCK_BYTES);
+    const bytesUsed = checkSuperblock(superblock, info.size, image);
+    const tailStart = Math.max(SUPERBLOCK_BYTES, bytesUsed - TAIL_BYTES);
+    const tail = await readAt(file, tailStart, bytesUsed - tailStart);
+    const stamp = [uid, path, info.ino, info.size, info.mtime?.getTime(), info.ctime?.getTime()];
+    const head = new TextEncoder().encode(stamp.join("\0"));
+    const material = new Uint8Array(head.length + superblock.length + tail.length);
+    material.set(head);
+    material.set(superblock, head.length);
+    material.set(tail, head.length + superblock.length);
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", material));
+    const hash = Array.from(digest.subarray(0, 10), (b) => b.toString(16).padStart(2, "0")).join("");
+    return { path, name: entryName(uid, hash), bytes: info.size };
+  } catch (error) {
+    if (error instanceof CacheError) throw error;
+    throw openError(error, image);
+  } finally {
+    file.close();
+  }
+}

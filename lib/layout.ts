@@ -1,0 +1,60 @@
+/**
+ * Where everything lives under the cache root `<base>`:
+ *
+ *   <base>/pyxis-container-cache-gc.lock       one collector at a time
+ *   <base>/<uid>/                              0700, owned by the user
+ *   <base>/<uid>/pyxis_cache_u<uid>_<hash>/    an entry: the rootfs itself
+ *     .pyxis_cache_lock                        held shared while a step uses it
+ *     .pyxis_cache_meta.json                   image, size and time of creation
+ *   <base>/<uid>/.pyxis_cache_create.<name>    held exclusively while creating <name>
+ *   <base>/<uid>/.pyxis_cache_tmp.<name>.<r>   an unpack in progress (or killed)
+ *   <base>/<uid>/.pyxis_cache_trash.<name>.<r> an eviction in progress (or killed)
+ */
+
+export const GC_LOCK_FILE = "pyxis-container-cache-gc.lock";
+export const LOCK_FILE = ".pyxis_cache_lock";
+export const META_FILE = ".pyxis_cache_meta.json";
+
+export const ENTRY_NAME = /^pyxis_cache_u(\d+)_([0-9a-f]{20})$/;
+export const TEMP_NAME = /^\.pyxis_cache_tmp\.(pyxis_cache_u\d+_[0-9a-f]{20})\.[0-9a-f]+$/;
+export const TRASH_NAME = /^\.pyxis_cache_trash\.(pyxis_cache_u\d+_[0-9a-f]{20})\.[0-9a-f]+$/;
+
+export function entryName(uid: number, hash: string): string {
+  return `pyxis_cache_u${uid}_${hash}`;
+}
+
+export function userDir(base: string, uid: number): string {
+  return `${base}/${uid}`;
+}
+
+export function entryPath(base: string, uid: number, name: string): string {
+  return `${base}/${uid}/${name}`;
+}
+
+export function lockPath(entry: string): string {
+  return `${entry}/${LOCK_FILE}`;
+}
+
+export function metaPath(entry: string): string {
+  return `${entry}/${META_FILE}`;
+}
+
+export function gcLockPath(base: string): string {
+  return `${base}/${GC_LOCK_FILE}`;
+}
+
+export function createLockPath(base: string, uid: number, name: string): string {
+  return `${base}/${uid}/.pyxis_cache_create.${name}`;
+}
+
+function suffix(): string {
+  return crypto.getRandomValues(new Uint32Array(1))[0]!.toString(16);
+}
+
+export function tempPath(base: string, uid: number, name: string): string {
+  return `${base}/${uid}/.pyxis_cache_tmp.${name}.${suffix()}`;
+}
+
+export function trashPath(base: string, uid: number, name: string): string {
+  return `${base}/${uid}/.pyxis_cache_trash.${name}.${suffix()}`;
+}

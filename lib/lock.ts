@@ -1,0 +1,73 @@
+/**
+ * flock(2) locks, as the SPANK stub and the collector take them: holders of
+ * an entry take its lock shared, the collector tries it exclusive.
+ *
+ * The collector and `reuse --uid` may run as root in directories a user can
+ * write, so nothing here follows a symlink planted in a lock file's place:
+ * new files are created with O_EXCL, and an existing file is used only when
+ * the file opened is the regular file that lstat(2) saw.
+ */
+
+/** Opens an existing regular file read-only without trusting a symlink at `path`. */
+export async function openRegular(path: string): Promise<Deno.FsFile | undefined> {
+  let seen: Deno.FileInfo;
+  try {
+    seen = await Deno.lstat(path);
+  } catch {
+    return undefined;
+  }
+  if (!seen.isFile) return undefined;
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch {
+    return undefined;
+  }
+  const opened = await file.stat();
+  if (opened.isFile && opened.ino === seen.ino && opened.dev === seen.dev) return file;
+  file.close();
+  return undefined;
+}
+
+/** Opens a lock file, creating it (O_EXCL) when it does not exist yet. */
+export async function openLockFile(path: string): Promise<Deno.FsFile> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await Deno.open(path, { read: true, write: true, createNew: true, mode: 0o644 });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    }
+    const existing = await openRegular(path);
+    if (existing) return existing;
+  }
+  throw new Error(`${path}: not a regular file`);
+}
+
+/**
+ * Takes an exclusive lock on a lock file that others may unlink (the collector
+ * removes an evicted entry's creation lock): once locked, the file must still
+ * be the one at `path`, or we start again on the new one.
+ */
+export async function lockExclusive(path: string): Promise<Deno.FsFile> {
+  for (;;) {
+    const file = await openLockFile(path);
+    await file.lock(true);
+    const held = await file.stat();
+    const current = await Deno.lstat(path).catch(() => undefined);
+    if (current && current.ino === held.ino && current.dev === held.dev) return file;
+    file.close();
+  }
+}
+
+/**
+ * Tries an exclusive lock without waiting. Returns the open file while
+ * holding it, `"busy"` when someone holds it, `"missing"` when there is no
+ * regular file at `path`.
+ */
+export async function tryLockExclusive(path: string): Promise<Deno.FsFile | "busy" | "missing"> {
+  const file = await openRegular(path);
+  if (!file) return "missing";
+  if (await file.tryLock(true)) return file;
+  file.close();
+  return "busy";
+}

@@ -1,0 +1,61 @@
+import type { Config } from "./config.ts";
+import { CacheError } from "./errors.ts";
+import { gcLockPath, userDir } from "./layout.ts";
+import { openLockFile } from "./lock.ts";
+import { isRoot, type Owner } from "./users.ts";
+
+export interface Prepared {
+  path: string;
+  created: boolean;
+  /** What was put right on an existing directory. */
+  repaired: string[];
+}
+
+/** Makes sure `<base>` exists, is root-owned and traversable, and has its collector lock. */
+async function prepareBase(base: string): Promise<void> {
+  const info = await Deno.stat(base).catch(() => undefined);
+  if (!info) {
+    await Deno.mkdir(base, { recursive: true, mode: 0o755 });
+    await Deno.chmod(base, 0o755);
+  } else {
+    if (!info.isDirectory) throw new CacheError(`${base} is not a directory`);
+    if (info.uid !== 0) throw new CacheError(`${base} must be owned by root (it is owned by uid ${info.uid})`);
+    const mode = info.mode! & 0o7777;
+    if (mode & 0o022) throw new CacheError(`${base} must not be writable by group or others`);
+    if ((mode & 0o011) !== 0o011) await Deno.chmod(base, mode | 0o011);
+  }
+  (await openLockFile(gcLockPath(base))).close();
+}
+
+/**
+ * Creates or repairs `<base>/<uid>`: a real directory, mode 0700, owned by
+ * the user. Root only. A symlink, a file, or a directory that belongs to
+ * another user is refused, never trusted.
+ */
+export async function prepare(config: Config, owner: Owner): Promise<Prepared> {
+  if (!isRoot()) throw new CacheError("prepare must run as root");
+  await prepareBase(config.dataPath);
+  const path = userDir(config.dataPath, owner.uid);
+  const info = await Deno.lstat(path).catch(() => undefined);
+  if (!info) {
+    await Deno.mkdir(path, { mode: 0o700 });
+    // Safe by path: users cannot write <base>, so nobody can swap this directory.
+    await Deno.chown(path, owner.uid, owner.gid);
+    await Deno.chmod(path, 0o700);
+    return { path, created: true, repaired: [] };
+  }
+  if (!info.isDirectory) throw new CacheError(`${path} is not a directory; refusing to use it`);
+  const repaired: string[] = [];
+  if (info.uid !== owner.uid && info.uid !== 0) {
+    throw new CacheError(`${path} is owned by uid ${info.uid}, not ${owner.uid}; refusing to use it`);
+  }
+  if (info.uid !== owner.uid || info.gid !== owner.gid) {
+    await Deno.chown(path, owner.uid, owner.gid);
+    repaired.push(`owner ${info.uid}:${info.gid} -> ${owner.uid}:${owner.gid}`);
+  }
+  if ((info.mode! & 0o7777) !== 0o700) {
+    await Deno.chmod(path, 0o700);
+    repaired.push(`mode ${(info.mode! & 0o7777).toString(8)} -> 700`);
+  }
+  return { path, created: false, repaired };
+}

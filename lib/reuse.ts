@@ -1,0 +1,161 @@
+import { collect } from "./collect.ts";
+import type { Config } from "./config.ts";
+import { CacheError } from "./errors.ts";
+import { identify } from "./identity.ts";
+import { createLockPath, entryPath, lockPath, metaPath, tempPath, userDir } from "./layout.ts";
+import { lockExclusive } from "./lock.ts";
+import type { Meta } from "./entries.ts";
+import { prepare } from "./prepare.ts";
+import { removeTree } from "./remove.ts";
+import { NoSpaceError, treeBytes, unsquash } from "./unpack.ts";
+import type { UsageSource } from "./usage.ts";
+import { isRoot, lookupUid, type Owner, self } from "./users.ts";
+
+export interface ReuseOptions {
+  image: string;
+  /** The job user; the caller's own uid by default. Only root may name another. */
+  uid?: number;
+  gid?: number;
+  /** Against which a relative image path resolves; the process's cwd by default. */
+  cwd?: string;
+  usage?: UsageSource;
+}
+
+export interface Reused {
+  name: string;
+  /** The rootfs. */
+  path: string;
+  /** Hold this shared while using the rootfs. */
+  lock: string;
+  /** This call unpacked the image. */
+  created: boolean;
+  seconds: number;
+  image: string;
+  uid: number;
+}
+
+function resolveOwner(uid?: number, gid?: number): Owner {
+  const me = self();
+  const owner = uid ?? me.uid;
+  if (owner !== me.uid && !isRoot()) throw new CacheError(`--uid ${owner}: only root may act for another user`);
+  if (!isRoot()) return me;
+  const group = gid ?? (owner === 0 ? 0 : lookupUid(owner)?.gid);
+  if (group === undefined) throw new CacheError(`--uid ${owner}: unknown user, give --gid too`);
+  return { uid: owner, gid: group };
+}
+
+/** The user's directory must be theirs: created by `prepare`, never trusted otherwise. */
+async function checkUserDir(config: Config, owner: Owner): Promise<void> {
+  if (isRoot()) {
+    await prepare(config, owner);
+    return;
+  }
+  const dir = userDir(config.dataPath, owner.uid);
+  const info = await Deno.lstat(dir).catch(() => undefined);
+  if (!info) {
+    throw new CacheError(
+      `${dir} does not exist: run 'pyxis-cache prepare --uid ${owner.uid} --gid ${owner.gid}' as root`,
+    );
+  }
+  if (!info.isDirectory || info.uid !== owner.uid) {
+    throw new CacheError(`${dir} is not a directory owned by uid ${owner.uid}; refusing to use it`);
+  }
+}
+
+/** Refreshes an entry's mtime (the LRU clock), through a descriptor checked against lstat. */
+async function touch(path: string): Promise<boolean> {
+  const seen = await Deno.lstat(path).catch(() => undefined);
+  if (!seen?.isDirectory) return false;
+  const now = new Date();
+  if (!isRoot()) {
+    await Deno.utime(path, now, now);
+    return true;
+  }
+  const dir = await Deno.open(path, { read: true });
+  try {
+    const opened = await dir.stat();
+    if (opened.ino !== seen.ino || opened.dev !== seen.dev) return false;
+    await dir.utime(now, now);
+    return true;
+  } finally {
+    dir.close();
+  }
+}
+
+/** Writes a new file with O_EXCL, so that root never writes through a planted symlink. */
+async function writeNew(path: string, text: string): Promise<void> {
+  const file = await Deno.open(path, { write: true, createNew: true, mode: 0o644 });
+  try {
+    await file.write(new TextEncoder().encode(text));
+  } finally {
+    file.close();
+  }
+}
+
+/** Unpacks into a temporary directory and makes it appear under its name with one rename(2). */
+async function createEntry(config: Config, image: { path: string; name: string }, owner: Owner, usage?: UsageSource) {
+  const started = performance.now();
+  const temp = tempPath(config.dataPath, owner.uid, image.name);
+  const target = entryPath(config.dataPath, owner.uid, image.name);
+  try {
+    try {
+      await unsquash(image.path, temp, owner);
+    } catch (error) {
+      if (!(error instanceof NoSpaceError)) throw error;
+      await removeTree(temp);
+      const freed = await collect(config, { usage, force: true });
+      if (freed.evicted.length === 0) throw error;
+      await unsquash(image.path, temp, owner);
+    }
+    const top = await Deno.lstat(temp);
+    if (!top.isDirectory) throw new CacheError(`unsquashfs left no directory for ${image.path}`);
+    if (!isRoot() && !(top.mode! & 0o200)) await Deno.chmod(temp, (top.mode! & 0o7777) | 0o200);
+    const meta: Meta = {
+      image: image.path,
+      bytes: treeBytes(temp),
+      createdAt: new Date().toISOString(),
+      unpackSeconds: (performance.now() - started) / 1000,
+    };
+    await writeNew(lockPath(temp), "");
+    await writeNew(metaPath(temp), JSON.stringify(meta) + "\n");
+    await Deno.rename(temp, target);
+  } catch (error) {
+    await removeTree(temp).catch(() => {});
+    if (error instanceof CacheError) throw error;
+    const why = (error as Error).message.split("\n")[0];
+    throw new CacheError(`cannot create ${target}: ${why}`);
+  }
+}
+
+/**
+ * Create-or-reuse: makes sure the image's entry exists, refreshes its mtime
+ * and returns where it is. Concurrent callers for one image unpack it once:
+ * creators take the entry's creation lock and look again once they hold it.
+ */
+export async function reuse(config: Config, options: ReuseOptions): Promise<Reused> {
+  const started = performance.now();
+  const owner = resolveOwner(options.uid, options.gid);
+  const image = await identify(options.image, owner.uid, options.cwd ?? Deno.cwd());
+  const path = entryPath(config.dataPath, owner.uid, image.name);
+  const result = (created: boolean): Reused => ({
+    name: image.name,
+    path,
+    lock: lockPath(path),
+    created,
+    seconds: (performance.now() - started) / 1000,
+    image: image.path,
+    uid: owner.uid,
+  });
+  if (await touch(path)) return result(false);
+
+  await checkUserDir(config, owner);
+  const creating = await lockExclusive(createLockPath(config.dataPath, owner.uid, image.name));
+  try {
+    if (await touch(path)) return result(false);
+    await collect(config, { usage: options.usage }); // evicts only above the high watermark
+    await createEntry(config, image, owner, options.usage);
+    return result(true);
+  } finally {
+    creating.close();
+  }
+}
