@@ -1,0 +1,57 @@
+/*
+ * Entry points: hand each SPANK callback to the file for the context it runs
+ * in. srun.c is the srun side (S_CTX_LOCAL), slurmstepd.c the node side
+ * (S_CTX_REMOTE). Every other context (slurmd, sbatch/salloc, prolog/epilog)
+ * is left alone, so a misconfiguration can never fail slurmd or drain a node.
+ */
+#include <slurm/spank.h>
+
+#include "srun.h"
+#include "slurmstepd.h"
+
+SPANK_PLUGIN(pyxis_cache, 1)
+
+int slurm_spank_init(spank_t sp, int ac, char **av)
+{
+	switch (spank_context()) {
+	case S_CTX_LOCAL:
+		return pyxis_srun_init(sp, ac, av);
+	case S_CTX_REMOTE:
+		return pyxis_slurmstepd_init(sp, ac, av);
+	default:
+		return 0;
+	}
+}
+
+int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
+{
+	switch (spank_context()) {
+	case S_CTX_LOCAL:
+		return pyxis_srun_post_opt(sp, ac, av);
+	case S_CTX_REMOTE:
+		return pyxis_slurmstepd_post_opt(sp, ac, av);
+	default:
+		return 0;
+	}
+}
+
+int slurm_spank_user_init(spank_t sp, int ac, char **av)
+{
+	if (spank_context() != S_CTX_REMOTE)
+		return 0;
+	return pyxis_slurmstepd_user_init(sp, ac, av);
+}
+
+int slurm_spank_task_init(spank_t sp, int ac, char **av)
+{
+	if (spank_context() != S_CTX_REMOTE)
+		return 0;
+	return pyxis_slurmstepd_task_init(sp, ac, av);
+}
+
+int slurm_spank_exit(spank_t sp, int ac, char **av)
+{
+	if (spank_context() != S_CTX_REMOTE)
+		return 0;
+	return pyxis_slurmstepd_exit(sp, ac, av);
+}
