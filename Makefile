@@ -1,0 +1,61 @@
+# pyxis-cache: two set-up commands for a fresh Debian node (as root):
+#   make demo   bootstrap, then a cold create, a warm reuse, status and gc in a temporary cache
+#   make test   bootstrap, then every test suite
+DENO_VERSION := 2.9.6
+DENO := .tools/node_modules/deno/deno
+export PATH := $(CURDIR)/.tools/node_modules/.bin:$(PATH)
+
+# What the demo needs, and what the test suites need on top (Slurm, bwrap, bats).
+DEMO_PACKAGES := squashfs-tools busybox-static
+TEST_PACKAGES := $(DEMO_PACKAGES) slurmctld slurmd munge slurm-client libslurm-dev bubblewrap bats \
+	e2fsprogs util-linux gcc make attr
+
+.PHONY: all bootstrap bootstrap-test demo test test-unit test-e2e test-faults bench check stub clean
+
+all: $(DENO) stub
+
+$(DENO):
+	npm install --prefix .tools --no-save --no-audit --no-fund --loglevel=error deno@$(DENO_VERSION)
+	@test -x $(DENO) || { echo "bootstrap: $(DENO) did not install" >&2; exit 1; }
+
+# Installs the Debian packages that are missing (needs root, or all of them present).
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "bootstrap: installing" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+bootstrap: $(DENO)
+	$(call apt_install,$(DEMO_PACKAGES))
+
+bootstrap-test: $(DENO)
+	$(call apt_install,$(TEST_PACKAGES))
+
+demo: bootstrap
+	bash scripts/demo.sh
+
+stub:
+	$(MAKE) -C spank-stub
+
+test: bootstrap-test
+	$(DENO) task check
+	$(DENO) task lint
+	$(MAKE) test-unit test-e2e test-faults
+
+test-unit: $(DENO)
+	$(DENO) task test
+
+test-e2e: bootstrap-test stub
+	bash tests/e2e/run.sh
+
+test-faults: bootstrap-test
+	@if [ -f tests/faults/run.sh ]; then bash tests/faults/run.sh; else echo "test-faults: no fault suite yet"; fi
+
+bench: bootstrap-test stub
+	bash bench/run.sh
+
+clean:
+	$(MAKE) -C spank-stub clean
+	rm -rf dist
