@@ -21,21 +21,20 @@ export const KEYS = [
   "container_cache_cli",
 ] as const;
 
-function percent(key: string, value: string): number {
+/** A value that fails its check: the message names the key, the reason and where the value came from. */
+function invalid(key: string, value: string, reason: string, source: string): UsageError {
+  return new UsageError(`${key}: invalid value: ${value} (${reason}; in ${source})`);
+}
+
+function percent(key: string, value: string, source: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > 99) {
-    throw new UsageError(`${key}: invalid value: ${value} (must be an integer from 1 to 99)`);
-  }
+  if (!/^\d+$/.test(value) || n < 1 || n > 99) throw invalid(key, value, "must be an integer from 1 to 99", source);
   return n;
 }
 
-function absolute(key: string, value: string): string {
-  if (!value.startsWith("/")) {
-    throw new UsageError(`${key}: invalid value: ${value} (must be an absolute path)`);
-  }
-  if (value.split("/").some((part) => part === "..")) {
-    throw new UsageError(`${key}: invalid value: ${value} (must not contain '..')`);
-  }
+function absolute(key: string, value: string, source: string): string {
+  if (!value.startsWith("/")) throw invalid(key, value, "must be an absolute path", source);
+  if (value.split("/").some((part) => part === "..")) throw invalid(key, value, "must not contain '..'", source);
   return value.length > 1 ? value.replace(/\/+$/, "") : value;
 }
 
@@ -59,20 +58,19 @@ export function parseConfig(args: string[], source: string): Config {
     throw new UsageError(`container_cache_data_path: required but not set (in ${source})`);
   }
   const config: Config = {
-    dataPath: absolute("container_cache_data_path", dataPath),
-    gcHigh: percent("container_cache_gc_high", values.get("container_cache_gc_high") ?? "85"),
-    gcLow: percent("container_cache_gc_low", values.get("container_cache_gc_low") ?? "80"),
+    dataPath: absolute("container_cache_data_path", dataPath, source),
+    gcHigh: percent("container_cache_gc_high", values.get("container_cache_gc_high") ?? "85", source),
+    gcLow: percent("container_cache_gc_low", values.get("container_cache_gc_low") ?? "80", source),
     runtime: "enroot",
-    cli: absolute("container_cache_cli", values.get("container_cache_cli") ?? "/usr/local/bin/pyxis-cache"),
+    cli: absolute("container_cache_cli", values.get("container_cache_cli") ?? "/usr/local/bin/pyxis-cache", source),
   };
   if (config.gcLow >= config.gcHigh) {
-    throw new UsageError(
-      `container_cache_gc_low: invalid value: ${config.gcLow} (must be below container_cache_gc_high=${config.gcHigh})`,
-    );
+    const reason = `must be below container_cache_gc_high=${config.gcHigh}`;
+    throw invalid("container_cache_gc_low", String(config.gcLow), reason, source);
   }
   const runtime = values.get("container_cache_runtime") ?? "enroot";
   if (runtime !== "enroot" && runtime !== "bwrap") {
-    throw new UsageError(`container_cache_runtime: invalid value: ${runtime} (must be enroot or bwrap)`);
+    throw invalid("container_cache_runtime", runtime, "must be enroot or bwrap", source);
   }
   config.runtime = runtime;
   return config;

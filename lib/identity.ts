@@ -72,13 +72,13 @@ export async function identify(image: string, uid: number, cwd: string): Promise
   let file: Deno.FsFile;
   try {
     path = await Deno.realPath(given);
+    if (!(await Deno.stat(path)).isFile) throw new CacheError(`image is not a regular file: ${image}`);
     file = await Deno.open(path, { read: true });
   } catch (error) {
-    throw openError(error, image);
+    throw error instanceof CacheError ? error : openError(error, image);
   }
   try {
     const info = await file.stat();
-    if (!info.isFile) throw new CacheError(`image is not a regular file: ${image}`);
     const superblock = await readAt(file, 0, SUPERBLOCK_BYTES);
     const bytesUsed = checkSuperblock(superblock, info.size, image);
     const tailStart = Math.max(SUPERBLOCK_BYTES, bytesUsed - TAIL_BYTES);

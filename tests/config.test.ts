@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { loadConfig, parseConfig } from "../lib/config.ts";
+import { UsageError } from "../lib/errors.ts";
+import { cli, settings, tempDir } from "./helpers.ts";
+
+Deno.test("parseConfig() applies the contract's defaults", () => {
+  assert.deepEqual(parseConfig(["container_cache_data_path=/var/cache/pyxis/"], "test"), {
+    dataPath: "/var/cache/pyxis",
+    gcHigh: 85,
+    gcLow: 80,
+    runtime: "enroot",
+    cli: "/usr/local/bin/pyxis-cache",
+  });
+});
+
+Deno.test("parseConfig() refuses bad values, naming the key", async (t) => {
+  const base = "container_cache_data_path=/c";
+  const cases: [string, string[], RegExp][] = [
+    ["missing data path", [], /container_cache_data_path: required/],
+    ["relative data path", ["container_cache_data_path=cache"], /container_cache_data_path: invalid value: cache/],
+    ["unknown key", [base, "container_cache_colour=blue"], /container_cache_colour: unknown key/],
+    ["low equal to high", [base, "container_cache_gc_high=80"], /container_cache_gc_low: invalid value: 80/],
+    ["low above high", [base, "container_cache_gc_low=90"], /container_cache_gc_low: invalid value: 90/],
+    ["high out of range", [base, "container_cache_gc_high=100"], /container_cache_gc_high: invalid value: 100/],
+    ["low not a number", [base, "container_cache_gc_low=lots"], /container_cache_gc_low: invalid value: lots/],
+    ["unknown runtime", [base, "container_cache_runtime=docker"], /container_cache_runtime: invalid value: docker/],
+    ["relative cli", [base, "container_cache_cli=pyxis-cache"], /container_cache_cli: invalid value/],
+  ];
+  for (const [name, args, message] of cases) {
+    await t.step(
+      name,
+      () => assert.throws(() => parseConfig(args, "test"), (e) => e instanceof UsageError && message.test(e.message)),
+    );
+  }
+});
+
+Deno.test("loadConfig() reads our plugstack.conf line through include globs, --set winning", async () => {
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  await Deno.mkdir(`${dir}/plugstack.conf.d`);
+  await Deno.writeTextFile(
+    `${dir}/plugstack.conf`,
+    `# site plugins\noptional /usr/lib/slurm/spank_other.so container_cache_gc_high=1\ninclude ${dir}/plugstack.conf.d/*.conf\n`,
+  );
+  await Deno.writeTextFile(
+    `${dir}/plugstack.conf.d/pyxis-cache.conf`,
+    "required /usr/local/lib/slurm/spank_pyxis_cache.so container_cache_data_path=/cache  container_cache_gc_high=90 # comment\n",
+  );
+  await Deno.writeTextFile(`${dir}/plugstack.conf.d/ignored.txt`, "required spank_pyxis_cache.so bogus=1\n");
+  const config = await loadConfig({ plugstack: `${dir}/plugstack.conf`, sets: ["container_cache_gc_low=70"] });
+  assert.equal(config.dataPath, "/cache");
+  assert.equal(config.gcHigh, 90);
+  assert.equal(config.gcLow, 70);
+});
+
+Deno.test("a bad configuration is a one-line error naming the key, exit 2, and creates nothing", async (t) => {
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const cases: [string, string[], RegExp][] = [
+    [
+      "low >= high",
+      settings(`${dir}/cache`, { container_cache_gc_low: 85 }),
+      /container_cache_gc_low: invalid value: 85/,
+    ],
+    ["relative data path", settings("cache"), /container_cache_data_path: invalid value: cache/],
+    [
+      "unknown key",
+      [...settings(`${dir}/cache`), "--set", "container_cache_speed=max"],
+      /container_cache_speed: unknown key/,
+    ],
+  ];
+  for (const [name, config, message] of cases) {
+    await t.step(name, async () => {
+      const result = await cli(["gc", ...config]);
+      assert.equal(result.code, 2);
+      assert.match(result.stderr, message);
+      assert.equal(result.stderr.trimEnd().split("\n").length, 1);
+      assert.equal(result.stdout, "");
+      await assert.rejects(Deno.lstat(`${dir}/cache`), Deno.errors.NotFound);
+    });
+  }
+  await t.step("the same errors from a plugstack.conf", async () => {
+    await Deno.writeTextFile(
+      `${dir}/plugstack.conf`,
+      `required spank_pyxis_cache.so container_cache_data_path=${dir}/cache container_cache_gc_high=70\n`,
+    );
+    const result = await cli(["status", "--plugstack", `${dir}/plugstack.conf`]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /^pyxis-cache: status: container_cache_gc_low: invalid value: 80 .*plugstack\.conf/);
+  });
+});
