@@ -238,11 +238,12 @@ static char **cli_argv(const char *sub, const char *const *args, int nargs)
 	int n = 0;
 	int i;
 
-	argv = calloc(2 + nargs + 2 * context.ac + 1, sizeof(*argv));
+	argv = calloc(3 + nargs + 2 * context.ac + 1, sizeof(*argv));
 	if (argv == NULL)
 		goto done;
 	argv[n++] = context.cfg.cli;
 	argv[n++] = (char *)sub;
+	argv[n++] = "--no-plugstack";
 	for (i = 0; i < nargs; ++i)
 		argv[n++] = (char *)args[i];
 	for (i = 0; i < context.ac; ++i) {
@@ -649,7 +650,7 @@ int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 	if (context.cfg.runtime == RUNTIME_BWRAP) {
 		prefix[n++] = context.runtime_bin;
 		prefix[n++] = "--die-with-parent";
-		prefix[n++] = writable ? "--bind" : "--ro-bind";
+		prefix[n++] = "--bind";
 		prefix[n++] = context.rootfs;
 		prefix[n++] = "/";
 		prefix[n++] = "--proc";
@@ -667,6 +668,10 @@ int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 			prefix[n++] = "--bind";
 			prefix[n++] = cwd;
 			prefix[n++] = cwd;
+		}
+		if (!writable) {
+			prefix[n++] = "--remount-ro";
+			prefix[n++] = "/";
 		}
 		prefix[n++] = "--chdir";
 		prefix[n++] = cwd;

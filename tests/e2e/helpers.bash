@@ -1,0 +1,50 @@
+# shellcheck shell=bash
+# Helpers for the e2e .bats files (run.sh sets up E2E_* and SLURM_CONF).
+
+E2E_HOME=/home/$E2E_USER
+E2E_WORK=$E2E_HOME/work
+ALPHA=$E2E_TMP/images/alpha.sqsh
+BETA=$E2E_TMP/images/beta.sqsh
+
+# as USER CMD...: run CMD as USER in that user's work directory, with the
+# private cluster's configuration.
+as() {
+  local user=$1
+  shift
+  local home
+  home=$(getent passwd "$user" | cut -d: -f6)
+  runuser -u "$user" -- mkdir -p "$home/work"
+  (cd "$home/work" && runuser -u "$user" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$home" \
+    USER="$user" LOGNAME="$user" SLURM_CONF="$SLURM_CONF" ${E2E_ENV:-} "$@")
+}
+
+# srun_as_user ARGS...: srun as the test user (bats: use with `run`).
+srun_as_user() { as "$E2E_USER" srun "$@"; }
+
+user_uid() { id -u "${1:-$E2E_USER}"; }
+user_gid() { id -g "${1:-$E2E_USER}"; }
+
+# cli ARGS...: bin/pyxis-cache as root with the e2e configuration.
+cli() {
+  "$E2E_CLI" "$@" --no-plugstack --set "container_cache_data_path=$E2E_BASE"
+}
+
+node_state() { sinfo -h -n "$E2E_NODE" -o %T; }
+
+# assert_node_idle: the step's failure did not drain or down the node.
+assert_node_idle() {
+  local state
+  for _ in $(seq 50); do
+    state=$(node_state)
+    [[ $state == idle ]] && return 0
+    [[ $state == *drain* || $state == *down* || $state == *fail* ]] && break
+    sleep 0.1
+  done
+  echo "node state: $state" >&2
+  return 1
+}
+
+# entry_name [IMAGE] [USER]: the name `pyxis-cache key` gives the image.
+entry_name() {
+  "$E2E_CLI" key --image "${1:-$ALPHA}" --uid "$(user_uid "${2:-$E2E_USER}")"
+}

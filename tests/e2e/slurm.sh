@@ -1,0 +1,142 @@
+# shellcheck shell=bash
+# A private single-node Slurm for the e2e suite: munged, slurmctld and slurmd
+# with their own key, socket, ports, state and spool under $E2E_TMP. Source it,
+# then: slurm_start; ...; slurm_stop. Needs root.
+#
+#   E2E_TMP       scratch directory (created by the caller, mode 0755)
+#   E2E_PLUGIN    path of spank_pyxis_cache.so
+#   E2E_BASE      container_cache_data_path
+#   E2E_CLI       container_cache_cli
+#
+# Clients (srun, sinfo) use $E2E_TMP/slurm.conf (export SLURM_CONF). slurmd
+# reads its own copy, $E2E_TMP/slurmd/slurm.conf, and its own plugstack.conf,
+# so that tests can give slurmstepd a configuration srun does not see.
+
+E2E_NODE=e2enode
+E2E_PIDS=()
+
+slurm_log() { echo "# slurm.sh: $*" >&2; }
+
+# plugstack_line [extra key=value...]: our plugin's line with the e2e defaults.
+plugstack_line() {
+  echo "required $E2E_PLUGIN container_cache_data_path=$E2E_BASE container_cache_runtime=bwrap container_cache_cli=$E2E_CLI $*"
+}
+
+_slurm_conf() { # _slurm_conf PLUGSTACK
+  cat <<CONF
+ClusterName=pyxiscache
+SlurmctldHost=$(hostname -s)(127.0.0.1)
+SlurmctldPort=$E2E_CTLD_PORT
+SlurmdPort=$((E2E_CTLD_PORT + 1))
+AuthType=auth/munge
+AuthInfo=socket=$E2E_TMP/munge/munge.socket
+CredType=cred/munge
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation=$E2E_TMP/state
+SlurmdSpoolDir=$E2E_TMP/slurmd/spool
+SlurmctldPidFile=$E2E_TMP/slurmctld.pid
+SlurmdPidFile=$E2E_TMP/slurmd/slurmd.pid
+SlurmctldLogFile=$E2E_TMP/slurmctld.log
+SlurmdLogFile=$E2E_TMP/slurmd/slurmd.log
+SlurmdDebug=debug
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SwitchType=switch/none
+MpiDefault=none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SchedulerType=sched/backfill
+JobCompType=jobcomp/none
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+ReturnToService=2
+InactiveLimit=0
+KillWait=5
+MinJobAge=5
+SlurmdTimeout=30
+PlugStackConfig=$1
+NodeName=$E2E_NODE NodeHostname=$(hostname -s) NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
+PartitionName=e2e Nodes=$E2E_NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
+CONF
+}
+
+# write_plugstack FILE [line]: default line when none is given.
+write_plugstack() {
+  local file=$1
+  shift
+  if (($#)); then printf '%s\n' "$@" >"$file"; else plugstack_line >"$file"; fi
+  chmod 644 "$file"
+}
+
+_wait_for() { # _wait_for SECONDS CMD...
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+_node_idle() { [[ $(sinfo -h -n "$E2E_NODE" -o %T 2>/dev/null) == idle ]]; }
+
+slurmd_start() {
+  /usr/sbin/slurmd -D -f "$E2E_TMP/slurmd/slurm.conf" -N "$E2E_NODE" >>"$E2E_TMP/slurmd/stdout" 2>&1 &
+  E2E_SLURMD_PID=$!
+  E2E_PIDS+=("$E2E_SLURMD_PID")
+  _wait_for 30 _node_idle || { slurm_log "slurmd did not come up"; tail -20 "$E2E_TMP/slurmd/slurmd.log" >&2; return 1; }
+}
+
+slurmd_stop() {
+  [[ -n ${E2E_SLURMD_PID:-} ]] || return 0
+  kill "$E2E_SLURMD_PID" 2>/dev/null || true
+  _wait_for 20 eval "! kill -0 $E2E_SLURMD_PID" || kill -KILL "$E2E_SLURMD_PID" 2>/dev/null || true
+  wait "$E2E_SLURMD_PID" 2>/dev/null || true
+  E2E_SLURMD_PID=
+}
+
+# slurmd_restart_with LINE...: slurmd reads plugstack.conf only when it starts.
+slurmd_restart_with() {
+  slurmd_stop
+  write_plugstack "$E2E_TMP/slurmd/plugstack.conf" "$@"
+  slurmd_start
+}
+
+slurm_start() {
+  mkdir -p "$E2E_TMP"/{munge,state,slurmd/spool}
+  chmod 755 "$E2E_TMP/munge"
+  write_plugstack "$E2E_TMP/plugstack.conf"
+  write_plugstack "$E2E_TMP/slurmd/plugstack.conf"
+  E2E_CTLD_PORT=$((20000 + RANDOM % 20000))
+  _slurm_conf "$E2E_TMP/plugstack.conf" >"$E2E_TMP/slurm.conf"
+  _slurm_conf "$E2E_TMP/slurmd/plugstack.conf" >"$E2E_TMP/slurmd/slurm.conf"
+  chmod 644 "$E2E_TMP/slurm.conf" "$E2E_TMP/slurmd/slurm.conf"
+  export SLURM_CONF=$E2E_TMP/slurm.conf
+
+  dd if=/dev/urandom of="$E2E_TMP/munge/munge.key" bs=1024 count=1 status=none
+  chmod 400 "$E2E_TMP/munge/munge.key"
+  /usr/sbin/munged --foreground --force --socket="$E2E_TMP/munge/munge.socket" \
+    --key-file="$E2E_TMP/munge/munge.key" --pid-file="$E2E_TMP/munge/munged.pid" \
+    --seed-file="$E2E_TMP/munge/munged.seed" --log-file="$E2E_TMP/munge/munged.log" 2>>"$E2E_TMP/munge/stderr" &
+  E2E_PIDS+=($!)
+  _wait_for 10 test -S "$E2E_TMP/munge/munge.socket" || { slurm_log "munged did not start"; return 1; }
+
+  /usr/sbin/slurmctld -D -i -f "$E2E_TMP/slurm.conf" >>"$E2E_TMP/slurmctld.stdout" 2>&1 &
+  E2E_SLURMCTLD_PID=$!
+  E2E_PIDS+=("$E2E_SLURMCTLD_PID")
+  _wait_for 20 sinfo -h || { slurm_log "slurmctld did not come up"; tail -20 "$E2E_TMP/slurmctld.log" >&2; return 1; }
+  slurmd_start
+}
+
+# Stop what slurm_start started, by pid, newest first. Safe to call twice.
+slurm_stop() {
+  slurmd_stop
+  local i pid
+  for ((i = ${#E2E_PIDS[@]} - 1; i >= 0; i--)); do
+    pid=${E2E_PIDS[i]}
+    kill "$pid" 2>/dev/null || continue
+    _wait_for 10 eval "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  E2E_PIDS=()
+}
