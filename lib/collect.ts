@@ -1,6 +1,7 @@
 import type { Config } from "./config.ts";
 import { type Entry, type Leftover, scanEntries } from "./entries.ts";
 import { createLockPath, gcLockPath, lockPath, trashPath } from "./layout.ts";
+import { recordGcRun } from "./gcstate.ts";
 import { openLockFile, openRegular, tryLockExclusive } from "./lock.ts";
 import { removeTree } from "./remove.ts";
 import { round, statfsUsage, type UsageSource } from "./usage.ts";
@@ -57,8 +58,8 @@ async function lockCollector(base: string): Promise<Deno.FsFile | undefined> {
 /** Removes temporaries whose unpack died and evictions that did not finish. */
 async function removeLeftovers(base: string, leftovers: Leftover[], staleAfter: number, result: Collection) {
   for (const leftover of leftovers) {
+    if (leftover.kind !== "trash" && Date.now() - leftover.mtime.getTime() < staleAfter * 1000) continue;
     if (leftover.kind === "temp") {
-      if (Date.now() - leftover.mtime.getTime() < staleAfter * 1000) continue;
       // The creator holds the creation lock for as long as its unpack runs.
       const creator = await tryLockExclusive(createLockPath(base, leftover.uid, leftover.name));
       if (creator === "busy") continue;
@@ -90,6 +91,17 @@ async function evict(base: string, entry: Entry): Promise<void> {
   if (typeof creator !== "string") {
     await Deno.remove(createLockPath(base, entry.uid, entry.name)).catch(() => {});
     creator.close();
+  }
+}
+
+/** Adds this run to the counters in `<base>`; a failure to is one more problem. */
+async function recordRun(base: string, result: Collection): Promise<void> {
+  const failed = result.problems.some((p) => /cannot (evict|remove)/.test(p));
+  const bytesFreed = result.evicted.reduce((sum, e) => sum + e.bytes, 0);
+  try {
+    await recordGcRun(base, { evictions: result.evicted.length, bytesFreed, ok: !failed });
+  } catch (error) {
+    result.problems.push(`${base}: cannot record gc counters: ${(error as Error).message.split("\n")[0]}`);
   }
 }
 
@@ -160,6 +172,8 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
     result.usageAfter = round(usage.percent);
     return result;
   } finally {
+    // The counters behind the metrics, still under the collector lock (only root may write <base>).
+    if (!result.dryRun && isRoot()) await recordRun(base, result);
     gcLock.close();
   }
 }

@@ -1,4 +1,4 @@
-import { ENTRY_NAME, metaPath, TEMP_NAME, TRASH_NAME } from "./layout.ts";
+import { ENTRY_NAME, metaPath, STAGING_PREFIX, TEMP_NAME, TRASH_NAME } from "./layout.ts";
 import { openRegular } from "./lock.ts";
 import { self } from "./users.ts";
 
@@ -23,7 +23,7 @@ export interface Entry {
 export interface Leftover {
   uid: number;
   path: string;
-  kind: "temp" | "trash";
+  kind: "temp" | "trash" | "staging";
   /** The entry it was for. */
   name: string;
   mtime: Date;
@@ -116,6 +116,18 @@ export async function scanEntries(base: string, options: { withMeta: boolean; ui
   const uids: number[] = [];
   for await (const { name } of Deno.readDir(base)) {
     if (/^\d+$/.test(name) && (options.uid === undefined || Number(name) === options.uid)) uids.push(Number(name));
+    if (name.startsWith(STAGING_PREFIX)) {
+      const stat = await Deno.lstat(`${base}/${name}`).catch(() => undefined);
+      if (stat) {
+        scan.leftovers.push({
+          uid: 0,
+          path: `${base}/${name}`,
+          kind: "staging",
+          name,
+          mtime: stat.mtime ?? new Date(0),
+        });
+      }
+    }
   }
   for (const uid of uids.sort((a, b) => a - b)) {
     try {

@@ -2,6 +2,8 @@
  * Where everything lives under the cache root `<base>`:
  *
  *   <base>/pyxis-container-cache-gc.lock       one collector at a time
+ *   <base>/.pyxis_cache_staging.<r>/           root's private room to chown an entry's records
+ *   <base>/pyxis-cache-gc.state.json           the collector's counters, for metrics
  *   <base>/<uid>/                              0700, owned by the user
  *   <base>/<uid>/pyxis_cache_u<uid>_<hash>/    an entry: the rootfs itself
  *     .pyxis_cache_lock                        held shared while a step uses it
@@ -12,8 +14,11 @@
  */
 
 export const GC_LOCK_FILE = "pyxis-container-cache-gc.lock";
+export const GC_STATE_FILE = "pyxis-cache-gc.state.json";
 export const LOCK_FILE = ".pyxis_cache_lock";
 export const META_FILE = ".pyxis_cache_meta.json";
+
+export const STAGING_PREFIX = ".pyxis_cache_staging.";
 
 export const ENTRY_NAME = /^pyxis_cache_u(\d+)_([0-9a-f]{20})$/;
 export const TEMP_NAME = /^\.pyxis_cache_tmp\.(pyxis_cache_u\d+_[0-9a-f]{20})\.[0-9a-f]+$/;
@@ -41,6 +46,10 @@ export function metaPath(entry: string): string {
 
 export function gcLockPath(base: string): string {
   return `${base}/${GC_LOCK_FILE}`;
+}
+
+export function gcStatePath(base: string): string {
+  return `${base}/${GC_STATE_FILE}`;
 }
 
 export function createLockPath(base: string, uid: number, name: string): string {

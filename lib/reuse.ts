@@ -2,7 +2,7 @@ import { collect } from "./collect.ts";
 import type { Config } from "./config.ts";
 import { CacheError } from "./errors.ts";
 import { identify } from "./identity.ts";
-import { createLockPath, entryPath, lockPath, metaPath, tempPath, userDir } from "./layout.ts";
+import { createLockPath, entryPath, lockPath, metaPath, STAGING_PREFIX, tempPath, userDir } from "./layout.ts";
 import { lockExclusive } from "./lock.ts";
 import type { Meta } from "./entries.ts";
 import { prepare } from "./prepare.ts";
@@ -82,13 +82,38 @@ async function touch(path: string): Promise<boolean> {
   }
 }
 
-/** Writes a new file with O_EXCL, so that root never writes through a planted symlink. */
+/** Writes a new file with O_EXCL, so that it never writes through a planted symlink. */
 async function writeNew(path: string, text: string): Promise<void> {
   const file = await Deno.open(path, { write: true, createNew: true, mode: 0o644 });
   try {
     await file.write(new TextEncoder().encode(text));
   } finally {
     file.close();
+  }
+}
+
+/**
+ * Puts the entry's lock and record into the unpacked tree, owned by the job user.
+ * Root cannot chown safely inside a directory the user can write (the file could be
+ * swapped for a symlink first), so it writes and chowns them in a private directory
+ * under the root-owned `<base>` and moves them in with rename(2).
+ */
+async function writeRecords(config: Config, temp: string, meta: Meta, owner: Owner): Promise<void> {
+  const files: [string, string][] = [[lockPath(temp), ""], [metaPath(temp), JSON.stringify(meta) + "\n"]];
+  if (!isRoot()) {
+    for (const [path, text] of files) await writeNew(path, text);
+    return;
+  }
+  const staging = await Deno.makeTempDir({ dir: config.dataPath, prefix: STAGING_PREFIX });
+  try {
+    for (const [path, text] of files) {
+      const staged = `${staging}/${path.slice(temp.length + 1)}`;
+      await writeNew(staged, text);
+      await Deno.chown(staged, owner.uid, owner.gid);
+      await Deno.rename(staged, path);
+    }
+  } finally {
+    await Deno.remove(staging, { recursive: true });
   }
 }
 
@@ -116,8 +141,7 @@ async function createEntry(config: Config, image: { path: string; name: string }
       createdAt: new Date().toISOString(),
       unpackSeconds: (performance.now() - started) / 1000,
     };
-    await writeNew(lockPath(temp), "");
-    await writeNew(metaPath(temp), JSON.stringify(meta) + "\n");
+    await writeRecords(config, temp, meta, owner);
     await Deno.rename(temp, target);
   } catch (error) {
     await removeTree(temp).catch(() => {});

@@ -4,6 +4,7 @@ import { lockPath } from "./layout.ts";
 import { tryLockExclusive } from "./lock.ts";
 import { round, statfsUsage, type UsageSource } from "./usage.ts";
 import { lookupUid } from "./users.ts";
+import { nodeName } from "./node.ts";
 
 export interface StatusEntry {
   name: string;
@@ -19,6 +20,8 @@ export interface StatusEntry {
 }
 
 export interface Status {
+  /** This node's hostname, so that reports from many nodes can be merged. */
+  node: string;
   base: string;
   usage: number;
   usedBytes: number;
@@ -56,6 +59,7 @@ export async function status(config: Config, usageSource: UsageSource = statfsUs
     });
   }
   return {
+    node: nodeName(),
     base: config.dataPath,
     usage: round(usage.percent),
     usedBytes: usage.usedBytes,

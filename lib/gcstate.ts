@@ -1,0 +1,102 @@
+/**
+ * Counters the collector keeps across runs, for metrics: one small JSON file
+ * under `<base>`, read and rewritten only while the collector lock is held,
+ * and replaced atomically (temporary file beside it, then rename(2)).
+ */
+import { gcStatePath } from "./layout.ts";
+import { openRegular } from "./lock.ts";
+
+export interface GcState {
+  /** Collections that ran (not skipped, not dry runs). */
+  runs: number;
+  evictions: number;
+  bytesFreed: number;
+  /** Unix seconds of the last run, and of the last run without a failed eviction or removal. */
+  lastRun: number | null;
+  lastSuccess: number | null;
+}
+
+export const EMPTY_STATE: GcState = { runs: 0, evictions: 0, bytesFreed: 0, lastRun: null, lastSuccess: null };
+
+const STATE_LIMIT = 64 * 1024;
+
+function count(value: unknown): number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : 0;
+}
+
+function time(value: unknown): number | null {
+  return typeof value === "number" && Number.isFinite(value) && value > 0 ? value : null;
+}
+
+/** The counters, or zeros when the file is missing, not a regular file or not ours. */
+export async function readGcState(base: string): Promise<GcState> {
+  const file = await openRegular(gcStatePath(base));
+  if (!file) return { ...EMPTY_STATE };
+  try {
+    const buffer = new Uint8Array(STATE_LIMIT);
+    const n = (await file.read(buffer)) ?? 0;
+    const raw = JSON.parse(new TextDecoder().decode(buffer.subarray(0, n)));
+    return {
+      runs: count(raw?.runs),
+      evictions: count(raw?.evictions),
+      bytesFreed: count(raw?.bytesFreed),
+      lastRun: time(raw?.lastRun),
+      lastSuccess: time(raw?.lastSuccess),
+    };
+  } catch {
+    return { ...EMPTY_STATE };
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * Writes `text` to `path` so that readers see the old file or the new one,
+ * never a part: a temporary file created (O_EXCL) in the same directory, then
+ * renamed over `path`. The temporary name never ends like `path` does, so a
+ * collector of `*.prom` files never picks it up.
+ */
+export async function writeAtomically(path: string, text: string, mode = 0o644): Promise<void> {
+  const slash = path.lastIndexOf("/");
+  const dir = slash < 0 ? "." : slash === 0 ? "/" : path.slice(0, slash);
+  const name = path.slice(slash + 1);
+  const suffix = crypto.getRandomValues(new Uint32Array(1))[0]!.toString(16);
+  const temp = `${dir === "/" ? "" : dir}/.${name}.${suffix}.tmp`;
+  const file = await Deno.open(temp, { write: true, createNew: true, mode });
+  try {
+    const bytes = new TextEncoder().encode(text);
+    // A write may be short: finish it.
+    for (let written = 0; written < bytes.length;) written += await file.write(bytes.subarray(written));
+    await Deno.chmod(temp, mode); // whatever the umask
+    await file.syncData();
+  } catch (error) {
+    file.close();
+    await Deno.remove(temp).catch(() => {});
+    throw error;
+  }
+  file.close();
+  try {
+    await Deno.rename(temp, path);
+  } catch (error) {
+    await Deno.remove(temp).catch(() => {});
+    throw error;
+  }
+}
+
+/** Adds one run to the counters. Call only while holding the collector lock. */
+export async function recordGcRun(
+  base: string,
+  run: { evictions: number; bytesFreed: number; ok: boolean; at?: Date },
+): Promise<GcState> {
+  const state = await readGcState(base);
+  const now = Math.floor((run.at ?? new Date()).getTime() / 1000);
+  const next: GcState = {
+    runs: state.runs + 1,
+    evictions: state.evictions + run.evictions,
+    bytesFreed: state.bytesFreed + run.bytesFreed,
+    lastRun: now,
+    lastSuccess: run.ok ? now : state.lastSuccess,
+  };
+  await writeAtomically(gcStatePath(base), JSON.stringify(next) + "\n");
+  return next;
+}

@@ -1,0 +1,56 @@
+/**
+ * Output lines for a terminal, cron or the systemd journal. In journal mode
+ * each line starts with its sd-daemon(3) priority (`<3>` error, `<4>`
+ * warning, `<5>` notice, `<6>` info), which journald turns into the entry's
+ * priority. Journal mode is on with `--journal`, or by itself when stdout or
+ * stderr is the journal stream systemd names in $JOURNAL_STREAM.
+ */
+
+export type Level = "err" | "warning" | "notice" | "info";
+
+const PRIORITY: Record<Level, number> = { err: 3, warning: 4, notice: 5, info: 6 };
+
+export interface LogOptions {
+  journal?: boolean;
+  /** Print only warnings and errors (cron mails whatever a job prints). */
+  quiet?: boolean;
+  /** What error and warning lines start with, after the priority. */
+  prefix?: string;
+}
+
+function device(fd: number): string | undefined {
+  try {
+    const info = Deno.statSync(`/proc/self/fd/${fd}`);
+    return `${info.dev}:${info.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** systemd sets JOURNAL_STREAM=<dev>:<inode> when it connects stdout or stderr to the journal. */
+export function journalStream(): boolean {
+  let stream: string | undefined;
+  try {
+    stream = Deno.env.get("JOURNAL_STREAM");
+  } catch {
+    return false; // not granted --allow-env=JOURNAL_STREAM
+  }
+  if (!stream) return false;
+  return stream === device(1) || stream === device(2);
+}
+
+export class Log {
+  readonly journal: boolean;
+  constructor(readonly options: LogOptions = {}) {
+    this.journal = options.journal ?? journalStream();
+  }
+
+  /** Info and notice lines go to stdout, warnings and errors to stderr. */
+  line(level: Level, text: string): void {
+    const serious = level === "err" || level === "warning";
+    if (this.options.quiet && !serious) return;
+    const body = serious && this.options.prefix ? `${this.options.prefix}${text}` : text;
+    const out = this.journal ? `<${PRIORITY[level]}>${body}` : body;
+    (serious ? console.error : console.log)(out);
+  }
+}
