@@ -1,40 +1,59 @@
 import { collect, type Collection, STALE_AFTER_SECONDS } from "../lib/collect.ts";
+import { type Level, Log } from "../lib/journal.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, formatBytes, parse, wholeNumber } from "./options.ts";
 
 export const help = `pyxis-cache gc: keep the cache filesystem between its watermarks
 
-Usage: pyxis-cache gc [--dry-run] [--json] [--uid N [--all]]
+Usage: pyxis-cache gc [--dry-run] [--json] [--uid N [--all]] [--prometheus FILE]
+                      [--journal] [--quiet] [--fail-if-full]
 
 When filesystem use is at or above container_cache_gc_high, evicts entries
 least recently used first, skipping entries a running step holds, until use
 is at or below container_cache_gc_low. Always removes what killed unpacks and
 evictions left behind. One collector runs at a time: a second one says it
-skipped and exits 0. Exit 1 when an eviction failed.
+skipped and exits 0. Every run that is not a dry run adds to counters kept in
+<base>/pyxis-cache-gc.state.json (runs, evictions, bytes freed, last success)
+for --prometheus.
+
+Exit status: 0 done (or skipped); 1 an eviction or removal failed, the
+metrics file could not be written, or (with --fail-if-full) use is still at
+or above the high watermark afterwards; 2 usage or configuration error.
 
   --dry-run            say what would be evicted, change nothing
   --json               print {evicted, skippedInUse, usageBefore, usageAfter, ...}
   --uid N              only this user's entries
   --all                evict every entry not in use, whatever the watermarks (with --uid: one user's)
   --stale-after SECS   remove a dead unpack's temporary directory once this old (default ${STALE_AFTER_SECONDS})
+  --prometheus FILE    afterwards, write node_exporter textfile metrics to FILE (as status --prometheus)
+  --journal            start each line with its syslog priority (<3> error, <4> warning, <5> notice,
+                       <6> info) for the systemd journal; on by itself when $JOURNAL_STREAM is stdout/stderr
+  --quiet              print only warnings and errors (cron mails any output)
+  --fail-if-full       exit 1 when use is still at or above the high watermark after collecting
 ${CONFIG_HELP}
 ${COMMON_HELP}`;
 
-function report(result: Collection): string {
-  if (result.skipped) return "gc: skipped: another collector is running";
+function report(result: Collection): [Level, string][] {
+  if (result.skipped) return [["notice", "gc: skipped: another collector is running"]];
   const verb = result.dryRun ? "would evict" : "evicted";
-  const lines = result.evicted.map((e) =>
-    `${verb} ${e.name} (uid ${e.uid}, ${formatBytes(e.bytes)}, last used ${e.lastUsed})`
-  );
-  for (const e of result.skippedInUse) lines.push(`kept ${e.name} (uid ${e.uid}): in use`);
+  const lines: [Level, string][] = result.evicted.map((e) => [
+    "info",
+    `${verb} ${e.name} (uid ${e.uid}, ${formatBytes(e.bytes)}, last used ${e.lastUsed})`,
+  ]);
+  for (const e of result.skippedInUse) lines.push(["info", `kept ${e.name} (uid ${e.uid}): in use`]);
   for (const path of result.removedLeftovers) {
-    lines.push(`${result.dryRun ? "would remove" : "removed"} leftover ${path}`);
+    lines.push(["info", `${result.dryRun ? "would remove" : "removed"} leftover ${path}`]);
   }
   const bytes = result.evicted.reduce((sum, e) => sum + e.bytes, 0);
-  lines.push(
+  const summary =
     `gc: use ${result.usageBefore}% -> ${result.usageAfter}% (high ${result.high}%, low ${result.low}%): ` +
-      `${verb} ${result.evicted.length} entries (${formatBytes(bytes)}), ${result.skippedInUse.length} in use kept`,
-  );
-  return lines.join("\n");
+    `${verb} ${result.evicted.length} entries (${formatBytes(bytes)}), ${result.skippedInUse.length} in use kept`;
+  lines.push([result.evicted.length ? "notice" : "info", summary]);
+  return lines;
+}
+
+/** Still at or above the high watermark after a real collection: the disk needs an operator. */
+function stillFull(result: Collection): boolean {
+  return !result.skipped && !result.dryRun && result.usageAfter >= result.high;
 }
 
 export async function run(args: string[]): Promise<number> {
@@ -45,11 +64,16 @@ export async function run(args: string[]): Promise<number> {
     uid: { type: "string" },
     all: { type: "boolean" },
     "stale-after": { type: "string" },
+    prometheus: { type: "string" },
+    journal: { type: "boolean" },
+    quiet: { type: "boolean" },
+    "fail-if-full": { type: "boolean" },
   });
   if (values.help) {
     console.log(help);
     return 0;
   }
+  const log = new Log({ journal: values.journal || undefined, quiet: values.quiet, prefix: "pyxis-cache: gc: " });
   const config = await configFrom(values);
   const result = await collect(config, {
     dryRun: values["dry-run"],
@@ -57,7 +81,30 @@ export async function run(args: string[]): Promise<number> {
     all: values.all,
     staleAfterSeconds: wholeNumber("--stale-after", values["stale-after"]),
   });
-  console.log(values.json ? JSON.stringify(result) : report(result));
-  for (const problem of result.problems) console.error(`pyxis-cache: gc: ${problem}`);
-  return result.problems.some((p) => /cannot (evict|remove)/.test(p)) ? 1 : 0;
+  if (values.json) console.log(JSON.stringify(result));
+  else for (const [level, text] of report(result)) log.line(level, text);
+  let failed = false;
+  for (const problem of result.problems) {
+    const fatal = /cannot (evict|remove)/.test(problem);
+    failed ||= fatal;
+    log.line(fatal ? "err" : "warning", problem);
+  }
+  if (stillFull(result)) {
+    log.line(
+      values["fail-if-full"] ? "err" : "warning",
+      `use ${result.usageAfter}% is still at or above the high watermark ${result.high}%` +
+        (result.skippedInUse.length ? ` (${result.skippedInUse.length} entries in use kept)` : ""),
+    );
+    failed ||= values["fail-if-full"] ?? false;
+  }
+  if (values.prometheus !== undefined) {
+    const { exportMetrics } = await import("./status.ts");
+    try {
+      await exportMetrics(config, values.prometheus);
+    } catch (error) {
+      log.line("err", `${values.prometheus}: cannot write metrics: ${(error as Error).message.split("\n")[0]}`);
+      failed = true;
+    }
+  }
+  return failed ? 1 : 0;
 }

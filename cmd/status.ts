@@ -1,14 +1,24 @@
+import type { Config } from "../lib/config.ts";
 import { type Status, status } from "../lib/status.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, formatBytes, parse } from "./options.ts";
 
 export const help = `pyxis-cache status: filesystem use against the watermarks, and every entry
 
-Usage: pyxis-cache status [--json]
+Usage: pyxis-cache status [--json] [--prometheus FILE]
+       pyxis-cache status --merge [FILE... | -] [--json]
 
 One row per entry you may see (root sees every user's): user, name, image,
 size, last used, and whether a running step holds it.
 
-  --json               print {usage, high, low, entries: [{name, uid, path, bytes, lastUsed, inUse, image}]}
+  --json               print {node, usage, high, low, entries: [{name, uid, path, bytes, lastUsed, inUse, image}]}
+  --prometheus FILE    also write node_exporter textfile metrics to FILE, atomically (a temporary file
+                       in FILE's directory, then rename): filesystem bytes, watermarks, entries and
+                       bytes per user, entries in use, and gc's counters; FILE should end in .prom
+  --merge FILE...      merge the --json reports of many nodes (concatenated, srun --label prefixes
+                       allowed; '-' or no FILE reads stdin) into one summary row per node and one
+                       table per node; with --json print {nodes: [...], images: [{image, nodes}]}.
+                       Reads no configuration. E.g.:
+                       srun -N8 --ntasks-per-node=1 pyxis-cache status --json | pyxis-cache status --merge
 ${CONFIG_HELP}
 ${COMMON_HELP}`;
 
@@ -32,14 +42,93 @@ function table(s: Status): string {
   return [head, ...rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd())].join("\n");
 }
 
+/** Status and the collector's counters as metrics, written atomically to `file`. */
+export async function exportMetrics(config: Config, file: string, report?: Status): Promise<void> {
+  const [{ readGcState }, { writeMetrics }] = await Promise.all([
+    import("../lib/gcstate.ts"),
+    import("../lib/metrics.ts"),
+  ]);
+  await writeMetrics(file, report ?? await status(config), await readGcState(config.dataPath));
+}
+
+function percent(n: number): string {
+  return `${n}%`;
+}
+
+function columns(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+}
+
+/** One summary row per node, then each node's table. */
+function mergedTables(nodes: Status[]): string {
+  const rows = [["NODE", "USE", "HIGH", "LOW", "ENTRIES", "SIZE", "IN USE", "BASE"]];
+  for (const s of nodes) {
+    rows.push([
+      s.node,
+      percent(s.usage),
+      percent(s.high),
+      percent(s.low),
+      String(s.entries.length),
+      formatBytes(s.entries.reduce((sum, e) => sum + (e.bytes ?? 0), 0)),
+      String(s.entries.filter((e) => e.inUse).length),
+      s.base,
+    ]);
+  }
+  const parts = [columns(rows)];
+  for (const s of nodes) parts.push(`\n== ${s.node}\n${table(s)}`);
+  return parts.join("\n");
+}
+
+/** Takes `--merge [FILE...]` out of the arguments: every following argument up to the next option. */
+function takeMerge(args: string[]): { files: string[] | undefined; rest: string[] } {
+  let files: string[] | undefined;
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--merge") {
+      files ??= [];
+      while (i + 1 < args.length && (args[i + 1] === "-" || !args[i + 1]!.startsWith("-"))) files.push(args[++i]!);
+    } else if (arg.startsWith("--merge=")) {
+      (files ??= []).push(arg.slice("--merge=".length));
+    } else {
+      rest.push(arg);
+    }
+  }
+  return { files, rest };
+}
+
+async function runMerge(files: string[], json: boolean): Promise<number> {
+  const { merge, parseReports } = await import("../lib/merge.ts");
+  const reports: Status[] = [];
+  for (const file of files.length ? files : ["-"]) {
+    const text = file === "-" ? await new Response(Deno.stdin.readable).text() : await Deno.readTextFile(file);
+    reports.push(...parseReports(text, file === "-" ? "stdin" : file));
+  }
+  const merged = merge(reports);
+  console.log(json ? JSON.stringify(merged) : mergedTables(merged.nodes));
+  return 0;
+}
+
 export async function run(args: string[]): Promise<number> {
-  const values = parse(args, { ...CONFIG_OPTIONS, json: { type: "boolean" } });
+  const { files, rest } = takeMerge(args);
+  const values = parse(rest, { ...CONFIG_OPTIONS, json: { type: "boolean" }, prometheus: { type: "string" } });
   if (values.help) {
     console.log(help);
     return 0;
   }
-  const result = await status(await configFrom(values));
+  if (files !== undefined) return await runMerge(files, values.json ?? false);
+  const config = await configFrom(values);
+  const result = await status(config);
   console.log(values.json ? JSON.stringify(result) : table(result));
   for (const problem of result.problems) console.error(`pyxis-cache: status: ${problem}`);
+  if (values.prometheus !== undefined) {
+    try {
+      await exportMetrics(config, values.prometheus, result);
+    } catch (error) {
+      console.error(`pyxis-cache: status: ${values.prometheus}: cannot write metrics: ${(error as Error).message}`);
+      return 1;
+    }
+  }
   return 0;
 }
