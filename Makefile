@@ -1,6 +1,9 @@
 # pyxis-cache: two set-up commands for a fresh Debian node (as root):
 #   make demo   bootstrap, then a cold create, a warm reuse, status and gc in a temporary cache
 #   make test   bootstrap, then every test suite
+# and for operators:
+#   make install [PREFIX=/usr/local] [DESTDIR=...] [INSTALL_DENO=1]   (see scripts/install.sh)
+#   make uninstall [PREFIX=...] [DESTDIR=...]                          removes exactly what install did
 DENO_VERSION := 2.9.6
 DENO := .tools/node_modules/deno/deno
 export PATH := $(CURDIR)/.tools/node_modules/.bin:$(PATH)
@@ -8,9 +11,16 @@ export PATH := $(CURDIR)/.tools/node_modules/.bin:$(PATH)
 # What the demo needs, and what the test suites need on top (Slurm, bwrap, bats).
 DEMO_PACKAGES := squashfs-tools busybox-static
 TEST_PACKAGES := $(DEMO_PACKAGES) slurmctld slurmd munge slurm-client libslurm-dev bubblewrap bats \
-	e2fsprogs util-linux gcc make attr
+	e2fsprogs util-linux gcc make attr prometheus
 
-.PHONY: all bootstrap bootstrap-test demo test test-unit test-e2e test-faults bench check stub clean
+.PHONY: all bootstrap bootstrap-test demo test test-unit test-e2e test-faults test-ops bench check stub clean \
+	install uninstall
+
+# Where `make install` puts things; INSTALL_DENO=1 also installs the bootstrapped Deno beside
+# the code (otherwise the installed command finds deno on PATH).
+PREFIX ?= /usr/local
+INSTALL_VARS = PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) DENO=$(DENO) INSTALL_DENO=$(INSTALL_DENO) \
+	$(foreach v,BINDIR PKGLIBDIR MANDIR DOCDIR SYSTEMDUNITDIR PLUGINDIR,$(if $($(v)),$(v)=$($(v))))
 
 all: $(DENO) stub
 
@@ -42,7 +52,7 @@ stub:
 test: bootstrap-test
 	$(DENO) task check
 	$(DENO) task lint
-	$(MAKE) test-unit test-e2e test-faults
+	$(MAKE) test-unit test-e2e test-faults test-ops
 
 test-unit: $(DENO)
 	$(DENO) task test
@@ -52,6 +62,17 @@ test-e2e: bootstrap-test stub
 
 test-faults: bootstrap-test
 	@if [ -f tests/faults/run.sh ]; then bash tests/faults/run.sh; else echo "test-faults: no fault suite yet"; fi
+
+test-ops: bootstrap-test stub
+	bash tests/ops/run.sh
+
+install: stub
+	$(MAKE) -C spank-stub install PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) $(if $(PLUGINDIR),PLUGINDIR=$(PLUGINDIR))
+	$(INSTALL_VARS) bash scripts/install.sh install
+
+uninstall:
+	$(MAKE) -C spank-stub uninstall PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) $(if $(PLUGINDIR),PLUGINDIR=$(PLUGINDIR))
+	$(INSTALL_VARS) bash scripts/install.sh uninstall
 
 bench: bootstrap-test stub
 	bash bench/run.sh
