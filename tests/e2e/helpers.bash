@@ -1,4 +1,7 @@
 # shellcheck shell=bash
+
+# shellcheck source=tests/e2e/slurm.sh
+source "$BATS_TEST_DIRNAME/slurm.sh"
 # Helpers for the e2e .bats files (run.sh sets up E2E_* and SLURM_CONF).
 
 E2E_HOME=/home/$E2E_USER

@@ -81,18 +81,20 @@ _wait_for() { # _wait_for SECONDS CMD...
 _node_idle() { [[ $(sinfo -h -n "$E2E_NODE" -o %T 2>/dev/null) == idle ]]; }
 
 slurmd_start() {
-  /usr/sbin/slurmd -D -f "$E2E_TMP/slurmd/slurm.conf" -N "$E2E_NODE" >>"$E2E_TMP/slurmd/stdout" 2>&1 &
-  E2E_SLURMD_PID=$!
-  E2E_PIDS+=("$E2E_SLURMD_PID")
+  # 3>&- : bats waits for whatever holds its fd 3.
+  /usr/sbin/slurmd -D -f "$E2E_TMP/slurmd/slurm.conf" -N "$E2E_NODE" </dev/null >>"$E2E_TMP/slurmd/stdout" 2>&1 3>&- &
+  echo $! >"$E2E_TMP/slurmd/e2e.pid"
   _wait_for 30 _node_idle || { slurm_log "slurmd did not come up"; tail -20 "$E2E_TMP/slurmd/slurmd.log" >&2; return 1; }
 }
 
+# slurmd may be restarted by a .bats file (another process): its pid is in a file.
 slurmd_stop() {
-  [[ -n ${E2E_SLURMD_PID:-} ]] || return 0
-  kill "$E2E_SLURMD_PID" 2>/dev/null || true
-  _wait_for 20 eval "! kill -0 $E2E_SLURMD_PID" || kill -KILL "$E2E_SLURMD_PID" 2>/dev/null || true
-  wait "$E2E_SLURMD_PID" 2>/dev/null || true
-  E2E_SLURMD_PID=
+  local pid
+  pid=$(cat "$E2E_TMP/slurmd/e2e.pid" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || true
+  _wait_for 20 eval "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  rm -f "$E2E_TMP/slurmd/e2e.pid"
 }
 
 # slurmd_restart_with LINE...: slurmd reads plugstack.conf only when it starts.
@@ -117,11 +119,11 @@ slurm_start() {
   chmod 400 "$E2E_TMP/munge/munge.key"
   /usr/sbin/munged --foreground --force --socket="$E2E_TMP/munge/munge.socket" \
     --key-file="$E2E_TMP/munge/munge.key" --pid-file="$E2E_TMP/munge/munged.pid" \
-    --seed-file="$E2E_TMP/munge/munged.seed" --log-file="$E2E_TMP/munge/munged.log" 2>>"$E2E_TMP/munge/stderr" &
+    --seed-file="$E2E_TMP/munge/munged.seed" --log-file="$E2E_TMP/munge/munged.log" </dev/null >/dev/null 2>>"$E2E_TMP/munge/stderr" &
   E2E_PIDS+=($!)
   _wait_for 10 test -S "$E2E_TMP/munge/munge.socket" || { slurm_log "munged did not start"; return 1; }
 
-  /usr/sbin/slurmctld -D -i -f "$E2E_TMP/slurm.conf" >>"$E2E_TMP/slurmctld.stdout" 2>&1 &
+  /usr/sbin/slurmctld -D -i -f "$E2E_TMP/slurm.conf" </dev/null >>"$E2E_TMP/slurmctld.stdout" 2>&1 &
   E2E_SLURMCTLD_PID=$!
   E2E_PIDS+=("$E2E_SLURMCTLD_PID")
   _wait_for 20 sinfo -h || { slurm_log "slurmctld did not come up"; tail -20 "$E2E_TMP/slurmctld.log" >&2; return 1; }

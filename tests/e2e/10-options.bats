@@ -1,0 +1,49 @@
+# srun-side rejections: the contract's exact messages, srun exits non-zero,
+# nothing is launched and the node stays idle.
+load helpers
+
+@test "--container-cache without an image is rejected" {
+  run srun_as_user --container-cache true
+  [ "$status" -ne 0 ]
+  [[ $output == *"pyxis-cache: --container-cache requires --container-image"* ]]
+  assert_node_idle
+}
+
+@test "PYXIS_CONTAINER_CACHE=1 turns cache mode on (and needs an image)" {
+  E2E_ENV="PYXIS_CONTAINER_CACHE=1" run srun_as_user true
+  [ "$status" -ne 0 ]
+  [[ $output == *"pyxis-cache: --container-cache requires --container-image"* ]]
+}
+
+@test "--container-cache is incompatible with --container-writable" {
+  run srun_as_user --container-cache --container-image="$ALPHA" --container-writable true
+  [ "$status" -ne 0 ]
+  [[ $output == *"pyxis-cache: --container-cache is incompatible with --container-writable"* ]]
+  assert_node_idle
+}
+
+@test "--container-cache is incompatible with --container-save" {
+  run srun_as_user --container-cache --container-image="$ALPHA" --container-save=/tmp/x.sqsh true
+  [ "$status" -ne 0 ]
+  [[ $output == *"pyxis-cache: --container-cache is incompatible with --container-save"* ]]
+  assert_node_idle
+}
+
+@test "--container-cache is incompatible with --container-name flags" {
+  run srun_as_user --container-cache --container-image="$ALPHA" --container-name=mine:exec true
+  [ "$status" -ne 0 ]
+  [[ $output == *"pyxis-cache: --container-cache is incompatible with --container-name flags"* ]]
+  assert_node_idle
+}
+
+@test "the rejections also apply when cache mode comes from the environment" {
+  E2E_ENV="PYXIS_CONTAINER_CACHE=1 PYXIS_CONTAINER_IMAGE=$ALPHA" run srun_as_user --container-writable true
+  [ "$status" -ne 0 ]
+  [[ $output == *"pyxis-cache: --container-cache is incompatible with --container-writable"* ]]
+}
+
+@test "no container option: the plugin stays out of the way" {
+  run srun_as_user sh -c 'test -e /etc/debian_version && id -u'
+  [ "$status" -eq 0 ]
+  [ "$output" = "$(user_uid)" ]
+}

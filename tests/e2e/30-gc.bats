@@ -1,0 +1,59 @@
+# The collector and the in-use lock held by slurmstepd for the life of a step.
+# <base> is a 64 MiB tmpfs: one busybox entry is a few percent of it, so
+# high=2/low=1 forces a collection that would evict every unlocked entry.
+load helpers
+
+gc_all() {
+  cli gc --json --set container_cache_gc_high=2 --set container_cache_gc_low=1
+}
+
+@test "an entry in use by a running step survives a collection" {
+  local name marker=$E2E_WORK/pxc-e2e-started
+  name=$(entry_name "$BETA")
+  rm -f "$marker"
+  as "$E2E_USER" srun --container-cache --container-image="$BETA" \
+    sh -c "echo started > $marker; sleep 4; cat /etc/os-release" >"$E2E_TMP/gc-step.out" 2>&1 3>&- &
+  local step=$!
+  for _ in $(seq 100); do [ -e "$marker" ] && break; sleep 0.1; done
+  [ -e "$marker" ]
+
+  run gc_all
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ -d "$E2E_BASE/$(user_uid)/$name" ]
+  [[ $output == *"skippedInUse"* ]]
+  [[ $output != *"\"$name\""*"\"skippedInUse\""* ]] || [[ $output == *"\"skippedInUse\":"*"$name"* ]] || [[ $output == *"\"skippedInUse\":"[1-9]* ]]
+
+  wait "$step"
+  grep -q '"pyxis-cache e2e beta"' "$E2E_TMP/gc-step.out"
+
+  # The step is over: its lock is released and the entry can go.
+  run gc_all
+  [ "$status" -eq 0 ]
+  [ ! -e "$E2E_BASE/$(user_uid)/$name" ]
+}
+
+@test "an unlocked entry of another user is evicted above the high watermark" {
+  run as "$E2E_USER2" srun --container-cache --container-image="$ALPHA" true
+  [ "$status" -eq 0 ]
+  local name
+  name=$(entry_name "$ALPHA" "$E2E_USER2")
+  [ -d "$E2E_BASE/$(user_uid "$E2E_USER2")/$name" ]
+
+  run gc_all
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *"$name"* ]]
+  [ ! -e "$E2E_BASE/$(user_uid "$E2E_USER2")/$name" ]
+}
+
+@test "after an eviction the next step unpacks the image again" {
+  run srun_as_user --container-cache --container-image="$ALPHA" cat /etc/os-release
+  [ "$status" -eq 0 ]
+  run gc_all
+  [ "$status" -eq 0 ]
+  [ ! -e "$E2E_BASE/$(user_uid)/$(entry_name "$ALPHA")" ]
+  run srun_as_user --container-cache --container-image="$ALPHA" cat /etc/os-release
+  [ "$status" -eq 0 ]
+  [[ $output == *'"pyxis-cache e2e alpha"'* ]]
+}
