@@ -1,0 +1,477 @@
+/**
+ * pyxis-cache benchmarks: each figure is a ratio of two commands measured
+ * side by side in the same run (A and B alternate, several repetitions), so
+ * that the machine's mood affects both alike. Run through bench/run.sh.
+ *
+ * Wall time is measured around the spawned command; peak RSS comes from
+ * /usr/bin/time -f %M, which wraps A and B alike.
+ */
+import { generate } from "./rootfs.ts";
+
+const QUICK = Deno.env.get("BENCH_QUICK") === "1";
+const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const WORK = Deno.env.get("BENCH_DIR") ?? "/var/tmp/pyxis-cache-bench";
+const CLI = `${REPO}/bin/pyxis-cache`;
+const DENO = Deno.execPath();
+const FILES = QUICK ? 5_000 : 50_000;
+const MEGABYTES = QUICK ? 40 : 400;
+const REPS = Number(Deno.env.get("BENCH_REPS") ?? (QUICK ? 3 : 5));
+const FAST_REPS = REPS * 4;
+const ONLY = Deno.env.get("BENCH_ONLY")?.split(",");
+
+interface Run {
+  ms: number;
+  rssKiB: number;
+  stdout: string;
+}
+
+interface Row {
+  id: string;
+  what: string;
+  a: Run[];
+  b: Run[];
+  target: string;
+  /** Whether the target is met, from the medians; a string says why not measured. */
+  met: boolean | string;
+  note?: string;
+  /** Show A and B as absolute figures rather than a ratio. */
+  absolute?: boolean;
+}
+
+const rows: Row[] = [];
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+async function sh(cmd: string[], options: { quiet?: boolean } = {}): Promise<string> {
+  const out = await new Deno.Command(cmd[0]!, { args: cmd.slice(1), stdin: "null", stderr: "piped" }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success && !options.quiet) {
+    throw new Error(`${cmd.join(" ")}: exit ${out.code}: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+  return text;
+}
+
+let runCounter = 0;
+
+/** Runs `cmd` once under /usr/bin/time: wall time (ms), peak RSS (KiB), stdout. */
+async function measure(cmd: string[]): Promise<Run> {
+  const rssFile = `${WORK}/rss.${Deno.pid}.${runCounter++}`;
+  const started = performance.now();
+  const out = await new Deno.Command("/usr/bin/time", {
+    args: ["-f", "%M", "-o", rssFile, ...cmd],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const ms = performance.now() - started;
+  const rssKiB = Number(Deno.readTextFileSync(rssFile).trim().split("\n").at(-1));
+  Deno.removeSync(rssFile);
+  if (!out.success) {
+    throw new Error(`${cmd.join(" ")}: exit ${out.code}: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+  return { ms, rssKiB, stdout: new TextDecoder().decode(out.stdout) };
+}
+
+/** Several commands at once: wall time until the last ends, the largest peak RSS. */
+async function measureTogether(cmds: string[][]): Promise<Run & { runs: Run[] }> {
+  const started = performance.now();
+  const runs = await Promise.all(cmds.map(measure));
+  const ms = performance.now() - started;
+  return { ms, rssKiB: Math.max(...runs.map((r) => r.rssKiB)), stdout: runs.map((r) => r.stdout).join(""), runs };
+}
+
+/** A and B alternately, `reps` times each (after `warmup` unmeasured pairs); setups are not timed. */
+async function sideBySide(
+  reps: number,
+  a: { setup?: () => Promise<void>; run: () => Promise<Run>; after?: () => Promise<void> },
+  b: { setup?: () => Promise<void>; run: () => Promise<Run>; after?: () => Promise<void> },
+  warmup = 1,
+): Promise<{ a: Run[]; b: Run[] }> {
+  const result = { a: [] as Run[], b: [] as Run[] };
+  for (let i = 0; i < warmup + reps; i++) {
+    // Alternate which one goes first, so neither always follows the other.
+    const order = i % 2 ? [["b", b], ["a", a]] as const : [["a", a], ["b", b]] as const;
+    for (const [key, side] of order) {
+      await side.setup?.();
+      const run = await side.run();
+      await side.after?.();
+      if (i >= warmup) result[key].push(run);
+    }
+  }
+  return result;
+}
+
+function want(id: string): boolean {
+  return !ONLY || ONLY.includes(id);
+}
+
+function config(base: string): string[] {
+  return ["--no-plugstack", "--set", `container_cache_data_path=${base}`];
+}
+
+async function dropWriteback(): Promise<void> {
+  await sh(["sync"]);
+}
+
+// ---------------------------------------------------------------- the image
+
+async function sha(path: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
+  return Array.from(new Uint8Array(digest).subarray(0, 6), (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** The test image, built once per generator version and size, then reused by later runs. */
+async function testImage(): Promise<string> {
+  const version = await sha(`${REPO}/bench/rootfs.ts`);
+  const image = `${WORK}/images/rootfs-${FILES}f-${MEGABYTES}m-s1-${version}.sqfs`;
+  if (await Deno.lstat(image).then(() => true, () => false)) return image;
+  await Deno.mkdir(`${WORK}/images`, { recursive: true });
+  const tree = `${WORK}/images/tree.${Deno.pid}`;
+  console.error(`bench: building ${image} (${FILES} files, ${MEGABYTES} MB; cached for later runs)`);
+  generate(tree, FILES, MEGABYTES, 1);
+  await sh([
+    "mksquashfs",
+    tree,
+    `${image}.tmp`,
+    "-noappend",
+    "-no-progress",
+    "-quiet",
+    "-all-root",
+    "-mkfs-time",
+    "0",
+    "-all-time",
+    "0",
+  ]);
+  await Deno.remove(tree, { recursive: true });
+  await Deno.rename(`${image}.tmp`, image);
+  return image;
+}
+
+// ---------------------------------------------------------------- the figures
+
+async function p1(image: string): Promise<void> {
+  const base = `${WORK}/p1`;
+  const empty = `${WORK}/empty.ts`;
+  Deno.writeTextFileSync(empty, "");
+  await measure([CLI, "reuse", "--image", image, ...config(base)]); // the entry exists from now on
+  const reuse = [CLI, "reuse", "--image", image, ...config(base)];
+  const bare = [DENO, "run", "--quiet", "--no-prompt", "--no-config", "--no-lock", empty];
+  const { a, b } = await sideBySide(FAST_REPS, { run: () => measure(reuse) }, { run: () => measure(bare) }, 2);
+  const ratio = median(a.map((r) => r.ms)) / median(b.map((r) => r.ms));
+  rows.push({
+    id: "P1",
+    what: "warm `reuse` / bare `deno run` of an empty script",
+    a,
+    b,
+    target: "≤ 1.35×",
+    met: ratio <= 1.35,
+  });
+}
+
+async function p2(image: string): Promise<void> {
+  const base = `${WORK}/p2`;
+  const dest = `${WORK}/p2-plain`;
+  let entry = "";
+  const { a, b } = await sideBySide(REPS, {
+    setup: dropWriteback,
+    run: async () => {
+      const run = await measure([CLI, "reuse", "--json", "--image", image, ...config(base)]);
+      const out = JSON.parse(run.stdout);
+      if (!out.created) throw new Error("P2: reuse did not create the entry");
+      entry = out.path;
+      return run;
+    },
+    after: () => Deno.remove(entry, { recursive: true }),
+  }, {
+    setup: dropWriteback,
+    run: () => measure(["unsquashfs", "-d", dest, image]),
+    after: () => Deno.remove(dest, { recursive: true }),
+  });
+  const ratio = median(a.map((r) => r.ms)) / median(b.map((r) => r.ms));
+  rows.push({
+    id: "P2",
+    what: `cold \`reuse\` / \`unsquashfs -d\` (${MEGABYTES} MB image)`,
+    a,
+    b,
+    target: "≤ 1.05×",
+    met: ratio <= 1.05,
+  });
+}
+
+async function p3(image: string): Promise<void> {
+  const base = `${WORK}/p3`;
+  const cmd = [CLI, "reuse", "--json", "--image", image, ...config(base)];
+  let entry = "";
+  const created: number[] = [];
+  const { a, b } = await sideBySide(REPS, {
+    setup: dropWriteback,
+    run: async () => {
+      const run = await measureTogether(Array.from({ length: 16 }, () => cmd));
+      const outs = run.runs.map((r) => JSON.parse(r.stdout));
+      created.push(outs.filter((o) => o.created === true).length);
+      entry = outs[0].path;
+      return run;
+    },
+    after: () => Deno.remove(entry, { recursive: true }),
+  }, {
+    setup: dropWriteback,
+    run: async () => {
+      const run = await measure(cmd);
+      entry = JSON.parse(run.stdout).path;
+      return run;
+    },
+    after: () => Deno.remove(entry, { recursive: true }),
+  });
+  const ratio = median(a.map((r) => r.ms)) / median(b.map((r) => r.ms));
+  const once = created.every((n) => n === 1);
+  rows.push({
+    id: "P3",
+    what: "16 concurrent cold `reuse` / one cold `reuse`",
+    a,
+    b,
+    target: "≤ 1.2×, one unpack",
+    met: ratio <= 1.2 && once,
+    note: `created:true per round: ${created.join(", ")}`,
+  });
+}
+
+/** 10,000 entries over 100 uids, each with `files` files in it; kept between runs (gc --dry-run changes nothing). */
+async function fabricate(files: number): Promise<string> {
+  const uids = 100;
+  const perUid = 100;
+  const base = `${WORK}/p4-${uids * perUid}e-${files}f`;
+  if (await Deno.lstat(`${base}/.complete`).then(() => true, () => false)) return base;
+  await Deno.remove(base, { recursive: true }).catch(() => {});
+  console.error(`bench: fabricating ${uids * perUid} entries with ${files} files each in ${base}`);
+  await Deno.mkdir(base, { mode: 0o755 });
+  Deno.writeTextFileSync(`${base}/pyxis-container-cache-gc.lock`, "");
+  const day = Date.now() - 86_400_000;
+  for (let u = 0; u < uids; u++) {
+    const uid = 20_000 + u;
+    const dir = `${base}/${uid}`;
+    Deno.mkdirSync(dir, { mode: 0o700 });
+    for (let e = 0; e < perUid; e++) {
+      const hash = (u * perUid + e).toString(16).padStart(20, "0");
+      const entry = `${dir}/pyxis_cache_u${uid}_${hash}`;
+      Deno.mkdirSync(entry);
+      for (let f = 0; f < files; f++) {
+        const sub = `${entry}/usr/lib/d${f % 8}`;
+        if (f < 8) Deno.mkdirSync(sub, { recursive: true });
+        Deno.writeTextFileSync(`${sub}/f${f}`, "x");
+      }
+      Deno.writeTextFileSync(`${entry}/.pyxis_cache_lock`, "");
+      const meta = { image: `/images/img${e}.sqfs`, bytes: 4096 * (files + 3), createdAt: new Date(day).toISOString() };
+      Deno.writeTextFileSync(`${entry}/.pyxis_cache_meta.json`, JSON.stringify({ ...meta, unpackSeconds: 1 }) + "\n");
+      const when = new Date(day + ((u * 7919 + e * 104729) % 86_400) * 1000);
+      Deno.utimeSync(entry, when, when);
+    }
+    Deno.chownSync(dir, uid, uid);
+  }
+  Deno.writeTextFileSync(`${base}/.complete`, "");
+  return base;
+}
+
+async function p4(): Promise<void> {
+  const tiny = await fabricate(0);
+  const many = await fabricate(QUICK ? 10 : 40);
+  // Watermarks far below the real use: the collector walks and decides on every one of the
+  // 10,000 entries (taking each lock), and --dry-run evicts none.
+  const gc = (base: string) => [
+    CLI,
+    "gc",
+    "--dry-run",
+    "--json",
+    ...config(base),
+    "--set",
+    "container_cache_gc_high=2",
+    "--set",
+    "container_cache_gc_low=1",
+  ];
+  const { a, b } = await sideBySide(REPS, { run: () => measure(gc(many)) }, { run: () => measure(gc(tiny)) });
+  const decided = JSON.parse(a[0]!.stdout).evicted.length;
+  const worst = Math.max(...a.map((r) => r.ms), ...b.map((r) => r.ms));
+  const rss = Math.max(...a.map((r) => r.rssKiB), ...b.map((r) => r.rssKiB));
+  const ratio = median(a.map((r) => r.ms)) / median(b.map((r) => r.ms));
+  rows.push({
+    id: "P4",
+    what: `\`gc --dry-run\` over 10,000 entries / 100 uids: ${
+      QUICK ? 10 : 40
+    } files per entry (A) vs empty entries (B)`,
+    a,
+    b,
+    target: "≤ 1 s, ≤ 100 MB, A ≈ B",
+    met: worst <= 1000 && rss <= 100 * 1024 && ratio <= 1.1,
+    note: `would evict ${decided} entries; slowest run ${worst.toFixed(0)} ms, peak RSS ${(rss / 1024).toFixed(0)} MiB`,
+  });
+}
+
+async function p5(image: string): Promise<void> {
+  const base = `${WORK}/p5`;
+  const plain = `${WORK}/p5-plain`;
+  const { a, b } = await sideBySide(REPS, {
+    setup: async () => {
+      await measure([CLI, "reuse", "--image", image, ...config(base)]);
+      await dropWriteback();
+    },
+    run: async () => {
+      const run = await measure([CLI, "gc", "--all", "--json", ...config(base)]);
+      if (JSON.parse(run.stdout).evicted.length !== 1) throw new Error("P5: gc did not evict the entry");
+      return run;
+    },
+  }, {
+    setup: async () => {
+      await sh(["unsquashfs", "-q", "-d", plain, image]);
+      await dropWriteback();
+    },
+    run: () => measure(["rm", "-rf", plain]),
+  });
+  const ratio = median(a.map((r) => r.ms)) / median(b.map((r) => r.ms));
+  rows.push({
+    id: "P5",
+    what: `evict one ${MEGABYTES} MB entry (\`gc --all\`) / \`rm -rf\` of the same tree`,
+    a,
+    b,
+    target: "≤ 1.1×",
+    met: ratio <= 1.1,
+  });
+}
+
+async function p6(image: string): Promise<void> {
+  const harness = `${REPO}/bench/srun.sh`;
+  const tracked = (await sh(["git", "-C", REPO, "ls-files", "tests/e2e/slurm.sh"], { quiet: true })).trim();
+  if (!tracked) {
+    rows.push({
+      id: "P6",
+      what: "`srun --container-cache` warm / plain `srun true`",
+      a: [],
+      b: [],
+      target: "≤ +120 ms",
+      met: "skipped: the Slurm harness (tests/e2e/slurm.sh) is not committed yet",
+    });
+    return;
+  }
+  const out = await new Deno.Command("bash", {
+    args: [harness, image, String(REPS)],
+    stdin: "null",
+    stderr: "inherit",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  if (!out.success || !text) {
+    rows.push({
+      id: "P6",
+      what: "`srun --container-cache` warm / plain `srun true`",
+      a: [],
+      b: [],
+      target: "≤ +120 ms",
+      met: `skipped: ${text.split("\n").at(-1) || `bench/srun.sh failed (exit ${out.code})`}`,
+    });
+    return;
+  }
+  // bench/srun.sh prints one line per measured run: "<label> <ms>".
+  const runs = new Map<string, Run[]>();
+  for (const line of text.split("\n")) {
+    const [label, ms] = line.split(" ");
+    if (!label || !ms) continue;
+    runs.set(label, [...(runs.get(label) ?? []), { ms: Number(ms), rssKiB: 0, stdout: "" }]);
+  }
+  const warm = runs.get("warm") ?? [];
+  const plain = runs.get("plain") ?? [];
+  const cold = runs.get("cold") ?? [];
+  const overhead = median(warm.map((r) => r.ms)) - median(plain.map((r) => r.ms));
+  rows.push({
+    id: "P6",
+    what: "`srun --container-cache … true` warm / plain `srun true` (bwrap)",
+    a: warm,
+    b: plain,
+    target: "≤ +120 ms",
+    met: overhead <= 120,
+    note: `overhead ${overhead.toFixed(0)} ms`,
+  });
+  if (cold.length) {
+    rows.push({
+      id: "P6c",
+      what: `\`srun --container-cache\` cold / warm (${MEGABYTES} MB image)`,
+      a: cold,
+      b: warm,
+      target: "(figure)",
+      met: true,
+    });
+  }
+}
+
+// ---------------------------------------------------------------- the table
+
+function spread(values: number[], digits = 0): string {
+  if (values.length === 0) return "–";
+  const f = (v: number) => v.toFixed(digits);
+  return `${f(median(values))} (${f(Math.min(...values))}–${f(Math.max(...values))})`;
+}
+
+function table(): string {
+  const lines = [
+    "| | measure | A ms | B ms | A/B | peak RSS A / B MiB | target | met |",
+    "|---|---|---|---|---|---|---|---|",
+  ];
+  for (const row of rows) {
+    if (typeof row.met === "string") {
+      lines.push(`| ${row.id} | ${row.what} | | | | | ${row.target} | ${row.met} |`);
+      continue;
+    }
+    const ratios = row.a.map((r, i) => r.ms / row.b[i]!.ms);
+    const ratio = `${(median(row.a.map((r) => r.ms)) / median(row.b.map((r) => r.ms))).toFixed(2)}× (pairs ${
+      Math.min(...ratios).toFixed(2)
+    }–${Math.max(...ratios).toFixed(2)})`;
+    const rss = (runs: Run[]) =>
+      runs.some((r) => r.rssKiB) ? (Math.max(...runs.map((r) => r.rssKiB)) / 1024).toFixed(0) : "–";
+    lines.push(
+      `| ${row.id} | ${row.what} | ${spread(row.a.map((r) => r.ms))} | ${
+        spread(row.b.map((r) => r.ms))
+      } | ${ratio} | ` +
+        `${rss(row.a)} / ${rss(row.b)} | ${row.target} | ${row.met ? "yes" : "**no**"}${
+          row.note ? `: ${row.note}` : ""
+        } |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+async function machine(): Promise<string> {
+  const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
+  const memKiB = Number(Deno.readTextFileSync("/proc/meminfo").match(/MemTotal:\s*(\d+)/)?.[1] ?? 0);
+  const kernel = (await sh(["uname", "-r"])).trim();
+  const fs = (await sh(["stat", "-f", "-c", "%T", WORK])).trim();
+  const unsquashfs = (await sh(["unsquashfs", "-version"], { quiet: true })).split("\n")[0];
+  return `${navigator.hardwareConcurrency} CPUs (${cpu}), ${(memKiB / 2 ** 20).toFixed(0)} GiB RAM, ` +
+    `Linux ${kernel}, ${WORK} on ${fs}, Deno ${Deno.version.deno}, ${unsquashfs}`;
+}
+
+if (import.meta.main) {
+  await Deno.mkdir(WORK, { recursive: true });
+  const image = await testImage();
+  const imageBytes = (await Deno.stat(image)).size;
+  for (const dir of ["p1", "p2", "p3", "p5"]) await Deno.remove(`${WORK}/${dir}`, { recursive: true }).catch(() => {});
+  const figures: [string, () => Promise<void>][] = [
+    ["P1", () => p1(image)],
+    ["P2", () => p2(image)],
+    ["P3", () => p3(image)],
+    ["P4", p4],
+    ["P5", () => p5(image)],
+    ["P6", () => p6(image)],
+  ];
+  for (const [id, figure] of figures) {
+    if (!want(id)) continue;
+    console.error(`bench: ${id}`);
+    await figure();
+  }
+  console.log(`machine: ${await machine()}`);
+  console.log(
+    `image: ${image} (${FILES} files, ${(imageBytes / 2 ** 20).toFixed(0)} MiB); ` +
+      `${REPS} repetitions (${FAST_REPS} for P1), A and B alternating${QUICK ? "; QUICK mode" : ""}`,
+  );
+  console.log("");
+  console.log(table());
+}
