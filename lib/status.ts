@@ -45,7 +45,9 @@ export async function status(config: Config, usageSource: UsageSource = statfsUs
   const usage = await usageSource(config.dataPath);
   const scan = await scanEntries(config.dataPath, { withMeta: true });
   const entries: StatusEntry[] = [];
-  for (const entry of scan.entries) {
+  // Per user, in the order the collector would evict them: least recently used first.
+  const ordered = scan.entries.sort((a, b) => a.uid - b.uid || a.lastUsed.getTime() - b.lastUsed.getTime());
+  for (const entry of ordered) {
     entries.push({
       name: entry.name,
       uid: entry.uid,

@@ -1,0 +1,208 @@
+import assert from "node:assert/strict";
+import { collect } from "../lib/collect.ts";
+import { parseConfig } from "../lib/config.ts";
+import { readMeta } from "../lib/entries.ts";
+import { reuse } from "../lib/reuse.ts";
+import type { UsageSource } from "../lib/usage.ts";
+import { cli, IS_ROOT, listing, makeImage, manifest, run, settings, tempDir } from "./helpers.ts";
+
+/** Holds `flock -s` on a path in another process, as a running step does. */
+async function holdShared(path: string): Promise<Deno.ChildProcess> {
+  const holder = new Deno.Command("flock", { args: ["-s", path, "sleep", "60"], stdin: "null" }).spawn();
+  const probe = await Deno.open(path, { read: true });
+  try {
+    for (let i = 0; i < 200; i++) {
+      if (!(await probe.tryLock(true))) return holder; // the holder has it now
+      await probe.unlock();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  } finally {
+    probe.close();
+  }
+  throw new Error(`flock -s ${path} never took the lock`);
+}
+
+/** Creates `count` entries of distinct images, oldest first by mtime. */
+async function entries(dir: string, base: string, count: number, bytes: number) {
+  const config = parseConfig([`container_cache_data_path=${base}`], "test");
+  const made = [];
+  for (let i = 0; i < count; i++) {
+    await makeImage(`${dir}/img${i}.sqfs`, { "payload": bytes, "etc/os-release": `ID=${i}\n` });
+    const entry = await reuse(config, {
+      image: `${dir}/img${i}.sqfs`,
+      usage: async () => ({ percent: 0, usedBytes: 0, availableBytes: 1 }),
+    });
+    await Deno.utime(entry.path, 1_000_000 + i * 1000, 1_000_000 + i * 1000);
+    made.push({ ...entry, bytes: (await readMeta(entry.path))!.bytes });
+  }
+  return made;
+}
+
+Deno.test({
+  name: "collect() evicts least recently used first and stops at the low watermark (exact arithmetic)",
+  ignore: !IS_ROOT,
+  async fn() {
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const base = `${dir}/cache`;
+    const made = await entries(dir, base, 6, 20_000);
+    const total = made.reduce((sum, e) => sum + e.bytes, 0);
+    const capacity = Math.ceil((total * 100) / 90); // the cache is 90% full
+    // Use is what the remaining entries recorded, against a fixed capacity.
+    const usage: UsageSource = async () => {
+      let used = 0;
+      for (const e of made) if (await Deno.lstat(e.path).then(() => true, () => false)) used += e.bytes;
+      return { percent: (used * 100) / capacity, usedBytes: used, availableBytes: capacity - used };
+    };
+    const config = parseConfig([
+      `container_cache_data_path=${base}`,
+      "container_cache_gc_high=85",
+      "container_cache_gc_low=50",
+    ], "t");
+    let used = total;
+    const expected = [];
+    for (const e of made) {
+      if ((used * 100) / capacity <= 50) break;
+      expected.push(e.name);
+      used -= e.bytes;
+    }
+    const result = await collect(config, { usage });
+    assert.deepEqual(result.evicted.map((e) => e.name), expected);
+    assert.ok(expected.length >= 2 && expected.length < made.length);
+    assert.equal(result.usageBefore, Math.round(((total * 100) / capacity) * 100) / 100);
+    assert.equal(result.usageAfter, Math.round(((used * 100) / capacity) * 100) / 100);
+    assert.deepEqual(result.evicted.map((e) => e.bytes), made.slice(0, expected.length).map((e) => e.bytes));
+    for (const e of made.slice(expected.length)) await Deno.lstat(e.path);
+
+    const calm = await collect(config, { usage });
+    assert.deepEqual(calm.evicted, [], "below the high watermark nothing goes");
+  },
+});
+
+Deno.test({
+  name: "gc on a real small filesystem: oldest first down to low, an entry held with flock -s kept",
+  ignore: !IS_ROOT,
+  async fn() {
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    await Deno.mkdir(`${dir}/fs`);
+    const mounted = await run("mount", ["-t", "tmpfs", "-o", "size=48m", "tmpfs", `${dir}/fs`]);
+    assert.equal(mounted.code, 0, mounted.stderr);
+    const base = `${dir}/fs/cache`;
+    const made = await entries(dir, base, 5, 7 * 1024 * 1024);
+    const holder = await holdShared(made[0]!.lock);
+    try {
+      const gc = await cli([
+        "gc",
+        "--json",
+        ...settings(base, { container_cache_gc_high: 60, container_cache_gc_low: 35 }),
+      ]);
+      assert.equal(gc.code, 0, gc.stderr);
+      const result = JSON.parse(gc.stdout);
+      assert.ok(result.usageBefore >= 60, `filled above high: ${result.usageBefore}`);
+      assert.ok(result.usageAfter <= 35, `down to low: ${result.usageAfter}`);
+      assert.deepEqual(result.skippedInUse.map((e: { name: string }) => e.name), [made[0]!.name]);
+      assert.deepEqual(result.evicted.map((e: { name: string }) => e.name), made.slice(1, 4).map((e) => e.name));
+      assert.deepEqual(
+        (await listing(`${base}/${Deno.uid()}`)).filter((n) => n.startsWith("pyxis_cache_")),
+        [made[0]!.name, made[4]!.name].sort(),
+      );
+    } finally {
+      holder.kill();
+      await holder.status;
+    }
+  },
+});
+
+Deno.test({
+  name: "gc as root never follows a symlink planted as an entry, in an entry, or as a leftover",
+  ignore: !IS_ROOT,
+  async fn() {
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const base = `${dir}/cache`;
+    const [entry] = await entries(dir, base, 1, 1000);
+    const outside = `${dir}/outside`;
+    await Deno.mkdir(`${outside}/tree`, { recursive: true });
+    await Deno.writeTextFile(`${outside}/tree/precious`, "keep me\n");
+    await Deno.writeTextFile(`${outside}/file`, "keep me too\n");
+    const before = await manifest(outside);
+    const userDir = `${base}/${Deno.uid()}`;
+    await Deno.symlink(`${outside}/tree`, `${userDir}/pyxis_cache_u${Deno.uid()}_${"a".repeat(20)}`);
+    await Deno.symlink(`${outside}/tree`, `${entry!.path}/link-to-dir`);
+    await Deno.symlink(`${outside}/file`, `${entry!.path}/link-to-file`);
+    await Deno.symlink(`${outside}/tree`, `${userDir}/.pyxis_cache_trash.${entry!.name}.beef`);
+
+    const gc = await cli([
+      "gc",
+      "--json",
+      ...settings(base, { container_cache_gc_high: 2, container_cache_gc_low: 1 }),
+    ]);
+    const result = JSON.parse(gc.stdout);
+    assert.deepEqual(result.evicted.map((e: { name: string }) => e.name), [entry!.name]);
+    assert.match(gc.stderr, /pyxis_cache_u\d+_a{20}: not a directory, skipped/);
+    assert.deepEqual(await manifest(outside), before);
+    assert.deepEqual(await listing(userDir), [`pyxis_cache_u${Deno.uid()}_${"a".repeat(20)}`]);
+  },
+});
+
+Deno.test({
+  name: "gc: one collector at a time; a second one exits 0 saying it skipped; --dry-run changes nothing",
+  ignore: !IS_ROOT,
+  async fn() {
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const base = `${dir}/cache`;
+    await entries(dir, base, 2, 1000);
+    const forced = settings(base, { container_cache_gc_high: 2, container_cache_gc_low: 1 });
+    const before = await manifest(base);
+    const dry = await cli(["gc", "--dry-run", "--json", ...forced]);
+    assert.equal(JSON.parse(dry.stdout).evicted.length, 2);
+    assert.deepEqual(await manifest(base), before);
+
+    const holder = await holdShared(`${base}/pyxis-container-cache-gc.lock`);
+    try {
+      const second = await cli(["gc", ...forced]);
+      assert.equal(second.code, 0);
+      assert.match(second.stdout, /skipped: another collector is running/);
+      assert.deepEqual(await manifest(base), before);
+    } finally {
+      holder.kill();
+      await holder.status;
+    }
+  },
+});
+
+Deno.test({
+  name: "status reports use against the watermarks and every entry, in use or not",
+  ignore: !IS_ROOT,
+  async fn() {
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const base = `${dir}/cache`;
+    const made = await entries(dir, base, 2, 1000);
+    const holder = await holdShared(made[1]!.lock);
+    try {
+      const result = await cli([
+        "status",
+        "--json",
+        ...settings(base, { container_cache_gc_high: 70, container_cache_gc_low: 60 }),
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      const status = JSON.parse(result.stdout);
+      assert.equal(typeof status.usage, "number");
+      assert.deepEqual([status.high, status.low], [70, 60]);
+      const rows = status.entries.map((
+        e: Record<string, unknown>,
+      ) => [e.name, e.uid, e.path, e.bytes, e.inUse, e.image]);
+      assert.deepEqual(rows, made.map((e, i) => [e.name, Deno.uid(), e.path, e.bytes, i === 1, e.image]));
+      assert.equal(status.entries[0].lastUsed, new Date(1_000_000_000).toISOString());
+      const table = await cli(["status", ...settings(base)]);
+      assert.match(table.stdout, new RegExp(`root +0 .* no +${made[0]!.name} +${dir}/img0\\.sqfs`));
+      assert.match(table.stdout, new RegExp(`yes +${made[1]!.name}`));
+    } finally {
+      holder.kill();
+      await holder.status;
+    }
+  },
+});
