@@ -206,3 +206,27 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "reuse of a new image above the high watermark collects first, never what it creates",
+  ignore: !IS_ROOT,
+  async fn() {
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    await Deno.mkdir(`${dir}/fs`);
+    const mounted = await run("mount", ["-t", "tmpfs", "-o", "size=32m", "tmpfs", `${dir}/fs`]);
+    assert.equal(mounted.code, 0, mounted.stderr);
+    const base = `${dir}/fs/cache`;
+    const made = await entries(dir, base, 3, 6 * 1024 * 1024);
+    await makeImage(`${dir}/new.sqfs`, { "payload": 6 * 1024 * 1024 });
+    const config = settings(base, { container_cache_gc_high: 50, container_cache_gc_low: 30 });
+    const reused = await cli(["reuse", "--image", `${dir}/new.sqfs`, "--json", ...config]);
+    assert.equal(reused.code, 0, reused.stderr);
+    const created = JSON.parse(reused.stdout);
+    assert.equal(created.created, true);
+    const left = (await listing(`${base}/${Deno.uid()}`)).filter((n) => n.startsWith("pyxis_cache_"));
+    assert.ok(left.includes(created.name));
+    assert.ok(!left.includes(made[0]!.name), "the least recently used entry made room");
+    assert.ok(left.includes(made[2]!.name), "collection stopped at the low watermark");
+  },
+});
