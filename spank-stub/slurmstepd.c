@@ -86,7 +86,8 @@ static void record_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(context.error, sizeof(context.error), fmt, ap);
 	va_end(ap);
-	slurm_error("%s", context.error);
+	/* Log only: task_init sends it to srun (once). */
+	slurm_info("%s", context.error);
 }
 
 static int find_executable(const char *name, char *buf, size_t len)
@@ -283,15 +284,40 @@ fail:
 	return rc;
 }
 
+/* <base> root-owned and not writable by others, <base>/<uid> 0700 uid:gid. */
+static int user_dir_ready(void)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+
+	if (lstat(context.cfg.data_path, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0)
+		return 0;
+	if (snprintf(dir, sizeof(dir), "%s/%u", context.cfg.data_path, (unsigned)context.uid) >= (int)sizeof(dir))
+		return 0;
+	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != context.uid || st.st_gid != context.gid ||
+	    (st.st_mode & 07777) != 0700)
+		return 0;
+	return 1;
+}
+
+/*
+ * "<cli> prepare" as root creates or repairs <base>/<uid>. When the directory
+ * is already exactly right there is nothing to repair, and the step saves one
+ * start of the command.
+ */
 static int cli_prepare(void)
 {
 	char uid[16], gid[16];
 	const char *args[] = { "--uid", uid, "--gid", gid };
 	struct child_output output;
-	char **argv;
+	char **argv = NULL;
 	int status;
 	int rc = -1;
 
+	if (user_dir_ready()) {
+		rc = 0;
+		goto fail;
+	}
 	snprintf(uid, sizeof(uid), "%u", (unsigned)context.uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)context.gid);
 	argv = cli_argv("prepare", args, 4);
@@ -546,6 +572,11 @@ int pyxis_slurmstepd_user_init(spank_t sp, int ac, char **av)
 		goto done;
 	}
 
+	if (access(context.cfg.cli, X_OK) < 0) {
+		record_error(PLUGIN_NAME ": container_cache_cli: %s: %m", context.cfg.cli);
+		goto done;
+	}
+
 	if (cli_prepare() < 0)
 		goto done;
 
@@ -598,8 +629,12 @@ static int rewrite_argv(spank_t sp, int n, const char *prefix[])
 		slurm_error(PLUGIN_NAME ": memfd_create: %m");
 		goto fail;
 	}
-	dprintf(fd, "#!/bin/sh\n");
-	if (fd <= 9)
+	/* dash closes single-digit descriptors only; bash closes any. */
+	if (fd <= 9 || access("/bin/bash", X_OK) < 0)
+		dprintf(fd, "#!/bin/sh\n");
+	else
+		dprintf(fd, "#!/bin/bash\n");
+	if (fd <= 9 || access("/bin/bash", X_OK) == 0)
 		dprintf(fd, "exec %d<&-\n", fd);
 	dprintf(fd, "exec");
 	for (i = 0; i < n; ++i)

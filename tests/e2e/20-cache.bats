@@ -30,6 +30,15 @@ load helpers
   [ "$(stat -c '%u' "$E2E_BASE")" = 0 ]
 }
 
+@test "a step repairs <base>/<uid> (pyxis-cache prepare)" {
+  run srun_as_user --container-cache --container-image="$ALPHA" true
+  [ "$status" -eq 0 ]
+  chmod 755 "$E2E_BASE/$(user_uid)"
+  run srun_as_user --container-cache --container-image="$ALPHA" true
+  [ "$status" -eq 0 ]
+  [ "$(stat -c '%a %u' "$E2E_BASE/$(user_uid)")" = "700 $(user_uid)" ]
+}
+
 @test "the entry name is stable across runs and is what 'pyxis-cache key' prints" {
   local name
   name=$(entry_name "$ALPHA")

@@ -21,8 +21,9 @@ gc_all() {
   echo "$output"
   [ "$status" -eq 0 ]
   [ -d "$E2E_BASE/$(user_uid)/$name" ]
-  [[ $output == *"skippedInUse"* ]]
-  [[ $output != *"\"$name\""*"\"skippedInUse\""* ]] || [[ $output == *"\"skippedInUse\":"*"$name"* ]] || [[ $output == *"\"skippedInUse\":"[1-9]* ]]
+  # Reported as skipped because in use, and not evicted.
+  [[ $output == *'"skippedInUse":[{"name":"'"$name"'"'* ]]
+  [[ $output != *'"evicted":['*'"name":"'"$name"'"'*'],"skippedInUse"'* ]]
 
   wait "$step"
   grep -q '"pyxis-cache e2e beta"' "$E2E_TMP/gc-step.out"

@@ -113,6 +113,6 @@ JOB
   run srun_as_user --container-cache --container-image="$ALPHA" true
   echo "$output"
   [ "$status" -ne 0 ]
-  [[ $output == *"pyxis-cache: prepare: /nonexistent/pyxis-cache: No such file or directory"* ]]
+  [[ $output == *"pyxis-cache: container_cache_cli: /nonexistent/pyxis-cache: No such file or directory"* ]]
   assert_node_idle
 }
