@@ -377,8 +377,10 @@ static int cache_reuse(void)
 		}
 
 		fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0 && errno == ENOENT)
+		if (fd < 0 && errno == ENOENT) {
+			slurm_info(PLUGIN_NAME ": %s was removed before it was locked, retrying", lock);
 			continue;
+		}
 		if (fd < 0) {
 			record_error(PLUGIN_NAME ": %s: %m", lock);
 			goto fail;
@@ -392,7 +394,7 @@ static int cache_reuse(void)
 		if (fstat(fd, &locked) == 0 && stat(lock, &current) == 0 && locked.st_dev == current.st_dev &&
 		    locked.st_ino == current.st_ino)
 			break;
-		slurm_verbose(PLUGIN_NAME ": %s was removed before it was locked, retrying", lock);
+		slurm_info(PLUGIN_NAME ": %s was removed before it was locked, retrying", lock);
 		close(fd);
 		fd = -1;
 	}

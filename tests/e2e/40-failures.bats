@@ -116,3 +116,27 @@ JOB
   [[ $output == *"pyxis-cache: container_cache_cli: /nonexistent/pyxis-cache: No such file or directory"* ]]
   assert_node_idle
 }
+
+@test "an entry removed between reuse and lock is created again (retry)" {
+  # A stand-in for a collector that wins the race: a wrapper around the real
+  # command removes the entry right after the first 'reuse' printed it.
+  local wrapper=$E2E_TMP/racing-cli state=$E2E_WORK/pxc-e2e-raced
+  rm -f "$state"
+  cat >"$wrapper" <<WRAP
+#!/bin/bash
+out=\$("$E2E_CLI" "\$@") || { rc=\$?; echo "\$out"; exit \$rc; }
+if [[ \$1 == reuse && ! -e $state ]]; then
+  path=\$(sed -n 's/.*"path":"\([^"]*\)".*/\1/p' <<<"\$out")
+  rm -rf "\$path" && echo "\$path" >$state
+fi
+echo "\$out"
+WRAP
+  chmod 755 "$wrapper"
+  slurmd_config "required $E2E_PLUGIN container_cache_data_path=$E2E_BASE container_cache_runtime=bwrap container_cache_cli=$wrapper"
+  run srun_as_user --container-cache --container-image="$BETA" cat /etc/os-release
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *'"pyxis-cache e2e beta"'* ]]
+  [ -s "$state" ]
+  grep -q "pyxis-cache: .* was removed before it was locked, retrying" "$E2E_TMP/slurmd/slurmd.log"
+}
