@@ -117,3 +117,11 @@ load helpers
   echo "# warm srun --container-cache true: ${cached} ms; plain srun true: $(((end - start) / 1000000)) ms" >&3
   [ "$cached" -lt 10000 ]
 }
+
+@test "the task inherits no descriptor from the plugin" {
+  run srun_as_user --container-cache --container-image="$ALPHA" sh -c 'ls -l /proc/$$/fd'
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output != *memfd* ]]
+  [[ $output != *pyxis_cache_lock* ]]
+}
