@@ -57,7 +57,7 @@ function stillFull(result: Collection): boolean {
 }
 
 export async function run(args: string[]): Promise<number> {
-  const values = parse(args, {
+  const values = await parse(args, {
     ...CONFIG_OPTIONS,
     "dry-run": { type: "boolean" },
     json: { type: "boolean" },

@@ -14,7 +14,7 @@ rewritten file gives a new one; a symlink and its target give the same one.
 ${COMMON_HELP}`;
 
 export async function run(args: string[]): Promise<number> {
-  const values = parse(args, { image: { type: "string" }, uid: { type: "string" } });
+  const values = await parse(args, { image: { type: "string" }, uid: { type: "string" } });
   if (values.help) {
     console.log(help);
     return 0;

@@ -14,7 +14,7 @@ ${CONFIG_HELP}
 ${COMMON_HELP}`;
 
 export async function run(args: string[]): Promise<number> {
-  const values = parse(args, { ...CONFIG_OPTIONS, uid: { type: "string" }, gid: { type: "string" } });
+  const values = await parse(args, { ...CONFIG_OPTIONS, uid: { type: "string" }, gid: { type: "string" } });
   if (values.help) {
     console.log(help);
     return 0;

@@ -18,7 +18,7 @@ ${CONFIG_HELP}
 ${COMMON_HELP}`;
 
 export async function run(args: string[]): Promise<number> {
-  const values = parse(args, {
+  const values = await parse(args, {
     ...CONFIG_OPTIONS,
     image: { type: "string" },
     uid: { type: "string" },

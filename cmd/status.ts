@@ -112,7 +112,7 @@ async function runMerge(files: string[], json: boolean): Promise<number> {
 
 export async function run(args: string[]): Promise<number> {
   const { files, rest } = takeMerge(args);
-  const values = parse(rest, { ...CONFIG_OPTIONS, json: { type: "boolean" }, prometheus: { type: "string" } });
+  const values = await parse(rest, { ...CONFIG_OPTIONS, json: { type: "boolean" }, prometheus: { type: "string" } });
   if (values.help) {
     console.log(help);
     return 0;
