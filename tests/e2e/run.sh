@@ -52,7 +52,10 @@ export E2E_USER=pxc-e2e E2E_USER2=pxc-e2e2
 # The cache root: a small tmpfs, so that filesystem use (the GC watermarks)
 # is known: one busybox entry is a few percent of it.
 mkdir -p "$E2E_BASE"
-mount -t tmpfs -o size=64m,mode=755 pxc-e2e "$E2E_BASE"
+if ! mount -t tmpfs -o size=64m,mode=755 pxc-e2e "$E2E_BASE"; then
+  echo "# tests/e2e/run.sh: cannot mount a tmpfs; using a plain directory (GC cases assume its filesystem is over 2% used)" >&2
+  chmod 755 "$E2E_BASE"
+fi
 
 # Test images: busybox-static rootfs, built with the real mksquashfs.
 mkimage() { # mkimage NAME OS-RELEASE-LINE
