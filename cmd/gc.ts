@@ -73,7 +73,11 @@ export async function run(args: string[]): Promise<number> {
     console.log(help);
     return 0;
   }
-  const log = new Log({ journal: values.journal || undefined, quiet: values.quiet, prefix: "pyxis-cache: gc: " });
+  const log = await Log.create({
+    journal: values.journal || undefined,
+    quiet: values.quiet,
+    prefix: "pyxis-cache: gc: ",
+  });
   const config = await configFrom(values);
   const result = await collect(config, {
     dryRun: values["dry-run"],

@@ -18,17 +18,8 @@ export interface LogOptions {
   prefix?: string;
 }
 
-function device(fd: number): string | undefined {
-  try {
-    const info = Deno.statSync(`/proc/self/fd/${fd}`);
-    return `${info.dev}:${info.ino}`;
-  } catch {
-    return undefined;
-  }
-}
-
 /** systemd sets JOURNAL_STREAM=<dev>:<inode> when it connects stdout or stderr to the journal. */
-export function journalStream(): boolean {
+export async function journalStream(): Promise<boolean> {
   let stream: string | undefined;
   try {
     stream = Deno.env.get("JOURNAL_STREAM");
@@ -36,13 +27,22 @@ export function journalStream(): boolean {
     return false; // not granted --allow-env=JOURNAL_STREAM
   }
   if (!stream) return false;
-  return stream === device(1) || stream === device(2);
+  // Deno refuses to stat /proc/self/fd/N without --allow-all; fstat(2) through node:fs needs nothing.
+  const { fstatSync } = await import("node:fs");
+  for (const fd of [1, 2]) {
+    try {
+      const info = fstatSync(fd);
+      if (stream === `${info.dev}:${info.ino}`) return true;
+    } catch { /* fd closed */ }
+  }
+  return false;
 }
 
 export class Log {
-  readonly journal: boolean;
-  constructor(readonly options: LogOptions = {}) {
-    this.journal = options.journal ?? journalStream();
+  private constructor(readonly options: LogOptions, readonly journal: boolean) {}
+
+  static async create(options: LogOptions = {}): Promise<Log> {
+    return new Log(options, options.journal ?? await journalStream());
   }
 
   /** Info and notice lines go to stdout, warnings and errors to stderr. */
