@@ -11,6 +11,8 @@ import { generate } from "./rootfs.ts";
 const QUICK = Deno.env.get("BENCH_QUICK") === "1";
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const WORK = Deno.env.get("BENCH_DIR") ?? "/var/tmp/pyxis-cache-bench";
+/** Where the cache roots and plain unpacks go: a private tmpfs from run.sh unless BENCH_FS=disk. */
+const FS = Deno.env.get("BENCH_FS_DIR") ?? WORK;
 const CLI = `${REPO}/bin/pyxis-cache`;
 const DENO = Deno.execPath();
 const FILES = QUICK ? 5_000 : 50_000;
@@ -154,7 +156,7 @@ async function testImage(): Promise<string> {
 // ---------------------------------------------------------------- the figures
 
 async function p1(image: string): Promise<void> {
-  const base = `${WORK}/p1`;
+  const base = `${FS}/p1`;
   const empty = `${WORK}/empty.ts`;
   Deno.writeTextFileSync(empty, "");
   await measure([CLI, "reuse", "--image", image, ...config(base)]); // the entry exists from now on
@@ -173,8 +175,8 @@ async function p1(image: string): Promise<void> {
 }
 
 async function p2(image: string): Promise<void> {
-  const base = `${WORK}/p2`;
-  const dest = `${WORK}/p2-plain`;
+  const base = `${FS}/p2`;
+  const dest = `${FS}/p2-plain`;
   let entry = "";
   const { a, b } = await sideBySide(REPS, {
     setup: dropWriteback,
@@ -203,7 +205,7 @@ async function p2(image: string): Promise<void> {
 }
 
 async function p3(image: string): Promise<void> {
-  const base = `${WORK}/p3`;
+  const base = `${FS}/p3`;
   const cmd = [CLI, "reuse", "--json", "--image", image, ...config(base)];
   let entry = "";
   const created: number[] = [];
@@ -310,8 +312,8 @@ async function p4(): Promise<void> {
 }
 
 async function p5(image: string): Promise<void> {
-  const base = `${WORK}/p5`;
-  const plain = `${WORK}/p5-plain`;
+  const base = `${FS}/p5`;
+  const plain = `${FS}/p5-plain`;
   const { a, b } = await sideBySide(REPS, {
     setup: async () => {
       await measure([CLI, "reuse", "--image", image, ...config(base)]);
@@ -360,14 +362,15 @@ async function p6(image: string): Promise<void> {
     stderr: "inherit",
   }).output();
   const text = new TextDecoder().decode(out.stdout).trim();
-  if (!out.success || !text) {
+  const skipped = text.split("\n").find((line) => line.startsWith("skipped:"));
+  if (!out.success || !text || skipped) {
     rows.push({
       id: "P6",
       what: "`srun --container-cache` warm / plain `srun true`",
       a: [],
       b: [],
       target: "≤ +120 ms",
-      met: `skipped: ${text.split("\n").at(-1) || `bench/srun.sh failed (exit ${out.code})`}`,
+      met: skipped ?? `skipped: bench/srun.sh failed (exit ${out.code})`,
     });
     return;
   }
@@ -443,17 +446,17 @@ async function machine(): Promise<string> {
   const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
   const memKiB = Number(Deno.readTextFileSync("/proc/meminfo").match(/MemTotal:\s*(\d+)/)?.[1] ?? 0);
   const kernel = (await sh(["uname", "-r"])).trim();
-  const fs = (await sh(["stat", "-f", "-c", "%T", WORK])).trim();
+  const fs = (await sh(["stat", "-f", "-c", "%T", FS])).trim();
   const unsquashfs = (await sh(["unsquashfs", "-version"], { quiet: true })).split("\n")[0];
   return `${navigator.hardwareConcurrency} CPUs (${cpu}), ${(memKiB / 2 ** 20).toFixed(0)} GiB RAM, ` +
-    `Linux ${kernel}, ${WORK} on ${fs}, Deno ${Deno.version.deno}, ${unsquashfs}`;
+    `Linux ${kernel}, cache roots on ${fs}, Deno ${Deno.version.deno}, ${unsquashfs}`;
 }
 
 if (import.meta.main) {
   await Deno.mkdir(WORK, { recursive: true });
   const image = await testImage();
   const imageBytes = (await Deno.stat(image)).size;
-  for (const dir of ["p1", "p2", "p3", "p5"]) await Deno.remove(`${WORK}/${dir}`, { recursive: true }).catch(() => {});
+  for (const dir of ["p1", "p2", "p3", "p5"]) await Deno.remove(`${FS}/${dir}`, { recursive: true }).catch(() => {});
   const figures: [string, () => Promise<void>][] = [
     ["P1", () => p1(image)],
     ["P2", () => p2(image)],

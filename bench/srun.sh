@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# P6 of bench/run.sh: srun with the cache against plain srun, on the private
+# single-node Slurm of the e2e suite (tests/e2e/slurm.sh), runtime bwrap, as root.
+#   bash bench/srun.sh IMAGE REPS   (root; prints "plain|warm|cold <ms>" per run)
+# Each round runs plain, warm and cold steps, in an order that rotates.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+image=$1 reps=$2
+
+for tool in slurmctld slurmd munged srun sinfo bwrap; do
+  command -v "$tool" >/dev/null || { echo "skipped: $tool not found (make bootstrap-test)"; exit 0; }
+done
+make -s -C "$repo/spank-stub" >&2 || { echo "skipped: the SPANK stub does not build"; exit 0; }
+
+export E2E_TMP
+E2E_TMP=$(mktemp -d "${BENCH_FS_DIR:-/tmp}/pxc-bench-slurm.XXXXXX")
+chmod 755 "$E2E_TMP"
+export E2E_PLUGIN=$repo/spank-stub/spank_pyxis_cache.so E2E_CLI=$repo/bin/pyxis-cache E2E_BASE=$E2E_TMP/base
+# shellcheck source=tests/e2e/slurm.sh
+source "$repo/tests/e2e/slurm.sh"
+trap 'slurm_stop; rm -rf "$E2E_TMP"' EXIT
+slurm_start >&2 || { echo "skipped: the private Slurm did not start"; exit 0; }
+cd "$E2E_TMP"
+
+ms() { # ms LABEL CMD...: one timed run
+  local start end
+  start=$(date +%s%N)
+  "$@" >/dev/null 2>"$E2E_TMP/srun.err" || { echo "skipped: $* failed: $(tail -1 "$E2E_TMP/srun.err")"; exit 0; }
+  end=$(date +%s%N)
+  echo "$label $(((end - start) / 1000))" | awk '{ printf "%s %.1f\n", $1, $2 / 1000 }'
+}
+plain() { label=plain ms srun -N1 -n1 true; }
+warm() { label=warm ms srun -N1 -n1 --container-cache --container-image="$image" true; }
+cold() {
+  rm -rf "$E2E_BASE"/0/pyxis_cache_* 2>/dev/null
+  sync
+  label=cold ms srun -N1 -n1 --container-cache --container-image="$image" true
+}
+
+# Warm-up: Slurm's first steps, and the entry for the warm runs.
+srun -N1 -n1 true >/dev/null
+cold >/dev/null
+warm >/dev/null
+for ((i = 0; i < reps; i++)); do
+  case $((i % 3)) in
+    0) plain; warm; cold; warm >/dev/null ;;
+    1) warm; cold; warm >/dev/null; plain ;;
+    2) cold; warm >/dev/null; plain; warm ;;
+  esac
+done
