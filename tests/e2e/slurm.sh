@@ -13,7 +13,6 @@
 # so that tests can give slurmstepd a configuration srun does not see.
 
 E2E_NODE=e2enode
-E2E_PIDS=()
 
 slurm_log() { echo "# slurm.sh: $*" >&2; }
 
@@ -120,25 +119,29 @@ slurm_start() {
   /usr/sbin/munged --foreground --force --socket="$E2E_TMP/munge/munge.socket" \
     --key-file="$E2E_TMP/munge/munge.key" --pid-file="$E2E_TMP/munge/munged.pid" \
     --seed-file="$E2E_TMP/munge/munged.seed" --log-file="$E2E_TMP/munge/munged.log" </dev/null >/dev/null 2>>"$E2E_TMP/munge/stderr" &
-  E2E_PIDS+=($!)
+  echo $! >>"$E2E_TMP/e2e.pids"
   _wait_for 10 test -S "$E2E_TMP/munge/munge.socket" || { slurm_log "munged did not start"; return 1; }
 
   /usr/sbin/slurmctld -D -i -f "$E2E_TMP/slurm.conf" </dev/null >>"$E2E_TMP/slurmctld.stdout" 2>&1 &
-  E2E_SLURMCTLD_PID=$!
-  E2E_PIDS+=("$E2E_SLURMCTLD_PID")
+  echo $! >>"$E2E_TMP/e2e.pids"
   _wait_for 20 sinfo -h || { slurm_log "slurmctld did not come up"; tail -20 "$E2E_TMP/slurmctld.log" >&2; return 1; }
   slurmd_start
 }
 
-# Stop what slurm_start started, by pid, newest first. Safe to call twice.
+# Stop what slurm_start started, by pid (recorded in files under $E2E_TMP, so
+# any process may call this), newest first. Safe to call twice.
 slurm_stop() {
+  # Steps still running would outlive slurmd: cancel them first.
+  if [[ -e $E2E_TMP/e2e.pids ]] && scancel --quiet --partition=e2e 2>/dev/null; then
+    _wait_for 15 eval '[[ -z $(squeue -h -p e2e 2>/dev/null) ]]' || true
+  fi
   slurmd_stop
-  local i pid
-  for ((i = ${#E2E_PIDS[@]} - 1; i >= 0; i--)); do
-    pid=${E2E_PIDS[i]}
+  local pid
+  [[ -e $E2E_TMP/e2e.pids ]] || return 0
+  for pid in $(tac "$E2E_TMP/e2e.pids"); do
     kill "$pid" 2>/dev/null || continue
     _wait_for 10 eval "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  E2E_PIDS=()
+  rm -f "$E2E_TMP/e2e.pids"
 }
