@@ -129,12 +129,17 @@ async function sha(path: string): Promise<string> {
 /** The test image, built once per generator version and size, then reused by later runs. */
 async function testImage(): Promise<string> {
   const version = await sha(`${REPO}/bench/rootfs.ts`);
-  const image = `${WORK}/images/rootfs-${FILES}f-${MEGABYTES}m-s1-${version}.sqfs`;
+  const image = `${WORK}/images/rootfs-${FILES}f-${MEGABYTES}m-s1-bb-${version}.sqfs`;
   if (await Deno.lstat(image).then(() => true, () => false)) return image;
   await Deno.mkdir(`${WORK}/images`, { recursive: true });
   const tree = `${WORK}/images/tree.${Deno.pid}`;
   console.error(`bench: building ${image} (${FILES} files, ${MEGABYTES} MB; cached for later runs)`);
   generate(tree, FILES, MEGABYTES, 1);
+  // The host's static busybox, so that srun can run `true` in it (P6).
+  await Deno.mkdir(`${tree}/bin`, { recursive: true });
+  await Deno.copyFile("/bin/busybox", `${tree}/bin/busybox`);
+  for (const app of ["true", "sh"]) await Deno.symlink("busybox", `${tree}/bin/${app}`);
+  await Deno.mkdir(`${tree}/tmp`);
   await sh([
     "mksquashfs",
     tree,

@@ -19,7 +19,7 @@ if ((EUID != 0)); then
   echo "bench/run.sh: must run as root (it prepares cache roots and owns entries for other uids)" >&2
   exit 2
 fi
-for tool in mksquashfs unsquashfs /usr/bin/time; do
+for tool in mksquashfs unsquashfs /usr/bin/time /bin/busybox; do
   command -v "$tool" >/dev/null || { echo "bench/run.sh: $tool not found (make bootstrap-test)" >&2; exit 2; }
 done
 deno=$repo/.tools/node_modules/deno/deno

@@ -26,7 +26,7 @@ cd "$E2E_TMP"
 ms() { # ms LABEL CMD...: one timed run
   local start end
   start=$(date +%s%N)
-  "$@" >/dev/null 2>"$E2E_TMP/srun.err" || { echo "skipped: $* failed: $(tail -1 "$E2E_TMP/srun.err")"; exit 0; }
+  "$@" >/dev/null 2>"$E2E_TMP/srun.err" || { echo "skipped: $* failed: $(tail -1 "$E2E_TMP/srun.err")" | tee /dev/stderr; exit 0; }
   end=$(date +%s%N)
   echo "$label $(((end - start) / 1000))" | awk '{ printf "%s %.1f\n", $1, $2 / 1000 }'
 }
