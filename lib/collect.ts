@@ -55,25 +55,24 @@ async function lockCollector(base: string): Promise<Deno.FsFile | undefined> {
   return undefined;
 }
 
-/** Removes temporaries whose unpack died and evictions that did not finish. */
+/** Removes temporaries whose unpack died, evictions that did not finish, and dead steps' rootfs. */
 async function removeLeftovers(base: string, leftovers: Leftover[], staleAfter: number, result: Collection) {
   for (const leftover of leftovers) {
     if (leftover.kind !== "trash" && Date.now() - leftover.mtime.getTime() < staleAfter * 1000) continue;
-    if (leftover.kind === "temp") {
-      // The creator holds the creation lock for as long as its unpack runs.
-      const creator = await tryLockExclusive(createLockPath(base, leftover.uid, leftover.name));
-      if (creator === "busy") continue;
-      if (creator !== "missing") creator.close();
-    }
-    if (result.dryRun) {
-      result.removedLeftovers.push(leftover.path);
-      continue;
-    }
+    // The creator holds the creation lock for as long as its unpack runs; a step, its directory.
+    const lock = leftover.kind === "temp"
+      ? await tryLockExclusive(createLockPath(base, leftover.uid, leftover.name))
+      : leftover.kind === "step"
+      ? await tryLockExclusive(leftover.path, "directory")
+      : "missing";
+    if (lock === "busy") continue;
     try {
-      await removeTree(leftover.path);
+      if (!result.dryRun) await removeTree(leftover.path);
       result.removedLeftovers.push(leftover.path);
     } catch (error) {
       result.problems.push(`${leftover.path}: cannot remove: ${(error as Error).message.split("\n")[0]}`);
+    } finally {
+      if (lock !== "missing") lock.close();
     }
   }
 }

@@ -1,4 +1,4 @@
-import { ENTRY_NAME, metaPath, STAGING_PREFIX, TEMP_NAME, TRASH_NAME } from "./layout.ts";
+import { ENTRY_NAME, metaPath, STAGING_PREFIX, STEP_NAME, TEMP_NAME, TRASH_NAME } from "./layout.ts";
 import { openRegular } from "./lock.ts";
 import { self } from "./users.ts";
 
@@ -23,7 +23,7 @@ export interface Entry {
 export interface Leftover {
   uid: number;
   path: string;
-  kind: "temp" | "trash" | "staging";
+  kind: "temp" | "trash" | "staging" | "step";
   /** The entry it was for. */
   name: string;
   mtime: Date;
@@ -95,11 +95,11 @@ async function scanUserDir(base: string, uid: number, scan: Scan, withMeta: bool
       const entry: Entry = { uid, name, path, lastUsed: stat.mtime ?? new Date(0) };
       if (withMeta) entry.meta = await readMeta(path);
       scan.entries.push(entry);
-    } else if (leftover) {
+    } else if (leftover || STEP_NAME.test(name)) {
       const stat = await Deno.lstat(path).catch(() => undefined);
       if (!stat) continue;
-      const kind = name.startsWith(".pyxis_cache_tmp.") ? "temp" : "trash";
-      scan.leftovers.push({ uid, path, kind, name: leftover[1]!, mtime: stat.mtime ?? new Date(0) });
+      const kind = !leftover ? "step" : name.startsWith(".pyxis_cache_tmp.") ? "temp" : "trash";
+      scan.leftovers.push({ uid, path, kind, name: leftover?.[1] ?? name, mtime: stat.mtime ?? new Date(0) });
     } else if (name.startsWith("pyxis_cache_")) {
       scan.problems.push(`${dir}/${shown(name)}: not an entry name, skipped`);
     }

@@ -8,15 +8,19 @@
  * the file opened is the regular file that lstat(2) saw.
  */
 
-/** Opens an existing regular file read-only without trusting a symlink at `path`. */
-export async function openRegular(path: string): Promise<Deno.FsFile | undefined> {
+/**
+ * Opens an existing regular file (or directory) read-only without trusting a
+ * symlink at `path`: the file opened must be the one lstat(2) saw.
+ */
+export async function openRegular(path: string, kind: "file" | "directory" = "file"): Promise<Deno.FsFile | undefined> {
   let seen: Deno.FileInfo;
   try {
     seen = await Deno.lstat(path);
   } catch {
     return undefined;
   }
-  if (!seen.isFile) return undefined;
+  const isKind = (info: Deno.FileInfo) => kind === "file" ? info.isFile : info.isDirectory;
+  if (!isKind(seen)) return undefined;
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true });
@@ -24,7 +28,7 @@ export async function openRegular(path: string): Promise<Deno.FsFile | undefined
     return undefined;
   }
   const opened = await file.stat();
-  if (opened.isFile && opened.ino === seen.ino && opened.dev === seen.dev) return file;
+  if (isKind(opened) && opened.ino === seen.ino && opened.dev === seen.dev) return file;
   file.close();
   return undefined;
 }
@@ -62,10 +66,13 @@ export async function lockExclusive(path: string): Promise<Deno.FsFile> {
 /**
  * Tries an exclusive lock without waiting. Returns the open file while
  * holding it, `"busy"` when someone holds it, `"missing"` when there is no
- * regular file at `path`.
+ * regular file (or directory) at `path`.
  */
-export async function tryLockExclusive(path: string): Promise<Deno.FsFile | "busy" | "missing"> {
-  const file = await openRegular(path);
+export async function tryLockExclusive(
+  path: string,
+  kind: "file" | "directory" = "file",
+): Promise<Deno.FsFile | "busy" | "missing"> {
+  const file = await openRegular(path, kind);
   if (!file) return "missing";
   if (await file.tryLock(true)) return file;
   file.close();

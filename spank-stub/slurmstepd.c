@@ -68,7 +68,8 @@ static struct {
 	char enroot_name[NAME_MAX + 1];
 	int lock_fd;                /* LOCK_SH on <entry>/.pyxis_cache_lock */
 	char step_dir[PATH_MAX];    /* without cache mode: removed at exit */
-} context = { .lock_fd = -1 };
+	int step_lock_fd;           /* LOCK_SH on step_dir: tells the collector the step is alive */
+} context = { .lock_fd = -1, .step_lock_fd = -1 };
 
 struct child_output {
 	char out[8192];
@@ -420,6 +421,8 @@ fail:
 /*
  * Without cache mode: unpack the image for this step only, as the job user,
  * into <base>/<uid>/.pyxis_cache_step_<job>.<step>.XXXXXX/rootfs; exit removes it.
+ * The directory stays locked (LOCK_SH) while the step runs, so that the
+ * collector removes only the leftovers of steps that died.
  */
 static int step_unpack(void)
 {
@@ -446,6 +449,11 @@ static int step_unpack(void)
 	strcpy(context.step_dir, dir);
 	if (lchown(dir, context.uid, context.gid) < 0) {
 		record_error(PLUGIN_NAME ": chown %s: %m", dir);
+		goto fail;
+	}
+	context.step_lock_fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (context.step_lock_fd < 0 || flock(context.step_lock_fd, LOCK_SH) < 0) {
+		record_error(PLUGIN_NAME ": lock %s: %m", dir);
 		goto fail;
 	}
 	strcpy(context.rootfs, dir);
@@ -765,6 +773,10 @@ int pyxis_slurmstepd_exit(spank_t sp, int ac, char **av)
 		if (status != 0)
 			slurm_error(PLUGIN_NAME ": couldn't remove %s: %s", context.step_dir, output.err);
 		context.step_dir[0] = '\0';
+	}
+	if (context.step_lock_fd >= 0) {
+		close(context.step_lock_fd);
+		context.step_lock_fd = -1;
 	}
 	return 0;
 }

@@ -8,7 +8,7 @@ import { cli, IS_ROOT, listing, makeImage, manifest, run, settings, tempDir } fr
 
 /** Holds `flock -s` on a path in another process, as a running step does. */
 async function holdShared(path: string): Promise<Deno.ChildProcess> {
-  const holder = new Deno.Command("flock", { args: ["-s", path, "sleep", "60"], stdin: "null" }).spawn();
+  const holder = new Deno.Command("flock", { args: ["-s", "-o", path, "sleep", "60"], stdin: "null" }).spawn();
   const probe = await Deno.open(path, { read: true });
   try {
     for (let i = 0; i < 200; i++) {
@@ -228,5 +228,37 @@ Deno.test({
     assert.ok(left.includes(created.name));
     assert.ok(!left.includes(made[0]!.name), "the least recently used entry made room");
     assert.ok(left.includes(made[2]!.name), "collection stopped at the low watermark");
+  },
+});
+
+Deno.test({
+  name: "gc removes a dead step's rootfs, never a running step's, never a symlink's target",
+  ignore: !IS_ROOT,
+  async fn() {
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const base = `${dir}/cache`;
+    await entries(dir, base, 1, 1000);
+    const userDir = `${base}/${Deno.uid()}`;
+    const [alive, dead, planted] = ["1.0.aaaaaa", "2.0.bbbbbb", "3.0.cccccc"].map((s) =>
+      `${userDir}/.pyxis_cache_step_${s}`
+    );
+    for (const step of [alive!, dead!]) await Deno.mkdir(`${step}/rootfs/etc`, { recursive: true });
+    await Deno.mkdir(`${dir}/outside`);
+    await Deno.writeTextFile(`${dir}/outside/precious`, "keep\n");
+    await Deno.symlink(`${dir}/outside`, planted!);
+    const holder = await holdShared(alive!);
+    try {
+      const gc = await cli(["gc", "--json", "--stale-after", "0", ...settings(base)]);
+      assert.equal(gc.code, 0, gc.stderr);
+      assert.deepEqual(JSON.parse(gc.stdout).removedLeftovers.sort(), [dead, planted].sort());
+      assert.ok((await Deno.stat(`${alive}/rootfs/etc`)).isDirectory);
+      assert.equal(await Deno.readTextFile(`${dir}/outside/precious`), "keep\n");
+    } finally {
+      holder.kill();
+      await holder.status;
+    }
+    const after = await cli(["gc", "--json", "--stale-after", "0", ...settings(base)]);
+    assert.deepEqual(JSON.parse(after.stdout).removedLeftovers, [alive]);
   },
 });
