@@ -19,6 +19,8 @@ export interface CollectOptions {
   uid?: number;
   /** Evict every entry not in use, whatever the watermarks say. */
   all?: boolean;
+  /** Keep evicting past the low watermark until this much space is available (an unpack that did not fit). */
+  freeBytes?: number;
 }
 
 export interface Evicted {
@@ -141,7 +143,8 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
     );
     let freed = 0;
     for (const entry of oldestFirst) {
-      if (!options.all && usage.percent <= config.gcLow) break;
+      const roomy = usage.availableBytes >= (options.freeBytes ?? 0);
+      if (!options.all && usage.percent <= config.gcLow && roomy) break;
       const lock = await tryLockExclusive(lockPath(entry.path));
       if (lock === "busy") {
         result.skippedInUse.push({ name: entry.name, uid: entry.uid, path: entry.path });

@@ -117,21 +117,52 @@ async function writeRecords(config: Config, temp: string, meta: Meta, owner: Own
   }
 }
 
+/**
+ * Unpacks, and when the filesystem fills up, evicts least recently used entries
+ * (never one in use) until there is room for the image, then tries again. How
+ * much room an image needs is known only by trying: at first twice its size,
+ * then twice as much as the last try, until nothing more can be evicted.
+ */
+async function unsquashMakingRoom(
+  config: Config,
+  image: { path: string; bytes: number },
+  temp: string,
+  owner: Owner,
+  usage?: UsageSource,
+): Promise<void> {
+  let need = image.bytes * 2;
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await unsquash(image.path, temp, owner);
+    } catch (error) {
+      if (!(error instanceof NoSpaceError) || attempt > 8) throw error;
+      await removeTree(temp);
+      let freed = await collect(config, { usage, force: true, freeBytes: need });
+      // Another collector is running: it frees space too. Wait for it, then collect ourselves.
+      let waited = false;
+      for (let i = 0; freed.skipped && i < 40; i++) {
+        waited = true;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        freed = await collect(config, { usage, force: true, freeBytes: need });
+      }
+      if (freed.evicted.length === 0 && !waited) throw error;
+      need *= 2;
+    }
+  }
+}
+
 /** Unpacks into a temporary directory and makes it appear under its name with one rename(2). */
-async function createEntry(config: Config, image: { path: string; name: string }, owner: Owner, usage?: UsageSource) {
+async function createEntry(
+  config: Config,
+  image: { path: string; name: string; bytes: number },
+  owner: Owner,
+  usage?: UsageSource,
+) {
   const started = performance.now();
   const temp = tempPath(config.dataPath, owner.uid, image.name);
   const target = entryPath(config.dataPath, owner.uid, image.name);
   try {
-    try {
-      await unsquash(image.path, temp, owner);
-    } catch (error) {
-      if (!(error instanceof NoSpaceError)) throw error;
-      await removeTree(temp);
-      const freed = await collect(config, { usage, force: true });
-      if (freed.evicted.length === 0) throw error;
-      await unsquash(image.path, temp, owner);
-    }
+    await unsquashMakingRoom(config, image, temp, owner, usage);
     const top = await Deno.lstat(temp);
     if (!top.isDirectory) throw new CacheError(`unsquashfs left no directory for ${image.path}`);
     if (!isRoot() && !(top.mode! & 0o200)) await Deno.chmod(temp, (top.mode! & 0o7777) | 0o200);
