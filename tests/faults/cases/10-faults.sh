@@ -1,0 +1,187 @@
+# shellcheck shell=bash
+# Faults: SIGKILLed unpacks and evictions, full filesystems, stale and dead locks,
+# entries that cannot be read or deleted.
+CASES+=" kill_reuse no_space no_inodes kill_gc stale_locks unreadable_entries undeletable_entries"
+
+# SIGKILL `reuse` at random points of an unpack, 20 times.
+case_kill_reuse() {
+  newbase 512m
+  local i pid delay hit=0 dir=$BASE/$U1
+  for i in $(seq 20); do
+    as1 "$PC" reuse --image "$IMG/big.sqfs" --no-plugstack --set "container_cache_data_path=$BASE" >/dev/null 2>&1 &
+    pid=$!
+    delay=$(randdelay 0.05 0.9)
+    sleep "$delay"
+    if kill -9 "$pid" 2>/dev/null; then hit=$((hit + 1)); fi
+    wait "$pid" 2>/dev/null
+    complete_entries "$dir" big
+    # A completed unpack is evicted, so that the next kill lands in an unpack again.
+    pc gc --all --stale-after 100000 >/dev/null 2>&1
+  done
+  faults=$((faults + hit))
+  echo "    $hit of 20 kills landed during a reuse" >&2
+  ((hit >= 10)) || fail "only $hit kills landed in a running reuse"
+  check "orphan unsquashfs still running after 20 s" wait_unsquashfs
+  local out
+  out=$(as1 "$PC" reuse --image "$IMG/big.sqfs" --no-plugstack --set "container_cache_data_path=$BASE" --json) ||
+    fail "reuse after the kills failed"
+  local path
+  path=$(jq -r .path <<<"$out")
+  [[ $(manifest "$path") == "$(img_manifest big)" ]] || lose "the entry after the kills is not the image's tree"
+  pc gc --stale-after 0 >/dev/null 2>"$WORK/err" || fail "gc after the kills failed: $(cat "$WORK/err")"
+  (($(leftovers) == 0)) || fail "gc left $(leftovers) temporary directories behind"
+  [[ -d $path ]] || lose "gc evicted the live entry"
+}
+
+# The cache filesystem fills up during an unpack.
+case_no_space() {
+  newbase 48m
+  GC_HIGH=98 GC_LOW=97
+  local x path out
+  for x in a b c d; do
+    pc reuse --image "$IMG/ten$x.sqfs" --uid "$U1" >/dev/null || fail "reuse ten$x failed"
+    sleep 0.05
+  done
+  # The oldest entry is in use: it must survive everything below.
+  path=$BASE/$U1/$(pckey --image "$IMG/tena.sqfs" --uid "$U1")
+  hold -s "$path/.pyxis_cache_lock"
+  faults=$((faults + 1))
+  out=$(pc reuse --image "$IMG/thirty.sqfs" --uid "$U1" --json 2>"$WORK/err") ||
+    fail "reuse of a 26 MiB image on a full 48 MiB filesystem did not make room: $(cat "$WORK/err")"
+  [[ -n $out && $(manifest "$(jq -r .path <<<"$out")") == "$(img_manifest thirty)" ]] ||
+    lose "the entry created after collecting is not the image's tree"
+  [[ $(manifest "$path") == "$(img_manifest tena)" ]] || lose "the entry in use was evicted or damaged"
+  (($(leftovers) == 0)) || fail "temporary directories left behind: $(leftovers)"
+  # An image that cannot fit at all: one line saying so, nothing left behind.
+  faults=$((faults + 1))
+  if pc reuse --image "$IMG/huge.sqfs" --uid "$U1" >/dev/null 2>"$WORK/err"; then
+    fail "reuse of a 70 MiB image on a 48 MiB filesystem succeeded"
+  else
+    one_line_error "$WORK/err" "no space"
+  fi
+  [[ ! -e $BASE/$U1/$(pckey --image "$IMG/huge.sqfs" --uid "$U1") ]] || lose "a partial entry is visible"
+  (($(leftovers) == 0)) || fail "temporary directories left behind after no space: $(leftovers)"
+  [[ $(manifest "$path") == "$(img_manifest tena)" ]] || lose "the entry in use was evicted or damaged"
+  kill_holder
+  unset GC_HIGH GC_LOW
+}
+
+# Out of inodes on ext4: the same "no space", nothing left behind.
+case_no_inodes() {
+  newbase ext4 64m 256
+  faults=$((faults + 1))
+  if pc reuse --image "$IMG/inodes.sqfs" --uid "$U1" >/dev/null 2>"$WORK/err"; then
+    fail "reuse of a 600-file image on a 256-inode filesystem succeeded"
+  else
+    one_line_error "$WORK/err" "no space"
+  fi
+  (($(leftovers) == 0)) || fail "temporary directories left behind: $(leftovers)"
+  [[ -z $(find "$BASE/$U1" -maxdepth 1 -name 'pyxis_cache_u*') ]] || lose "a partial entry is visible"
+  pc reuse --image "$IMG/small.sqfs" --uid "$U1" >/dev/null 2>"$WORK/err" ||
+    fail "a small image no longer fits after the failure: $(cat "$WORK/err")"
+}
+
+# gc SIGKILLed mid-eviction: no half-deleted tree under a live name; the next gc finishes.
+case_kill_gc() {
+  newbase 512m
+  local round i pid name hit=0
+  for round in $(seq 8); do
+    for i in 1 2 3 4 5 6; do pc reuse --image "$IMG/many$i.sqfs" --uid "$U1" >/dev/null || fail "reuse many$i"; done
+    "$PC" gc --all --stale-after 100000 --no-plugstack --set "container_cache_data_path=$BASE" >/dev/null 2>&1 &
+    pid=$!
+    sleep "$(randdelay 0.15 0.6)"
+    kill -9 "$pid" 2>/dev/null && hit=$((hit + 1))
+    wait "$pid" 2>/dev/null
+    for i in 1 2 3 4 5 6; do
+      name=$(pckey --image "$IMG/many$i.sqfs" --uid "$U1")
+      if [[ -e $BASE/$U1/$name && $(manifest "$BASE/$U1/$name") != "$(img_manifest "many$i")" ]]; then
+        lose "half-deleted tree under the live name $name"
+      fi
+    done
+    pc gc --stale-after 100000 >/dev/null 2>"$WORK/err" || fail "gc after a killed gc failed: $(cat "$WORK/err")"
+    (($(leftovers) == 0)) || fail "the next gc left $(leftovers) trash directories"
+  done
+  faults=$((faults + hit))
+  echo "    $hit of 8 kills landed during a gc" >&2
+  ((hit >= 4)) || fail "only $hit kills landed in a running gc"
+}
+
+# Stale lock files and locks held by dead processes.
+case_stale_locks() {
+  newbase 128m
+  local out path
+  faults=$((faults + 6))
+  # The collector lock: present and free, held by a dead process, held by a live one.
+  out=$(pc gc --json) && [[ $(jq .skipped <<<"$out") == false ]] || fail "gc with a stale collector lock file"
+  hold "$BASE/pyxis-container-cache-gc.lock"
+  out=$(pc gc --json) && [[ $(jq .skipped <<<"$out") == true ]] || fail "a second collector did not skip"
+  kill_holder
+  out=$(pc gc --json) && [[ $(jq .skipped <<<"$out") == false ]] || fail "gc after the collector holder died"
+  # The creation lock: left behind, and held by a process that then died.
+  local name create
+  name=$(pckey --image "$IMG/small.sqfs" --uid "$U1")
+  create=$BASE/$U1/.pyxis_cache_create.$name
+  as1 touch "$create"
+  hold "$create" as1
+  kill_holder
+  timeout 30 "$PC" reuse --image "$IMG/small.sqfs" --uid "$U1" --no-plugstack \
+    --set "container_cache_data_path=$BASE" >/dev/null 2>"$WORK/err" ||
+    fail "reuse after a dead creator: $(cat "$WORK/err")"
+  path=$BASE/$U1/$name
+  # The in-use lock: held by a dead step, then by a live one.
+  hold -s "$path/.pyxis_cache_lock" as1
+  out=$(pc gc --all --json) || fail "gc --all with an entry in use"
+  [[ $(jq '.skippedInUse | length' <<<"$out") == 1 && -d $path ]] || lose "gc evicted an entry in use"
+  kill_holder
+  out=$(pc gc --all --json) || fail "gc --all after the step died"
+  [[ $(jq '.evicted | length' <<<"$out") == 1 && ! -e $path ]] || fail "the entry of a dead step was not evicted"
+}
+
+# An entry the user made unreadable (mode 000), and read-only subdirectories.
+case_unreadable_entries() {
+  newbase 128m
+  local p1 p2 out
+  p1=$(as1 "$PC" reuse --image "$IMG/small.sqfs" --no-plugstack --set "container_cache_data_path=$BASE") || fail reuse
+  p2=$(as1 "$PC" reuse --image "$IMG/many1.sqfs" --no-plugstack --set "container_cache_data_path=$BASE") || fail reuse
+  as1 chmod 000 "$p1"
+  as1 chmod -R a-w "$p2"
+  faults=$((faults + 2))
+  out=$(pc status --json 2>"$WORK/err") || fail "status with a mode 000 entry: $(cat "$WORK/err")"
+  [[ $(jq '.entries | length' <<<"$out") == 2 ]] || fail "status does not list both entries: $out"
+  out=$(as1 "$PC" status --json --no-plugstack --set "container_cache_data_path=$BASE" 2>"$WORK/err") ||
+    fail "the user's own status with a mode 000 entry: $(cat "$WORK/err")"
+  grep -q ' at ' "$WORK/err" && fail "a stack trace: $(cat "$WORK/err")"
+  # The user's own collector empties read-only trees of their own.
+  as1 "$PC" gc --uid "$U1" --all --no-plugstack --set "container_cache_data_path=$BASE" >/dev/null 2>"$WORK/err" ||
+    fail "the user's gc of their own read-only entries: $(cat "$WORK/err")"
+  [[ ! -e $p1 && ! -e $p2 ]] || fail "the user's gc left entries: $(ls -d "$p1" "$p2" 2>/dev/null)"
+  (($(leftovers) == 0)) || fail "the user's gc left trash: $(leftovers)"
+  # And root's collector does too.
+  p1=$(as1 "$PC" reuse --image "$IMG/small.sqfs" --no-plugstack --set "container_cache_data_path=$BASE") || fail reuse
+  as1 chmod 000 "$p1"
+  pc gc --all >/dev/null 2>"$WORK/err" || fail "root's gc of a mode 000 entry: $(cat "$WORK/err")"
+  [[ ! -e $p1 ]] && (($(leftovers) == 0)) || fail "root's gc left the mode 000 entry"
+}
+
+# Undeletable files (chattr +i) inside an entry, and an immutable entry directory.
+case_undeletable_entries() {
+  newbase ext4 128m
+  local p1 p2 out rc
+  p1=$(pc reuse --image "$IMG/many1.sqfs" --uid "$U1") || fail reuse
+  p2=$(pc reuse --image "$IMG/many2.sqfs" --uid "$U1") || fail reuse
+  chattr +i "$p1/usr/lib/f7" "$p2"
+  faults=$((faults + 2))
+  out=$(timeout 60 "$PC" gc --all --json --no-plugstack --set "container_cache_data_path=$BASE" 2>"$WORK/err")
+  rc=$?
+  ((rc == 1)) || fail "gc with undeletable entries exited $rc, not 1"
+  grep -q 'cannot' "$WORK/err" || fail "gc did not report what it could not remove: $(cat "$WORK/err")"
+  grep -qE '^\s+at |Uncaught|panicked' "$WORK/err" && fail "gc crashed: $(cat "$WORK/err")"
+  [[ -n $out ]] && jq -e . <<<"$out" >/dev/null || fail "gc printed no JSON report"
+  # Neither name holds a half-deleted tree: p1 moved aside whole, p2 untouched.
+  [[ ! -e $p1 || $(manifest "$p1") == "$(img_manifest many1)" ]] || lose "half-deleted tree under $p1"
+  [[ -d $p2 && $(manifest "$p2") == "$(img_manifest many2)" ]] || lose "the immutable entry was damaged"
+  out=$(pc status --json 2>"$WORK/err") || fail "status after a failed eviction"
+  chattr -R -i "$BASE"
+  pc gc --all >/dev/null 2>"$WORK/err" || fail "gc once the files are deletable again: $(cat "$WORK/err")"
+  [[ ! -e $p1 && ! -e $p2 ]] && (($(leftovers) == 0)) || fail "gc did not finish the job once it could"
+}

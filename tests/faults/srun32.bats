@@ -1,0 +1,19 @@
+# 32 concurrent srun steps of one cold image (run by tests/faults/run.sh through the e2e harness).
+BATS_TEST_DIRNAME=$E2E_REPO/tests/e2e
+load "$E2E_REPO/tests/e2e/helpers"
+
+@test "srun32: 32 concurrent steps of one cold image unpack it once and all succeed" {
+  cli gc --all >/dev/null
+  local name=$(entry_name "$ALPHA") i pids=() failed=0
+  [ ! -e "$E2E_BASE/$(user_uid)/$name" ]
+  for i in $(seq 32); do
+    srun_as_user --container-cache --container-image="$ALPHA" sh -c 'cat /etc/os-release' >"$E2E_TMP/srun32.$i" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do wait "${pids[$i]}" || { failed=$((failed + 1)); cat "$E2E_TMP/srun32.$((i + 1))" >&2; }; done
+  [ "$failed" -eq 0 ]
+  for i in $(seq 32); do grep -q 'pyxis-cache e2e alpha' "$E2E_TMP/srun32.$i"; done
+  [ "$(find "$E2E_BASE/$(user_uid)" -maxdepth 1 -name 'pyxis_cache_u*' | wc -l)" -eq 1 ]
+  [ "$(find "$E2E_BASE/$(user_uid)" -maxdepth 1 -name '.pyxis_cache_tmp.*' | wc -l)" -eq 0 ]
+  assert_node_idle
+}
