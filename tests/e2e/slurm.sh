@@ -12,6 +12,9 @@
 # reads its own copy, $E2E_TMP/slurmd/slurm.conf, and its own plugstack.conf,
 # so that tests can give slurmstepd a configuration srun does not see.
 
+# shellcheck source=tests/lib/slurm-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/slurm-common.sh"
+
 E2E_NODE=e2enode
 
 slurm_log() { echo "# slurm.sh: $*" >&2; }
@@ -22,38 +25,13 @@ plugstack_line() {
 }
 
 _slurm_conf() { # _slurm_conf PLUGSTACK
+  slurm_common_conf pyxiscache "$E2E_TMP" "$E2E_CTLD_PORT"
   cat <<CONF
-ClusterName=pyxiscache
-SlurmctldHost=$(hostname -s)(127.0.0.1)
-SlurmctldPort=$E2E_CTLD_PORT
 SlurmdPort=$((E2E_CTLD_PORT + 1))
-AuthType=auth/munge
-AuthInfo=socket=$E2E_TMP/munge/munge.socket
-CredType=cred/munge
-SlurmUser=root
-SlurmdUser=root
-StateSaveLocation=$E2E_TMP/state
 SlurmdSpoolDir=$E2E_TMP/slurmd/spool
-SlurmctldPidFile=$E2E_TMP/slurmctld.pid
 SlurmdPidFile=$E2E_TMP/slurmd/slurmd.pid
-SlurmctldLogFile=$E2E_TMP/slurmctld.log
 SlurmdLogFile=$E2E_TMP/slurmd/slurmd.log
 SlurmdDebug=debug
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SwitchType=switch/none
-MpiDefault=none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-SchedulerType=sched/backfill
-JobCompType=jobcomp/none
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-ReturnToService=2
-InactiveLimit=0
-KillWait=5
-MinJobAge=5
-SlurmdTimeout=30
 PlugStackConfig=$1
 NodeName=$E2E_NODE NodeHostname=$(hostname -s) NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
 PartitionName=e2e Nodes=$E2E_NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
@@ -68,22 +46,13 @@ write_plugstack() {
   chmod 644 "$file"
 }
 
-_wait_for() { # _wait_for SECONDS CMD...
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.1
-  done
-}
-
 _node_idle() { [[ $(sinfo -h -n "$E2E_NODE" -o %T 2>/dev/null) == idle ]]; }
 
 slurmd_start() {
   # 3>&- : bats waits for whatever holds its fd 3.
   /usr/sbin/slurmd -D -f "$E2E_TMP/slurmd/slurm.conf" -N "$E2E_NODE" </dev/null >>"$E2E_TMP/slurmd/stdout" 2>&1 3>&- &
   echo $! >"$E2E_TMP/slurmd/e2e.pid"
-  _wait_for 30 _node_idle || { slurm_log "slurmd did not come up"; tail -20 "$E2E_TMP/slurmd/slurmd.log" >&2; return 1; }
+  wait_for 30 _node_idle || { slurm_log "slurmd did not come up"; tail -20 "$E2E_TMP/slurmd/slurmd.log" >&2; return 1; }
 }
 
 # slurmd may be restarted by a .bats file (another process): its pid is in a file.
@@ -91,7 +60,7 @@ slurmd_stop() {
   local pid
   pid=$(cat "$E2E_TMP/slurmd/e2e.pid" 2>/dev/null) || return 0
   kill "$pid" 2>/dev/null || true
-  _wait_for 20 eval "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
+  wait_for 20 eval "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   rm -f "$E2E_TMP/slurmd/e2e.pid"
 }
@@ -104,8 +73,7 @@ slurmd_restart_with() {
 }
 
 slurm_start() {
-  mkdir -p "$E2E_TMP"/{munge,state,slurmd/spool}
-  chmod 755 "$E2E_TMP/munge"
+  mkdir -p "$E2E_TMP"/{state,slurmd/spool}
   write_plugstack "$E2E_TMP/plugstack.conf"
   write_plugstack "$E2E_TMP/slurmd/plugstack.conf"
   E2E_CTLD_PORT=$((20000 + RANDOM % 20000))
@@ -114,17 +82,12 @@ slurm_start() {
   chmod 644 "$E2E_TMP/slurm.conf" "$E2E_TMP/slurmd/slurm.conf"
   export SLURM_CONF=$E2E_TMP/slurm.conf
 
-  dd if=/dev/urandom of="$E2E_TMP/munge/munge.key" bs=1024 count=1 status=none
-  chmod 400 "$E2E_TMP/munge/munge.key"
-  /usr/sbin/munged --foreground --force --socket="$E2E_TMP/munge/munge.socket" \
-    --key-file="$E2E_TMP/munge/munge.key" --pid-file="$E2E_TMP/munge/munged.pid" \
-    --seed-file="$E2E_TMP/munge/munged.seed" --log-file="$E2E_TMP/munge/munged.log" </dev/null >/dev/null 2>>"$E2E_TMP/munge/stderr" &
-  echo $! >>"$E2E_TMP/e2e.pids"
-  _wait_for 10 test -S "$E2E_TMP/munge/munge.socket" || { slurm_log "munged did not start"; return 1; }
+  munge_start "$E2E_TMP" || { slurm_log "munged did not start"; return 1; }
+  echo "$MUNGE_PID" >>"$E2E_TMP/e2e.pids"
 
   /usr/sbin/slurmctld -D -i -f "$E2E_TMP/slurm.conf" </dev/null >>"$E2E_TMP/slurmctld.stdout" 2>&1 &
   echo $! >>"$E2E_TMP/e2e.pids"
-  _wait_for 20 sinfo -h || { slurm_log "slurmctld did not come up"; tail -20 "$E2E_TMP/slurmctld.log" >&2; return 1; }
+  wait_for 20 sinfo -h || { slurm_log "slurmctld did not come up"; tail -20 "$E2E_TMP/slurmctld.log" >&2; return 1; }
   slurmd_start
 }
 
@@ -133,14 +96,14 @@ slurm_start() {
 slurm_stop() {
   # Steps still running would outlive slurmd: cancel them first.
   if [[ -e $E2E_TMP/e2e.pids ]] && scancel --quiet --partition=e2e 2>/dev/null; then
-    _wait_for 15 eval '[[ -z $(squeue -h -p e2e 2>/dev/null) ]]' || true
+    wait_for 15 eval '[[ -z $(squeue -h -p e2e 2>/dev/null) ]]' || true
   fi
   slurmd_stop
   local pid
   [[ -e $E2E_TMP/e2e.pids ]] || return 0
   for pid in $(tac "$E2E_TMP/e2e.pids"); do
     kill "$pid" 2>/dev/null || continue
-    _wait_for 10 eval "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
+    wait_for 10 eval "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
   rm -f "$E2E_TMP/e2e.pids"

@@ -12,52 +12,21 @@
 #
 # ops_slurm_start; ...; ops_slurm_stop (stops every daemon by pid; safe to call twice).
 
+# shellcheck source=tests/lib/slurm-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/slurm-common.sh"
+
 OPS_PIDS=()
 
 ops_log() { echo "# slurm.sh: $*" >&2; }
 
-_ops_wait() { # _ops_wait SECONDS CMD...
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.2
-  done
-}
-
 _ops_conf() {
   local port=$((20000 + RANDOM % 20000)) i=0 node
+  slurm_common_conf pyxisops "$OPS_TMP" "$port"
   cat <<CONF
-ClusterName=pyxisops
-SlurmctldHost=$(hostname -s)(127.0.0.1)
-SlurmctldPort=$port
 SlurmdPort=$((port + 1))
-AuthType=auth/munge
-AuthInfo=socket=$OPS_TMP/munge/munge.socket
-CredType=cred/munge
-SlurmUser=root
-SlurmdUser=root
-StateSaveLocation=$OPS_TMP/state
 SlurmdSpoolDir=$OPS_TMP/slurmd/%n
-SlurmctldPidFile=$OPS_TMP/slurmctld.pid
 SlurmdPidFile=$OPS_TMP/slurmd/%n.pid
-SlurmctldLogFile=$OPS_TMP/slurmctld.log
 SlurmdLogFile=$OPS_TMP/slurmd/%n.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SwitchType=switch/none
-MpiDefault=none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-SchedulerType=sched/backfill
-JobCompType=jobcomp/none
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-ReturnToService=2
-InactiveLimit=0
-KillWait=5
-MinJobAge=5
-SlurmdTimeout=30
 PlugStackConfig=$OPS_TMP/plugstack-slurm.conf
 CONF
   for node in "${OPS_NODES[@]}"; do
@@ -74,24 +43,19 @@ _ops_all_idle() {
 }
 
 ops_slurm_start() {
-  mkdir -p "$OPS_TMP"/{munge,state,slurmd} "$OPS_CACHE"
-  chmod 755 "$OPS_TMP" "$OPS_TMP/munge"
+  mkdir -p "$OPS_TMP"/{state,slurmd} "$OPS_CACHE"
+  chmod 755 "$OPS_TMP"
   : >"$OPS_TMP/plugstack-slurm.conf" # no SPANK plugin: pre-warming needs none
   _ops_conf >"$OPS_TMP/slurm.conf"
   chmod 644 "$OPS_TMP/slurm.conf" "$OPS_TMP/plugstack-slurm.conf"
   export SLURM_CONF=$OPS_TMP/slurm.conf
 
-  dd if=/dev/urandom of="$OPS_TMP/munge/munge.key" bs=1024 count=1 status=none
-  chmod 400 "$OPS_TMP/munge/munge.key"
-  /usr/sbin/munged --foreground --force --socket="$OPS_TMP/munge/munge.socket" \
-    --key-file="$OPS_TMP/munge/munge.key" --pid-file="$OPS_TMP/munge/munged.pid" \
-    --seed-file="$OPS_TMP/munge/munged.seed" --log-file="$OPS_TMP/munge/munged.log" 2>>"$OPS_TMP/munge/stderr" &
-  OPS_PIDS+=($!)
-  _ops_wait 10 test -S "$OPS_TMP/munge/munge.socket" || { ops_log "munged did not start"; return 1; }
+  munge_start "$OPS_TMP" || { ops_log "munged did not start"; return 1; }
+  OPS_PIDS+=("$MUNGE_PID")
 
   /usr/sbin/slurmctld -D -i -f "$OPS_TMP/slurm.conf" >>"$OPS_TMP/slurmctld.stdout" 2>&1 &
   OPS_PIDS+=($!)
-  _ops_wait 20 sinfo -h || { ops_log "slurmctld did not come up"; tail -20 "$OPS_TMP/slurmctld.log" >&2; return 1; }
+  wait_for 20 sinfo -h || { ops_log "slurmctld did not come up"; tail -20 "$OPS_TMP/slurmctld.log" >&2; return 1; }
 
   local node
   for node in "${OPS_NODES[@]}"; do
@@ -102,7 +66,7 @@ ops_slurm_start() {
       /usr/sbin/slurmd -D -f "$OPS_TMP/slurm.conf" -N "$node" >>"$OPS_TMP/slurmd/$node.stdout" 2>&1 &
     OPS_PIDS+=($!)
   done
-  _ops_wait 40 _ops_all_idle || {
+  wait_for 40 _ops_all_idle || {
     ops_log "slurmd nodes did not all come up:"
     sinfo -N >&2 || true
     tail -5 "$OPS_TMP"/slurmd/*.log >&2 || true
@@ -115,8 +79,11 @@ ops_slurm_stop() {
   for ((i = ${#OPS_PIDS[@]} - 1; i >= 0; i--)); do
     pid=${OPS_PIDS[i]}
     kill "$pid" 2>/dev/null || continue
-    _ops_wait 15 eval "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
+    wait_for 15 eval "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  OPS_PIDS=()
+  # shellcheck source=tests/lib/slurm-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/slurm-common.sh"
+
+OPS_PIDS=()
 }
