@@ -77,7 +77,7 @@ case_swap_race() {
       for f in $(seq 50); do echo $f > "$e/sub/deeper/$f"; done
     done
   '
-  as1_sh '
+  ( exec setpriv --reuid="$U1" --regid="$G1" --init-groups -- env BASE="$BASE" U1="$U1" SENT="$SENT" bash -c '
     d=$BASE/$U1
     while :; do
       for i in 1 2 3 4; do
@@ -96,7 +96,7 @@ case_swap_race() {
         rm -f "$e" 2>/dev/null; mkdir -p "$e/sub" 2>/dev/null
       done
     done
-  ' &
+  ' 2>/dev/null ) &
   racer=$!
   bgpids+=("$racer")
   while ((SECONDS < end)); do
@@ -107,7 +107,7 @@ case_swap_race() {
       fail "status failed during the race"
     n=$((n + 1))
   done
-  kill "$racer"
+  kill -9 "$racer"
   wait "$racer" 2>/dev/null
   attacks=$((attacks + n))
   echo "    $n collector runs raced the swapper" >&2
@@ -228,7 +228,7 @@ case_dangerous_images() {
   ln -s "$SENT/root/file" "$s/etc/outside"
   ln -s "$SENT/root" "$s/outside-dir"
   mksquashfs "$s" "$IMG/danger.sqfs" -noappend -quiet -no-progress \
-    -p "dev d 755 0 0" -p "dev/null c 666 0 0 1 3" -p "dev/sda b 660 0 0 8 0" -p "dev/fifo p 666 0 0" >/dev/null 2>&1
+    -p "dev d 755 0 0" -p "dev/null c 666 0 0 1 3" -p "dev/sda b 660 0 0 8 0" -p "dev/fifo i 666 0 0 f" >/dev/null 2>&1
   chmod a+r "$IMG/danger.sqfs"
   attacks=$((attacks + 2))
   for who in 0 "$U1"; do
