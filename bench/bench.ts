@@ -59,15 +59,25 @@ async function sh(cmd: string[], options: { quiet?: boolean } = {}): Promise<str
 
 let runCounter = 0;
 
-/** Runs `cmd` once under /usr/bin/time: wall time (ms), peak RSS (KiB), stdout. */
-async function measure(cmd: string[]): Promise<Run> {
-  const rssFile = `${WORK}/rss.${Deno.pid}.${runCounter++}`;
+/**
+ * The job user: in production the SPANK stub runs `reuse` as the user (unsquashfs
+ * too), with HOME theirs (Deno's cache lives there). nobody, with a home of its own.
+ */
+const USER = { uid: 65534, gid: 65534 };
+const USER_HOME = `${WORK}/home-${USER.uid}`;
+const RSS_DIR = `${WORK}/rss`;
+
+/** Runs `cmd` once under /usr/bin/time: wall time (ms), peak RSS (KiB), stdout. As the job user unless `root`. */
+async function measure(cmd: string[], options: { root?: boolean } = {}): Promise<Run> {
+  const rssFile = `${RSS_DIR}/${Deno.pid}.${runCounter++}`;
+  const asUser = options.root ? {} : { ...USER, env: { HOME: USER_HOME } };
   const started = performance.now();
   const out = await new Deno.Command("/usr/bin/time", {
     args: ["-f", "%M", "-o", rssFile, ...cmd],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
+    ...asUser,
   }).output();
   const ms = performance.now() - started;
   const rssKiB = Number(Deno.readTextFileSync(rssFile).trim().split("\n").at(-1));
@@ -81,7 +91,7 @@ async function measure(cmd: string[]): Promise<Run> {
 /** Several commands at once: wall time until the last ends, the largest peak RSS. */
 async function measureTogether(cmds: string[][]): Promise<Run & { runs: Run[] }> {
   const started = performance.now();
-  const runs = await Promise.all(cmds.map(measure));
+  const runs = await Promise.all(cmds.map((cmd) => measure(cmd)));
   const ms = performance.now() - started;
   return { ms, rssKiB: Math.max(...runs.map((r) => r.rssKiB)), stdout: runs.map((r) => r.stdout).join(""), runs };
 }
@@ -105,6 +115,21 @@ async function sideBySide(
     }
   }
   return result;
+}
+
+/** `<base>/<uid>` for the job user, made by root as the stub does. */
+async function prepareUser(base: string): Promise<void> {
+  await measure([CLI, "prepare", "--uid", String(USER.uid), "--gid", String(USER.gid), ...config(base)], {
+    root: true,
+  });
+}
+
+/** A directory the job user may unpack into, on the same filesystem as the cache roots. */
+async function userScratch(): Promise<string> {
+  const dir = `${FS}/scratch-${USER.uid}`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.chown(dir, USER.uid, USER.gid);
+  return dir;
 }
 
 function want(id: string): boolean {
@@ -164,6 +189,7 @@ async function p1(image: string): Promise<void> {
   const base = `${FS}/p1`;
   const empty = `${WORK}/empty.ts`;
   Deno.writeTextFileSync(empty, "");
+  await prepareUser(base);
   await measure([CLI, "reuse", "--image", image, ...config(base)]); // the entry exists from now on
   const reuse = [CLI, "reuse", "--image", image, ...config(base)];
   const bare = [DENO, "run", "--quiet", "--no-prompt", "--no-config", "--no-lock", empty];
@@ -181,7 +207,8 @@ async function p1(image: string): Promise<void> {
 
 async function p2(image: string): Promise<void> {
   const base = `${FS}/p2`;
-  const dest = `${FS}/p2-plain`;
+  const dest = `${await userScratch()}/p2-plain`;
+  await prepareUser(base);
   let entry = "";
   const { a, b } = await sideBySide(REPS, {
     setup: dropWriteback,
@@ -211,6 +238,7 @@ async function p2(image: string): Promise<void> {
 
 async function p3(image: string): Promise<void> {
   const base = `${FS}/p3`;
+  await prepareUser(base);
   const cmd = [CLI, "reuse", "--json", "--image", image, ...config(base)];
   let entry = "";
   const created: number[] = [];
@@ -298,7 +326,9 @@ async function p4(): Promise<void> {
     "--set",
     "container_cache_gc_low=1",
   ];
-  const { a, b } = await sideBySide(REPS, { run: () => measure(gc(many)) }, { run: () => measure(gc(tiny)) });
+  const { a, b } = await sideBySide(REPS, { run: () => measure(gc(many), { root: true }) }, {
+    run: () => measure(gc(tiny), { root: true }),
+  });
   const decided = JSON.parse(a[0]!.stdout).evicted.length;
   const worst = Math.max(...a.map((r) => r.ms), ...b.map((r) => r.ms));
   const rss = Math.max(...a.map((r) => r.rssKiB), ...b.map((r) => r.rssKiB));
@@ -318,23 +348,24 @@ async function p4(): Promise<void> {
 
 async function p5(image: string): Promise<void> {
   const base = `${FS}/p5`;
-  const plain = `${FS}/p5-plain`;
+  const plain = `${await userScratch()}/p5-plain`;
+  await prepareUser(base);
   const { a, b } = await sideBySide(REPS, {
     setup: async () => {
       await measure([CLI, "reuse", "--image", image, ...config(base)]);
       await dropWriteback();
     },
     run: async () => {
-      const run = await measure([CLI, "gc", "--all", "--json", ...config(base)]);
+      const run = await measure([CLI, "gc", "--all", "--json", ...config(base)], { root: true });
       if (JSON.parse(run.stdout).evicted.length !== 1) throw new Error("P5: gc did not evict the entry");
       return run;
     },
   }, {
     setup: async () => {
-      await sh(["unsquashfs", "-q", "-d", plain, image]);
+      await measure(["unsquashfs", "-q", "-d", plain, image]);
       await dropWriteback();
     },
-    run: () => measure(["rm", "-rf", plain]),
+    run: () => measure(["rm", "-rf", plain], { root: true }),
   });
   const ratio = median(a.map((r) => r.ms)) / median(b.map((r) => r.ms));
   rows.push({
@@ -459,9 +490,15 @@ async function machine(): Promise<string> {
 
 if (import.meta.main) {
   await Deno.mkdir(WORK, { recursive: true });
+  for (const dir of [RSS_DIR, USER_HOME]) {
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.chown(dir, USER.uid, USER.gid);
+  }
   const image = await testImage();
   const imageBytes = (await Deno.stat(image)).size;
-  for (const dir of ["p1", "p2", "p3", "p5"]) await Deno.remove(`${FS}/${dir}`, { recursive: true }).catch(() => {});
+  for (const dir of ["p1", "p2", "p3", "p5", `scratch-${USER.uid}`]) {
+    await Deno.remove(`${FS}/${dir}`, { recursive: true }).catch(() => {});
+  }
   const figures: [string, () => Promise<void>][] = [
     ["P1", () => p1(image)],
     ["P2", () => p2(image)],
