@@ -142,7 +142,7 @@ complete_entries() {
   done
   return $ok
 }
-leftovers() { find "$BASE" -mindepth 2 -maxdepth 2 \( -name '.pyxis_cache_tmp.*' -o -name '.pyxis_cache_trash.*' \) | wc -l; }
+leftovers() { find "$BASE" -mindepth 2 -maxdepth 2 \( -name '.pyxis_cache_tmp.pyxis_cache_u*' -o -name '.pyxis_cache_trash.pyxis_cache_u*' \) -printf x | wc -c; }
 wait_unsquashfs() { # orphans of killed reuses
   local i
   for i in $(seq 100); do

@@ -89,7 +89,7 @@ case_kill_gc() {
     for i in 1 2 3 4 5 6; do pc reuse --image "$IMG/many$i.sqfs" --uid "$U1" >/dev/null || fail "reuse many$i"; done
     "$PC" gc --all --stale-after 100000 --no-plugstack --set "container_cache_data_path=$BASE" >/dev/null 2>&1 &
     pid=$!
-    sleep "$(randdelay 0.15 0.6)"
+    sleep "$(randdelay 0.08 0.3)"
     kill -9 "$pid" 2>/dev/null && hit=$((hit + 1))
     wait "$pid" 2>/dev/null
     for i in 1 2 3 4 5 6; do
@@ -103,7 +103,7 @@ case_kill_gc() {
   done
   faults=$((faults + hit))
   echo "    $hit of 8 kills landed during a gc" >&2
-  ((hit >= 4)) || fail "only $hit kills landed in a running gc"
+  ((hit >= 2)) || fail "only $hit kills landed in a running gc"
 }
 
 # Stale lock files and locks held by dead processes.
