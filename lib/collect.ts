@@ -1,11 +1,11 @@
 import type { Config } from "./config.ts";
 import { type Entry, type Leftover, scanEntries } from "./entries.ts";
-import { createLockPath, gcLockPath, lockPath, trashPath } from "./layout.ts";
+import { createLockPath, GC_LOCK_MODE, gcLockPath, lockPath, trashPath, userGcLockPath } from "./layout.ts";
 import { recordGcRun } from "./gcstate.ts";
-import { openLockFile, openRegular, tryLockExclusive } from "./lock.ts";
+import { openLockFile, tryLockExclusive } from "./lock.ts";
 import { removeTree } from "./remove.ts";
 import { round, statfsUsage, type UsageSource } from "./usage.ts";
-import { isRoot } from "./users.ts";
+import { isRoot, self } from "./users.ts";
 
 export interface CollectOptions {
   dryRun?: boolean;
@@ -49,9 +49,23 @@ export interface Collection {
 export const STALE_AFTER_SECONDS = 60;
 
 /** Holds the collector lock, or says that another collector does. */
+/**
+ * Holds the collector lock, or says that another collector does. Root's
+ * collector takes the global lock, which only root can open (a user holding it
+ * would stop every collection); a user's collector, which can only reach their
+ * own entries, takes a lock in their own directory.
+ */
 async function lockCollector(base: string): Promise<Deno.FsFile | undefined> {
-  const file = isRoot() ? await openLockFile(gcLockPath(base)) : await openRegular(gcLockPath(base));
-  if (!file) return undefined; // no lock file: `prepare` has not run, so there is nothing to collect
+  let file: Deno.FsFile;
+  try {
+    file = isRoot()
+      ? await openLockFile(gcLockPath(base), GC_LOCK_MODE)
+      : await openLockFile(userGcLockPath(base, self().uid));
+  } catch (error) {
+    // No directory of one's own yet (`prepare` has not run): nothing to collect.
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.PermissionDenied) return undefined;
+    throw error;
+  }
   if (await file.tryLock(true)) return file;
   file.close();
   return undefined;
@@ -84,15 +98,22 @@ async function removeLeftovers(base: string, leftovers: Leftover[], staleAfter: 
  * its name (rename(2) moves a planted symlink itself, never its target), then
  * removed. A killed eviction leaves only a trash directory for the next run.
  */
-async function evict(base: string, entry: Entry): Promise<void> {
+async function evict(base: string, entry: Entry): Promise<boolean> {
   const trash = trashPath(base, entry.uid, entry.name);
-  await Deno.rename(entry.path, trash);
+  try {
+    await Deno.rename(entry.path, trash);
+  } catch (error) {
+    // A user's own collector and root's may both have chosen it: already gone.
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
   await removeTree(trash);
   const creator = await tryLockExclusive(createLockPath(base, entry.uid, entry.name));
   if (typeof creator !== "string") {
     await Deno.remove(createLockPath(base, entry.uid, entry.name)).catch(() => {});
     creator.close();
   }
+  return true;
 }
 
 /** Adds this run to the counters in `<base>`; a failure to is one more problem. */
@@ -152,7 +173,7 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
       }
       try {
         const bytes = entry.meta?.bytes ?? 0;
-        if (!result.dryRun) await evict(base, entry);
+        if (!result.dryRun && !(await evict(base, entry))) continue;
         result.evicted.push({
           name: entry.name,
           uid: entry.uid,

@@ -1,10 +1,11 @@
 /**
  * Where everything lives under the cache root `<base>`:
  *
- *   <base>/pyxis-container-cache-gc.lock       one collector at a time
+ *   <base>/pyxis-container-cache-gc.lock       one collector at a time (0600: users cannot hold it)
  *   <base>/.pyxis_cache_staging.<r>/           root's private room to chown an entry's records
  *   <base>/pyxis-cache-gc.state.json           the collector's counters, for metrics
  *   <base>/<uid>/                              0700, owned by the user
+ *   <base>/<uid>/.pyxis_cache_gc.lock          a user's own collection (root's gc takes the one above)
  *   <base>/<uid>/pyxis_cache_u<uid>_<hash>/    an entry: the rootfs itself
  *     .pyxis_cache_lock                        held shared while a step uses it
  *     .pyxis_cache_meta.json                   image, size and time of creation
@@ -17,6 +18,8 @@
  */
 
 export const GC_LOCK_FILE = "pyxis-container-cache-gc.lock";
+/** Only root may open the global collector lock: a user holding it would stop every collection. */
+export const GC_LOCK_MODE = 0o600;
 export const GC_STATE_FILE = "pyxis-cache-gc.state.json";
 export const LOCK_FILE = ".pyxis_cache_lock";
 export const META_FILE = ".pyxis_cache_meta.json";
@@ -54,6 +57,10 @@ export function gcLockPath(base: string): string {
 
 export function gcStatePath(base: string): string {
   return `${base}/${GC_STATE_FILE}`;
+}
+
+export function userGcLockPath(base: string, uid: number): string {
+  return `${base}/${uid}/.pyxis_cache_gc.lock`;
 }
 
 export function createLockPath(base: string, uid: number, name: string): string {

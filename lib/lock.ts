@@ -41,11 +41,11 @@ export function openRegular(path: string, kind: "file" | "directory" = "file"): 
   return Promise.try(() => openRegularSync(path, kind));
 }
 
-/** Opens a lock file, creating it (O_EXCL) when it does not exist yet. */
-export async function openLockFile(path: string): Promise<Deno.FsFile> {
+/** Opens a lock file, creating it (O_EXCL) with `mode` when it does not exist yet. */
+export async function openLockFile(path: string, mode = 0o644): Promise<Deno.FsFile> {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await Deno.open(path, { read: true, write: true, createNew: true, mode: 0o644 });
+      return await Deno.open(path, { read: true, write: true, createNew: true, mode });
     } catch (error) {
       if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
     }

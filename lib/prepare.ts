@@ -1,6 +1,6 @@
 import type { Config } from "./config.ts";
 import { CacheError } from "./errors.ts";
-import { gcLockPath, userDir } from "./layout.ts";
+import { GC_LOCK_MODE, gcLockPath, userDir } from "./layout.ts";
 import { openLockFile } from "./lock.ts";
 import { isRoot, type Owner } from "./users.ts";
 
@@ -24,7 +24,14 @@ async function prepareBase(base: string): Promise<void> {
     if (mode & 0o022) throw new CacheError(`${base} must not be writable by group or others`);
     if ((mode & 0o011) !== 0o011) await Deno.chmod(base, mode | 0o011);
   }
-  (await openLockFile(gcLockPath(base))).close();
+  const gcLock = await openLockFile(gcLockPath(base), GC_LOCK_MODE);
+  try {
+    const info = await gcLock.stat();
+    // An older lock file that users could open (and hold, stopping every collection).
+    if ((info.mode! & 0o777) !== GC_LOCK_MODE) await Deno.chmod(gcLockPath(base), GC_LOCK_MODE);
+  } finally {
+    gcLock.close();
+  }
 }
 
 /**

@@ -4,7 +4,7 @@ import { parseConfig } from "../lib/config.ts";
 import { readMeta } from "../lib/entries.ts";
 import { reuse } from "../lib/reuse.ts";
 import type { UsageSource } from "../lib/usage.ts";
-import { cli, IS_ROOT, listing, makeImage, manifest, run, settings, tempDir } from "./helpers.ts";
+import { cli, IS_ROOT, listing, makeImage, manifest, NOBODY, run, settings, tempDir } from "./helpers.ts";
 
 /** Holds `flock -s` on a path in another process, as a running step does. */
 async function holdShared(path: string): Promise<Deno.ChildProcess> {
@@ -260,5 +260,39 @@ Deno.test({
     }
     const after = await cli(["gc", "--json", "--stale-after", "0", ...settings(base)]);
     assert.deepEqual(JSON.parse(after.stdout).removedLeftovers, [alive]);
+  },
+});
+
+Deno.test({
+  name: "users cannot hold the collector lock; a user's gc takes their own and reaches only their entries",
+  ignore: !IS_ROOT,
+  async fn() {
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const base = `${dir}/cache`;
+    const [rootEntry] = await entries(dir, base, 1, 1000);
+    const forced = settings(base, { container_cache_gc_high: 2, container_cache_gc_low: 1 });
+    await cli(["prepare", "--uid", String(NOBODY.uid), "--gid", String(NOBODY.gid), ...forced]);
+    const gcLock = await Deno.stat(`${base}/pyxis-container-cache-gc.lock`);
+    assert.equal(gcLock.mode! & 0o777, 0o600);
+    const blocked = await run("flock", ["-x", `${base}/pyxis-container-cache-gc.lock`, "true"], NOBODY);
+    assert.notEqual(blocked.code, 0, "a user opened the collector lock");
+
+    await makeImage(`${dir}/mine.sqfs`, { "f": 1000 });
+    const mine = JSON.parse(
+      (await cli(["reuse", "--image", `${dir}/mine.sqfs`, "--json", ...forced], { as: NOBODY })).stdout,
+    );
+    const holder = await holdShared(`${base}/pyxis-container-cache-gc.lock`); // root's collector is busy
+    try {
+      const gc = await cli(["gc", "--json", ...forced], { as: NOBODY });
+      assert.equal(gc.code, 0, gc.stderr);
+      const result = JSON.parse(gc.stdout);
+      assert.equal(result.skipped, false);
+      assert.deepEqual(result.evicted.map((e: { name: string }) => e.name), [mine.name]);
+      await Deno.lstat(rootEntry!.path);
+    } finally {
+      holder.kill();
+      await holder.status;
+    }
   },
 });
