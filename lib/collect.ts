@@ -1,5 +1,5 @@
 import type { Config } from "./config.ts";
-import { type Entry, type Leftover, scanEntries } from "./entries.ts";
+import { type Entry, type Leftover, readMetaSync, scanEntries } from "./entries.ts";
 import { createLockPath, GC_LOCK_MODE, gcLockPath, lockPath, trashPath, userGcLockPath } from "./layout.ts";
 import { recordGcRun } from "./gcstate.ts";
 import { openLockFile, tryLockExclusive } from "./lock.ts";
@@ -151,7 +151,8 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
   try {
     const before = await usageOf(base);
     result.usageBefore = result.usageAfter = round(before.percent);
-    const scan = await scanEntries(base, { withMeta: true, uid: options.uid });
+    // Deciding needs only names and mtimes: records are read for the entries that go.
+    const scan = await scanEntries(base, { withMeta: false, uid: options.uid });
     result.problems.push(...scan.problems);
     await removeLeftovers(base, scan.leftovers, options.staleAfterSeconds ?? STALE_AFTER_SECONDS, result);
 
@@ -172,7 +173,8 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
         continue;
       }
       try {
-        const bytes = entry.meta?.bytes ?? 0;
+        const meta = readMetaSync(entry.path);
+        const bytes = meta?.bytes ?? 0;
         if (!result.dryRun && !(await evict(base, entry))) continue;
         result.evicted.push({
           name: entry.name,
@@ -180,7 +182,7 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
           path: entry.path,
           bytes,
           lastUsed: entry.lastUsed.toISOString(),
-          image: entry.meta?.image ?? null,
+          image: meta?.image ?? null,
         });
         freed += bytes;
       } catch (error) {

@@ -8,7 +8,7 @@ import type { Meta } from "./entries.ts";
 import { prepare } from "./prepare.ts";
 import { removeTree } from "./remove.ts";
 import { NoSpaceError, treeBytes, unsquash } from "./unpack.ts";
-import type { UsageSource } from "./usage.ts";
+import { statfsUsage, type UsageSource } from "./usage.ts";
 import { isRoot, lookupUid, type Owner, self } from "./users.ts";
 
 export interface ReuseOptions {
@@ -207,7 +207,8 @@ export async function reuse(config: Config, options: ReuseOptions): Promise<Reus
   const creating = await lockExclusive(createLockPath(config.dataPath, owner.uid, image.name));
   try {
     if (await touch(path)) return result(false);
-    await collect(config, { usage: options.usage }); // evicts only above the high watermark
+    const usage = await (options.usage ?? statfsUsage)(config.dataPath);
+    if (usage.percent >= config.gcHigh) await collect(config, { usage: options.usage });
     await createEntry(config, image, owner, options.usage);
     return result(true);
   } finally {
