@@ -7,6 +7,7 @@ import { lockExclusive } from "./lock.ts";
 import type { Meta } from "./entries.ts";
 import { prepare } from "./prepare.ts";
 import { removeTree } from "./remove.ts";
+import { unpackedBytes } from "./squashfs.ts";
 import { NoSpaceError, treeBytes, unsquash } from "./unpack.ts";
 import { statfsUsage, type UsageSource } from "./usage.ts";
 import { isRoot, lookupUid, type Owner, self } from "./users.ts";
@@ -161,6 +162,8 @@ async function createEntry(
   const started = performance.now();
   const temp = tempPath(config.dataPath, owner.uid, image.name);
   const target = entryPath(config.dataPath, owner.uid, image.name);
+  // Read from the image's metadata while unsquashfs runs; a walk of the tree only when that cannot be done.
+  const estimate = unpackedBytes(image.path);
   try {
     await unsquashMakingRoom(config, image, temp, owner, usage);
     const top = await Deno.lstat(temp);
@@ -168,7 +171,7 @@ async function createEntry(
     if (!isRoot() && !(top.mode! & 0o200)) await Deno.chmod(temp, (top.mode! & 0o7777) | 0o200);
     const meta: Meta = {
       image: image.path,
-      bytes: treeBytes(temp),
+      bytes: (await estimate) ?? treeBytes(temp),
       createdAt: new Date().toISOString(),
       unpackSeconds: (performance.now() - started) / 1000,
     };
