@@ -8,17 +8,12 @@
  * rest: its size) and up to 8 KiB of data, compressed with the image's compressor.
  */
 
-const GZIP = 1; // the only compressor whose blocks Deno can inflate (zlib streams)
+const GZIP = 1; // the only compressor whose blocks we can inflate (zlib streams)
 const METADATA_BLOCK = 8192;
 /** What a file system with 4 KiB blocks allocates. */
 const BLOCK = 4096;
 /** ext4 keeps symlink targets up to 60 bytes in the inode itself. */
 const FAST_SYMLINK = 60;
-
-async function inflate(block: Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
-  const stream = new Blob([block]).stream().pipeThrough(new DecompressionStream("deflate"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
 
 function blocks(bytes: number): number {
   return Math.ceil(bytes / BLOCK) * BLOCK;
@@ -33,6 +28,9 @@ async function inodeTable(file: Deno.FsFile, start: number, end: number, compres
     if (n === null) return undefined;
     filled += n;
   }
+  // node:zlib inflates a table three times faster than a DecompressionStream per block, and
+  // costs ~3 ms to load on the cold path, which has loaded node:fs for statfs already.
+  const { inflateSync } = await import("node:zlib");
   const parts: Uint8Array[] = [];
   for (let at = 0; at + 2 <= raw.length;) {
     const header = raw[at]! | (raw[at + 1]! << 8);
@@ -40,7 +38,7 @@ async function inodeTable(file: Deno.FsFile, start: number, end: number, compres
     const data = raw.subarray(at + 2, at + 2 + size);
     at += 2 + size;
     if (header & 0x8000) parts.push(data);
-    else if (compressor === GZIP) parts.push(await inflate(data));
+    else if (compressor === GZIP) parts.push(inflateSync(data));
     else return undefined;
     if (parts.at(-1)!.length > METADATA_BLOCK) return undefined;
   }
