@@ -278,7 +278,7 @@ async function p3(image: string): Promise<void> {
 async function fabricate(files: number): Promise<string> {
   const uids = 100;
   const perUid = 100;
-  const base = `${WORK}/p4-${uids * perUid}e-${files}f`;
+  const base = `${WORK}/p4-${uids * perUid}e-${files}f-v2`; // v2: records in the lock files
   if (await Deno.lstat(`${base}/.complete`).then(() => true, () => false)) return base;
   await Deno.remove(base, { recursive: true }).catch(() => {});
   console.error(`bench: fabricating ${uids * perUid} entries with ${files} files each in ${base}`);
@@ -298,9 +298,8 @@ async function fabricate(files: number): Promise<string> {
         if (f < 8) Deno.mkdirSync(sub, { recursive: true });
         Deno.writeTextFileSync(`${sub}/f${f}`, "x");
       }
-      Deno.writeTextFileSync(`${entry}/.pyxis_cache_lock`, "");
       const meta = { image: `/images/img${e}.sqfs`, bytes: 4096 * (files + 3), createdAt: new Date(day).toISOString() };
-      Deno.writeTextFileSync(`${entry}/.pyxis_cache_meta.json`, JSON.stringify({ ...meta, unpackSeconds: 1 }) + "\n");
+      Deno.writeTextFileSync(`${entry}/.pyxis_cache_lock`, JSON.stringify({ ...meta, unpackSeconds: 1 }) + "\n");
       const when = new Date(day + ((u * 7919 + e * 104729) % 86_400) * 1000);
       Deno.utimeSync(entry, when, when);
     }

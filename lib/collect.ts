@@ -1,6 +1,6 @@
 import type { Config } from "./config.ts";
-import { type Entry, type Leftover, readMetaSync, scanEntries } from "./entries.ts";
-import { createLockPath, GC_LOCK_MODE, gcLockPath, lockPath, trashPath, userGcLockPath } from "./layout.ts";
+import { type Entry, type Leftover, openEntryLock, scanEntries } from "./entries.ts";
+import { createLockPath, GC_LOCK_MODE, gcLockPath, trashPath, userGcLockPath } from "./layout.ts";
 import { recordGcRun } from "./gcstate.ts";
 import { openLockFile, tryLockExclusive } from "./lock.ts";
 import { removeTree } from "./remove.ts";
@@ -152,7 +152,7 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
     const before = await usageOf(base);
     result.usageBefore = result.usageAfter = round(before.percent);
     // Deciding needs only names and mtimes: records are read for the entries that go.
-    const scan = await scanEntries(base, { withMeta: false, uid: options.uid });
+    const scan = await scanEntries(base, { uid: options.uid });
     result.problems.push(...scan.problems);
     await removeLeftovers(base, scan.leftovers, options.staleAfterSeconds ?? STALE_AFTER_SECONDS, result);
 
@@ -167,13 +167,15 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
     for (const entry of oldestFirst) {
       const roomy = usage.availableBytes >= (options.freeBytes ?? 0);
       if (!options.all && usage.percent <= config.gcLow && roomy) break;
-      const lock = await tryLockExclusive(lockPath(entry.path));
-      if (lock === "busy") {
+      // One open gives the lock to try and the record to report (an entry without one is evicted all the same).
+      const lock = openEntryLock(entry.path);
+      if (lock && !lock.file.tryLockSync(true)) {
+        lock.file.close();
         result.skippedInUse.push({ name: entry.name, uid: entry.uid, path: entry.path });
         continue;
       }
+      const meta = lock?.meta;
       try {
-        const meta = readMetaSync(entry.path);
         const bytes = meta?.bytes ?? 0;
         if (!result.dryRun && !(await evict(base, entry))) continue;
         result.evicted.push({
@@ -188,7 +190,7 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
       } catch (error) {
         result.problems.push(`${entry.path}: cannot evict: ${(error as Error).message.split("\n")[0]}`);
       } finally {
-        if (typeof lock !== "string") lock.close();
+        lock?.file.close();
       }
       usage = result.dryRun
         ? { ...before, percent: total === 0 ? 0 : ((before.usedBytes - freed) * 100) / total }

@@ -1,8 +1,8 @@
-import { ENTRY_NAME, metaPath, STAGING_PREFIX, STEP_NAME, TEMP_NAME, TRASH_NAME } from "./layout.ts";
+import { ENTRY_NAME, lockPath, STAGING_PREFIX, STEP_NAME, TEMP_NAME, TRASH_NAME } from "./layout.ts";
 import { openRegularSync } from "./lock.ts";
 import { self } from "./users.ts";
 
-/** What `reuse` records beside a rootfs when it creates it. */
+/** What `reuse` records in an entry's lock file when it creates the entry. */
 export interface Meta {
   image: string;
   bytes: number;
@@ -16,7 +16,6 @@ export interface Entry {
   path: string;
   /** The entry directory's mtime: refreshed by every reuse, the LRU clock. */
   lastUsed: Date;
-  meta?: Meta;
 }
 
 /** An unpack or eviction that did not finish. */
@@ -41,24 +40,35 @@ const META_LIMIT = 64 * 1024;
 const metaBuffer = new Uint8Array(META_LIMIT);
 const decoder = new TextDecoder();
 
-/** Reads an entry's record without trusting a symlink or an oversized file. */
-export function readMeta(entry: string): Promise<Meta | undefined> {
-  return Promise.try(() => readMetaSync(entry));
+/** An entry's lock, open (not locked), and the record it holds. */
+export interface EntryLock {
+  file: Deno.FsFile;
+  meta?: Meta;
 }
 
-/** readMeta with synchronous calls, as the scan makes them (see openRegularSync). */
-export function readMetaSync(entry: string): Meta | undefined {
-  const file = openRegularSync(metaPath(entry));
+/**
+ * Opens an entry's lock file and reads its record, in one open: a collector
+ * does this for every entry it considers. Never trusts a symlink or an
+ * oversized file. `undefined` when there is no regular lock file.
+ */
+export function openEntryLock(entry: string): EntryLock | undefined {
+  const file = openRegularSync(lockPath(entry));
   if (!file) return undefined;
   try {
     const n = file.readSync(metaBuffer) ?? 0;
     const meta = JSON.parse(decoder.decode(metaBuffer.subarray(0, n)));
-    return typeof meta?.bytes === "number" && typeof meta?.image === "string" ? meta as Meta : undefined;
+    const valid = typeof meta?.bytes === "number" && typeof meta?.image === "string";
+    return { file, meta: valid ? meta as Meta : undefined };
   } catch {
-    return undefined;
-  } finally {
-    file.close();
+    return { file };
   }
+}
+
+/** An entry's record, or `undefined` when it has none that can be trusted. */
+export function readMeta(entry: string): Meta | undefined {
+  const lock = openEntryLock(entry);
+  lock?.file.close();
+  return lock?.meta;
 }
 
 function lstatOrUndefined(path: string): Deno.FileInfo | undefined {
@@ -74,7 +84,7 @@ function shown(name: string): string {
   return /^[\x21-\x7e]+$/.test(name) ? name : JSON.stringify(name);
 }
 
-function scanUserDir(base: string, uid: number, scan: Scan, withMeta: boolean): void {
+function scanUserDir(base: string, uid: number, scan: Scan): void {
   const dir = `${base}/${uid}`;
   const info = Deno.lstatSync(dir);
   if (!info.isDirectory) {
@@ -107,9 +117,7 @@ function scanUserDir(base: string, uid: number, scan: Scan, withMeta: boolean): 
         if (stat) scan.problems.push(`${path}: not a directory, skipped`);
         continue;
       }
-      const entry: Entry = { uid, name, path, lastUsed: stat.mtime ?? new Date(0) };
-      if (withMeta) entry.meta = readMetaSync(path);
-      scan.entries.push(entry);
+      scan.entries.push({ uid, name, path, lastUsed: stat.mtime ?? new Date(0) });
     } else if (leftover || STEP_NAME.test(name)) {
       const stat = lstatOrUndefined(path);
       if (!stat) continue;
@@ -126,12 +134,12 @@ function scanUserDir(base: string, uid: number, scan: Scan, withMeta: boolean): 
  * looking only at real directories named for a uid and owned by it.
  * Never follows a symlink.
  */
-export function scanEntries(base: string, options: { withMeta: boolean; uid?: number }): Promise<Scan> {
+export function scanEntries(base: string, options: { uid?: number } = {}): Promise<Scan> {
   return Promise.try(() => scanEntriesSync(base, options));
 }
 
 /** scanEntries with synchronous calls: one async call per entry took seconds over 10,000 (bench P4). */
-function scanEntriesSync(base: string, options: { withMeta: boolean; uid?: number }): Scan {
+function scanEntriesSync(base: string, options: { uid?: number }): Scan {
   const scan: Scan = { entries: [], leftovers: [], problems: [] };
   const uids: number[] = [];
   for (const { name } of Deno.readDirSync(base)) {
@@ -151,7 +159,7 @@ function scanEntriesSync(base: string, options: { withMeta: boolean; uid?: numbe
   }
   for (const uid of uids.sort((a, b) => a - b)) {
     try {
-      scanUserDir(base, uid, scan, options.withMeta);
+      scanUserDir(base, uid, scan);
     } catch (error) {
       scan.problems.push(`${base}/${uid}: ${(error as Error).message.split("\n")[0]}`);
     }

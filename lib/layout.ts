@@ -7,8 +7,8 @@
  *   <base>/<uid>/                              0700, owned by the user
  *   <base>/<uid>/.pyxis_cache_gc.lock          a user's own collection (root's gc takes the one above)
  *   <base>/<uid>/pyxis_cache_u<uid>_<hash>/    an entry: the rootfs itself
- *     .pyxis_cache_lock                        held shared while a step uses it
- *     .pyxis_cache_meta.json                   image, size and time of creation
+ *     .pyxis_cache_lock                        held shared while a step uses it; holds the entry's
+ *                                              record (JSON: image, size, time of creation)
  *   <base>/<uid>/.pyxis_cache_create.<name>    held exclusively while creating <name>
  *   <base>/<uid>/.pyxis_cache_tmp.<name>.<r>   an unpack in progress (or killed)
  *   <base>/<uid>/.pyxis_cache_trash.<name>.<r> an eviction in progress (or killed)
@@ -22,7 +22,6 @@ export const GC_LOCK_FILE = "pyxis-container-cache-gc.lock";
 export const GC_LOCK_MODE = 0o600;
 export const GC_STATE_FILE = "pyxis-cache-gc.state.json";
 export const LOCK_FILE = ".pyxis_cache_lock";
-export const META_FILE = ".pyxis_cache_meta.json";
 
 export const STAGING_PREFIX = ".pyxis_cache_staging.";
 
@@ -45,10 +44,6 @@ export function entryPath(base: string, uid: number, name: string): string {
 
 export function lockPath(entry: string): string {
   return `${entry}/${LOCK_FILE}`;
-}
-
-export function metaPath(entry: string): string {
-  return `${entry}/${META_FILE}`;
 }
 
 export function gcLockPath(base: string): string {

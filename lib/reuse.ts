@@ -2,7 +2,7 @@ import { collect } from "./collect.ts";
 import type { Config } from "./config.ts";
 import { CacheError } from "./errors.ts";
 import { identify } from "./identity.ts";
-import { createLockPath, entryPath, lockPath, metaPath, STAGING_PREFIX, tempPath, userDir } from "./layout.ts";
+import { createLockPath, entryPath, lockPath, STAGING_PREFIX, tempPath, userDir } from "./layout.ts";
 import { lockExclusive } from "./lock.ts";
 import type { Meta } from "./entries.ts";
 import { prepare } from "./prepare.ts";
@@ -94,25 +94,20 @@ async function writeNew(path: string, text: string): Promise<void> {
 }
 
 /**
- * Puts the entry's lock and record into the unpacked tree, owned by the job user.
- * Root cannot chown safely inside a directory the user can write (the file could be
- * swapped for a symlink first), so it writes and chowns them in a private directory
- * under the root-owned `<base>` and moves them in with rename(2).
+ * Puts the entry's lock file, holding its record, into the unpacked tree, owned
+ * by the job user. Root cannot chown safely inside a directory the user can
+ * write (the file could be swapped for a symlink first), so it writes and
+ * chowns it in a private directory under the root-owned `<base>` and moves it
+ * in with rename(2).
  */
-async function writeRecords(config: Config, temp: string, meta: Meta, owner: Owner): Promise<void> {
-  const files: [string, string][] = [[lockPath(temp), ""], [metaPath(temp), JSON.stringify(meta) + "\n"]];
-  if (!isRoot()) {
-    for (const [path, text] of files) await writeNew(path, text);
-    return;
-  }
+async function writeLock(config: Config, temp: string, meta: Meta, owner: Owner): Promise<void> {
+  const record = JSON.stringify(meta) + "\n";
+  if (!isRoot()) return await writeNew(lockPath(temp), record);
   const staging = await Deno.makeTempDir({ dir: config.dataPath, prefix: STAGING_PREFIX });
   try {
-    for (const [path, text] of files) {
-      const staged = `${staging}/${path.slice(temp.length + 1)}`;
-      await writeNew(staged, text);
-      await Deno.chown(staged, owner.uid, owner.gid);
-      await Deno.rename(staged, path);
-    }
+    await writeNew(`${staging}/lock`, record);
+    await Deno.chown(`${staging}/lock`, owner.uid, owner.gid);
+    await Deno.rename(`${staging}/lock`, lockPath(temp));
   } finally {
     await Deno.remove(staging, { recursive: true });
   }
@@ -175,7 +170,7 @@ async function createEntry(
       createdAt: new Date().toISOString(),
       unpackSeconds: (performance.now() - started) / 1000,
     };
-    await writeRecords(config, temp, meta, owner);
+    await writeLock(config, temp, meta, owner);
     await Deno.rename(temp, target);
   } catch (error) {
     await removeTree(temp).catch(() => {});

@@ -1,7 +1,5 @@
 import type { Config } from "./config.ts";
-import { scanEntries } from "./entries.ts";
-import { lockPath } from "./layout.ts";
-import { tryLockExclusive } from "./lock.ts";
+import { type Meta, openEntryLock, scanEntries } from "./entries.ts";
 import { round, statfsUsage, type UsageSource } from "./usage.ts";
 import { lookupUid } from "./users.ts";
 import { nodeName } from "./node.ts";
@@ -32,32 +30,36 @@ export interface Status {
   problems: string[];
 }
 
-/** An entry is in use while some step holds its lock. */
-async function inUse(entry: string): Promise<boolean> {
-  const lock = await tryLockExclusive(lockPath(entry));
-  if (lock === "busy") return true;
-  if (lock !== "missing") lock.close();
-  return false;
+/** An entry's record, and whether a step holds its lock (a collector could not take it now). */
+function inspect(entry: string): { meta?: Meta; inUse: boolean } {
+  const lock = openEntryLock(entry);
+  if (!lock) return { inUse: false };
+  try {
+    return { meta: lock.meta, inUse: !lock.file.tryLockSync(true) };
+  } finally {
+    lock.file.close();
+  }
 }
 
 /** Filesystem use against the watermarks, and every entry the caller may see. */
 export async function status(config: Config, usageSource: UsageSource = statfsUsage): Promise<Status> {
   const usage = await usageSource(config.dataPath);
-  const scan = await scanEntries(config.dataPath, { withMeta: true });
+  const scan = await scanEntries(config.dataPath);
   const entries: StatusEntry[] = [];
   // Per user, in the order the collector would evict them: least recently used first.
   const ordered = scan.entries.sort((a, b) => a.uid - b.uid || a.lastUsed.getTime() - b.lastUsed.getTime());
   for (const entry of ordered) {
+    const { meta, inUse } = inspect(entry.path);
     entries.push({
       name: entry.name,
       uid: entry.uid,
       user: lookupUid(entry.uid)?.name ?? String(entry.uid),
       path: entry.path,
-      bytes: entry.meta?.bytes ?? null,
+      bytes: meta?.bytes ?? null,
       lastUsed: entry.lastUsed.toISOString(),
-      inUse: await inUse(entry.path),
-      image: entry.meta?.image ?? null,
-      createdAt: entry.meta?.createdAt ?? null,
+      inUse,
+      image: meta?.image ?? null,
+      createdAt: meta?.createdAt ?? null,
     });
   }
   return {

@@ -33,7 +33,7 @@ async function entries(dir: string, base: string, count: number, bytes: number) 
       usage: () => Promise.resolve({ percent: 0, usedBytes: 0, availableBytes: 1 }),
     });
     await Deno.utime(entry.path, 1_000_000 + i * 1000, 1_000_000 + i * 1000);
-    made.push({ ...entry, bytes: (await readMeta(entry.path))!.bytes });
+    made.push({ ...entry, bytes: readMeta(entry.path)!.bytes });
   }
   return made;
 }
