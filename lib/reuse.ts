@@ -1,15 +1,9 @@
-import { collect } from "./collect.ts";
 import type { Config } from "./config.ts";
 import { CacheError } from "./errors.ts";
 import { identify } from "./identity.ts";
-import { createLockPath, entryPath, lockPath, STAGING_PREFIX, tempPath, userDir } from "./layout.ts";
-import { lockExclusive } from "./lock.ts";
-import type { Meta } from "./entries.ts";
-import { prepare } from "./prepare.ts";
-import { removeTree } from "./remove.ts";
-import { unpackedBytes } from "./squashfs.ts";
-import { NoSpaceError, treeBytes, unsquash } from "./unpack.ts";
-import { statfsUsage, type UsageSource } from "./usage.ts";
+import { entryPath, lockPath } from "./layout.ts";
+import { touch } from "./touch.ts";
+import type { UsageSource } from "./usage.ts";
 import { isRoot, lookupUid, type Owner, self } from "./users.ts";
 
 export interface ReuseOptions {
@@ -45,145 +39,10 @@ function resolveOwner(uid?: number, gid?: number): Owner {
   return { uid: owner, gid: group };
 }
 
-/** The user's directory must be theirs: created by `prepare`, never trusted otherwise. */
-async function checkUserDir(config: Config, owner: Owner): Promise<void> {
-  if (isRoot()) {
-    await prepare(config, owner);
-    return;
-  }
-  const dir = userDir(config.dataPath, owner.uid);
-  const info = await Deno.lstat(dir).catch(() => undefined);
-  if (!info) {
-    throw new CacheError(
-      `${dir} does not exist: run 'pyxis-cache prepare --uid ${owner.uid} --gid ${owner.gid}' as root`,
-    );
-  }
-  if (!info.isDirectory || info.uid !== owner.uid) {
-    throw new CacheError(`${dir} is not a directory owned by uid ${owner.uid}; refusing to use it`);
-  }
-}
-
-/** Refreshes an entry's mtime (the LRU clock), through a descriptor checked against lstat. */
-async function touch(path: string): Promise<boolean> {
-  const seen = await Deno.lstat(path).catch(() => undefined);
-  if (!seen?.isDirectory) return false;
-  const now = new Date();
-  if (!isRoot()) {
-    await Deno.utime(path, now, now);
-    return true;
-  }
-  const dir = await Deno.open(path, { read: true });
-  try {
-    const opened = await dir.stat();
-    if (opened.ino !== seen.ino || opened.dev !== seen.dev) return false;
-    await dir.utime(now, now);
-    return true;
-  } finally {
-    dir.close();
-  }
-}
-
-/** Writes a new file with O_EXCL, so that it never writes through a planted symlink. */
-async function writeNew(path: string, text: string): Promise<void> {
-  const file = await Deno.open(path, { write: true, createNew: true, mode: 0o644 });
-  try {
-    await file.write(new TextEncoder().encode(text));
-  } finally {
-    file.close();
-  }
-}
-
-/**
- * Puts the entry's lock file, holding its record, into the unpacked tree, owned
- * by the job user. Root cannot chown safely inside a directory the user can
- * write (the file could be swapped for a symlink first), so it writes and
- * chowns it in a private directory under the root-owned `<base>` and moves it
- * in with rename(2).
- */
-async function writeLock(config: Config, temp: string, meta: Meta, owner: Owner): Promise<void> {
-  const record = JSON.stringify(meta) + "\n";
-  if (!isRoot()) return await writeNew(lockPath(temp), record);
-  const staging = await Deno.makeTempDir({ dir: config.dataPath, prefix: STAGING_PREFIX });
-  try {
-    await writeNew(`${staging}/lock`, record);
-    await Deno.chown(`${staging}/lock`, owner.uid, owner.gid);
-    await Deno.rename(`${staging}/lock`, lockPath(temp));
-  } finally {
-    await Deno.remove(staging, { recursive: true });
-  }
-}
-
-/**
- * Unpacks, and when the filesystem fills up, evicts least recently used entries
- * (never one in use) until there is room for the image, then tries again. How
- * much room an image needs is known only by trying: at first twice its size,
- * then twice as much as the last try, until nothing more can be evicted.
- */
-async function unsquashMakingRoom(
-  config: Config,
-  image: { path: string; bytes: number },
-  temp: string,
-  owner: Owner,
-  usage?: UsageSource,
-): Promise<void> {
-  let need = image.bytes * 2;
-  for (let attempt = 1;; attempt++) {
-    try {
-      return await unsquash(image.path, temp, owner);
-    } catch (error) {
-      if (!(error instanceof NoSpaceError) || attempt > 8) throw error;
-      await removeTree(temp);
-      let freed = await collect(config, { usage, force: true, freeBytes: need });
-      // Another collector is running: it frees space too. Wait for it, then collect ourselves.
-      let waited = false;
-      for (let i = 0; freed.skipped && i < 40; i++) {
-        waited = true;
-        await new Promise((resolve) => setTimeout(resolve, 250));
-        freed = await collect(config, { usage, force: true, freeBytes: need });
-      }
-      if (freed.evicted.length === 0 && !waited) throw error;
-      need *= 2;
-    }
-  }
-}
-
-/** Unpacks into a temporary directory and makes it appear under its name with one rename(2). */
-async function createEntry(
-  config: Config,
-  image: { path: string; name: string; bytes: number },
-  owner: Owner,
-  usage?: UsageSource,
-) {
-  const started = performance.now();
-  const temp = tempPath(config.dataPath, owner.uid, image.name);
-  const target = entryPath(config.dataPath, owner.uid, image.name);
-  // Read from the image's metadata while unsquashfs runs; a walk of the tree only when that cannot be done.
-  const estimate = unpackedBytes(image.path);
-  try {
-    await unsquashMakingRoom(config, image, temp, owner, usage);
-    const top = await Deno.lstat(temp);
-    if (!top.isDirectory) throw new CacheError(`unsquashfs left no directory for ${image.path}`);
-    if (!isRoot() && !(top.mode! & 0o200)) await Deno.chmod(temp, (top.mode! & 0o7777) | 0o200);
-    const meta: Meta = {
-      image: image.path,
-      bytes: (await estimate) ?? treeBytes(temp),
-      createdAt: new Date().toISOString(),
-      unpackSeconds: (performance.now() - started) / 1000,
-    };
-    await writeLock(config, temp, meta, owner);
-    await Deno.rename(temp, target);
-  } catch (error) {
-    await removeTree(temp).catch(() => {});
-    if (error instanceof CacheError) throw error;
-    const why = (error as Error).message.split("\n")[0];
-    throw new CacheError(`cannot create ${target}: ${why}`);
-  }
-}
-
 /**
  * Create-or-reuse: makes sure the image's entry exists, refreshes its mtime
- * and returns where it is. Concurrent callers for one image unpack it once:
- * creators take the entry's creation lock and look again once they hold it.
+ * and returns where it is. Concurrent callers for one image unpack it once
+ * (see publish.ts).
  */
 export async function reuse(config: Config, options: ReuseOptions): Promise<Reused> {
   const started = performance.now();
@@ -200,16 +59,7 @@ export async function reuse(config: Config, options: ReuseOptions): Promise<Reus
     uid: owner.uid,
   });
   if (await touch(path)) return result(false);
-
-  await checkUserDir(config, owner);
-  const creating = await lockExclusive(createLockPath(config.dataPath, owner.uid, image.name));
-  try {
-    if (await touch(path)) return result(false);
-    const usage = await (options.usage ?? statfsUsage)(config.dataPath);
-    if (usage.percent >= config.gcHigh) await collect(config, { usage: options.usage });
-    await createEntry(config, image, owner, options.usage);
-    return result(true);
-  } finally {
-    creating.close();
-  }
+  // The warm path ends above: it loads none of the modules that creating an entry needs.
+  const { publish } = await import("./publish.ts");
+  return result(await publish(config, image, owner, options.usage));
 }
