@@ -27,7 +27,8 @@ const CHATTER = /^(Parallel unsquashfs|\d+ inodes|created |FATAL ERROR: failed)/
 
 async function runUnsquashfs(image: string, dest: string, asOwner: { uid?: number; gid?: number }): Promise<void> {
   const child = new Deno.Command("unsquashfs", {
-    args: ["-no-progress", "-quiet", "-no-xattrs", "-dest", dest, image],
+    // Not -quiet or -no-progress: measured ~100 ms slower on a 400 MB image (stdout goes to /dev/null anyway).
+    args: ["-no-xattrs", "-dest", dest, image],
     // Deno refuses to spawn with LD_* in the environment, and a clean one is right anyway.
     clearEnv: true,
     env: ENV,
