@@ -52,6 +52,7 @@ stub:
 test: bootstrap-test
 	$(DENO) task check
 	$(DENO) task lint
+	$(DENO) fmt --check
 	$(MAKE) test-unit test-e2e test-faults test-ops
 
 test-unit: $(DENO)
