@@ -10,7 +10,7 @@ export interface Image {
   bytes: number;
 }
 
-const SUPERBLOCK_BYTES = 96;
+export const SUPERBLOCK_BYTES = 96;
 /** How much of the image's tail (its metadata tables) goes into the identity. */
 const TAIL_BYTES = 64 * 1024;
 
@@ -38,7 +38,8 @@ function checkSuperblock(block: Uint8Array, fileBytes: number, path: string): nu
   return bytesUsed;
 }
 
-async function readAt(file: Deno.FsFile, offset: number, length: number): Promise<Uint8Array> {
+/** Up to `length` bytes of `file` from `offset`: fewer only at the end of the file. */
+export async function readAt(file: Deno.FsFile, offset: number, length: number): Promise<Uint8Array> {
   const buffer = new Uint8Array(length);
   await file.seek(offset, Deno.SeekMode.Start);
   let filled = 0;

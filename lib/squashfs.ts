@@ -8,6 +8,8 @@
  * rest: its size) and up to 8 KiB of data, compressed with the image's compressor.
  */
 
+import { readAt, SUPERBLOCK_BYTES } from "./identity.ts";
+
 const GZIP = 1; // the only compressor whose blocks we can inflate (zlib streams)
 const METADATA_BLOCK = 8192;
 /** What a file system with 4 KiB blocks allocates. */
@@ -21,13 +23,8 @@ function blocks(bytes: number): number {
 
 /** The inode table, decompressed; `undefined` when its compressor is not one we can read. */
 async function inodeTable(file: Deno.FsFile, start: number, end: number, compressor: number) {
-  const raw = new Uint8Array(end - start);
-  await file.seek(start, Deno.SeekMode.Start);
-  for (let filled = 0; filled < raw.length;) {
-    const n = await file.read(raw.subarray(filled));
-    if (n === null) return undefined;
-    filled += n;
-  }
+  const raw = await readAt(file, start, end - start);
+  if (raw.length < end - start) return undefined;
   // node:zlib inflates a table three times faster than a DecompressionStream per block, and
   // costs ~3 ms to load on the cold path, which has loaded node:fs for statfs already.
   const { inflateSync } = await import("node:zlib");
@@ -129,9 +126,9 @@ function tableBytes(table: Uint8Array, inodes: number, blockSize: number): numbe
 export async function unpackedBytes(image: string): Promise<number | undefined> {
   const file = await Deno.open(image, { read: true });
   try {
-    const superblock = new Uint8Array(96);
-    if ((await file.read(superblock)) !== 96) return undefined;
-    const view = new DataView(superblock.buffer);
+    const superblock = await readAt(file, 0, SUPERBLOCK_BYTES);
+    if (superblock.length < SUPERBLOCK_BYTES) return undefined;
+    const view = new DataView(superblock.buffer, superblock.byteOffset, superblock.byteLength);
     const inodes = view.getUint32(4, true);
     const blockSize = view.getUint32(12, true);
     const compressor = view.getUint16(20, true);
