@@ -1,6 +1,7 @@
-import { collect, type Collection, STALE_AFTER_SECONDS } from "../lib/collect.ts";
+import { collect, type Collection, isFailure, STALE_AFTER_SECONDS } from "../lib/collect.ts";
 import { type Level, Log } from "../lib/journal.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, formatBytes, parse, wholeNumber } from "./options.ts";
+import { describe } from "../lib/errors.ts";
 
 export const help = `pyxis-cache gc: keep the cache filesystem between its watermarks
 
@@ -89,7 +90,7 @@ export async function run(args: string[]): Promise<number> {
   else for (const [level, text] of report(result)) log.line(level, text);
   let failed = false;
   for (const problem of result.problems) {
-    const fatal = /cannot (evict|remove)/.test(problem);
+    const fatal = isFailure(problem);
     failed ||= fatal;
     log.line(fatal ? "err" : "warning", problem);
   }
@@ -106,7 +107,7 @@ export async function run(args: string[]): Promise<number> {
     try {
       await exportMetrics(config, values.prometheus);
     } catch (error) {
-      log.line("err", `${values.prometheus}: cannot write metrics: ${(error as Error).message.split("\n")[0]}`);
+      log.line("err", `${values.prometheus}: cannot write metrics: ${describe(error)}`);
       failed = true;
     }
   }

@@ -1,6 +1,6 @@
 import type { parseArgs, ParseArgsOptionsConfig } from "node:util";
 import { type Config, loadConfig } from "../lib/config.ts";
-import { UsageError } from "../lib/errors.ts";
+import { describe, UsageError } from "../lib/errors.ts";
 
 /** Options every command that reads the configuration takes. */
 export const CONFIG_OPTIONS = {
@@ -60,7 +60,7 @@ export async function parse<T extends ParseArgsOptionsConfig>(args: string[], op
   try {
     return parseArgs(config).values;
   } catch (error) {
-    throw new UsageError((error as Error).message.split("\n")[0]!);
+    throw new UsageError(describe(error));
   }
 }
 

@@ -6,6 +6,7 @@ import { openLockFile, tryLockExclusive } from "./lock.ts";
 import { removeTree } from "./remove.ts";
 import { round, statfsUsage, type UsageSource } from "./usage.ts";
 import { isRoot, self } from "./users.ts";
+import { describe } from "./errors.ts";
 
 export interface CollectOptions {
   dryRun?: boolean;
@@ -48,7 +49,11 @@ export interface Collection {
 
 export const STALE_AFTER_SECONDS = 60;
 
-/** Holds the collector lock, or says that another collector does. */
+/** A problem that means the collection failed (an eviction or removal did not happen), not only a warning. */
+export function isFailure(problem: string): boolean {
+  return /cannot (evict|remove)/.test(problem);
+}
+
 /**
  * Holds the collector lock, or says that another collector does. Root's
  * collector takes the global lock, which only root can open (a user holding it
@@ -86,7 +91,7 @@ async function removeLeftovers(base: string, leftovers: Leftover[], staleAfter: 
       if (!result.dryRun) await removeTree(leftover.path);
       result.removedLeftovers.push(leftover.path);
     } catch (error) {
-      result.problems.push(`${leftover.path}: cannot remove: ${(error as Error).message.split("\n")[0]}`);
+      result.problems.push(`${leftover.path}: cannot remove: ${describe(error)}`);
     } finally {
       if (lock !== "missing") lock.close();
     }
@@ -118,12 +123,12 @@ async function evict(base: string, entry: Entry): Promise<boolean> {
 
 /** Adds this run to the counters in `<base>`; a failure to is one more problem. */
 async function recordRun(base: string, result: Collection): Promise<void> {
-  const failed = result.problems.some((p) => /cannot (evict|remove)/.test(p));
+  const failed = result.problems.some(isFailure);
   const bytesFreed = result.evicted.reduce((sum, e) => sum + e.bytes, 0);
   try {
     await recordGcRun(base, { evictions: result.evicted.length, bytesFreed, ok: !failed });
   } catch (error) {
-    result.problems.push(`${base}: cannot record gc counters: ${(error as Error).message.split("\n")[0]}`);
+    result.problems.push(`${base}: cannot record gc counters: ${describe(error)}`);
   }
 }
 
@@ -188,7 +193,7 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
         });
         freed += bytes;
       } catch (error) {
-        result.problems.push(`${entry.path}: cannot evict: ${(error as Error).message.split("\n")[0]}`);
+        result.problems.push(`${entry.path}: cannot evict: ${describe(error)}`);
       } finally {
         lock?.file.close();
       }

@@ -1,6 +1,7 @@
 import { ENTRY_NAME, lockPath, STAGING_PREFIX, STEP_NAME, TEMP_NAME, TRASH_NAME } from "./layout.ts";
 import { openRegularSync } from "./lock.ts";
 import { self } from "./users.ts";
+import { describe } from "./errors.ts";
 
 /** What `reuse` records in an entry's lock file when it creates the entry. */
 export interface Meta {
@@ -161,7 +162,7 @@ function scanEntriesSync(base: string, options: { uid?: number }): Scan {
     try {
       scanUserDir(base, uid, scan);
     } catch (error) {
-      scan.problems.push(`${base}/${uid}: ${(error as Error).message.split("\n")[0]}`);
+      scan.problems.push(`${base}/${uid}: ${describe(error)}`);
     }
   }
   return scan;

@@ -4,7 +4,7 @@
  * view: the reports may be concatenated, one per line or not, and lines may
  * carry `srun --label` prefixes; anything between reports is skipped.
  */
-import { UsageError } from "./errors.ts";
+import { describe, UsageError } from "./errors.ts";
 import type { Status } from "./status.ts";
 
 /** Splits text into the top-level JSON objects it holds, skipping what lies between them. */
@@ -55,7 +55,7 @@ export function parseReports(text: string, source: string): Status[] {
     try {
       value = JSON.parse(object);
     } catch (error) {
-      throw new UsageError(`${source}: report ${i + 1}: not JSON: ${(error as Error).message.split("\n")[0]}`);
+      throw new UsageError(`${source}: report ${i + 1}: not JSON: ${describe(error)}`);
     }
     if (!isStatus(value)) throw new UsageError(`${source}: report ${i + 1}: not a status report`);
     reports.push({ ...value, node: typeof value.node === "string" ? value.node : `${source}#${i + 1}` });

@@ -6,7 +6,7 @@
 import { collect } from "./collect.ts";
 import type { Config } from "./config.ts";
 import type { Meta } from "./entries.ts";
-import { CacheError } from "./errors.ts";
+import { CacheError, describe } from "./errors.ts";
 import type { Image } from "./identity.ts";
 import { createLockPath, entryPath, lockPath, STAGING_PREFIX, tempPath, userDir } from "./layout.ts";
 import { lockExclusive } from "./lock.ts";
@@ -128,7 +128,7 @@ async function createEntry(
   } catch (error) {
     await removeTree(temp).catch(() => {});
     if (error instanceof CacheError) throw error;
-    const why = (error as Error).message.split("\n")[0];
+    const why = describe(error);
     throw new CacheError(`cannot create ${target}: ${why}`);
   }
 }
