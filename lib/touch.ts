@@ -1,18 +1,21 @@
+import { openRegular } from "./lock.ts";
 import { isRoot } from "./users.ts";
 
-/** Refreshes an entry's mtime (the LRU clock), through a descriptor checked against lstat. */
+/**
+ * Refreshes an entry's mtime (the LRU clock). Root does it through a descriptor
+ * checked against lstat (openRegular), so a symlink planted in the entry's place
+ * is never followed; a user may only touch their own files anyway.
+ */
 export async function touch(path: string): Promise<boolean> {
-  const seen = await Deno.lstat(path).catch(() => undefined);
-  if (!seen?.isDirectory) return false;
   const now = new Date();
   if (!isRoot()) {
+    if (!(await Deno.lstat(path).catch(() => undefined))?.isDirectory) return false;
     await Deno.utime(path, now, now);
     return true;
   }
-  const dir = await Deno.open(path, { read: true });
+  const dir = await openRegular(path, "directory");
+  if (!dir) return false;
   try {
-    const opened = await dir.stat();
-    if (opened.ino !== seen.ino || opened.dev !== seen.dev) return false;
     await dir.utime(now, now);
     return true;
   } finally {
