@@ -37,13 +37,8 @@ async function checkUserDir(config: Config, owner: Owner): Promise<void> {
 }
 
 /** Writes a new file with O_EXCL, so that it never writes through a planted symlink. */
-async function writeNew(path: string, text: string): Promise<void> {
-  const file = await Deno.open(path, { write: true, createNew: true, mode: 0o644 });
-  try {
-    await file.write(new TextEncoder().encode(text));
-  } finally {
-    file.close();
-  }
+function writeNew(path: string, text: string): Promise<void> {
+  return Deno.writeTextFile(path, text, { createNew: true, mode: 0o644 });
 }
 
 /**
