@@ -8,7 +8,16 @@ import type { Config } from "./config.ts";
 import type { Meta } from "./entries.ts";
 import { CacheError, describe } from "./errors.ts";
 import type { Image } from "./identity.ts";
-import { createLockPath, entryPath, lockPath, STAGING_PREFIX, tempPath, userDir } from "./layout.ts";
+import {
+  createLockPath,
+  entryPath,
+  lockPath,
+  STAGING_PREFIX,
+  TEMP_NAME,
+  tempPath,
+  trashPath,
+  userDir,
+} from "./layout.ts";
 import { lockExclusive } from "./lock.ts";
 import { prepare } from "./prepare.ts";
 import { removeTree } from "./remove.ts";
@@ -81,16 +90,35 @@ async function unsquashMakingRoom(
     } catch (error) {
       if (!(error instanceof NoSpaceError) || attempt > 8) throw error;
       await removeTree(temp);
-      let freed = await collect(config, { usage, force: true, freeBytes: need });
+      let freed = await collect(config, { usage, force: true, freeBytes: need, staleAfterSeconds: 0 });
       // Another collector is running: it frees space too. Wait for it, then collect ourselves.
       let waited = false;
       for (let i = 0; freed.skipped && i < 40; i++) {
         waited = true;
         await new Promise((resolve) => setTimeout(resolve, 250));
-        freed = await collect(config, { usage, force: true, freeBytes: need });
+        freed = await collect(config, { usage, force: true, freeBytes: need, staleAfterSeconds: 0 });
       }
       if (freed.evicted.length === 0 && !waited) throw error;
       need *= 2;
+    }
+  }
+}
+
+/**
+ * Holding the creation lock, any other temporary directory of this entry is a
+ * dead creator's (killed mid-unpack); its space is wanted now, not at the next gc.
+ * It is renamed aside first: an orphaned unsquashfs still writing by path stops.
+ */
+async function removeDeadUnpacks(base: string, uid: number, name: string): Promise<void> {
+  const dir = userDir(base, uid);
+  for (const item of Deno.readDirSync(dir)) {
+    if (TEMP_NAME.exec(item.name)?.[1] !== name) continue;
+    const trash = trashPath(base, uid, name);
+    try {
+      await Deno.rename(`${dir}/${item.name}`, trash);
+      await removeTree(trash);
+    } catch {
+      // Left for the collector, which removes trash whenever it runs.
     }
   }
 }
@@ -108,6 +136,7 @@ async function createEntry(
   // Read from the image's metadata while unsquashfs runs; a walk of the tree only when that cannot be done.
   const estimate = unpackedBytes(image.path);
   try {
+    await removeDeadUnpacks(config.dataPath, owner.uid, image.name);
     await unsquashMakingRoom(config, image, temp, owner, usage);
     const top = await Deno.lstat(temp);
     if (!top.isDirectory) throw new CacheError(`unsquashfs left no directory for ${image.path}`);
@@ -139,7 +168,10 @@ export async function publish(config: Config, image: Image, owner: Owner, usage?
   const creating = await lockExclusive(createLockPath(config.dataPath, owner.uid, image.name));
   try {
     if (await touch(entryPath(config.dataPath, owner.uid, image.name))) return false;
-    if ((await (usage ?? statfsUsage)(config.dataPath)).percent >= config.gcHigh) await collect(config, { usage });
+    if ((await (usage ?? statfsUsage)(config.dataPath)).percent >= config.gcHigh) {
+      // Room is wanted now: a temporary directory whose creator is gone goes whatever its age.
+      await collect(config, { usage, staleAfterSeconds: 0 });
+    }
     await createEntry(config, image, owner, usage);
     return true;
   } finally {
