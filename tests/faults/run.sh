@@ -143,6 +143,7 @@ complete_entries() {
   return $ok
 }
 leftovers() { find "$BASE" -mindepth 2 -maxdepth 2 \( -name '.pyxis_cache_tmp.pyxis_cache_u*' -o -name '.pyxis_cache_trash.pyxis_cache_u*' \) -printf x | wc -c; }
+temps() { find "$1" -mindepth 1 -maxdepth 1 -name '.pyxis_cache_tmp.*' -printf '%f\n' | LC_ALL=C sort; }
 wait_unsquashfs() { # orphans of killed reuses
   local i
   for i in $(seq 100); do
@@ -151,6 +152,15 @@ wait_unsquashfs() { # orphans of killed reuses
   done
   return 1
 }
+# seconds CMD...: how long CMD takes on this machine, so that kills can be timed to land inside it.
+seconds() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@" >/dev/null 2>&1
+  t1=$(date +%s.%N)
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
+}
+scale() { awk -v t="$1" -v f="$2" 'BEGIN { printf "%.3f", t * f }'; }
 randdelay() { awk -v a="$1" -v b="$2" -v s="$RANDOM" 'BEGIN { srand(s); printf "%.3f", a + rand() * (b - a) }'; }
 one_line_error() { # one_line_error FILE WORDS-REGEX: stderr is one line naming the problem, no stack
   local lines
@@ -193,7 +203,8 @@ for f in "$here"/cases/*.sh; do
   # shellcheck source=/dev/null
   source "$f"
 done
-for c in $CASES; do run_case "$c"; done
+# FAULT_CASES="a b" runs only those cases (for working on one).
+for c in ${FAULT_CASES:-$CASES}; do run_case "$c"; done
 
 echo "# cases run: $cases; faults injected: $faults; attacks tried: $attacks; losses: $lost"
 echo "$passed passed, $failed failed"

@@ -3,28 +3,43 @@
 # entries that cannot be read or deleted.
 CASES+=" kill_reuse no_space no_inodes kill_gc stale_locks unreadable_entries undeletable_entries"
 
-# SIGKILL `reuse` at random points of an unpack, 20 times.
+# SIGKILL `reuse` 20 times: every other kill at a random point of the whole call, the
+# others at a random point after its unpack has begun. Times are scaled to a cold reuse
+# as timed on this machine, so that the kills land on a fast one too.
 case_kill_reuse() {
   newbase 512m
-  local i pid delay hit=0 dir=$BASE/$U1
+  local i pid hit=0 mid=0 dir=$BASE/$U1 cold before
+  cold=$(seconds as1 "$PC" reuse --image "$IMG/big.sqfs" --no-plugstack --set "container_cache_data_path=$BASE")
+  pc gc --all --stale-after 100000 >/dev/null 2>&1
+  echo "    a cold reuse takes ${cold}s here" >&2
   for i in $(seq 20); do
-    as1 "$PC" reuse --image "$IMG/big.sqfs" --no-plugstack --set "container_cache_data_path=$BASE" >/dev/null 2>&1 &
+    before=$(temps "$dir")
+    # Not through as1: $! would be the subshell running the function, and the kill would miss reuse.
+    setpriv --reuid="$U1" --regid="$G1" --init-groups -- \
+      "$PC" reuse --image "$IMG/big.sqfs" --no-plugstack --set "container_cache_data_path=$BASE" >/dev/null 2>&1 &
     pid=$!
-    delay=$(randdelay 0.05 0.9)
-    sleep "$delay"
-    if kill -9 "$pid" 2>/dev/null; then hit=$((hit + 1)); fi
+    if ((i % 2)); then
+      sleep "$(randdelay 0.02 "$(scale "$cold" 0.9)")"
+    else
+      until [[ -n $(comm -13 <(echo "$before") <(temps "$dir")) ]] || ! kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
+      sleep "$(randdelay 0 "$(scale "$cold" 0.1)")"
+    fi
+    if [[ -n $(comm -13 <(echo "$before") <(temps "$dir")) ]]; then mid=$((mid + 1)); fi
+    # A kill that came too late narrows the window: timings vary from run to run.
+    if kill -9 "$pid" 2>/dev/null; then hit=$((hit + 1)); else cold=$(scale "$cold" 0.8); fi
     wait "$pid" 2>/dev/null
     complete_entries "$dir" big
     # A completed unpack is evicted, so that the next kill lands in an unpack again.
     pc gc --all --stale-after 100000 >/dev/null 2>&1
   done
   faults=$((faults + hit))
-  echo "    $hit of 20 kills landed during a reuse" >&2
+  echo "    $hit of 20 kills landed during a reuse, $mid of them with an unpack under way" >&2
   ((hit >= 10)) || fail "only $hit kills landed in a running reuse"
+  ((mid >= 8)) || fail "only $mid kills landed while an unpack was under way"
   check "orphan unsquashfs still running after 20 s" wait_unsquashfs
   local out
-  out=$(as1 "$PC" reuse --image "$IMG/big.sqfs" --no-plugstack --set "container_cache_data_path=$BASE" --json) ||
-    fail "reuse after the kills failed"
+  out=$(as1 "$PC" reuse --image "$IMG/big.sqfs" --no-plugstack --set "container_cache_data_path=$BASE" --json 2>"$WORK/err") ||
+    { fail "reuse after the kills failed: $(cat "$WORK/err"); $(df -h "$BASE" | tail -1)"; return; }
   local path
   path=$(jq -r .path <<<"$out")
   [[ $(manifest "$path") == "$(img_manifest big)" ]] || lose "the entry after the kills is not the image's tree"
@@ -84,13 +99,17 @@ case_no_inodes() {
 # gc SIGKILLed mid-eviction: no half-deleted tree under a live name; the next gc finishes.
 case_kill_gc() {
   newbase 512m
-  local round i pid name hit=0
+  local round i pid name hit=0 full
+  # Time one whole gc of the six entries, then kill later ones within its second half.
+  for i in 1 2 3 4 5 6; do pc reuse --image "$IMG/many$i.sqfs" --uid "$U1" >/dev/null || fail "reuse many$i"; done
+  full=$(seconds "$PC" gc --all --stale-after 100000 --no-plugstack --set "container_cache_data_path=$BASE")
+  echo "    a gc of six entries takes ${full}s here" >&2
   for round in $(seq 8); do
     for i in 1 2 3 4 5 6; do pc reuse --image "$IMG/many$i.sqfs" --uid "$U1" >/dev/null || fail "reuse many$i"; done
     "$PC" gc --all --stale-after 100000 --no-plugstack --set "container_cache_data_path=$BASE" >/dev/null 2>&1 &
     pid=$!
-    sleep "$(randdelay 0.08 0.3)"
-    kill -9 "$pid" 2>/dev/null && hit=$((hit + 1))
+    sleep "$(randdelay "$(scale "$full" 0.4)" "$(scale "$full" 0.85)")"
+    if kill -9 "$pid" 2>/dev/null; then hit=$((hit + 1)); else full=$(scale "$full" 0.8); fi
     wait "$pid" 2>/dev/null
     for i in 1 2 3 4 5 6; do
       name=$(pckey --image "$IMG/many$i.sqfs" --uid "$U1")
@@ -103,7 +122,7 @@ case_kill_gc() {
   done
   faults=$((faults + hit))
   echo "    $hit of 8 kills landed during a gc" >&2
-  ((hit >= 2)) || fail "only $hit kills landed in a running gc"
+  ((hit >= 4)) || fail "only $hit kills landed in a running gc"
 }
 
 # Stale lock files and locks held by dead processes.
