@@ -44,7 +44,7 @@ Deno.test("reuse() unpacks once for 8 concurrent cold callers", async () => {
   assert.deepEqual((await listing(`${dir}/cache/${Deno.uid()}`)).filter((n) => n.startsWith(".pyxis_cache_tmp")), []);
 });
 
-Deno.test("reuse() killed mid-unpack leaves nothing under the entry name; the next one clears it away and succeeds", async () => {
+Deno.test("reuse() killed mid-unpack leaves nothing under the entry name, and no unsquashfs running; the next one clears it away and succeeds", async () => {
   await using tmp = await tempDir();
   const dir = tmp.path;
   const files: Record<string, number> = {};
@@ -67,6 +67,16 @@ Deno.test("reuse() killed mid-unpack leaves nothing under the entry name; the ne
   child.kill("SIGKILL");
   await child.status;
   assert.ok((await listing(userDir)).some((n) => n.startsWith(".pyxis_cache_tmp")), "killed mid-unpack");
+  // Its unsquashfs, left writing its progress into a pipe nobody reads, dies of SIGPIPE.
+  const orphans = async () => (await run("pgrep", ["-f", `^(/usr/bin/)?unsquashfs .*${userDir}/`])).code === 0;
+  for (let i = 0; i < 100 && await orphans(); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(!await orphans(), "an orphaned unsquashfs was still unpacking 2 s after reuse was killed");
+  const temp = (await listing(userDir)).find((n) => n.startsWith(".pyxis_cache_tmp"));
+  let written = 0;
+  for (const name of await listing(`${userDir}/${temp}/data`)) {
+    written += (await Deno.lstat(`${userDir}/${temp}/data/${name}`)).size;
+  }
+  assert.ok(written < 40 * 4_000_000, "the orphaned unsquashfs unpacked the whole image");
   assert.ok(!(await listing(userDir)).includes(name));
 
   const again = await cli(["reuse", "--image", `${dir}/big.sqfs`, "--json", ...config]);
