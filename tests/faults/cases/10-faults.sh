@@ -100,7 +100,7 @@ case_no_inodes() {
 case_kill_gc() {
   newbase 512m
   local round i pid name hit=0 full
-  # Time one whole gc of the six entries, then kill later ones within its second half.
+  # Time one whole gc of the six entries, then kill later ones 40–85 % of the way through.
   for i in 1 2 3 4 5 6; do pc reuse --image "$IMG/many$i.sqfs" --uid "$U1" >/dev/null || fail "reuse many$i"; done
   full=$(seconds "$PC" gc --all --stale-after 100000 --no-plugstack --set "container_cache_data_path=$BASE")
   echo "    a gc of six entries takes ${full}s here" >&2
