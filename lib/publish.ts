@@ -90,13 +90,14 @@ async function unsquashMakingRoom(
     } catch (error) {
       if (!(error instanceof NoSpaceError) || attempt > 8) throw error;
       await removeTree(temp);
-      let freed = await collect(config, { usage, force: true, freeBytes: need, staleAfterSeconds: 0 });
+      const room = { usage, force: true, freeBytes: need, staleAfterSeconds: 0 };
+      let freed = await collect(config, room);
       // Another collector is running: it frees space too. Wait for it, then collect ourselves.
       let waited = false;
       for (let i = 0; freed.skipped && i < 40; i++) {
         waited = true;
         await new Promise((resolve) => setTimeout(resolve, 250));
-        freed = await collect(config, { usage, force: true, freeBytes: need, staleAfterSeconds: 0 });
+        freed = await collect(config, room);
       }
       if (freed.evicted.length === 0 && !waited) throw error;
       need *= 2;
