@@ -1,4 +1,5 @@
 import { identify } from "../lib/identity.ts";
+import { isReference } from "../lib/reference.ts";
 import { self } from "../lib/users.ts";
 import { COMMON_HELP, parse, required, wholeNumber } from "./options.ts";
 
@@ -6,12 +7,30 @@ export const help = `pyxis-cache key: print the entry name an image has in the c
 
 Usage: pyxis-cache key --image IMG [--uid N]
 
-The same file gives the same name across jobs and reboots; a replaced or
-rewritten file gives a new one; a symlink and its target give the same one.
+A squashfs file: the same file gives the same name across jobs and reboots; a
+replaced or rewritten file gives a new one; a symlink and its target give the
+same one. A registry reference: the name of the manifest digest its tag names
+now (the registry is asked; a reference pinned by @sha256:... is not), so a
+moved tag gives a new name and two references to one digest give the same one.
 
-  --image IMG          squashfs image (a relative path resolves against the cwd)
+  --image IMG          a squashfs file (a path starting with / or ., or a file in the
+                       cwd), or a registry reference [docker://][USER@][REGISTRY#]IMAGE[:TAG|@DIGEST]
   --uid N              whose entry (default: yourself); different users never share one
 ${COMMON_HELP}`;
+
+/** The name a registry reference has now: its digest, asked of the registry unless pinned. */
+async function referenceName(image: string, uid: number): Promise<string> {
+  const [{ parseReference, digestName }, { askDigest }, { allowHttp, readCredentials }] = await Promise.all([
+    import("../lib/reference.ts"),
+    import("../lib/registry.ts"),
+    import("../lib/enroot.ts"),
+  ]);
+  const reference = parseReference(image);
+  const owner = { uid, gid: self().gid };
+  const digest = reference.digest ??
+    await askDigest(reference, { allowHttp: allowHttp(), credentials: await readCredentials(owner) });
+  return await digestName(uid, digest);
+}
 
 export async function run(args: string[]): Promise<number> {
   const values = await parse(args, { image: { type: "string" }, uid: { type: "string" } });
@@ -21,6 +40,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const image = required("--image", values.image);
   const uid = wholeNumber("--uid", values.uid) ?? self().uid;
-  console.log((await identify(image, uid, Deno.cwd())).name);
+  const cwd = Deno.cwd();
+  console.log(isReference(image, cwd) ? await referenceName(image, uid) : (await identify(image, uid, cwd)).name);
   return 0;
 }

@@ -10,9 +10,17 @@ many callers ask at the same moment), refreshes the entry's last-used time on
 every call, and prints the rootfs path. A cold create above the high watermark
 collects first.
 
-  --image IMG          squashfs image (a relative path resolves against the cwd)
+A registry reference is imported with 'enroot import' as the job user, then
+unpacked the same way; its entry is that of the manifest digest its tag names.
+The registry is asked at most once per container_cache_registry_interval
+seconds; when it cannot be reached, the digest this node knows serves (with a
+warning on stderr). enroot reads ENROOT_CONFIG_PATH (default
+~/.config/enroot, with its .credentials) and ENROOT_ALLOW_HTTP from here.
+
+  --image IMG          a squashfs file (a path starting with / or ., or a file in the
+                       cwd), or a registry reference [docker://][USER@][REGISTRY#]IMAGE[:TAG|@DIGEST]
   --uid N, --gid N     the job user (root only may name another user; default: yourself)
-  --json               print {name, path, lock, created, seconds, image, uid}
+  --json               print {name, path, lock, created, seconds, image, uid} (and digest, warning)
 
 ${CONFIG_HELP}
 ${COMMON_HELP}`;
@@ -34,6 +42,7 @@ export async function run(args: string[]): Promise<number> {
   const gid = wholeNumber("--gid", values.gid);
   const config = await configFrom(values);
   const reused = await reuse(config, { image, uid, gid });
+  if (reused.warning) console.error(`pyxis-cache: reuse: warning: ${reused.warning}`);
   console.log(values.json ? JSON.stringify(reused) : reused.path);
   return 0;
 }

@@ -8,9 +8,10 @@ Usage: pyxis-cache status [--json] [--prometheus FILE]
        pyxis-cache status --merge [FILE... | -] [--json]
 
 One row per entry you may see (root sees every user's): user, name, image,
-size, last used, and whether a running step holds it.
+size, last used, and whether a running step holds it. A registry image shows
+its reference and the start of its manifest digest (the whole one in --json).
 
-  --json               print {node, usage, high, low, entries: [{name, uid, path, bytes, lastUsed, inUse, image}]}
+  --json               print {node, usage, high, low, entries: [{name, uid, path, bytes, lastUsed, inUse, image, digest}]}
   --prometheus FILE    also write node_exporter textfile metrics to FILE, atomically (a temporary file
                        in FILE's directory, then rename): filesystem bytes, watermarks, entries and
                        bytes per user, entries in use, and gc's counters; FILE should end in .prom
@@ -35,7 +36,7 @@ function table(s: Status): string {
       e.lastUsed.replace(/\.\d+Z$/, "Z"),
       e.inUse ? "yes" : "no",
       e.name,
-      e.image ?? "?",
+      e.digest ? `${e.image ?? "?"} (${e.digest.slice(0, 19)})` : e.image ?? "?",
     ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

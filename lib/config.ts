@@ -11,6 +11,8 @@ export interface Config {
   runtime: "enroot" | "bwrap";
   /** The command the SPANK stub calls. */
   cli: string;
+  /** Seconds a registry tag's digest is trusted before the registry is asked again (0: every start). */
+  registryInterval: number;
 }
 
 export const KEYS = [
@@ -19,7 +21,11 @@ export const KEYS = [
   "container_cache_gc_low",
   "container_cache_runtime",
   "container_cache_cli",
+  "container_cache_registry_interval",
 ] as const;
+
+/** The longest `container_cache_registry_interval`: a day. */
+export const MAX_REGISTRY_INTERVAL = 86400;
 
 /** A value that fails its check: the message names the key, the reason and where the value came from. */
 function invalid(key: string, value: string, reason: string, source: string): UsageError {
@@ -29,6 +35,14 @@ function invalid(key: string, value: string, reason: string, source: string): Us
 function percent(key: string, value: string, source: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < 1 || n > 99) throw invalid(key, value, "must be an integer from 1 to 99", source);
+  return n;
+}
+
+function seconds(key: string, value: string, source: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > MAX_REGISTRY_INTERVAL) {
+    throw invalid(key, value, `must be a whole number of seconds from 0 to ${MAX_REGISTRY_INTERVAL}`, source);
+  }
   return n;
 }
 
@@ -63,6 +77,11 @@ export function parseConfig(args: string[], source: string): Config {
     gcLow: percent("container_cache_gc_low", values.get("container_cache_gc_low") ?? "80", source),
     runtime: "enroot",
     cli: absolute("container_cache_cli", values.get("container_cache_cli") ?? "/usr/local/bin/pyxis-cache", source),
+    registryInterval: seconds(
+      "container_cache_registry_interval",
+      values.get("container_cache_registry_interval") ?? "60",
+      source,
+    ),
   };
   if (config.gcLow >= config.gcHigh) {
     const reason = `must be below container_cache_gc_high=${config.gcHigh}`;

@@ -5,7 +5,10 @@ import { describe } from "./errors.ts";
 
 /** What `reuse` records in an entry's lock file when it creates the entry. */
 export interface Meta {
+  /** The squashfs file's resolved path, or the registry reference as given. */
   image: string;
+  /** A registry image's manifest digest: its identity. */
+  digest?: string;
   bytes: number;
   createdAt: string;
   unpackSeconds: number;

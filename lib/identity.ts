@@ -1,5 +1,5 @@
 import { CacheError } from "./errors.ts";
-import { entryName } from "./layout.ts";
+import { hashedName } from "./layout.ts";
 
 /** What we know about an image once it has passed its checks. */
 export interface Image {
@@ -90,9 +90,7 @@ export async function identify(image: string, uid: number, cwd: string): Promise
     material.set(head);
     material.set(superblock, head.length);
     material.set(tail, head.length + superblock.length);
-    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", material));
-    const hash = Array.from(digest.subarray(0, 10), (b) => b.toString(16).padStart(2, "0")).join("");
-    return { path, name: entryName(uid, hash), bytes: info.size };
+    return { path, name: await hashedName(uid, material), bytes: info.size };
   } catch (error) {
     if (error instanceof CacheError) throw error;
     throw openError(error, image);

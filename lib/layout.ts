@@ -10,7 +10,9 @@
  *     .pyxis_cache_lock                        held shared while a step uses it; holds the entry's
  *                                              record (JSON: image, size, time of creation)
  *   <base>/<uid>/.pyxis_cache_create.<name>    held exclusively while creating <name>
- *   <base>/<uid>/.pyxis_cache_tmp.<name>.<r>   an unpack in progress (or killed)
+ *   <base>/<uid>/.pyxis_cache_ref.<hash>       a registry reference's digest, and when it was asked
+ *   <base>/<uid>/.pyxis_cache_ref.<hash>.lock  held by whoever asks the registry about it
+ *   <base>/<uid>/.pyxis_cache_tmp.<name>.<r>   an unpack, or an enroot import, in progress (or killed)
  *   <base>/<uid>/.pyxis_cache_trash.<name>.<r> an eviction in progress (or killed)
  *   <base>/<uid>/.pyxis_cache_step_<job>.<step>.<r>/
  *                                              a step's own rootfs without --container-cache:
@@ -32,6 +34,23 @@ export const STEP_NAME = /^\.pyxis_cache_step_\d+\.\d+\.[A-Za-z0-9]{6}$/;
 
 export function entryName(uid: number, hash: string): string {
   return `pyxis_cache_u${uid}_${hash}`;
+}
+
+/** The first 80 bits of SHA-256 over `material`, in hex: the hash of names. */
+export async function shortHash(material: Uint8Array<ArrayBuffer> | string): Promise<string> {
+  const bytes = typeof material === "string" ? new TextEncoder().encode(material) : material;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest.subarray(0, 10), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The entry name whose hash covers `material`. */
+export async function hashedName(uid: number, material: Uint8Array<ArrayBuffer> | string): Promise<string> {
+  return entryName(uid, await shortHash(material));
+}
+
+/** What the node knows about a registry reference (known.ts), and the lock of whoever asks the registry. */
+export async function knownPath(base: string, uid: number, reference: string): Promise<string> {
+  return `${base}/${uid}/.pyxis_cache_ref.${await shortHash(reference)}`;
 }
 
 export function userDir(base: string, uid: number): string {
@@ -62,7 +81,8 @@ export function createLockPath(base: string, uid: number, name: string): string 
   return `${base}/${uid}/.pyxis_cache_create.${name}`;
 }
 
-function suffix(): string {
+/** A random suffix that makes a temporary name unique. */
+export function suffix(): string {
   return crypto.getRandomValues(new Uint32Array(1))[0]!.toString(16);
 }
 

@@ -66,3 +66,24 @@ export async function prepare(config: Config, owner: Owner): Promise<Prepared> {
   }
   return { path, created: false, repaired };
 }
+
+/**
+ * The user's directory must be theirs before anything is created in it: root
+ * prepares (or repairs) it; a user finds it made by `prepare`, never trusted otherwise.
+ */
+export async function ensureUserDir(config: Config, owner: Owner): Promise<void> {
+  if (isRoot()) {
+    await prepare(config, owner);
+    return;
+  }
+  const dir = userDir(config.dataPath, owner.uid);
+  const info = await Deno.lstat(dir).catch(() => undefined);
+  if (!info) {
+    throw new CacheError(
+      `${dir} does not exist: run 'pyxis-cache prepare --uid ${owner.uid} --gid ${owner.gid}' as root`,
+    );
+  }
+  if (!info.isDirectory || info.uid !== owner.uid) {
+    throw new CacheError(`${dir} is not a directory owned by uid ${owner.uid}; refusing to use it`);
+  }
+}

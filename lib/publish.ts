@@ -8,18 +8,11 @@ import type { Config } from "./config.ts";
 import type { Meta } from "./entries.ts";
 import { CacheError, describe } from "./errors.ts";
 import type { Image } from "./identity.ts";
-import {
-  createLockPath,
-  entryPath,
-  lockPath,
-  STAGING_PREFIX,
-  TEMP_NAME,
-  tempPath,
-  trashPath,
-  userDir,
-} from "./layout.ts";
+import type { RegistryImage } from "./resolve.ts";
+import { createLockPath, entryPath, lockPath, TEMP_NAME, tempPath, trashPath, userDir } from "./layout.ts";
 import { lockExclusive } from "./lock.ts";
-import { prepare } from "./prepare.ts";
+import { ensureUserDir } from "./prepare.ts";
+import { placeAsOwner } from "./place.ts";
 import { removeTree } from "./remove.ts";
 import { unpackedBytes } from "./squashfs.ts";
 import { touch } from "./touch.ts";
@@ -27,69 +20,30 @@ import { NoSpaceError, treeBytes, unsquash } from "./unpack.ts";
 import { statfsUsage, type UsageSource } from "./usage.ts";
 import { isRoot, type Owner } from "./users.ts";
 
-/** The user's directory must be theirs: created by `prepare`, never trusted otherwise. */
-async function checkUserDir(config: Config, owner: Owner): Promise<void> {
-  if (isRoot()) {
-    await prepare(config, owner);
-    return;
-  }
-  const dir = userDir(config.dataPath, owner.uid);
-  const info = await Deno.lstat(dir).catch(() => undefined);
-  if (!info) {
-    throw new CacheError(
-      `${dir} does not exist: run 'pyxis-cache prepare --uid ${owner.uid} --gid ${owner.gid}' as root`,
-    );
-  }
-  if (!info.isDirectory || info.uid !== owner.uid) {
-    throw new CacheError(`${dir} is not a directory owned by uid ${owner.uid}; refusing to use it`);
-  }
-}
-
-/** Writes a new file with O_EXCL, so that it never writes through a planted symlink. */
-function writeNew(path: string, text: string): Promise<void> {
-  return Deno.writeTextFile(path, text, { createNew: true, mode: 0o644 });
+/** Puts the entry's lock file, holding its record, into the unpacked tree, owned by the job user. */
+function writeLock(config: Config, temp: string, meta: Meta, owner: Owner): Promise<void> {
+  return placeAsOwner(config, lockPath(temp), JSON.stringify(meta) + "\n", owner);
 }
 
 /**
- * Puts the entry's lock file, holding its record, into the unpacked tree, owned
- * by the job user. Root cannot chown safely inside a directory the user can
- * write (the file could be swapped for a symlink first), so it writes and
- * chowns it in a private directory under the root-owned `<base>` and moves it
- * in with rename(2).
+ * Runs `attempt`, and when the filesystem fills up, undoes what it left, evicts least
+ * recently used entries (never one in use) until `need` bytes are free, and tries again.
+ * How much room is needed is known only by trying: at first `need` (0: down to the low
+ * watermark), then twice as much as the last try, until nothing more can be evicted.
  */
-async function writeLock(config: Config, temp: string, meta: Meta, owner: Owner): Promise<void> {
-  const record = JSON.stringify(meta) + "\n";
-  if (!isRoot()) return await writeNew(lockPath(temp), record);
-  const staging = await Deno.makeTempDir({ dir: config.dataPath, prefix: STAGING_PREFIX });
-  try {
-    await writeNew(`${staging}/lock`, record);
-    await Deno.chown(`${staging}/lock`, owner.uid, owner.gid);
-    await Deno.rename(`${staging}/lock`, lockPath(temp));
-  } finally {
-    await Deno.remove(staging, { recursive: true });
-  }
-}
-
-/**
- * Unpacks, and when the filesystem fills up, evicts least recently used entries
- * (never one in use) until there is room for the image, then tries again. How
- * much room an image needs is known only by trying: at first twice its size,
- * then twice as much as the last try, until nothing more can be evicted.
- */
-async function unsquashMakingRoom(
+async function makingRoom<T>(
   config: Config,
-  image: { path: string; bytes: number },
-  temp: string,
-  owner: Owner,
+  need: number,
+  attempt: () => Promise<T>,
+  undo: () => Promise<void>,
   usage?: UsageSource,
-): Promise<void> {
-  let need = image.bytes * 2;
-  for (let attempt = 1;; attempt++) {
+): Promise<T> {
+  for (let tries = 1;; tries++) {
     try {
-      return await unsquash(image.path, temp, owner);
+      return await attempt();
     } catch (error) {
-      if (!(error instanceof NoSpaceError) || attempt > 8) throw error;
-      await removeTree(temp);
+      if (!(error instanceof NoSpaceError) || tries > 8) throw error;
+      await undo();
       const room = { usage, force: true, freeBytes: need, staleAfterSeconds: 0 };
       let freed = await collect(config, room);
       // Another collector is running: it frees space too. Wait for it, then collect ourselves.
@@ -124,26 +78,31 @@ async function removeDeadUnpacks(base: string, uid: number, name: string): Promi
   }
 }
 
-/** Unpacks into a temporary directory and makes it appear under its name with one rename(2). */
+/**
+ * Unpacks a squashfs file into a temporary directory and makes it appear under `name`
+ * with one rename(2). `record` is what the entry's record says it came from.
+ */
 async function createEntry(
   config: Config,
-  image: { path: string; name: string; bytes: number },
+  squashfs: { path: string; bytes: number },
+  name: string,
+  record: { image: string; digest?: string },
   owner: Owner,
   usage?: UsageSource,
 ) {
   const started = performance.now();
-  const temp = tempPath(config.dataPath, owner.uid, image.name);
-  const target = entryPath(config.dataPath, owner.uid, image.name);
+  const temp = tempPath(config.dataPath, owner.uid, name);
+  const target = entryPath(config.dataPath, owner.uid, name);
   // Read from the image's metadata while unsquashfs runs; a walk of the tree only when that cannot be done.
-  const estimate = unpackedBytes(image.path);
+  const estimate = unpackedBytes(squashfs.path);
   try {
-    await removeDeadUnpacks(config.dataPath, owner.uid, image.name);
-    await unsquashMakingRoom(config, image, temp, owner, usage);
+    const unpack = () => unsquash(squashfs.path, temp, owner);
+    await makingRoom(config, squashfs.bytes * 2, unpack, () => removeTree(temp), usage);
     const top = await Deno.lstat(temp);
-    if (!top.isDirectory) throw new CacheError(`unsquashfs left no directory for ${image.path}`);
+    if (!top.isDirectory) throw new CacheError(`unsquashfs left no directory for ${squashfs.path}`);
     if (!isRoot() && !(top.mode! & 0o200)) await Deno.chmod(temp, (top.mode! & 0o7777) | 0o200);
     const meta: Meta = {
-      image: image.path,
+      ...record,
       bytes: (await estimate) ?? treeBytes(temp),
       createdAt: new Date().toISOString(),
       unpackSeconds: (performance.now() - started) / 1000,
@@ -164,8 +123,13 @@ async function createEntry(
  * whether this call created it. A cold create at or above the high watermark
  * collects first.
  */
-export async function publish(config: Config, image: Image, owner: Owner, usage?: UsageSource): Promise<boolean> {
-  await checkUserDir(config, owner);
+export async function publish(
+  config: Config,
+  image: Image | RegistryImage,
+  owner: Owner,
+  usage?: UsageSource,
+): Promise<boolean> {
+  await ensureUserDir(config, owner);
   const creating = await lockExclusive(createLockPath(config.dataPath, owner.uid, image.name));
   try {
     if (await touch(entryPath(config.dataPath, owner.uid, image.name))) return false;
@@ -173,9 +137,36 @@ export async function publish(config: Config, image: Image, owner: Owner, usage?
       // Room is wanted now: a temporary directory whose creator is gone goes whatever its age.
       await collect(config, { usage, staleAfterSeconds: 0 });
     }
-    await createEntry(config, image, owner, usage);
+    await removeDeadUnpacks(config.dataPath, owner.uid, image.name);
+    if ("reference" in image) await importEntry(config, image, owner, usage);
+    else await createEntry(config, image, image.name, { image: image.path }, owner, usage);
     return true;
   } finally {
     creating.close();
+  }
+}
+
+/**
+ * A registry image: `enroot import` as the job user into a work directory that is a
+ * temporary directory of the entry (so a killed import is cleared away like a killed
+ * unpack: by the next creator, or the collector), then unpacked as any squashfs file.
+ * Whatever the import leaves (its squashfs, enroot's layer cache) goes with the work
+ * directory once the entry exists: an entry is all a registry image keeps on the node.
+ */
+async function importEntry(config: Config, image: RegistryImage, owner: Owner, usage?: UsageSource) {
+  const { enrootImport } = await import("./enroot.ts");
+  let work = "";
+  try {
+    const attempt = async () => {
+      work = tempPath(config.dataPath, owner.uid, image.name);
+      await placeAsOwner(config, work, null, owner);
+      return await enrootImport(image.reference, work, owner);
+    };
+    const squashfs = await makingRoom(config, 0, attempt, () => removeTree(work), usage);
+    const bytes = (await Deno.lstat(squashfs)).size;
+    const record = { image: image.reference.text, digest: image.digest };
+    await createEntry(config, { path: squashfs, bytes }, image.name, record, owner, usage);
+  } finally {
+    if (work) await removeTree(work).catch(() => {});
   }
 }

@@ -1,6 +1,8 @@
 import type { Config } from "./config.ts";
 import { CacheError } from "./errors.ts";
-import { identify } from "./identity.ts";
+import { identify, type Image } from "./identity.ts";
+import { isReference } from "./reference.ts";
+import type { RegistryImage } from "./resolve.ts";
 import { entryPath, lockPath } from "./layout.ts";
 import { touch } from "./touch.ts";
 import type { UsageSource } from "./usage.ts";
@@ -25,8 +27,13 @@ export interface Reused {
   /** This call unpacked the image. */
   created: boolean;
   seconds: number;
+  /** The squashfs file's resolved path, or the registry reference as given. */
   image: string;
+  /** A registry image's manifest digest. */
+  digest?: string;
   uid: number;
+  /** Said on stderr: a registry could not be asked, and the digest the node knew served. */
+  warning?: string;
 }
 
 function resolveOwner(uid?: number, gid?: number): Owner {
@@ -40,6 +47,21 @@ function resolveOwner(uid?: number, gid?: number): Owner {
 }
 
 /**
+ * A squashfs file or a registry reference (the rule: reference.ts's isReference), named
+ * for `owner`. A file's warm path loads nothing of the registry's.
+ */
+export async function identifyImage(
+  config: Config,
+  image: string,
+  owner: Owner,
+  cwd: string,
+): Promise<Image | RegistryImage> {
+  if (!isReference(image, cwd)) return await identify(image, owner.uid, cwd);
+  const { identifyReference } = await import("./resolve.ts");
+  return await identifyReference(config, image, owner);
+}
+
+/**
  * Create-or-reuse: makes sure the image's entry exists, refreshes its mtime
  * and returns where it is. Concurrent callers for one image unpack it once
  * (see publish.ts).
@@ -47,7 +69,7 @@ function resolveOwner(uid?: number, gid?: number): Owner {
 export async function reuse(config: Config, options: ReuseOptions): Promise<Reused> {
   const started = performance.now();
   const owner = resolveOwner(options.uid, options.gid);
-  const image = await identify(options.image, owner.uid, options.cwd ?? Deno.cwd());
+  const image = await identifyImage(config, options.image, owner, options.cwd ?? Deno.cwd());
   const path = entryPath(config.dataPath, owner.uid, image.name);
   const result = (created: boolean): Reused => ({
     name: image.name,
@@ -55,7 +77,8 @@ export async function reuse(config: Config, options: ReuseOptions): Promise<Reus
     lock: lockPath(path),
     created,
     seconds: (performance.now() - started) / 1000,
-    image: image.path,
+    image: "reference" in image ? image.reference.text : image.path,
+    ...("reference" in image ? { digest: image.digest, warning: image.warning } : {}),
     uid: owner.uid,
   });
   if (await touch(path)) return result(false);

@@ -14,6 +14,8 @@ export interface StatusEntry {
   lastUsed: string;
   inUse: boolean;
   image: string | null;
+  /** A registry image's manifest digest (its identity); null for a squashfs file (absent from older reports). */
+  digest?: string | null;
   createdAt: string | null;
 }
 
@@ -59,6 +61,7 @@ export async function status(config: Config, usageSource: UsageSource = statfsUs
       lastUsed: entry.lastUsed.toISOString(),
       inUse,
       image: meta?.image ?? null,
+      digest: meta?.digest ?? null,
       createdAt: meta?.createdAt ?? null,
     });
   }

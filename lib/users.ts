@@ -4,10 +4,10 @@ export interface Owner {
   gid: number;
 }
 
-let passwd: Map<number, { name: string; gid: number }> | undefined;
+let passwd: Map<number, { name: string; gid: number; home: string }> | undefined;
 
-/** Local accounts from /etc/passwd (names for `status`, default gids for root's `--uid`). */
-export function lookupUid(uid: number): { name: string; gid: number } | undefined {
+/** Local accounts from /etc/passwd (names for `status`, default gids for root's `--uid`, homes for enroot). */
+export function lookupUid(uid: number): { name: string; gid: number; home: string } | undefined {
   if (!passwd) {
     passwd = new Map();
     let text = "";
@@ -15,9 +15,9 @@ export function lookupUid(uid: number): { name: string; gid: number } | undefine
       text = Deno.readTextFileSync("/etc/passwd");
     } catch { /* no local accounts: callers fall back to numbers */ }
     for (const line of text.split("\n")) {
-      const [name, , uid, gid] = line.split(":");
+      const [name, , uid, gid, , home] = line.split(":");
       if (name && uid && gid && !passwd.has(Number(uid))) {
-        passwd.set(Number(uid), { name, gid: Number(gid) });
+        passwd.set(Number(uid), { name, gid: Number(gid), home: home ?? "" });
       }
     }
   }

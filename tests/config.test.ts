@@ -10,6 +10,7 @@ Deno.test("parseConfig() applies the contract's defaults", () => {
     gcLow: 80,
     runtime: "enroot",
     cli: "/usr/local/bin/pyxis-cache",
+    registryInterval: 60,
   });
 });
 
@@ -25,6 +26,8 @@ Deno.test("parseConfig() refuses bad values, naming the key", async (t) => {
     ["low not a number", [base, "container_cache_gc_low=lots"], /container_cache_gc_low: invalid value: lots/],
     ["unknown runtime", [base, "container_cache_runtime=docker"], /container_cache_runtime: invalid value: docker/],
     ["relative cli", [base, "container_cache_cli=pyxis-cache"], /container_cache_cli: invalid value/],
+    ["interval not a number", [base, "container_cache_registry_interval=1m"], /registry_interval: invalid value: 1m/],
+    ["interval over a day", [base, "container_cache_registry_interval=86401"], /registry_interval: invalid value/],
   ];
   for (const [name, args, message] of cases) {
     await t.step(

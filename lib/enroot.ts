@@ -1,0 +1,100 @@
+/**
+ * enroot as the job user sees it: where its configuration (and so `.credentials`) lives,
+ * whether plain http is allowed, and `enroot import` of a registry image into a squashfs
+ * file, run as the job user with every path enroot writes (cache, data, runtime, temp)
+ * inside one work directory that is removed afterwards.
+ */
+import { CacheError } from "./errors.ts";
+import { NoSpaceError } from "./unpack.ts";
+import { isRoot, lookupUid, type Owner } from "./users.ts";
+import { openRegular } from "./lock.ts";
+import type { Reference } from "./reference.ts";
+
+/** An environment variable, or `undefined` when it is unset or not ours to read. */
+function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `ENROOT_ALLOW_HTTP` set (non-empty): enroot, and so the digest lookup, use http://. */
+export function allowHttp(): boolean {
+  return (env("ENROOT_ALLOW_HTTP") ?? "") !== "";
+}
+
+/** enroot's configuration directory for the user: `ENROOT_CONFIG_PATH`, else enroot's default under their home. */
+export function configPath(owner: Owner): string {
+  return env("ENROOT_CONFIG_PATH") ?? `${lookupUid(owner.uid)?.home ?? "/nonexistent"}/.config/enroot`;
+}
+
+/**
+ * The user's `.credentials` (netrc), when there is one. Root reads it only as a regular
+ * file the user owns: a symlink to a file of root's would otherwise be sent to a registry.
+ */
+export async function readCredentials(owner: Owner): Promise<string | undefined> {
+  const path = `${configPath(owner)}/.credentials`;
+  if (!isRoot()) return await Deno.readTextFile(path).catch(() => undefined);
+  const file = await openRegular(path);
+  if (!file) return undefined;
+  try {
+    if ((await file.stat()).uid !== owner.uid) return undefined;
+    return await new Response(file.readable).text();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The intermediate squashfs is unpacked at once and removed: compressing it would only cost time. */
+const SQUASH_OPTIONS = "-noI -noD -noF -noX";
+
+/**
+ * `enroot import` of `ref` into `<work>/image.sqsh`, as `owner`. `work` exists and is the
+ * owner's. Its output goes into pipes that are drained: should we be killed, enroot's next
+ * write gets SIGPIPE instead of running on unseen.
+ */
+export async function enrootImport(ref: Reference, work: string, owner: Owner): Promise<string> {
+  const output = `${work}/image.sqsh`;
+  const environment: Record<string, string> = {
+    PATH: env("PATH") ?? "/usr/local/bin:/usr/bin:/bin",
+    HOME: lookupUid(owner.uid)?.home ?? work,
+    LC_ALL: "C",
+    TMPDIR: work,
+    ENROOT_CONFIG_PATH: configPath(owner),
+    ENROOT_CACHE_PATH: `${work}/cache`,
+    ENROOT_DATA_PATH: `${work}/data`,
+    ENROOT_RUNTIME_PATH: `${work}/run`,
+    ENROOT_TEMP_PATH: work,
+    ENROOT_SQUASH_OPTIONS: SQUASH_OPTIONS,
+  };
+  if (allowHttp()) environment.ENROOT_ALLOW_HTTP = "y";
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command("enroot", {
+      args: ["import", "--output", output, "--", ref.uri],
+      cwd: work,
+      clearEnv: true,
+      env: environment,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      ...(isRoot() && owner.uid !== 0 ? { uid: owner.uid, gid: owner.gid } : {}),
+    }).spawn();
+  } catch (error) {
+    throw new CacheError(`cannot run enroot: ${(error as Error).message}`);
+  }
+  const [result, stderr] = await Promise.all([
+    child.status,
+    new Response(child.stderr).text(),
+    child.stdout.pipeTo(new WritableStream()),
+  ]);
+  if (result.success) return output;
+  // enroot colours its [ERROR] and [INFO] tags when it thinks it has a terminal.
+  const lines = stderr.split("\n").map((l) => l.replace(new RegExp("\u001b\\[[0-9;]*m", "g"), "").trim())
+    .filter(Boolean);
+  const why = lines.findLast((l) => /^\[ERROR\]/.test(l))?.replace(/^\[ERROR\]\s*/, "") ??
+    lines.findLast((l) => !/^\[INFO\]/.test(l)) ?? `exit status ${result.code}`;
+  const message = `enroot import ${ref.uri} failed: ${why}`;
+  throw lines.some((l) => /No space left on device/i.test(l)) ? new NoSpaceError(message) : new CacheError(message);
+}

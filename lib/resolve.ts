@@ -1,0 +1,74 @@
+/**
+ * The identity of a registry reference: the manifest digest its tag names, never its text.
+ * A warm start reads what the node knows (known.ts) and asks the registry only once the
+ * configured interval has passed; one caller at a time asks, the others read its answer.
+ * A registry that cannot be reached leaves a reference the node knows on its known digest
+ * (with a warning); a reference pinned by digest never asks at all.
+ */
+import type { Config } from "./config.ts";
+import { CacheError, describe } from "./errors.ts";
+import { isFresh, type Known, readKnown, writeKnown } from "./known.ts";
+import { knownPath } from "./layout.ts";
+import { lockExclusive } from "./lock.ts";
+import { digestName, parseReference, type Reference } from "./reference.ts";
+import type { Owner } from "./users.ts";
+
+export interface RegistryImage {
+  reference: Reference;
+  digest: string;
+  /** Its entry name for the owner. */
+  name: string;
+  /** Said on stderr: the registry could not be asked and a known digest serves. */
+  warning?: string;
+}
+
+export async function identifyReference(config: Config, text: string, owner: Owner): Promise<RegistryImage> {
+  const reference = parseReference(text);
+  let digest = reference.digest;
+  let warning: string | undefined;
+  if (!digest) {
+    const path = await knownPath(config.dataPath, owner.uid, reference.text);
+    let known = readKnown(path, reference.text);
+    if (!known || !isFresh(known, config.registryInterval)) {
+      ({ known, warning } = await ask(config, reference, owner, path));
+    }
+    digest = known.digest;
+  }
+  return { reference, digest, name: await digestName(owner.uid, digest), warning };
+}
+
+/** Asks the registry, one caller per reference at a time; the rest take its answer. */
+async function ask(
+  config: Config,
+  reference: Reference,
+  owner: Owner,
+  path: string,
+): Promise<{ known: Known; warning?: string }> {
+  const { ensureUserDir } = await import("./prepare.ts");
+  await ensureUserDir(config, owner);
+  const asking = await lockExclusive(`${path}.lock`);
+  try {
+    const before = readKnown(path, reference.text);
+    if (before && isFresh(before, config.registryInterval)) return { known: before };
+    const [{ askDigest, UnreachableError }, { allowHttp, readCredentials }] = await Promise.all([
+      import("./registry.ts"),
+      import("./enroot.ts"),
+    ]);
+    const now = new Date().toISOString();
+    try {
+      const digest = await askDigest(reference, { allowHttp: allowHttp(), credentials: await readCredentials(owner) });
+      const known = { reference: reference.text, digest, confirmed: now, asked: now };
+      await writeKnown(config, owner, path, known);
+      return { known };
+    } catch (error) {
+      if (!(error instanceof UnreachableError)) throw error;
+      if (!before) throw new CacheError(`${describe(error)}; no digest of ${reference.text} is known on this node`);
+      // Start from what the node knows, and let the next steps do so without waiting for an interval.
+      const known = { ...before, asked: now };
+      await writeKnown(config, owner, path, known);
+      return { known, warning: `${describe(error)}: using ${before.digest}, confirmed ${before.confirmed}` };
+    }
+  } finally {
+    asking.close();
+  }
+}
