@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# A real, offline container registry for the tests, and small images pushed to it,
+# built without Docker:
+#
+#   registry.sh start DIR            Debian's docker-registry on 127.0.0.1 at a free port, with
+#                                    its config and storage under DIR; prints HOST:PORT
+#   registry.sh stop DIR             stops the registry DIR's start started (by its pid)
+#   registry.sh push DIR REPO:TAG [PATH=CONTENT]...
+#                                    builds an image with umoci (a busybox rootfs, /bin/sh
+#                                    included, plus the files given) and pushes it to the
+#                                    registry of DIR with skopeo; prints its manifest digest
+#
+# Pushed as Docker v2 schema 2 (`skopeo copy --format v2s2`): enroot 4.1.2 first asks
+# with a HEAD without an Accept header, and registry 2.8 answers 404 for an OCI manifest then.
+set -euo pipefail
+
+die() {
+  echo "registry.sh: $*" >&2
+  exit 1
+}
+
+start() {
+  local dir=$1 port attempt
+  mkdir -p "$dir/storage"
+  for attempt in 1 2 3 4 5 6 7 8; do
+    port=$((20000 + RANDOM % 40000))
+    cat >"$dir/config.yml" <<CONF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/storage
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+CONF
+    docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+    echo $! >"$dir/registry.pid"
+    # Up when it answers /v2/ and is still ours (a port someone else holds makes it exit).
+    for _ in $(seq 100); do
+      kill -0 "$(cat "$dir/registry.pid")" 2>/dev/null || break
+      if curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
+        echo "127.0.0.1:$port" >"$dir/address"
+        echo "127.0.0.1:$port"
+        return 0
+      fi
+      sleep 0.05
+    done
+    kill "$(cat "$dir/registry.pid")" 2>/dev/null || true
+    wait "$(cat "$dir/registry.pid")" 2>/dev/null || true
+  done
+  die "docker-registry did not start: $(tail -3 "$dir/registry.log")"
+}
+
+stop() {
+  local dir=$1 pid
+  [[ -f $dir/registry.pid ]] || return 0
+  pid=$(cat "$dir/registry.pid")
+  # Only the registry this script started: the pid must still be a docker-registry.
+  if [[ $(cat "/proc/$pid/comm" 2>/dev/null) == docker-regist* ]]; then
+    kill "$pid"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  fi
+  rm -f "$dir/registry.pid"
+}
+
+push() {
+  local dir=$1 ref=$2 address work file
+  shift 2
+  address=$(cat "$dir/address") || die "no registry started in $dir"
+  work=$(mktemp -d "$dir/build.XXXXXX")
+  umoci init --layout "$work/oci"
+  umoci new --image "$work/oci:img"
+  umoci unpack --image "$work/oci:img" "$work/bundle" >/dev/null
+  local root=$work/bundle/rootfs
+  mkdir -p "$root/bin" "$root/etc" "$root/tmp"
+  cp "$(command -v busybox)" "$root/bin/busybox"
+  for tool in sh cat ls echo true id env; do ln -s busybox "$root/bin/$tool"; done
+  for file in "$@"; do
+    mkdir -p "$(dirname "$root/${file%%=*}")"
+    printf '%s\n' "${file#*=}" >"$root/${file%%=*}"
+  done
+  umoci repack --image "$work/oci:img" "$work/bundle" >/dev/null
+  umoci config --image "$work/oci:img" --config.cmd /bin/sh >/dev/null
+  skopeo copy -q --format v2s2 --dest-tls-verify=false "oci:$work/oci:img" "docker://$address/$ref" >&2
+  rm -rf "$work"
+  digest "$address" "$ref"
+}
+
+# The digest of the manifest a tag names now, asked as enroot and pyxis-cache ask (without
+# the Accept headers the registry converts to schema 1 and answers with that digest).
+digest() {
+  local address=$1 ref=$2
+  curl -fsS -I \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    -H 'Accept: application/vnd.docker.distribution.manifest.list.v2+json' \
+    -H 'Accept: application/vnd.oci.image.index.v1+json' \
+    "http://$address/v2/${ref%:*}/manifests/${ref##*:}" |
+    tr -d '\r' | awk 'tolower($1) == "docker-content-digest:" { print $2 }'
+}
+
+command=${1:-}
+case $command in
+  start | stop) [[ $# -eq 2 ]] || die "usage: registry.sh $command DIR"; "$command" "$2" ;;
+  push) [[ $# -ge 3 ]] || die "usage: registry.sh push DIR REPO:TAG [PATH=CONTENT]..."; shift; push "$@" ;;
+  *) die "usage: registry.sh start|stop|push DIR ..." ;;
+esac
