@@ -8,10 +8,11 @@ DENO_VERSION := 2.9.6
 DENO := .tools/node_modules/deno/deno
 export PATH := $(CURDIR)/.tools/node_modules/.bin:$(PATH)
 
-# What the demo needs, and what the test suites need on top (Slurm, bwrap, bats).
+# What the demo needs, and what the test suites need on top (Slurm, bwrap, bats; a registry,
+# umoci and skopeo to build and serve images for the registry cases, python3 for its htpasswd).
 DEMO_PACKAGES := squashfs-tools busybox-static
 TEST_PACKAGES := $(DEMO_PACKAGES) slurmctld slurmd munge slurm-client libslurm-dev bubblewrap bats \
-	e2fsprogs util-linux gcc make attr prometheus
+	e2fsprogs util-linux gcc make attr prometheus docker-registry umoci skopeo curl python3
 
 .PHONY: all bootstrap bootstrap-test demo test test-unit test-e2e test-faults test-ops bench check stub clean \
 	install uninstall

@@ -20,15 +20,14 @@ ${COMMON_HELP}`;
 
 /** The name a registry reference has now: its digest, asked of the registry unless pinned. */
 async function referenceName(image: string, uid: number): Promise<string> {
-  const [{ parseReference, digestName }, { askDigest }, { allowHttp, readCredentials }] = await Promise.all([
+  const [{ parseReference, digestName }, { askDigest }, { registryOptions }] = await Promise.all([
     import("../lib/reference.ts"),
     import("../lib/registry.ts"),
     import("../lib/enroot.ts"),
   ]);
   const reference = parseReference(image);
   const owner = { uid, gid: self().gid };
-  const digest = reference.digest ??
-    await askDigest(reference, { allowHttp: allowHttp(), credentials: await readCredentials(owner) });
+  const digest = reference.digest ?? await askDigest(reference, await registryOptions(owner));
   return await digestName(uid, digest);
 }
 

@@ -9,6 +9,7 @@ import { NoSpaceError } from "./unpack.ts";
 import { isRoot, lookupUid, type Owner } from "./users.ts";
 import { openRegular } from "./lock.ts";
 import type { Reference } from "./reference.ts";
+import type { AskOptions } from "./registry.ts";
 
 /** An environment variable, or `undefined` when it is unset or not ours to read. */
 function env(name: string): string | undefined {
@@ -30,11 +31,16 @@ export function configPath(owner: Owner): string {
 }
 
 /**
- * The user's `.credentials` (netrc), when there is one. Root reads it only as a regular
- * file the user owns: a symlink to a file of root's would otherwise be sent to a registry.
+ * What the digest lookup needs from enroot's settings: http or https, and the user's
+ * `.credentials` (netrc) when there is one. Root reads it only as a regular file the user
+ * owns: a symlink to a file of root's would otherwise be sent to a registry.
  */
-export async function readCredentials(owner: Owner): Promise<string | undefined> {
+export async function registryOptions(owner: Owner): Promise<AskOptions> {
   const path = `${configPath(owner)}/.credentials`;
+  return { allowHttp: allowHttp(), credentials: await readCredentials(path, owner), credentialsFile: path };
+}
+
+async function readCredentials(path: string, owner: Owner): Promise<string | undefined> {
   if (!isRoot()) return await Deno.readTextFile(path).catch(() => undefined);
   const file = await openRegular(path);
   if (!file) return undefined;
@@ -43,6 +49,10 @@ export async function readCredentials(owner: Owner): Promise<string | undefined>
     return await new Response(file.readable).text();
   } catch {
     return undefined;
+  } finally {
+    try {
+      file.close();
+    } catch { /* closed by reading it to the end */ }
   }
 }
 

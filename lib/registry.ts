@@ -32,6 +32,8 @@ export interface AskOptions {
   allowHttp: boolean;
   /** The text of `ENROOT_CONFIG_PATH/.credentials`, when there is one. */
   credentials?: string;
+  /** Where it was read from, for messages. */
+  credentialsFile?: string;
   timeoutMs?: number;
 }
 
@@ -116,7 +118,12 @@ class Client {
     );
     if (scheme === "basic") {
       const entry = credentialsFor(this.entries, this.ref, hostOf(this.ref.registry));
-      if (!entry) throw new CacheError(`registry ${this.ref.registry} wants credentials: none for it in .credentials`);
+      if (!entry) {
+        const file = this.options.credentialsFile ?? ".credentials";
+        throw new CacheError(
+          `registry ${this.ref.registry} wants credentials: none for ${hostOf(this.ref.registry)} in ${file}`,
+        );
+      }
       this.authorization = basic(entry);
       return;
     }

@@ -50,13 +50,13 @@ async function ask(
   try {
     const before = readKnown(path, reference.text);
     if (before && isFresh(before, config.registryInterval)) return { known: before };
-    const [{ askDigest, UnreachableError }, { allowHttp, readCredentials }] = await Promise.all([
+    const [{ askDigest, UnreachableError }, { registryOptions }] = await Promise.all([
       import("./registry.ts"),
       import("./enroot.ts"),
     ]);
     const now = new Date().toISOString();
     try {
-      const digest = await askDigest(reference, { allowHttp: allowHttp(), credentials: await readCredentials(owner) });
+      const digest = await askDigest(reference, await registryOptions(owner));
       const known = { reference: reference.text, digest, confirmed: now, asked: now };
       await writeKnown(config, owner, path, known);
       return { known };

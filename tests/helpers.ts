@@ -55,9 +55,12 @@ export function settings(base: string, extra: Record<string, string | number> = 
   return ["--no-plugstack", ...Object.entries(keys).flatMap(([k, v]) => ["--set", `${k}=${v}`])];
 }
 
-/** Runs the real command, as the unprivileged test user when `as` is given. */
-export function cli(args: string[], options: { cwd?: string; as?: { uid: number; gid: number } } = {}) {
-  const env: Record<string, string> = { PATH: "/usr/local/bin:/usr/bin:/bin" };
+/** Runs the real command, as the unprivileged test user when `as` is given, with `env` added. */
+export function cli(
+  args: string[],
+  options: { cwd?: string; as?: { uid: number; gid: number }; env?: Record<string, string> } = {},
+) {
+  const env: Record<string, string> = { PATH: "/usr/local/bin:/usr/bin:/bin", ...options.env };
   if (options.as) env.DENO_DIR = `${Deno.env.get("TMPDIR") ?? "/tmp"}/pyxis-cache-test-deno-${options.as.uid}`;
   return run(CLI, args, { cwd: options.cwd, clearEnv: true, env, ...(options.as ?? {}) });
 }

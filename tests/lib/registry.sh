@@ -2,13 +2,16 @@
 # A real, offline container registry for the tests, and small images pushed to it,
 # built without Docker:
 #
-#   registry.sh start DIR            Debian's docker-registry on 127.0.0.1 at a free port, with
-#                                    its config and storage under DIR; prints HOST:PORT
+#   registry.sh start DIR [USER:PASSWORD]
+#                                    Debian's docker-registry on 127.0.0.1 at a free port, with
+#                                    its config, storage and access log under DIR; prints HOST:PORT.
+#                                    With USER:PASSWORD it wants them (Basic, htpasswd)
 #   registry.sh stop DIR             stops the registry DIR's start started (by its pid)
 #   registry.sh push DIR REPO:TAG [PATH=CONTENT]...
 #                                    builds an image with umoci (a busybox rootfs, /bin/sh
-#                                    included, plus the files given) and pushes it to the
-#                                    registry of DIR with skopeo; prints its manifest digest
+#                                    included, plus the files given: CONTENT is a line, or
+#                                    @random:BYTES) and pushes it to the registry of DIR with
+#                                    skopeo; prints its manifest digest
 #
 # Pushed as Docker v2 schema 2 (`skopeo copy --format v2s2`): enroot 4.1.2 first asks
 # with a HEAD without an Accept header, and registry 2.8 answers 404 for an OCI manifest then.
@@ -20,8 +23,17 @@ die() {
 }
 
 start() {
-  local dir=$1 port attempt
+  local dir=$1 credentials=${2:-} port attempt auth=
   mkdir -p "$dir/storage"
+  if [[ -n $credentials ]]; then
+    # htpasswd wants bcrypt; Python's crypt makes it without apache2-utils.
+    printf '%s:%s\n' "${credentials%%:*}" "$(python3 -W ignore -c 'import crypt, sys
+print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))' "${credentials#*:}")" >"$dir/htpasswd"
+    auth="auth:
+  htpasswd:
+    realm: pyxis-cache-test
+    path: $dir/htpasswd"
+  fi
   for attempt in 1 2 3 4 5 6 7 8; do
     port=$((20000 + RANDOM % 40000))
     cat >"$dir/config.yml" <<CONF
@@ -29,7 +41,7 @@ version: 0.1
 log:
   level: error
   accesslog:
-    disabled: true
+    disabled: false
 storage:
   filesystem:
     rootdirectory: $dir/storage
@@ -37,14 +49,16 @@ storage:
     enabled: true
 http:
   addr: 127.0.0.1:$port
+$auth
 CONF
     docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
     echo $! >"$dir/registry.pid"
     # Up when it answers /v2/ and is still ours (a port someone else holds makes it exit).
     for _ in $(seq 100); do
       kill -0 "$(cat "$dir/registry.pid")" 2>/dev/null || break
-      if curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
+      if [[ $(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" 2>/dev/null) =~ ^(200|401)$ ]]; then
         echo "127.0.0.1:$port" >"$dir/address"
+        if [[ -n $credentials ]]; then echo "$credentials" >"$dir/credentials"; else rm -f "$dir/credentials"; fi
         echo "127.0.0.1:$port"
         return 0
       fi
@@ -82,20 +96,28 @@ push() {
   for tool in sh cat ls echo true id env; do ln -s busybox "$root/bin/$tool"; done
   for file in "$@"; do
     mkdir -p "$(dirname "$root/${file%%=*}")"
-    printf '%s\n' "${file#*=}" >"$root/${file%%=*}"
+    if [[ ${file#*=} == @random:* ]]; then
+      head -c "${file#*=@random:}" /dev/urandom >"$root/${file%%=*}"
+    else
+      printf '%s\n' "${file#*=}" >"$root/${file%%=*}"
+    fi
   done
   umoci repack --image "$work/oci:img" "$work/bundle" >/dev/null
   umoci config --image "$work/oci:img" --config.cmd /bin/sh >/dev/null
-  skopeo copy -q --format v2s2 --dest-tls-verify=false "oci:$work/oci:img" "docker://$address/$ref" >&2
+  local creds=()
+  [[ -f $dir/credentials ]] && creds=(--dest-creds "$(cat "$dir/credentials")")
+  skopeo copy -q --format v2s2 --dest-tls-verify=false "${creds[@]}" "oci:$work/oci:img" "docker://$address/$ref" >&2
   rm -rf "$work"
-  digest "$address" "$ref"
+  digest "$dir" "$ref"
 }
 
 # The digest of the manifest a tag names now, asked as enroot and pyxis-cache ask (without
 # the Accept headers the registry converts to schema 1 and answers with that digest).
 digest() {
-  local address=$1 ref=$2
-  curl -fsS -I \
+  local address ref=$2 creds=()
+  address=$(cat "$1/address")
+  [[ -f $1/credentials ]] && creds=(-u "$(cat "$1/credentials")")
+  curl -fsS -I "${creds[@]}" \
     -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
     -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
     -H 'Accept: application/vnd.docker.distribution.manifest.list.v2+json' \
@@ -106,7 +128,8 @@ digest() {
 
 command=${1:-}
 case $command in
-  start | stop) [[ $# -eq 2 ]] || die "usage: registry.sh $command DIR"; "$command" "$2" ;;
+  start) [[ $# -eq 2 || $# -eq 3 ]] || die "usage: registry.sh start DIR [USER:PASSWORD]"; shift; start "$@" ;;
+  stop) [[ $# -eq 2 ]] || die "usage: registry.sh stop DIR"; stop "$2" ;;
   push) [[ $# -ge 3 ]] || die "usage: registry.sh push DIR REPO:TAG [PATH=CONTENT]..."; shift; push "$@" ;;
   *) die "usage: registry.sh start|stop|push DIR ..." ;;
 esac
