@@ -304,3 +304,28 @@ Deno.test({
       assert.match(result.stderr, /wants credentials: none for 127\.0\.0\.1/);
     }, "alice:s3cret"),
 });
+
+Deno.test({
+  name: "registry errors are one line, exit 1, and leave nothing: unknown tag, unknown repository, unknown host",
+  ignore,
+  fn: () =>
+    withRegistry(async (dir, registry) => {
+      await registry.push("test/app:1", { "etc/marker": "one" });
+      const config = settings(`${dir}/cache`);
+      await cli(["prepare", "--uid", String(Deno.uid()), "--gid", String(Deno.gid()), ...config]);
+      const cases: [string, RegExp][] = [
+        [`${registry.address}#test/app:2`, /image not found in the registry: \S+\/test\/app:2/],
+        [`${registry.address}#test/none:1`, /image not found in the registry: \S+\/test\/none:1/],
+        [
+          "no-such-host.invalid#test/app:1",
+          /cannot reach registry no-such-host\.invalid: .*; no digest of .* is known/,
+        ],
+      ];
+      for (const [image, message] of cases) {
+        const result = await reuse(config, image);
+        assert.equal(result.code, 1, image);
+        assert.match(result.stderr, new RegExp(`^pyxis-cache: reuse: ${message.source}.*\\n$`));
+        assert.deepEqual(await held(`${dir}/cache/${Deno.uid()}`), []);
+      }
+    }),
+});
