@@ -7,6 +7,7 @@
  * /usr/bin/time -f %M, which wraps A and B alike.
  */
 import { generate } from "./rootfs.ts";
+import { enrootDir, startRegistry } from "../tests/registry.ts";
 
 const QUICK = Deno.env.get("BENCH_QUICK") === "1";
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -67,10 +68,13 @@ const USER = { uid: 65534, gid: 65534 };
 const USER_HOME = `${WORK}/home-${USER.uid}`;
 const RSS_DIR = `${WORK}/rss`;
 
-/** Runs `cmd` once under /usr/bin/time: wall time (ms), peak RSS (KiB), stdout. As the job user unless `root`. */
-async function measure(cmd: string[], options: { root?: boolean } = {}): Promise<Run> {
+/**
+ * Runs `cmd` once under /usr/bin/time: wall time (ms), peak RSS (KiB), stdout. As the job user unless `root`,
+ * with `env` added to the environment.
+ */
+async function measure(cmd: string[], options: { root?: boolean; env?: Record<string, string> } = {}): Promise<Run> {
   const rssFile = `${RSS_DIR}/${Deno.pid}.${runCounter++}`;
-  const asUser = options.root ? {} : { ...USER, env: { HOME: USER_HOME } };
+  const asUser = options.root ? { env: options.env } : { ...USER, env: { HOME: USER_HOME, ...options.env } };
   const started = performance.now();
   const out = await new Deno.Command("/usr/bin/time", {
     args: ["-f", "%M", "-o", rssFile, ...cmd],
@@ -429,6 +433,132 @@ async function p6(image: string): Promise<void> {
   }
 }
 
+// ---------------------------------------------------------------- registry images (P8, P9)
+
+const REGISTRY_FILES = QUICK ? 2_000 : 5_000;
+const REGISTRY_MEGABYTES = QUICK ? 20 : 100;
+
+/**
+ * A registry on 127.0.0.1 (tests/lib/registry.sh) holding a synthetic image of REGISTRY_FILES
+ * files and REGISTRY_MEGABYTES MB, its storage kept in BENCH_DIR so that later runs push nothing;
+ * and the environment that imports from it (enroot on PATH, http allowed).
+ */
+async function benchRegistry(): Promise<{ ref: string; env: Record<string, string>; stop: () => Promise<void> }> {
+  const enroot = await enrootDir();
+  if (!enroot) throw new Error("skipped: enroot is not installed and could not be built");
+  const registry = await startRegistry(`${WORK}/registry`);
+  const tag = `${REGISTRY_FILES}f-${REGISTRY_MEGABYTES}m-${await sha(`${REPO}/bench/rootfs.ts`)}`;
+  const ref = `${registry.address}#bench/rootfs:${tag}`;
+  const env = { PATH: `${enroot}:${Deno.env.get("PATH")}`, ENROOT_ALLOW_HTTP: "y" };
+  const manifest = `http://${registry.address}/v2/bench/rootfs/manifests/${tag}`;
+  const accept = "Accept: application/vnd.docker.distribution.manifest.v2+json";
+  const pushed = await new Deno.Command("curl", { args: ["-fsS", "-o", "/dev/null", "-H", accept, manifest] }).output();
+  if (!pushed.success) {
+    const tree = `${WORK}/registry-tree.${Deno.pid}`;
+    console.error(`bench: pushing ${ref} (${REGISTRY_FILES} files, ${REGISTRY_MEGABYTES} MB; kept for later runs)`);
+    generate(tree, REGISTRY_FILES, REGISTRY_MEGABYTES, 2);
+    const push = await new Deno.Command("bash", {
+      args: [`${REPO}/tests/lib/registry.sh`, "push", registry.dir, `bench/rootfs:${tag}`],
+      env: { REGISTRY_TREE: tree },
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    await Deno.remove(tree, { recursive: true });
+    if (!push.success) throw new Error(`registry.sh push: ${new TextDecoder().decode(push.stderr)}`);
+  }
+  return { ref, env, stop: registry.stop };
+}
+
+/** A figure that could not be measured says why instead. */
+function skippedRow(id: string, what: string, target: string, error: unknown): void {
+  const message = error instanceof Error ? error.message : String(error);
+  rows.push({ id, what, a: [], b: [], target, met: message.startsWith("skipped:") ? message : `skipped: ${message}` });
+}
+
+async function p8(image: string): Promise<void> {
+  const what = "warm `reuse` of a registry tag (digest fresh) / warm `reuse` of a squashfs file";
+  let registry;
+  try {
+    registry = await benchRegistry();
+  } catch (error) {
+    return skippedRow("P8", what, "≤ +10 ms", error);
+  }
+  try {
+    const base = `${FS}/p8`;
+    await prepareUser(base);
+    const ref = [CLI, "reuse", "--image", registry.ref, ...config(base)];
+    const file = [CLI, "reuse", "--image", image, ...config(base)];
+    await measure(ref, { env: registry.env });
+    await measure(file);
+    const { a, b } = await sideBySide(FAST_REPS, { run: () => measure(ref, { env: registry.env }) }, {
+      run: () => measure(file),
+    }, 2);
+    const extra = median(a.map((r) => r.ms)) - median(b.map((r) => r.ms));
+    rows.push({ id: "P8", what, a, b, target: "≤ +10 ms", met: extra <= 10, note: `${extra.toFixed(1)} ms` });
+  } finally {
+    await registry.stop();
+  }
+}
+
+async function p9(): Promise<void> {
+  const what =
+    `cold \`reuse\` of a registry tag (ask, import, unpack) / pyxis's \`enroot import\` + \`enroot create\` ` +
+    `(${REGISTRY_MEGABYTES} MB, ${REGISTRY_FILES} files)`;
+  let registry;
+  try {
+    registry = await benchRegistry();
+  } catch (error) {
+    return skippedRow("P9", what, "(figure)", error);
+  }
+  try {
+    const base = `${FS}/p9`;
+    const scratch = `${await userScratch()}/p9-enroot`;
+    await prepareUser(base);
+    let entry = "";
+    // pyxis's path, as the job user, with every enroot path fresh: no layer cache, as for our cold import.
+    const enroot = {
+      ...registry.env,
+      ENROOT_CACHE_PATH: `${scratch}/cache`,
+      ENROOT_DATA_PATH: `${scratch}/data`,
+      ENROOT_RUNTIME_PATH: `${scratch}/run`,
+      ENROOT_TEMP_PATH: scratch,
+      ENROOT_CONFIG_PATH: `${scratch}/config`,
+    };
+    const pyxis = `mkdir -p ${scratch} && enroot import -o ${scratch}/image.sqsh docker://${registry.ref} && ` +
+      `enroot create -n bench ${scratch}/image.sqsh && rm -f ${scratch}/image.sqsh`;
+    const { a, b } = await sideBySide(REPS, {
+      setup: dropWriteback,
+      run: async () => {
+        const run = await measure(
+          [
+            CLI,
+            "reuse",
+            "--json",
+            "--image",
+            registry.ref,
+            ...config(base),
+            "--set",
+            "container_cache_registry_interval=0",
+          ],
+          { env: registry.env },
+        );
+        const out = JSON.parse(run.stdout);
+        if (!out.created) throw new Error("P9: reuse did not import the image");
+        entry = out.path;
+        return run;
+      },
+      after: () => Deno.remove(entry, { recursive: true }),
+    }, {
+      setup: dropWriteback,
+      run: () => measure(["sh", "-c", pyxis], { env: enroot }),
+      after: () => Deno.remove(scratch, { recursive: true }),
+    });
+    rows.push({ id: "P9", what, a, b, target: "(figure)", met: true });
+  } finally {
+    await registry.stop();
+  }
+}
+
 // ---------------------------------------------------------------- the table
 
 function spread(values: number[], digits = 0): string {
@@ -483,7 +613,7 @@ if (import.meta.main) {
   }
   const image = await testImage();
   const imageBytes = (await Deno.stat(image)).size;
-  for (const dir of ["p1", "p2", "p3", "p5", `scratch-${USER.uid}`]) {
+  for (const dir of ["p1", "p2", "p3", "p5", "p8", "p9", `scratch-${USER.uid}`]) {
     await Deno.remove(`${FS}/${dir}`, { recursive: true }).catch(() => {});
   }
   const figures: [string, () => Promise<void>][] = [
@@ -493,6 +623,8 @@ if (import.meta.main) {
     ["P4", p4],
     ["P5", () => p5(image)],
     ["P6", () => p6(image)],
+    ["P8", () => p8(image)],
+    ["P9", p9],
   ];
   for (const [id, figure] of figures) {
     if (!want(id)) continue;

@@ -11,7 +11,8 @@
 #                                    builds an image with umoci (a busybox rootfs, /bin/sh
 #                                    included, plus the files given: CONTENT is a line, or
 #                                    @random:BYTES) and pushes it to the registry of DIR with
-#                                    skopeo; prints its manifest digest
+#                                    skopeo; prints its manifest digest. With REGISTRY_TREE=DIR
+#                                    in the environment, DIR's tree is copied into the rootfs too
 #
 # Pushed as Docker v2 schema 2 (`skopeo copy --format v2s2`): enroot 4.1.2 first asks
 # with a HEAD without an Accept header, and registry 2.8 answers 404 for an OCI manifest then.
@@ -94,6 +95,7 @@ push() {
   mkdir -p "$root/bin" "$root/etc" "$root/tmp"
   cp "$(command -v busybox)" "$root/bin/busybox"
   for tool in sh cat ls echo true id env; do ln -s busybox "$root/bin/$tool"; done
+  [[ -z ${REGISTRY_TREE:-} ]] || cp -a "$REGISTRY_TREE/." "$root/"
   for file in "$@"; do
     mkdir -p "$(dirname "$root/${file%%=*}")"
     if [[ ${file#*=} == @random:* ]]; then
