@@ -92,6 +92,10 @@ export async function enrootImport(ref: Reference, work: string, owner: Owner): 
       ...(isRoot() && owner.uid !== 0 ? { uid: owner.uid, gid: owner.gid } : {}),
     }).spawn();
   } catch (error) {
+    // Deno resolves `enroot` on the PATH it started with (--allow-run=enroot): not there, not runnable.
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotCapable) {
+      throw new CacheError(`enroot not found in PATH=${environment.PATH} (it imports registry images)`);
+    }
     throw new CacheError(`cannot run enroot: ${(error as Error).message}`);
   }
   const [result, stderr] = await Promise.all([

@@ -306,7 +306,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "registry errors are one line, exit 1, and leave nothing: unknown tag, unknown repository, unknown host",
+  name: "registry errors are one line, exit 1, and leave nothing: unknown tag, repository or host, no enroot",
   ignore,
   fn: () =>
     withRegistry(async (dir, registry) => {
@@ -327,5 +327,11 @@ Deno.test({
         assert.match(result.stderr, new RegExp(`^pyxis-cache: reuse: ${message.source}.*\\n$`));
         assert.deepEqual(await held(`${dir}/cache/${Deno.uid()}`), []);
       }
+      const noEnroot = await cli(["reuse", "--image", `${registry.address}#test/app:1`, ...config], {
+        env: { ...env, PATH: "/usr/bin:/bin" },
+      });
+      assert.equal(noEnroot.code, 1);
+      assert.match(noEnroot.stderr, /^pyxis-cache: reuse: enroot not found in PATH=\/usr\/bin:\/bin .*\n$/);
+      assert.deepEqual(await held(`${dir}/cache/${Deno.uid()}`), []);
     }),
 });
