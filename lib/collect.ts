@@ -48,6 +48,11 @@ export interface Collection {
 }
 
 export const STALE_AFTER_SECONDS = 60;
+/**
+ * A registry reference's record not rewritten for this long (every start past the interval
+ * rewrites it) is of a reference nobody starts: it goes, and the next start asks the registry.
+ */
+export const RECORD_MAX_AGE_SECONDS = 30 * 86400;
 
 /** A problem that means the collection failed (an eviction or removal did not happen), not only a warning. */
 export function isFailure(problem: string): boolean {
@@ -79,7 +84,8 @@ async function lockCollector(base: string): Promise<Deno.FsFile | undefined> {
 /** Removes temporaries whose unpack died, evictions that did not finish, and dead steps' rootfs. */
 async function removeLeftovers(base: string, leftovers: Leftover[], staleAfter: number, result: Collection) {
   for (const leftover of leftovers) {
-    if (leftover.kind !== "trash" && Date.now() - leftover.mtime.getTime() < staleAfter * 1000) continue;
+    const age = leftover.kind === "record" ? RECORD_MAX_AGE_SECONDS : leftover.kind === "trash" ? 0 : staleAfter;
+    if (Date.now() - leftover.mtime.getTime() < age * 1000) continue;
     // The creator holds the creation lock for as long as its unpack runs; a step, its directory.
     const lock = leftover.kind === "temp"
       ? await tryLockExclusive(createLockPath(base, leftover.uid, leftover.name))

@@ -1,4 +1,4 @@
-import { ENTRY_NAME, lockPath, STAGING_PREFIX, STEP_NAME, TEMP_NAME, TRASH_NAME } from "./layout.ts";
+import { ENTRY_NAME, lockPath, RECORD_NAME, STAGING_PREFIX, STEP_NAME, TEMP_NAME, TRASH_NAME } from "./layout.ts";
 import { openRegularSync } from "./lock.ts";
 import { self } from "./users.ts";
 import { describe } from "./errors.ts";
@@ -26,7 +26,7 @@ export interface Entry {
 export interface Leftover {
   uid: number;
   path: string;
-  kind: "temp" | "trash" | "staging" | "step";
+  kind: "temp" | "trash" | "staging" | "step" | "record";
   /** The entry it was for. */
   name: string;
   mtime: Date;
@@ -127,6 +127,9 @@ function scanUserDir(base: string, uid: number, scan: Scan): void {
       if (!stat) continue;
       const kind = !leftover ? "step" : name.startsWith(".pyxis_cache_tmp.") ? "temp" : "trash";
       scan.leftovers.push({ uid, path, kind, name: leftover?.[1] ?? name, mtime: stat.mtime ?? new Date(0) });
+    } else if (RECORD_NAME.test(name)) {
+      const stat = lstatOrUndefined(path);
+      if (stat) scan.leftovers.push({ uid, path, kind: "record", name, mtime: stat.mtime ?? new Date(0) });
     } else if (name.startsWith("pyxis_cache_")) {
       scan.problems.push(`${dir}/${shown(name)}: not an entry name, skipped`);
     }

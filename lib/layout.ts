@@ -30,6 +30,8 @@ export const STAGING_PREFIX = ".pyxis_cache_staging.";
 export const ENTRY_NAME = /^pyxis_cache_u(\d+)_([0-9a-f]{20})$/;
 export const TEMP_NAME = /^\.pyxis_cache_tmp\.(pyxis_cache_u\d+_[0-9a-f]{20})\.[0-9a-f]+$/;
 export const TRASH_NAME = /^\.pyxis_cache_trash\.(pyxis_cache_u\d+_[0-9a-f]{20})\.[0-9a-f]+$/;
+/** A registry reference's record (known.ts), its lock, or a record being written. */
+export const RECORD_NAME = /^\.pyxis_cache_ref\.[0-9a-f]{20}(\.lock|\.[0-9a-f]+\.new)?$/;
 export const STEP_NAME = /^\.pyxis_cache_step_\d+\.\d+\.[A-Za-z0-9]{6}$/;
 
 export function entryName(uid: number, hash: string): string {

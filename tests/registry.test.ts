@@ -335,3 +335,21 @@ Deno.test({
       assert.deepEqual(await held(`${dir}/cache/${Deno.uid()}`), []);
     }),
 });
+
+Deno.test("gc removes records of references nobody has started for 30 days, and keeps the others", async () => {
+  await using tmp = await tempDir();
+  const config = settings(`${tmp.path}/cache`);
+  const me = { uid: String(Deno.uid()), gid: String(Deno.gid()) };
+  if (IS_ROOT) await cli(["prepare", "--uid", me.uid, "--gid", me.gid, ...config]);
+  else await Deno.mkdir(`${tmp.path}/cache/${me.uid}`, { recursive: true, mode: 0o700 });
+  const dir = `${tmp.path}/cache/${me.uid}`;
+  const old = [".pyxis_cache_ref.00000000000000000001", ".pyxis_cache_ref.00000000000000000001.lock"];
+  const fresh = [".pyxis_cache_ref.00000000000000000002", ".pyxis_cache_ref.00000000000000000002.lock"];
+  const month = new Date(Date.now() - 31 * 86400_000);
+  for (const name of [...old, ...fresh]) await Deno.writeTextFile(`${dir}/${name}`, "{}\n");
+  for (const name of old) await Deno.utime(`${dir}/${name}`, month, month);
+  const gc = await cli(["gc", "--json", ...config]);
+  assert.equal(gc.code, 0, gc.stderr);
+  assert.deepEqual(JSON.parse(gc.stdout).removedLeftovers.sort(), old.map((n) => `${dir}/${n}`).sort());
+  assert.deepEqual((await listing(dir)).filter((n) => n.startsWith(".pyxis_cache_ref.")), fresh);
+});
