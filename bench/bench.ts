@@ -209,26 +209,35 @@ async function p1(image: string): Promise<void> {
   });
 }
 
-async function p2(image: string): Promise<void> {
-  const base = `${FS}/p2`;
-  const dest = `${await userScratch()}/p2-plain`;
-  await prepareUser(base);
+/** The side of a cold figure that runs `cmd` (a `reuse --json` that must create its entry), removed after each run. */
+function coldReuse(id: string, cmd: string[], env?: Record<string, string>) {
   let entry = "";
-  const { a, b } = await sideBySide(REPS, {
+  return {
     setup: dropWriteback,
     run: async () => {
-      const run = await measure([CLI, "reuse", "--json", "--image", image, ...config(base)]);
+      const run = await measure(cmd, { env });
       const out = JSON.parse(run.stdout);
-      if (!out.created) throw new Error("P2: reuse did not create the entry");
+      if (!out.created) throw new Error(`${id}: reuse did not create the entry`);
       entry = out.path;
       return run;
     },
     after: () => Deno.remove(entry, { recursive: true }),
-  }, {
-    setup: dropWriteback,
-    run: () => measure(["unsquashfs", "-d", dest, image]),
-    after: () => Deno.remove(dest, { recursive: true }),
-  });
+  };
+}
+
+async function p2(image: string): Promise<void> {
+  const base = `${FS}/p2`;
+  const dest = `${await userScratch()}/p2-plain`;
+  await prepareUser(base);
+  const { a, b } = await sideBySide(
+    REPS,
+    coldReuse("P2", [CLI, "reuse", "--json", "--image", image, ...config(base)]),
+    {
+      setup: dropWriteback,
+      run: () => measure(["unsquashfs", "-d", dest, image]),
+      after: () => Deno.remove(dest, { recursive: true }),
+    },
+  );
   const ratio = median(a.map((r) => r.ms)) / median(b.map((r) => r.ms));
   rows.push({
     id: "P2",
@@ -469,21 +478,31 @@ async function benchRegistry(): Promise<{ ref: string; env: Record<string, strin
   return { ref, env, stop: registry.stop };
 }
 
-/** A figure that could not be measured says why instead. */
-function skippedRow(id: string, what: string, target: string, error: unknown): void {
-  const message = error instanceof Error ? error.message : String(error);
-  rows.push({ id, what, a: [], b: [], target, met: message.startsWith("skipped:") ? message : `skipped: ${message}` });
-}
+type BenchRegistry = Awaited<ReturnType<typeof benchRegistry>>;
 
-async function p8(image: string): Promise<void> {
-  const what = "warm `reuse` of a registry tag (digest fresh) / warm `reuse` of a squashfs file";
-  let registry;
+/** Runs a figure against the bench registry, stopped afterwards; without one, the row says why. */
+async function withBenchRegistry(
+  row: { id: string; what: string; target: string },
+  figure: (registry: BenchRegistry) => Promise<void>,
+): Promise<void> {
+  let registry: BenchRegistry;
   try {
     registry = await benchRegistry();
   } catch (error) {
-    return skippedRow("P8", what, "≤ +10 ms", error);
+    const message = error instanceof Error ? error.message : String(error);
+    rows.push({ ...row, a: [], b: [], met: message.startsWith("skipped:") ? message : `skipped: ${message}` });
+    return;
   }
   try {
+    await figure(registry);
+  } finally {
+    await registry.stop();
+  }
+}
+
+function p8(image: string): Promise<void> {
+  const what = "warm `reuse` of a registry tag (digest fresh) / warm `reuse` of a squashfs file";
+  return withBenchRegistry({ id: "P8", what, target: "≤ +10 ms" }, async (registry) => {
     const base = `${FS}/p8`;
     await prepareUser(base);
     const ref = [CLI, "reuse", "--image", registry.ref, ...config(base)];
@@ -495,26 +514,17 @@ async function p8(image: string): Promise<void> {
     }, 2);
     const extra = median(a.map((r) => r.ms)) - median(b.map((r) => r.ms));
     rows.push({ id: "P8", what, a, b, target: "≤ +10 ms", met: extra <= 10, note: `${extra.toFixed(1)} ms` });
-  } finally {
-    await registry.stop();
-  }
+  });
 }
 
-async function p9(): Promise<void> {
+function p9(): Promise<void> {
   const what =
     `cold \`reuse\` of a registry tag (ask, import, unpack) / pyxis's \`enroot import\` + \`enroot create\` ` +
     `(${REGISTRY_MEGABYTES} MB, ${REGISTRY_FILES} files)`;
-  let registry;
-  try {
-    registry = await benchRegistry();
-  } catch (error) {
-    return skippedRow("P9", what, "(figure)", error);
-  }
-  try {
+  return withBenchRegistry({ id: "P9", what, target: "(figure)" }, async (registry) => {
     const base = `${FS}/p9`;
     const scratch = `${await userScratch()}/p9-enroot`;
     await prepareUser(base);
-    let entry = "";
     // pyxis's path, as the job user, with every enroot path fresh: no layer cache, as for our cold import.
     const enroot = {
       ...registry.env,
@@ -526,37 +536,15 @@ async function p9(): Promise<void> {
     };
     const pyxis = `mkdir -p ${scratch} && enroot import -o ${scratch}/image.sqsh docker://${registry.ref} && ` +
       `enroot create -n bench ${scratch}/image.sqsh && rm -f ${scratch}/image.sqsh`;
-    const { a, b } = await sideBySide(REPS, {
-      setup: dropWriteback,
-      run: async () => {
-        const run = await measure(
-          [
-            CLI,
-            "reuse",
-            "--json",
-            "--image",
-            registry.ref,
-            ...config(base),
-            "--set",
-            "container_cache_registry_interval=0",
-          ],
-          { env: registry.env },
-        );
-        const out = JSON.parse(run.stdout);
-        if (!out.created) throw new Error("P9: reuse did not import the image");
-        entry = out.path;
-        return run;
-      },
-      after: () => Deno.remove(entry, { recursive: true }),
-    }, {
+    const interval = ["--set", "container_cache_registry_interval=0"];
+    const reuse = [CLI, "reuse", "--json", "--image", registry.ref, ...config(base), ...interval];
+    const { a, b } = await sideBySide(REPS, coldReuse("P9", reuse, registry.env), {
       setup: dropWriteback,
       run: () => measure(["sh", "-c", pyxis], { env: enroot }),
       after: () => Deno.remove(scratch, { recursive: true }),
     });
     rows.push({ id: "P9", what, a, b, target: "(figure)", met: true });
-  } finally {
-    await registry.stop();
-  }
+  });
 }
 
 // ---------------------------------------------------------------- the table
