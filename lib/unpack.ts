@@ -25,25 +25,32 @@ const DEVICE_NOT_MADE = /could not create (character|block) device .*not superus
 /** What unsquashfs prints besides errors. */
 const CHATTER = /^(Parallel unsquashfs|\d+ inodes|created |FATAL ERROR: failed)/;
 
+/**
+ * unsquashfs is started through `setpriv --pdeathsig KILL`: the kernel kills it when the
+ * thread that spawned it dies, so a killed `reuse` leaves no unsquashfs filling the disk,
+ * however fast the machine and whatever the image. Order matters: the kernel clears the
+ * parent-death signal when a process's credentials change, so the switch to the job user
+ * (Deno's uid/gid, before exec) comes first and setpriv sets the signal after it.
+ */
+const UNSQUASHFS = ["setpriv", "--pdeathsig", "KILL", "--", "unsquashfs"];
+
 async function runUnsquashfs(image: string, dest: string, asOwner: { uid?: number; gid?: number }): Promise<void> {
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command("unsquashfs", {
-      // Not -quiet or -no-progress: measured ~100 ms slower on a 400 MB image, and its
-      // progress output is what ends an orphaned unsquashfs (below).
-      args: ["-no-xattrs", "-dest", dest, image],
+    child = new Deno.Command(UNSQUASHFS[0]!, {
+      // Not -quiet or -no-progress: measured ~100 ms slower on a 400 MB image.
+      args: [...UNSQUASHFS.slice(1), "-no-xattrs", "-dest", dest, image],
       // Deno refuses to spawn with LD_* in the environment, and a clean one is right anyway.
       clearEnv: true,
       env: ENV,
       stdin: "null",
-      // Its progress bar goes into a pipe we drain and discard: should we be killed, its next
-      // write gets SIGPIPE, so no orphaned unsquashfs goes on filling the disk.
+      // Its progress bar goes into a pipe we drain and discard.
       stdout: "piped",
       stderr: "piped",
       ...asOwner,
     }).spawn();
   } catch (error) {
-    throw new CacheError(`cannot run unsquashfs: ${(error as Error).message}`);
+    throw new CacheError(`cannot run ${UNSQUASHFS.join(" ")}: ${(error as Error).message}`);
   }
   const [result, stderr] = await Promise.all([
     child.status,
