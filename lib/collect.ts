@@ -1,6 +1,6 @@
 import type { Config } from "./config.ts";
 import { type Entry, type Leftover, openEntryLock, scanEntries } from "./entries.ts";
-import { createLockPath, GC_LOCK_MODE, gcLockPath, trashPath, userGcLockPath } from "./layout.ts";
+import { createLockPath, entryPath, GC_LOCK_MODE, gcLockPath, trashPath, userGcLockPath } from "./layout.ts";
 import { recordGcRun } from "./gcstate.ts";
 import { openLockFile, tryLockExclusive } from "./lock.ts";
 import { removeTree } from "./remove.ts";
@@ -76,17 +76,33 @@ async function lockCollector(base: string): Promise<Deno.FsFile | undefined> {
   return undefined;
 }
 
-/** Removes temporaries whose unpack died, evictions that did not finish, and dead steps' rootfs. */
+/** Whether anything is at `path`, not following a symlink; in doubt, yes. */
+function occupied(path: string): Promise<boolean> {
+  return Deno.lstat(path).then(() => true, (error) => !(error instanceof Deno.errors.NotFound));
+}
+
+/**
+ * Removes temporaries whose unpack died, evictions that did not finish, dead steps' rootfs,
+ * and creation locks nobody holds of entries that do not exist (a create that failed).
+ */
 async function removeLeftovers(base: string, leftovers: Leftover[], staleAfter: number, result: Collection) {
   for (const leftover of leftovers) {
     if (leftover.kind !== "trash" && Date.now() - leftover.mtime.getTime() < staleAfter * 1000) continue;
     // The creator holds the creation lock for as long as its unpack runs; a step, its directory.
-    const lock = leftover.kind === "temp"
+    const lock = leftover.kind === "temp" || leftover.kind === "create"
       ? await tryLockExclusive(createLockPath(base, leftover.uid, leftover.name))
       : leftover.kind === "step"
       ? await tryLockExclusive(leftover.path, "directory")
       : "missing";
     if (lock === "busy") continue;
+    // Nobody creates the entry without this lock; a creator that takes it after its removal finds the
+    // file gone and starts again on a new one (lockExclusive).
+    if (
+      leftover.kind === "create" && (lock === "missing" || await occupied(entryPath(base, leftover.uid, leftover.name)))
+    ) {
+      if (lock !== "missing") lock.close();
+      continue;
+    }
     try {
       if (!result.dryRun) await removeTree(leftover.path);
       result.removedLeftovers.push(leftover.path);

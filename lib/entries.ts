@@ -1,4 +1,4 @@
-import { ENTRY_NAME, lockPath, STAGING_PREFIX, STEP_NAME, TEMP_NAME, TRASH_NAME } from "./layout.ts";
+import { CREATE_NAME, ENTRY_NAME, lockPath, STAGING_PREFIX, STEP_NAME, TEMP_NAME, TRASH_NAME } from "./layout.ts";
 import { openRegularSync } from "./lock.ts";
 import { self } from "./users.ts";
 import { describe } from "./errors.ts";
@@ -19,11 +19,11 @@ export interface Entry {
   lastUsed: Date;
 }
 
-/** An unpack or eviction that did not finish. */
+/** An unpack or eviction that did not finish, or the creation lock of an entry that may not exist. */
 export interface Leftover {
   uid: number;
   path: string;
-  kind: "temp" | "trash" | "staging" | "step";
+  kind: "temp" | "trash" | "staging" | "step" | "create";
   /** The entry it was for. */
   name: string;
   mtime: Date;
@@ -108,6 +108,7 @@ function scanUserDir(base: string, uid: number, scan: Scan): void {
     const path = `${dir}/${name}`;
     const entryMatch = ENTRY_NAME.exec(name);
     const leftover = TEMP_NAME.exec(name) ?? TRASH_NAME.exec(name);
+    const creating = CREATE_NAME.exec(name);
     if (entryMatch) {
       if (Number(entryMatch[1]) !== uid) {
         scan.problems.push(`${path}: entry of uid ${entryMatch[1]} in the directory of uid ${uid}, skipped`);
@@ -124,6 +125,11 @@ function scanUserDir(base: string, uid: number, scan: Scan): void {
       if (!stat) continue;
       const kind = !leftover ? "step" : name.startsWith(".pyxis_cache_tmp.") ? "temp" : "trash";
       scan.leftovers.push({ uid, path, kind, name: leftover?.[1] ?? name, mtime: stat.mtime ?? new Date(0) });
+    } else if (creating) {
+      const stat = lstatOrUndefined(path);
+      // Only a regular file is a lock of ours: anything else under the name is left alone.
+      if (!stat?.isFile) continue;
+      scan.leftovers.push({ uid, path, kind: "create", name: creating[1]!, mtime: stat.mtime ?? new Date(0) });
     } else if (name.startsWith("pyxis_cache_")) {
       scan.problems.push(`${dir}/${shown(name)}: not an entry name, skipped`);
     }

@@ -27,6 +27,7 @@ export const STAGING_PREFIX = ".pyxis_cache_staging.";
 
 export const ENTRY_NAME = /^pyxis_cache_u(\d+)_([0-9a-f]{20})$/;
 export const TEMP_NAME = /^\.pyxis_cache_tmp\.(pyxis_cache_u\d+_[0-9a-f]{20})\.[0-9a-f]+$/;
+export const CREATE_NAME = /^\.pyxis_cache_create\.(pyxis_cache_u\d+_[0-9a-f]{20})$/;
 export const TRASH_NAME = /^\.pyxis_cache_trash\.(pyxis_cache_u\d+_[0-9a-f]{20})\.[0-9a-f]+$/;
 export const STEP_NAME = /^\.pyxis_cache_step_\d+\.\d+\.[A-Za-z0-9]{6}$/;
 

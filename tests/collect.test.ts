@@ -296,3 +296,45 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "gc removes a creation lock nobody holds whose entry does not exist; never a held one, an entry's, or a symlink",
+  ignore: !IS_ROOT,
+  async fn() {
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const base = `${dir}/cache`;
+    const [entry] = await entries(dir, base, 1, 1000);
+    const userDir = `${base}/${Deno.uid()}`;
+    const lockOf = (hash: string) => `${userDir}/.pyxis_cache_create.pyxis_cache_u${Deno.uid()}_${hash}`;
+    const [failed, running, planted] = ["1", "2", "3"].map((c) => lockOf(c.repeat(20)));
+    const kept = `${userDir}/.pyxis_cache_create.${entry!.name}`;
+    assert.ok((await Deno.lstat(kept)).isFile, "reuse leaves its entry's creation lock");
+    await Deno.writeTextFile(failed!, ""); // what a create that ran out of space leaves
+    await Deno.writeTextFile(running!, "");
+    await Deno.writeTextFile(`${dir}/precious`, "keep\n");
+    await Deno.symlink(`${dir}/precious`, planted!);
+    const holder = await holdShared(running!);
+    try {
+      const young = await cli(["gc", "--json", ...settings(base)]);
+      assert.deepEqual(JSON.parse(young.stdout).removedLeftovers, [], "a lock younger than --stale-after stays");
+      const gc = await cli(["gc", "--json", "--stale-after", "0", ...settings(base)]);
+      assert.equal(gc.code, 0, gc.stderr);
+      assert.deepEqual(JSON.parse(gc.stdout).removedLeftovers, [failed]);
+      assert.deepEqual(
+        (await listing(userDir)).filter((n) => n.startsWith(".pyxis_cache_create.")).map((n) => `${userDir}/${n}`),
+        [kept, running, planted].sort(),
+      );
+      assert.equal(await Deno.readTextFile(`${dir}/precious`), "keep\n");
+    } finally {
+      holder.kill();
+      await holder.status;
+    }
+    const after = await cli(["gc", "--json", "--stale-after", "0", ...settings(base)]);
+    assert.deepEqual(JSON.parse(after.stdout).removedLeftovers, [running]);
+    // The entry still creates and reuses as before.
+    const again = await cli(["reuse", "--image", `${dir}/img0.sqfs`, "--json", ...settings(base)]);
+    assert.deepEqual([again.code, JSON.parse(again.stdout).created], [0, false]);
+  },
+});

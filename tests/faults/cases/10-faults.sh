@@ -74,8 +74,16 @@ case_no_space() {
   else
     one_line_error "$WORK/err" "no space"
   fi
-  [[ ! -e $BASE/$U1/$(pckey --image "$IMG/huge.sqfs" --uid "$U1") ]] || lose "a partial entry is visible"
+  local huge
+  huge=$(pckey --image "$IMG/huge.sqfs" --uid "$U1")
+  [[ ! -e $BASE/$U1/$huge ]] || lose "a partial entry is visible"
   (($(leftovers) == 0)) || fail "temporary directories left behind after no space: $(leftovers)"
+  # The failed create's lock file is litter the collector clears, not kept for ever.
+  [[ -f $BASE/$U1/.pyxis_cache_create.$huge ]] || fail "the failed create left no creation lock (nothing to collect)"
+  pc gc --stale-after 0 >/dev/null 2>"$WORK/err" || fail "gc after no space: $(cat "$WORK/err")"
+  [[ ! -e $BASE/$U1/.pyxis_cache_create.$huge ]] || fail "gc kept the creation lock of the failed create"
+  [[ -e $BASE/$U1/.pyxis_cache_create.$(pckey --image "$IMG/tena.sqfs" --uid "$U1") ]] ||
+    fail "gc removed the creation lock of an entry that exists"
   [[ $(manifest "$path") == "$(img_manifest tena)" ]] || lose "the entry in use was evicted or damaged"
   kill_holder
   unset GC_HIGH GC_LOW
