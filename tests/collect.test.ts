@@ -4,22 +4,22 @@ import { parseConfig } from "../lib/config.ts";
 import { readMeta } from "../lib/entries.ts";
 import { reuse } from "../lib/reuse.ts";
 import type { UsageSource } from "../lib/usage.ts";
-import { cli, IS_ROOT, listing, makeImage, manifest, NOBODY, run, settings, tempDir } from "./helpers.ts";
+import { cli, IS_ROOT, listing, makeImage, manifest, NOBODY, run, settings, sleep, tempDir } from "./helpers.ts";
 
 /** Holds `flock -s` on a path in another process, as a running step does. */
 async function holdShared(path: string): Promise<Deno.ChildProcess> {
-  const holder = new Deno.Command("flock", { args: ["-s", "-o", path, "sleep", "60"], stdin: "null" }).spawn();
+  const holder = new Deno.Command("flock", { args: ["-s", "-o", path, "sleep", "600"], stdin: "null" }).spawn();
   const probe = await Deno.open(path, { read: true });
   try {
-    for (let i = 0; i < 200; i++) {
+    // Bounded only so that a holder that never locks fails the test instead of hanging it.
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(10)) {
       if (!(await probe.tryLock(true))) return holder; // the holder has it now
       await probe.unlock();
-      await new Promise((r) => setTimeout(r, 10));
     }
   } finally {
     probe.close();
   }
-  throw new Error(`flock -s ${path} never took the lock`);
+  throw new Error(`flock -s ${path} did not take the lock in 30 s`);
 }
 
 /** Creates `count` entries of distinct images, oldest first by mtime. */
