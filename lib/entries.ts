@@ -58,7 +58,8 @@ export function openEntryLock(entry: string): EntryLock | undefined {
   try {
     const n = file.readSync(metaBuffer) ?? 0;
     const meta = JSON.parse(decoder.decode(metaBuffer.subarray(0, n)));
-    const valid = typeof meta?.bytes === "number" && typeof meta?.image === "string";
+    // The user can write their lock file: a size that is no count of bytes (1e400 parses as Infinity) is no record.
+    const valid = Number.isSafeInteger(meta?.bytes) && meta.bytes >= 0 && typeof meta?.image === "string";
     return { file, meta: valid ? meta as Meta : undefined };
   } catch {
     return { file };
@@ -80,8 +81,8 @@ function lstatOrUndefined(path: string): Deno.FileInfo | undefined {
   }
 }
 
-/** Shows a name found on disk on one line, whatever bytes it holds. */
-function shown(name: string): string {
+/** Shows a name found on disk (or a user's record) on one line, whatever bytes it holds. */
+export function shown(name: string): string {
   return /^[\x21-\x7e]+$/.test(name) ? name : JSON.stringify(name);
 }
 
