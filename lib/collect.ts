@@ -3,7 +3,7 @@ import { type Entry, type Leftover, openEntryLock, scanEntries } from "./entries
 import { createLockPath, GC_LOCK_MODE, gcLockPath, trashPath, userGcLockPath } from "./layout.ts";
 import { recordGcRun } from "./gcstate.ts";
 import { openLockFile, tryLockExclusive } from "./lock.ts";
-import { removeTree } from "./remove.ts";
+import { removeTree } from "./files.ts";
 import { round, statfsUsage, type UsageSource } from "./usage.ts";
 import { isRoot, self } from "./users.ts";
 import { describe } from "./errors.ts";
@@ -82,9 +82,9 @@ async function removeLeftovers(base: string, leftovers: Leftover[], staleAfter: 
     if (leftover.kind !== "trash" && Date.now() - leftover.mtime.getTime() < staleAfter * 1000) continue;
     // The creator holds the creation lock for as long as its unpack runs; a step, its directory.
     const lock = leftover.kind === "temp"
-      ? await tryLockExclusive(createLockPath(base, leftover.uid, leftover.name))
+      ? tryLockExclusive(createLockPath(base, leftover.uid, leftover.name))
       : leftover.kind === "step"
-      ? await tryLockExclusive(leftover.path, "directory")
+      ? tryLockExclusive(leftover.path, "directory")
       : "missing";
     if (lock === "busy") continue;
     try {
@@ -113,7 +113,7 @@ async function evict(base: string, entry: Entry): Promise<boolean> {
     throw error;
   }
   await removeTree(trash);
-  const creator = await tryLockExclusive(createLockPath(base, entry.uid, entry.name));
+  const creator = tryLockExclusive(createLockPath(base, entry.uid, entry.name));
   if (typeof creator !== "string") {
     await Deno.remove(createLockPath(base, entry.uid, entry.name)).catch(() => {});
     creator.close();
@@ -173,9 +173,12 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
       const roomy = usage.availableBytes >= (options.freeBytes ?? 0);
       if (!options.all && usage.percent <= config.gcLow && roomy) break;
       // One open gives the lock to try and the record to report (an entry without one is evicted all the same).
-      const lock = openEntryLock(entry.path);
-      if (lock && !lock.file.tryLockSync(true)) {
-        lock.file.close();
+      const opened = openEntryLock(entry.path);
+      // Swapped away since the scan: what is there now is for the next run to judge.
+      if (opened === "gone") continue;
+      const lock = opened === "busy" ? undefined : opened;
+      if (opened === "busy" || (lock && !lock.file.tryLock(true))) {
+        lock?.file.close();
         result.skippedInUse.push({ name: entry.name, uid: entry.uid, path: entry.path });
         continue;
       }

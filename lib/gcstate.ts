@@ -4,7 +4,7 @@
  * and replaced atomically (temporary file beside it, then rename(2)).
  */
 import { gcStatePath } from "./layout.ts";
-import { openRegular } from "./lock.ts";
+import { openRegular, writeAtomically } from "./files.ts";
 
 export interface GcState {
   /** Collections that ran (not skipped, not dry runs). */
@@ -47,39 +47,6 @@ export async function readGcState(base: string): Promise<GcState> {
     return { ...EMPTY_STATE };
   } finally {
     file.close();
-  }
-}
-
-/**
- * Writes `text` to `path` so that readers see the old file or the new one,
- * never a part: a temporary file created (O_EXCL) in the same directory, then
- * renamed over `path`. The temporary name never ends like `path` does, so a
- * collector of `*.prom` files never picks it up.
- */
-export async function writeAtomically(path: string, text: string, mode = 0o644): Promise<void> {
-  const slash = path.lastIndexOf("/");
-  const dir = slash < 0 ? "." : slash === 0 ? "/" : path.slice(0, slash);
-  const name = path.slice(slash + 1);
-  const suffix = crypto.getRandomValues(new Uint32Array(1))[0]!.toString(16);
-  const temp = `${dir === "/" ? "" : dir}/.${name}.${suffix}.tmp`;
-  const file = await Deno.open(temp, { write: true, createNew: true, mode });
-  try {
-    const bytes = new TextEncoder().encode(text);
-    // A write may be short: finish it.
-    for (let written = 0; written < bytes.length;) written += await file.write(bytes.subarray(written));
-    await Deno.chmod(temp, mode); // whatever the umask
-    await file.syncData();
-  } catch (error) {
-    file.close();
-    await Deno.remove(temp).catch(() => {});
-    throw error;
-  }
-  file.close();
-  try {
-    await Deno.rename(temp, path);
-  } catch (error) {
-    await Deno.remove(temp).catch(() => {});
-    throw error;
   }
 }
 
