@@ -195,13 +195,15 @@ function makeOwnWritable(fd: number): boolean {
 
 function emptyDir(dir: number, top: number, depth: number): void {
   makeOwnWritable(dir);
-  for (const name of libc.listDir(dir)) {
-    try {
-      libc.unlinkAt(dir, name);
-      continue;
-    } catch (error) {
-      if (code(error) === "ENOENT") continue;
-      if (code(error) !== "EISDIR") throw error;
+  for (const { name, isDirectory } of libc.listDir(dir)) {
+    if (!isDirectory) {
+      try {
+        libc.unlinkAt(dir, name);
+        continue;
+      } catch (error) {
+        if (code(error) === "ENOENT") continue;
+        if (code(error) !== "EISDIR") throw error;
+      }
     }
     if (depth >= REMOVE_DEPTH) {
       libc.renameAt(dir, name, top, `.pyxis_cache_deep.${randomSuffix()}`);
@@ -211,6 +213,12 @@ function emptyDir(dir: number, top: number, depth: number): void {
     try {
       child = libc.openAt(dir, name, OPEN_FLAGS | libc.O_DIRECTORY);
     } catch (error) {
+      // No longer a directory: swapped since it was listed.
+      if (code(error) === "ENOTDIR" || code(error) === "ELOOP") {
+        unlinkIfThere(dir, name);
+        continue;
+      }
+      if (code(error) === "ENOENT") continue;
       if (code(error) !== "EACCES" || isRoot()) throw error;
       const info = libc.stat(dir, name);
       if (!info.isDirectory || info.uid !== self().uid) throw error;
@@ -245,7 +253,7 @@ export function walkTree(path: string, visit: (dir: number, name: Uint8Array, in
 
 function walkAt(dir: number, visit: (dir: number, name: Uint8Array, info: libc.Stat) => void, depth: number): void {
   if (depth > WALK_DEPTH) throw new Error(`more than ${WALK_DEPTH} directory levels`);
-  for (const name of libc.listDir(dir)) {
+  for (const { name } of libc.listDir(dir)) {
     let info: libc.Stat;
     try {
       info = libc.stat(dir, name);

@@ -24,6 +24,11 @@ function count(value: unknown): number {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : 0;
 }
 
+/** A counter plus a run's count (checked too): it saturates rather than becoming unreadable and resetting. */
+function add(total: number, more: number): number {
+  return Math.min(total + count(more), Number.MAX_SAFE_INTEGER);
+}
+
 function time(value: unknown): number | null {
   return typeof value === "number" && Number.isFinite(value) && value > 0 ? value : null;
 }
@@ -59,8 +64,8 @@ export async function recordGcRun(
   const now = Math.floor((run.at ?? new Date()).getTime() / 1000);
   const next: GcState = {
     runs: state.runs + 1,
-    evictions: state.evictions + run.evictions,
-    bytesFreed: state.bytesFreed + run.bytesFreed,
+    evictions: add(state.evictions, run.evictions),
+    bytesFreed: add(state.bytesFreed, run.bytesFreed),
     lastRun: now,
     lastSuccess: run.ok ? now : state.lastSuccess,
   };

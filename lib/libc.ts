@@ -105,7 +105,9 @@ const decoder = new TextDecoder();
 
 /** A name as C wants it: its bytes, then NUL. */
 export type Name = string | Uint8Array;
-function cstr(name: Name): Uint8Array<ArrayBuffer> {
+function cstr(name: Name): Uint8Array {
+  // Names from listDir come with their NUL already.
+  if (typeof name !== "string" && name.at(-1) === 0) return name;
   const bytes = typeof name === "string" ? encoder.encode(name) : name;
   const out = new Uint8Array(bytes.length + 1);
   out.set(bytes);
@@ -114,7 +116,8 @@ function cstr(name: Name): Uint8Array<ArrayBuffer> {
 
 /** A name found on disk, shown whatever bytes it holds. */
 export function nameText(name: Name): string {
-  return typeof name === "string" ? name : decoder.decode(name);
+  if (typeof name === "string") return name;
+  return decoder.decode(name.at(-1) === 0 ? name.subarray(0, -1) : name);
 }
 
 function check(result: number | bigint, call: string, what: Name): number {
@@ -225,23 +228,30 @@ export function touchNow(fd: number): void {
 const direntBuffer = new Uint8Array(64 * 1024);
 const direntView = new DataView(direntBuffer.buffer);
 
+/** A name found in a directory: its bytes with their NUL, and whether it is a directory (when known). */
+export interface DirEntry {
+  name: Uint8Array;
+  /** From d_type; `undefined` when the filesystem does not say. */
+  isDirectory?: boolean;
+}
+
 /** The names in a directory (not `.` or `..`), as bytes, read from its start. */
-export function listDir(fd: number): Uint8Array[] {
+export function listDir(fd: number): DirEntry[] {
   const l = libc();
   check(l.lseek(fd, 0n, 0), "seek", `fd ${fd}`);
-  const names: Uint8Array[] = [];
+  const entries: DirEntry[] = [];
   for (;;) {
     const n = check(l.getdents64(fd, direntBuffer, BigInt(direntBuffer.length)), "readdir", `fd ${fd}`);
-    if (n === 0) return names;
+    if (n === 0) return entries;
     // struct linux_dirent64: d_ino, d_off (8 bytes each), d_reclen (2), d_type (1), d_name (NUL-terminated).
     for (let at = 0; at < n;) {
       const reclen = direntView.getUint16(at + 16, true);
+      const type = direntBuffer[at + 18];
       const end = direntBuffer.indexOf(0, at + 19);
-      const name = direntBuffer.slice(at + 19, end);
+      const name = direntBuffer.slice(at + 19, end + 1);
       at += reclen;
-      if (name.length === 1 && name[0] === 0x2e) continue;
-      if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) continue;
-      names.push(name);
+      if (name[0] === 0x2e && (name[1] === 0 || (name[1] === 0x2e && name[2] === 0))) continue;
+      entries.push({ name, isDirectory: type === 0 ? undefined : type === 4 });
     }
   }
 }
