@@ -44,15 +44,13 @@ export interface Collection {
   evicted: Evicted[];
   skippedInUse: { name: string; uid: number; path: string }[];
   removedLeftovers: string[];
+  /** Evictions and removals that did not happen, one line each: gc exits 1. */
+  failures: string[];
+  /** Things found and not trusted, or counters not recorded, one line each: warnings. */
   problems: string[];
 }
 
 export const STALE_AFTER_SECONDS = 60;
-
-/** A problem that means the collection failed (an eviction or removal did not happen), not only a warning. */
-export function isFailure(problem: string): boolean {
-  return /cannot (evict|remove)/.test(problem);
-}
 
 /**
  * Holds the collector lock, or says that another collector does. Root's
@@ -91,7 +89,7 @@ async function removeLeftovers(base: string, leftovers: Leftover[], staleAfter: 
       if (!result.dryRun) await removeTree(leftover.path);
       result.removedLeftovers.push(leftover.path);
     } catch (error) {
-      result.problems.push(`${leftover.path}: cannot remove: ${describe(error)}`);
+      result.failures.push(`${leftover.path}: cannot remove: ${describe(error)}`);
     } finally {
       if (lock !== "missing") lock.close();
     }
@@ -123,7 +121,7 @@ async function evict(base: string, entry: Entry): Promise<boolean> {
 
 /** Adds this run to the counters in `<base>`; a failure to is one more problem. */
 async function recordRun(base: string, result: Collection): Promise<void> {
-  const failed = result.problems.some(isFailure);
+  const failed = result.failures.length > 0;
   const bytesFreed = result.evicted.reduce((sum, e) => sum + e.bytes, 0);
   try {
     await recordGcRun(base, { evictions: result.evicted.length, bytesFreed, ok: !failed });
@@ -149,6 +147,7 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
     evicted: [],
     skippedInUse: [],
     removedLeftovers: [],
+    failures: [],
     problems: [],
   };
   const gcLock = await lockCollector(base);
@@ -196,7 +195,7 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
         });
         freed += bytes;
       } catch (error) {
-        result.problems.push(`${entry.path}: cannot evict: ${describe(error)}`);
+        result.failures.push(`${entry.path}: cannot evict: ${describe(error)}`);
       } finally {
         lock?.file.close();
       }
