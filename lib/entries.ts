@@ -83,7 +83,8 @@ export function validMeta(raw: unknown): Meta | undefined {
 export function openEntryLock(entry: string): EntryLock | "busy" | "gone" | undefined {
   const dir = openPath(entry, "directory");
   if (dir === "busy") return "busy";
-  if (dir === "missing") return "gone";
+  // Still a directory, but one its user made unreadable (mode 000): an entry without a lock.
+  if (dir === "missing") return lstatOrUndefined(entry)?.isDirectory ? undefined : "gone";
   let file: Opened | "busy" | "missing";
   try {
     file = openAt(dir.fd, LOCK_FILE);

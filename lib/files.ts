@@ -152,14 +152,8 @@ function code(error: unknown): string | undefined {
 
 /** Removes `name` in `parent`, whatever it is. */
 export function removeAt(parent: number, name: libc.Name): void {
-  let top: number;
-  try {
-    top = libc.openAt(parent, name, OPEN_FLAGS | libc.O_DIRECTORY);
-  } catch (error) {
-    if (code(error) === "ENOENT") return;
-    if (code(error) !== "ENOTDIR" && code(error) !== "ELOOP") throw error;
-    return unlinkIfThere(parent, name);
-  }
+  const top = openDirToEmpty(parent, name);
+  if (top === undefined) return unlinkIfThere(parent, name);
   try {
     // Each pass empties what it reaches; directories hoisted into the top wait for the next one.
     for (;;) {
@@ -173,6 +167,24 @@ export function removeAt(parent: number, name: libc.Name): void {
     }
   } finally {
     libc.close(top);
+  }
+}
+
+/**
+ * Opens a directory to empty it; `undefined` when `name` is no directory (a
+ * symlink, a file, swapped since it was listed). A user's own unreadable
+ * directory (mode 000) is made readable first.
+ */
+function openDirToEmpty(parent: number, name: libc.Name): number | undefined {
+  try {
+    return libc.openAt(parent, name, OPEN_FLAGS | libc.O_DIRECTORY);
+  } catch (error) {
+    if (code(error) === "ENOTDIR" || code(error) === "ELOOP" || code(error) === "ENOENT") return undefined;
+    if (code(error) !== "EACCES" || isRoot()) throw error;
+    const info = libc.stat(parent, name);
+    if (!info.isDirectory || info.uid !== self().uid) throw error;
+    libc.chmodAt(parent, name, 0o700);
+    return libc.openAt(parent, name, OPEN_FLAGS | libc.O_DIRECTORY);
   }
 }
 
@@ -209,21 +221,10 @@ function emptyDir(dir: number, top: number, depth: number): void {
       libc.renameAt(dir, name, top, `.pyxis_cache_deep.${randomSuffix()}`);
       continue;
     }
-    let child: number;
-    try {
-      child = libc.openAt(dir, name, OPEN_FLAGS | libc.O_DIRECTORY);
-    } catch (error) {
-      // No longer a directory: swapped since it was listed.
-      if (code(error) === "ENOTDIR" || code(error) === "ELOOP") {
-        unlinkIfThere(dir, name);
-        continue;
-      }
-      if (code(error) === "ENOENT") continue;
-      if (code(error) !== "EACCES" || isRoot()) throw error;
-      const info = libc.stat(dir, name);
-      if (!info.isDirectory || info.uid !== self().uid) throw error;
-      libc.chmodAt(dir, name, 0o700);
-      child = libc.openAt(dir, name, OPEN_FLAGS | libc.O_DIRECTORY);
+    const child = openDirToEmpty(dir, name);
+    if (child === undefined) {
+      unlinkIfThere(dir, name);
+      continue;
     }
     try {
       emptyDir(child, top, depth + 1);
