@@ -17,6 +17,8 @@
  *                                              the SPANK stub holds it locked while the step runs
  */
 
+import { randomSuffix } from "./files.ts";
+
 export const GC_LOCK_FILE = "pyxis-container-cache-gc.lock";
 /** Only root may open the global collector lock: a user holding it would stop every collection. */
 export const GC_LOCK_MODE = 0o600;
@@ -63,14 +65,10 @@ export function createLockPath(base: string, uid: number, name: string): string 
   return `${base}/${uid}/.pyxis_cache_create.${name}`;
 }
 
-function suffix(): string {
-  return crypto.getRandomValues(new Uint32Array(1))[0]!.toString(16);
-}
-
 export function tempPath(base: string, uid: number, name: string): string {
-  return `${base}/${uid}/.pyxis_cache_tmp.${name}.${suffix()}`;
+  return `${base}/${uid}/.pyxis_cache_tmp.${name}.${randomSuffix()}`;
 }
 
 export function trashPath(base: string, uid: number, name: string): string {
-  return `${base}/${uid}/.pyxis_cache_trash.${name}.${suffix()}`;
+  return `${base}/${uid}/.pyxis_cache_trash.${name}.${randomSuffix()}`;
 }

@@ -2,7 +2,7 @@ import type { Config } from "./config.ts";
 import { CacheError } from "./errors.ts";
 import { identify } from "./identity.ts";
 import { entryPath, lockPath } from "./layout.ts";
-import { touch } from "./touch.ts";
+import { touch } from "./files.ts";
 import type { UsageSource } from "./usage.ts";
 import { isRoot, lookupUid, type Owner, self } from "./users.ts";
 

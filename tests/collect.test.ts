@@ -4,6 +4,7 @@ import { parseConfig } from "../lib/config.ts";
 import { readMeta } from "../lib/entries.ts";
 import { reuse } from "../lib/reuse.ts";
 import type { UsageSource } from "../lib/usage.ts";
+import { lookupUid } from "../lib/users.ts";
 import { cli, IS_ROOT, listing, makeImage, manifest, NOBODY, run, settings, sleep, tempDir } from "./helpers.ts";
 
 /** Holds `flock -s` on a path in another process, as a running step does. */
@@ -25,6 +26,8 @@ async function holdShared(path: string): Promise<Deno.ChildProcess> {
 /** Creates `count` entries of distinct images, oldest first by mtime. */
 async function entries(dir: string, base: string, count: number, bytes: number) {
   const config = parseConfig([`container_cache_data_path=${base}`], "test");
+  // What `prepare` does as root; a user needs only a directory of their own.
+  if (!IS_ROOT) await Deno.mkdir(`${base}/${Deno.uid()}`, { recursive: true, mode: 0o700 });
   const made = [];
   for (let i = 0; i < count; i++) {
     await makeImage(`${dir}/img${i}.sqfs`, { "payload": bytes, "etc/os-release": `ID=${i}\n` });
@@ -40,7 +43,6 @@ async function entries(dir: string, base: string, count: number, bytes: number) 
 
 Deno.test({
   name: "collect() evicts least recently used first and stops at the low watermark (exact arithmetic)",
-  ignore: !IS_ROOT,
   async fn() {
     await using tmp = await tempDir();
     const dir = tmp.path;
@@ -148,19 +150,21 @@ Deno.test({
 
 Deno.test({
   name: "gc: one collector at a time; a second one exits 0 saying it skipped; --dry-run changes nothing",
-  ignore: !IS_ROOT,
   async fn() {
     await using tmp = await tempDir();
     const dir = tmp.path;
     const base = `${dir}/cache`;
     await entries(dir, base, 2, 1000);
     const forced = settings(base, { container_cache_gc_high: 2, container_cache_gc_low: 1 });
+    // Root's collector takes the lock in <base>; a user's, the one in their own directory (made here once).
+    const gcLock = IS_ROOT ? `${base}/pyxis-container-cache-gc.lock` : `${base}/${Deno.uid()}/.pyxis_cache_gc.lock`;
+    if (!IS_ROOT) await Deno.writeTextFile(gcLock, "");
     const before = await manifest(base);
     const dry = await cli(["gc", "--dry-run", "--json", ...forced]);
     assert.equal(JSON.parse(dry.stdout).evicted.length, 2);
     assert.deepEqual(await manifest(base), before);
 
-    const holder = await holdShared(`${base}/pyxis-container-cache-gc.lock`);
+    const holder = await holdShared(gcLock);
     try {
       const second = await cli(["gc", ...forced]);
       assert.equal(second.code, 0);
@@ -175,7 +179,6 @@ Deno.test({
 
 Deno.test({
   name: "status reports use against the watermarks and every entry, in use or not",
-  ignore: !IS_ROOT,
   async fn() {
     await using tmp = await tempDir();
     const dir = tmp.path;
@@ -198,7 +201,8 @@ Deno.test({
       assert.deepEqual(rows, made.map((e, i) => [e.name, Deno.uid(), e.path, e.bytes, i === 1, e.image]));
       assert.equal(status.entries[0].lastUsed, new Date(1_000_000_000).toISOString());
       const table = await cli(["status", ...settings(base)]);
-      assert.match(table.stdout, new RegExp(`root +0 .* no +${made[0]!.name} +${dir}/img0\\.sqfs`));
+      const user = lookupUid(Deno.uid()!)?.name ?? String(Deno.uid());
+      assert.match(table.stdout, new RegExp(`${user} +${Deno.uid()} .* no +${made[0]!.name} +${dir}/img0\\.sqfs`));
       assert.match(table.stdout, new RegExp(`yes +${made[1]!.name}`));
     } finally {
       holder.kill();
