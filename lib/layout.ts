@@ -73,3 +73,8 @@ export function tempPath(base: string, uid: number, name: string): string {
 export function trashPath(base: string, uid: number, name: string): string {
   return `${base}/${uid}/.pyxis_cache_trash.${name}.${suffix()}`;
 }
+
+/** A new name for a step's own rootfs directory (matches STEP_NAME; the stub checks it too). */
+export function stepName(job: number, step: number): string {
+  return `.pyxis_cache_step_${job}.${step}.${suffix().padStart(8, "0").slice(-6)}`;
+}

@@ -28,7 +28,7 @@ import { statfsUsage, type UsageSource } from "./usage.ts";
 import { isRoot, type Owner } from "./users.ts";
 
 /** The user's directory must be theirs: created by `prepare`, never trusted otherwise. */
-async function checkUserDir(config: Config, owner: Owner): Promise<void> {
+export async function checkUserDir(config: Config, owner: Owner): Promise<void> {
   if (isRoot()) {
     await prepare(config, owner);
     return;
@@ -76,7 +76,7 @@ async function writeLock(config: Config, temp: string, meta: Meta, owner: Owner)
  * much room an image needs is known only by trying: at first twice its size,
  * then twice as much as the last try, until nothing more can be evicted.
  */
-async function unsquashMakingRoom(
+export async function unsquashMakingRoom(
   config: Config,
   image: { path: string; bytes: number },
   temp: string,
