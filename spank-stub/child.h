@@ -10,26 +10,34 @@
 #include "common.h"
 #include "context.h"
 
+/* The longest a child may run (an unpack of a large image included). */
+#define CHILD_TIMEOUT_SECONDS 1800
+#define CHILD_TIMEOUT_TEXT "30 minutes"
+
 struct child_output {
 	char out[8192];
 	char err[ERROR_MAX];
 };
 
-typedef int (*child_fn)(void *arg);
-
 /* Find name in PYXIS_CACHE_PATH: 0 with the absolute path in buf, or -1. */
 int child_find_executable(const char *name, char *buf, size_t len);
 
 /*
- * Run fn(arg) in a child as the job user (user != NULL) or as root (NULL),
- * with cwd as working directory; its stdout and stderr land in output.
- * Returns the exit status (signals as 128+N), or -1 with the reason in
- * output->err.
+ * A child of slurm_spank_exit is still one of the step's processes, and Slurm
+ * sends SIGTERM to those when the step ends: such a child ignores it (SIGKILL,
+ * KillWait later, still ends it).
  */
-int child_run(child_fn fn, void *arg, const struct pyxis_job *user, const char *cwd, struct child_output *output);
+#define CHILD_IGNORE_SIGTERM 1U
 
-/* child_run of execve(argv[0], argv) with PATH and HOME only in the environment. */
-int child_exec(char *const argv[], const struct pyxis_job *user, const char *cwd, struct child_output *output);
+/*
+ * Run argv (argv[0] an absolute path) in a child as the job user (user !=
+ * NULL) or as root (NULL), with cwd as working directory and only PATH and
+ * HOME in its environment; its stdout and stderr land in output. Returns the
+ * exit status (signals as 128+N), or -1 with the reason in output->err (also
+ * when it was stopped, or ran over CHILD_TIMEOUT_SECONDS: then it is killed).
+ */
+int child_exec(char *const argv[], const struct pyxis_job *user, const char *cwd, unsigned flags,
+	       struct child_output *output);
 
 /*
  * Turn a failed child into one line in err: its first stderr line, prefixed

@@ -4,9 +4,9 @@
  * plugstack arguments, so the command and the stub never disagree about the
  * configuration.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,30 +45,26 @@ done:
 	return argv;
 }
 
-/* Copy the JSON string value of "key" (no escapes expected) into buf. */
-static int json_string(const char *json, const char *key, char *buf, size_t len)
+/*
+ * The protocol's one reply: the whole of the child's stdout is one name (what
+ * read_capture left after cutting the newline). It comes from a process the
+ * job user owns, and can be rewritten by them (/proc/<pid>/fd/1): it must be
+ * exactly "<prefix><n hex or alnum>" and nothing else, or the step fails.
+ */
+static int reply_name(const char *out, const char *prefix, size_t tail, int hex, char *name, size_t len)
 {
-	char pattern[64];
-	const char *p;
-	size_t n;
+	size_t n = strlen(prefix);
+	size_t i;
 	int rc = -1;
 
-	snprintf(pattern, sizeof(pattern), "\"%s\"", key);
-	p = strstr(json, pattern);
-	if (p == NULL)
+	if (strncmp(out, prefix, n) != 0 || strlen(out) != n + tail || n + tail >= len)
 		goto fail;
-	p += strlen(pattern);
-	p += strspn(p, " \t");
-	if (*p++ != ':')
-		goto fail;
-	p += strspn(p, " \t");
-	if (*p++ != '"')
-		goto fail;
-	n = strcspn(p, "\"\\");
-	if (p[n] != '"' || n == 0 || n >= len)
-		goto fail;
-	memcpy(buf, p, n);
-	buf[n] = '\0';
+	for (i = n; i < n + tail; ++i) {
+		if (hex ? !isdigit((unsigned char)out[i]) && (out[i] < 'a' || out[i] > 'f')
+			: !isalnum((unsigned char)out[i]))
+			goto fail;
+	}
+	memcpy(name, out, n + tail + 1);
 	rc = 0;
 fail:
 	return rc;
@@ -114,7 +110,7 @@ int cli_prepare(const struct plugin_context *ctx, char *err, size_t errlen)
 		snprintf(err, errlen, PLUGIN_NAME ": out of memory");
 		goto fail;
 	}
-	status = child_exec(argv, NULL, "/", &output);
+	status = child_exec(argv, NULL, "/", 0, &output);
 	if (status != 0) {
 		child_error("prepare", status, &output, err, errlen);
 		goto fail;
@@ -125,190 +121,209 @@ fail:
 	return rc;
 }
 
+/* "<base>/<uid>/<name>[/<file>]", or -1 when it does not fit. */
+static int user_path(const struct plugin_context *ctx, const char *name, const char *file, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/%u/%s%s%s", ctx->cfg.data_path, (unsigned)ctx->job.uid, name,
+			 file != NULL ? "/" : "", file != NULL ? file : "");
+
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
 /*
- * "<cli> reuse --json" as the job user, then LOCK_SH on the entry's lock
- * file, held by slurmstepd until the step ends. A collector may remove the
- * entry between the reuse and the lock: then the file we locked is no longer
- * the one at that path, and we ask again.
+ * Open path as root without following a symlink and take LOCK_SH on it. 1 when
+ * the file locked is still the one at path (a collector may have removed or
+ * replaced it meanwhile), 0 when it is gone or another (ask again), -1 on error.
+ */
+static int lock_shared(const char *path, int flags, uid_t owner, int *fd_out, char *err, size_t errlen)
+{
+	struct stat locked, current;
+	int fd;
+	int rc = -1;
+
+	*fd_out = -1;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | flags);
+	if (fd < 0 && errno == ENOENT) {
+		rc = 0;
+		goto fail;
+	}
+	if (fd < 0) {
+		snprintf(err, errlen, PLUGIN_NAME ": %s: %m", path);
+		goto fail;
+	}
+	while (flock(fd, LOCK_SH) < 0) {
+		if (errno != EINTR) {
+			snprintf(err, errlen, PLUGIN_NAME ": flock %s: %m", path);
+			goto fail;
+		}
+	}
+	if (fstat(fd, &locked) < 0 || lstat(path, &current) < 0 || locked.st_dev != current.st_dev ||
+	    locked.st_ino != current.st_ino) {
+		rc = 0;
+		goto fail;
+	}
+	if (locked.st_uid != owner) {
+		snprintf(err, errlen, PLUGIN_NAME ": %s: not owned by uid %u", path, (unsigned)owner);
+		goto fail;
+	}
+	*fd_out = fd;
+	fd = -1;
+	rc = 1;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/*
+ * "<cli> reuse --name-only" as the job user prints the entry's name; then
+ * LOCK_SH on <base>/<uid>/<name>/.pyxis_cache_lock, held by slurmstepd until
+ * the step ends. A collector may remove the entry between the reuse and the
+ * lock: then the file we locked is no longer the one at that path, and we ask
+ * again.
  */
 int cli_reuse(struct plugin_context *ctx, const char *image, char *err, size_t errlen)
 {
 	struct container *c = &ctx->container;
 	char uid[16], gid[16];
-	const char *args[] = { "--image", image, "--uid", uid, "--gid", gid, "--json" };
+	const char *args[] = { "--image", image, "--uid", uid, "--gid", gid, "--name-only" };
 	struct child_output output;
+	char prefix[32];
 	char lock[PATH_MAX];
-	struct stat locked, current;
 	char **argv;
 	int attempt;
 	int status;
-	int fd = -1;
+	int locked = 0;
 	int rc = -1;
 
 	snprintf(uid, sizeof(uid), "%u", (unsigned)ctx->job.uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)ctx->job.gid);
+	snprintf(prefix, sizeof(prefix), "pyxis_cache_u%u_", (unsigned)ctx->job.uid);
 	argv = cli_argv(ctx, "reuse", args, 7);
 	if (argv == NULL) {
 		snprintf(err, errlen, PLUGIN_NAME ": out of memory");
 		goto fail;
 	}
 
-	for (attempt = 0; attempt < REUSE_ATTEMPTS; ++attempt) {
-		status = child_exec(argv, &ctx->job, ctx->job.cwd, &output);
+	for (attempt = 0; attempt < REUSE_ATTEMPTS && !locked; ++attempt) {
+		status = child_exec(argv, &ctx->job, ctx->job.cwd, 0, &output);
 		if (status != 0) {
 			child_error("reuse", status, &output, err, errlen);
 			goto fail;
 		}
-		if (json_string(output.out, "path", c->rootfs, sizeof(c->rootfs)) < 0 ||
-		    json_string(output.out, "lock", lock, sizeof(lock)) < 0 ||
-		    json_string(output.out, "name", c->enroot_name, sizeof(c->enroot_name)) < 0) {
-			snprintf(err, errlen, PLUGIN_NAME ": reuse: unexpected output: %.200s", output.out);
+		if (reply_name(output.out, prefix, 20, 1, c->enroot_name, sizeof(c->enroot_name)) < 0) {
+			snprintf(err, errlen, PLUGIN_NAME ": reuse: printed no entry name of uid %s", uid);
 			goto fail;
 		}
-
-		fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0 && errno == ENOENT) {
+		if (user_path(ctx, c->enroot_name, NULL, c->rootfs, sizeof(c->rootfs)) < 0 ||
+		    user_path(ctx, c->enroot_name, ".pyxis_cache_lock", lock, sizeof(lock)) < 0) {
+			snprintf(err, errlen, PLUGIN_NAME ": container_cache_data_path: path too long");
+			goto fail;
+		}
+		locked = lock_shared(lock, 0, ctx->job.uid, &c->lock_fd, err, errlen);
+		if (locked < 0)
+			goto fail;
+		if (!locked)
 			slurm_info(PLUGIN_NAME ": %s was removed before it was locked, retrying", lock);
-			continue;
-		}
-		if (fd < 0) {
-			snprintf(err, errlen, PLUGIN_NAME ": %s: %m", lock);
-			goto fail;
-		}
-		while (flock(fd, LOCK_SH) < 0) {
-			if (errno != EINTR) {
-				snprintf(err, errlen, PLUGIN_NAME ": flock %s: %m", lock);
-				goto fail;
-			}
-		}
-		if (fstat(fd, &locked) == 0 && stat(lock, &current) == 0 && locked.st_dev == current.st_dev &&
-		    locked.st_ino == current.st_ino)
-			break;
-		slurm_info(PLUGIN_NAME ": %s was removed before it was locked, retrying", lock);
-		close(fd);
-		fd = -1;
 	}
-	if (fd < 0) {
+	if (!locked) {
 		snprintf(err, errlen, PLUGIN_NAME ": %s: removed by a collector %d times in a row, giving up", image,
 			 REUSE_ATTEMPTS);
 		goto fail;
 	}
 
-	/* ENROOT_DATA_PATH is the entry's parent, <base>/<uid>. */
-	snprintf(c->enroot_data, sizeof(c->enroot_data), "%s", c->rootfs);
-	*strrchr(c->enroot_data, '/') = '\0';
-	c->lock_fd = fd;
-	fd = -1;
+	/* ENROOT_DATA_PATH is the entry's parent, <base>/<uid> (shorter than the rootfs path built above). */
+	if (snprintf(c->enroot_data, sizeof(c->enroot_data), "%s/%u", ctx->cfg.data_path, (unsigned)ctx->job.uid) >=
+	    (int)sizeof(c->enroot_data))
+		goto fail;
 	rc = 0;
 fail:
-	if (fd >= 0)
-		close(fd);
 	free(argv);
 	return rc;
 }
 
 /*
- * Unpack the image for this step only, as the job user, into
- * <base>/<uid>/.pyxis_cache_step_<job>.<step>.XXXXXX/rootfs; cli_release
- * removes it. The directory stays locked (LOCK_SH) while the step runs, so
+ * Without cache mode: "<cli> step" as the job user unpacks the image into a
+ * directory of its own and prints the directory's name; slurmstepd holds
+ * LOCK_SH on <base>/<uid>/<name> until cli_release runs "<cli> release", so
  * that the collector removes only the leftovers of steps that died.
  */
 int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t errlen)
 {
 	struct container *c = &ctx->container;
-	char unsquashfs[PATH_MAX];
-	char *argv[] = { unsquashfs, "-no-progress", "-no-xattrs", "-d", c->rootfs, (char *)image, NULL };
+	char job[16], step[16];
+	const char *args[] = { "--image", image, "--job", job, "--step", step };
 	struct child_output output;
+	char prefix[64];
 	char dir[PATH_MAX];
+	char **argv;
 	int status;
+	int locked;
 	int rc = -1;
 
-	if (child_find_executable("unsquashfs", unsquashfs, sizeof(unsquashfs)) < 0) {
-		snprintf(err, errlen, PLUGIN_NAME ": unsquashfs: not found in " PYXIS_CACHE_PATH);
+	snprintf(job, sizeof(job), "%u", ctx->job.jobid);
+	snprintf(step, sizeof(step), "%u", ctx->job.stepid);
+	snprintf(prefix, sizeof(prefix), ".pyxis_cache_step_%s.%s.", job, step);
+	argv = cli_argv(ctx, "step", args, 6);
+	if (argv == NULL) {
+		snprintf(err, errlen, PLUGIN_NAME ": out of memory");
 		goto fail;
 	}
-	if (snprintf(dir, sizeof(dir), "%s/%u/.pyxis_cache_step_%u.%u.XXXXXX", ctx->cfg.data_path,
-		     (unsigned)ctx->job.uid, ctx->job.jobid, ctx->job.stepid) >= (int)sizeof(dir) - 8) {
+	status = child_exec(argv, &ctx->job, ctx->job.cwd, 0, &output);
+	if (status != 0) {
+		child_error("step", status, &output, err, errlen);
+		goto fail;
+	}
+	if (reply_name(output.out, prefix, 6, 0, c->step_name, sizeof(c->step_name)) < 0) {
+		snprintf(err, errlen, PLUGIN_NAME ": step: printed no step name of job %s.%s", job, step);
+		goto fail;
+	}
+	if (user_path(ctx, c->step_name, NULL, dir, sizeof(dir)) < 0 ||
+	    user_path(ctx, c->step_name, "rootfs", c->rootfs, sizeof(c->rootfs)) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": container_cache_data_path: path too long");
 		goto fail;
 	}
-	if (mkdtemp(dir) == NULL) {
-		snprintf(err, errlen, PLUGIN_NAME ": mkdtemp %s: %m", dir);
+	locked = lock_shared(dir, O_DIRECTORY, ctx->job.uid, &c->step_lock_fd, err, errlen);
+	if (locked < 0)
+		goto fail;
+	if (!locked) {
+		snprintf(err, errlen, PLUGIN_NAME ": %s was removed before it was locked", dir);
 		goto fail;
 	}
-	strcpy(c->step_dir, dir);
-	if (lchown(dir, ctx->job.uid, ctx->job.gid) < 0) {
-		snprintf(err, errlen, PLUGIN_NAME ": chown %s: %m", dir);
-		goto fail;
-	}
-	c->step_lock_fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (c->step_lock_fd < 0 || flock(c->step_lock_fd, LOCK_SH) < 0) {
-		snprintf(err, errlen, PLUGIN_NAME ": lock %s: %m", dir);
-		goto fail;
-	}
-	strcpy(c->rootfs, dir);
-	strcat(c->rootfs, "/rootfs");
-	strcpy(c->enroot_data, dir);
-	strcpy(c->enroot_name, "rootfs");
-
-	status = child_exec(argv, &ctx->job, ctx->job.cwd, &output);
-	if (status != 0) {
-		child_error("unsquashfs", status, &output, err, errlen);
-		goto fail;
-	}
+	snprintf(c->enroot_data, sizeof(c->enroot_data), "%s", dir);
+	snprintf(c->enroot_name, sizeof(c->enroot_name), "rootfs");
 	rc = 0;
 fail:
+	free(argv);
 	return rc;
 }
 
-static int make_writable(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)ftw;
-	if (type == FTW_D && (st->st_mode & 0700) != 0700)
-		chmod(path, (st->st_mode & 07777) | 0700);
-	return 0;
-}
-
-static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (type == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
-/* child_fn, as the job user: rm -rf that never follows symlinks or crosses mounts. */
-static int remove_tree(void *arg)
-{
-	const char *dir = arg;
-
-	nftw(dir, make_writable, 64, FTW_PHYS | FTW_MOUNT);
-	nftw(dir, remove_one, 64, FTW_PHYS | FTW_MOUNT | FTW_DEPTH);
-	if (access(dir, F_OK) == 0) {
-		dprintf(STDERR_FILENO, "%s: couldn't remove everything\n", dir);
-		return 1;
-	}
-	return 0;
-}
-
+/*
+ * Close the locks; "<cli> release" as the job user removes the step's own
+ * rootfs while its directory is still locked, so no collector races it.
+ */
 void cli_release(struct plugin_context *ctx)
 {
 	struct container *c = &ctx->container;
-	struct child_output output;
+	const char *args[] = { "--name", c->step_name };
+	struct child_output output = { .err = "" };
+	char err[ERROR_MAX];
+	char **argv;
 	int status;
 
 	if (c->lock_fd >= 0) {
 		close(c->lock_fd);
 		c->lock_fd = -1;
 	}
-	if (c->step_dir[0] != '\0') {
-		status = child_run(remove_tree, c->step_dir, &ctx->job, "/", &output);
-		if (status != 0)
-			slurm_error(PLUGIN_NAME ": couldn't remove %s: %s", c->step_dir, output.err);
-		c->step_dir[0] = '\0';
+	if (c->step_name[0] != '\0') {
+		argv = cli_argv(ctx, "release", args, 2);
+		status = argv != NULL ? child_exec(argv, &ctx->job, "/", CHILD_IGNORE_SIGTERM, &output) : -1;
+		if (status != 0) {
+			child_error("release", status, &output, err, sizeof(err));
+			slurm_error("%s", err);
+		}
+		free(argv);
+		c->step_name[0] = '\0';
 	}
 	if (c->step_lock_fd >= 0) {
 		close(c->step_lock_fd);

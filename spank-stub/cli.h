@@ -19,7 +19,7 @@ int cli_prepare(const struct plugin_context *ctx, char *err, size_t errlen);
  */
 int cli_reuse(struct plugin_context *ctx, const char *image, char *err, size_t errlen);
 
-/* Without cache mode: a rootfs for this step only (ctx->container.step_dir). */
+/* Without cache mode: a rootfs for this step only (ctx->container.step_name). */
 int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t errlen);
 
 /* Release what cli_reuse or cli_step holds; remove the step's rootfs. */

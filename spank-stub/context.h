@@ -32,8 +32,8 @@ struct container {
 	char enroot_data[PATH_MAX]; /* enroot: ENROOT_DATA_PATH */
 	char enroot_name[NAME_MAX + 1];
 	int lock_fd;                /* LOCK_SH on <entry>/.pyxis_cache_lock */
-	char step_dir[PATH_MAX];    /* without cache mode: removed at exit */
-	int step_lock_fd;           /* LOCK_SH on step_dir: tells the collector the step is alive */
+	char step_name[NAME_MAX + 1]; /* without cache mode: <base>/<uid>/<step_name>, released at exit */
+	int step_lock_fd;             /* LOCK_SH on it: tells the collector the step is alive */
 };
 
 struct plugin_context {

@@ -119,14 +119,14 @@ JOB
 
 @test "an entry removed between reuse and lock is created again (retry)" {
   # A stand-in for a collector that wins the race: a wrapper around the real
-  # command removes the entry right after the first 'reuse' printed it.
+  # command removes the entry right after the first 'reuse' printed its name.
   local wrapper=$E2E_TMP/racing-cli state=$E2E_WORK/pxc-e2e-raced
   rm -f "$state"
   cat >"$wrapper" <<WRAP
 #!/bin/bash
 out=\$("$E2E_CLI" "\$@") || { rc=\$?; echo "\$out"; exit \$rc; }
 if [[ \$1 == reuse && ! -e $state ]]; then
-  path=\$(sed -n 's/.*"path":"\([^"]*\)".*/\1/p' <<<"\$out")
+  path=$E2E_BASE/\$(id -u)/\$out
   rm -rf "\$path" && echo "\$path" >$state
 fi
 echo "\$out"
