@@ -127,7 +127,7 @@ async function removeDeadUnpacks(base: string, uid: number, name: string): Promi
 /** Unpacks into a temporary directory and makes it appear under its name with one rename(2). */
 async function createEntry(
   config: Config,
-  image: { path: string; name: string; bytes: number },
+  image: Image,
   owner: Owner,
   usage?: UsageSource,
 ) {
@@ -135,7 +135,7 @@ async function createEntry(
   const temp = tempPath(config.dataPath, owner.uid, image.name);
   const target = entryPath(config.dataPath, owner.uid, image.name);
   // Read from the image's metadata while unsquashfs runs; a walk of the tree only when that cannot be done.
-  const estimate = unpackedBytes(image.path);
+  const estimate = unpackedBytes(image);
   try {
     await removeDeadUnpacks(config.dataPath, owner.uid, image.name);
     await unsquashMakingRoom(config, image, temp, owner, usage);
