@@ -21,6 +21,8 @@
 #include "cli.h"
 
 #define REUSE_ATTEMPTS 3
+/* The collector holds an entry's lock exclusively for a moment only (to evict it). */
+#define LOCK_WAIT_SECONDS 60
 
 /* argv for "<cli> <sub> ... --set <key=value>..." (NULL-terminated, free()). */
 static char **cli_argv(const struct plugin_context *ctx, const char *sub, const char *const *args, int nargs)
@@ -43,6 +45,33 @@ static char **cli_argv(const struct plugin_context *ctx, const char *sub, const 
 	}
 done:
 	return argv;
+}
+
+/*
+ * Run "<cli> <sub> args..." as user (NULL: root) in cwd. 0 with its output in
+ * output, or -1 with one line in err.
+ */
+static int cli_run(const struct plugin_context *ctx, const char *sub, const char *const *args, int nargs,
+		   const struct pyxis_job *user, const char *cwd, unsigned flags, struct child_output *output,
+		   char *err, size_t errlen)
+{
+	char **argv = cli_argv(ctx, sub, args, nargs);
+	int status;
+	int rc = -1;
+
+	if (argv == NULL) {
+		snprintf(err, errlen, PLUGIN_NAME ": out of memory");
+		goto fail;
+	}
+	status = child_exec(argv, user, cwd, flags, output);
+	if (status != 0) {
+		child_error(sub, status, output, err, errlen);
+		goto fail;
+	}
+	rc = 0;
+fail:
+	free(argv);
+	return rc;
 }
 
 /*
@@ -95,30 +124,12 @@ int cli_prepare(const struct plugin_context *ctx, char *err, size_t errlen)
 	char uid[16], gid[16];
 	const char *args[] = { "--uid", uid, "--gid", gid };
 	struct child_output output;
-	char **argv = NULL;
-	int status;
-	int rc = -1;
 
-	if (user_dir_ready(ctx)) {
-		rc = 0;
-		goto fail;
-	}
+	if (user_dir_ready(ctx))
+		return 0;
 	snprintf(uid, sizeof(uid), "%u", (unsigned)ctx->job.uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)ctx->job.gid);
-	argv = cli_argv(ctx, "prepare", args, 4);
-	if (argv == NULL) {
-		snprintf(err, errlen, PLUGIN_NAME ": out of memory");
-		goto fail;
-	}
-	status = child_exec(argv, NULL, "/", 0, &output);
-	if (status != 0) {
-		child_error("prepare", status, &output, err, errlen);
-		goto fail;
-	}
-	rc = 0;
-fail:
-	free(argv);
-	return rc;
+	return cli_run(ctx, "prepare", args, 4, NULL, "/", 0, &output, err, errlen);
 }
 
 /* "<base>/<uid>/<name>[/<file>]", or -1 when it does not fit. */
@@ -134,15 +145,19 @@ static int user_path(const struct plugin_context *ctx, const char *name, const c
  * Open path as root without following a symlink and take LOCK_SH on it. 1 when
  * the file locked is still the one at path (a collector may have removed or
  * replaced it meanwhile), 0 when it is gone or another (ask again), -1 on error.
+ * The file is the user's: O_NONBLOCK, so that a FIFO or a lease in its place
+ * cannot hold slurmstepd in open(2), and a bounded wait for the lock, so that
+ * the user's own LOCK_EX cannot hold it in flock(2).
  */
 static int lock_shared(const char *path, int flags, uid_t owner, int *fd_out, char *err, size_t errlen)
 {
 	struct stat locked, current;
+	int waited_ms = 0;
 	int fd;
 	int rc = -1;
 
 	*fd_out = -1;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | flags);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | flags);
 	if (fd < 0 && errno == ENOENT) {
 		rc = 0;
 		goto fail;
@@ -151,11 +166,13 @@ static int lock_shared(const char *path, int flags, uid_t owner, int *fd_out, ch
 		snprintf(err, errlen, PLUGIN_NAME ": %s: %m", path);
 		goto fail;
 	}
-	while (flock(fd, LOCK_SH) < 0) {
-		if (errno != EINTR) {
+	while (flock(fd, LOCK_SH | LOCK_NB) < 0) {
+		if (errno != EINTR && (errno != EWOULDBLOCK || waited_ms >= LOCK_WAIT_SECONDS * 1000)) {
 			snprintf(err, errlen, PLUGIN_NAME ": flock %s: %m", path);
 			goto fail;
 		}
+		usleep(10000);
+		waited_ms += 10;
 	}
 	if (fstat(fd, &locked) < 0 || lstat(path, &current) < 0 || locked.st_dev != current.st_dev ||
 	    locked.st_ino != current.st_ino) {
@@ -190,27 +207,16 @@ int cli_reuse(struct plugin_context *ctx, const char *image, char *err, size_t e
 	struct child_output output;
 	char prefix[32];
 	char lock[PATH_MAX];
-	char **argv;
 	int attempt;
-	int status;
 	int locked = 0;
 	int rc = -1;
 
 	snprintf(uid, sizeof(uid), "%u", (unsigned)ctx->job.uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)ctx->job.gid);
 	snprintf(prefix, sizeof(prefix), "pyxis_cache_u%u_", (unsigned)ctx->job.uid);
-	argv = cli_argv(ctx, "reuse", args, 7);
-	if (argv == NULL) {
-		snprintf(err, errlen, PLUGIN_NAME ": out of memory");
-		goto fail;
-	}
-
 	for (attempt = 0; attempt < REUSE_ATTEMPTS && !locked; ++attempt) {
-		status = child_exec(argv, &ctx->job, ctx->job.cwd, 0, &output);
-		if (status != 0) {
-			child_error("reuse", status, &output, err, errlen);
+		if (cli_run(ctx, "reuse", args, 7, &ctx->job, ctx->job.cwd, 0, &output, err, errlen) < 0)
 			goto fail;
-		}
 		if (reply_name(output.out, prefix, 20, 1, c->enroot_name, sizeof(c->enroot_name)) < 0) {
 			snprintf(err, errlen, PLUGIN_NAME ": reuse: printed no entry name of uid %s", uid);
 			goto fail;
@@ -232,13 +238,14 @@ int cli_reuse(struct plugin_context *ctx, const char *image, char *err, size_t e
 		goto fail;
 	}
 
-	/* ENROOT_DATA_PATH is the entry's parent, <base>/<uid> (shorter than the rootfs path built above). */
+	/* ENROOT_DATA_PATH is the entry's parent, <base>/<uid>. */
 	if (snprintf(c->enroot_data, sizeof(c->enroot_data), "%s/%u", ctx->cfg.data_path, (unsigned)ctx->job.uid) >=
-	    (int)sizeof(c->enroot_data))
+	    (int)sizeof(c->enroot_data)) {
+		snprintf(err, errlen, PLUGIN_NAME ": container_cache_data_path: path too long");
 		goto fail;
+	}
 	rc = 0;
 fail:
-	free(argv);
 	return rc;
 }
 
@@ -256,24 +263,14 @@ int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t er
 	struct child_output output;
 	char prefix[64];
 	char dir[PATH_MAX];
-	char **argv;
-	int status;
 	int locked;
 	int rc = -1;
 
 	snprintf(job, sizeof(job), "%u", ctx->job.jobid);
 	snprintf(step, sizeof(step), "%u", ctx->job.stepid);
 	snprintf(prefix, sizeof(prefix), ".pyxis_cache_step_%s.%s.", job, step);
-	argv = cli_argv(ctx, "step", args, 6);
-	if (argv == NULL) {
-		snprintf(err, errlen, PLUGIN_NAME ": out of memory");
+	if (cli_run(ctx, "step", args, 6, &ctx->job, ctx->job.cwd, 0, &output, err, errlen) < 0)
 		goto fail;
-	}
-	status = child_exec(argv, &ctx->job, ctx->job.cwd, 0, &output);
-	if (status != 0) {
-		child_error("step", status, &output, err, errlen);
-		goto fail;
-	}
 	if (reply_name(output.out, prefix, 6, 0, c->step_name, sizeof(c->step_name)) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": step: printed no step name of job %s.%s", job, step);
 		goto fail;
@@ -294,7 +291,6 @@ int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t er
 	snprintf(c->enroot_name, sizeof(c->enroot_name), "rootfs");
 	rc = 0;
 fail:
-	free(argv);
 	return rc;
 }
 
@@ -306,23 +302,16 @@ void cli_release(struct plugin_context *ctx)
 {
 	struct container *c = &ctx->container;
 	const char *args[] = { "--name", c->step_name };
-	struct child_output output = { .err = "" };
+	struct child_output output;
 	char err[ERROR_MAX];
-	char **argv;
-	int status;
 
 	if (c->lock_fd >= 0) {
 		close(c->lock_fd);
 		c->lock_fd = -1;
 	}
 	if (c->step_name[0] != '\0') {
-		argv = cli_argv(ctx, "release", args, 2);
-		status = argv != NULL ? child_exec(argv, &ctx->job, "/", CHILD_IGNORE_SIGTERM, &output) : -1;
-		if (status != 0) {
-			child_error("release", status, &output, err, sizeof(err));
+		if (cli_run(ctx, "release", args, 2, &ctx->job, "/", CHILD_IGNORE_SIGTERM, &output, err, sizeof(err)) < 0)
 			slurm_error("%s", err);
-		}
-		free(argv);
 		c->step_name[0] = '\0';
 	}
 	if (c->step_lock_fd >= 0) {
