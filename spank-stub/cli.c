@@ -145,9 +145,9 @@ static int user_path(const struct plugin_context *ctx, const char *name, const c
  * Open path as root without following a symlink and take LOCK_SH on it. 1 when
  * the file locked is still the one at path (a collector may have removed or
  * replaced it meanwhile), 0 when it is gone or another (ask again), -1 on error.
- * The file is the user's: O_NONBLOCK, so that a FIFO or a lease in its place
- * cannot hold slurmstepd in open(2), and a bounded wait for the lock, so that
- * the user's own LOCK_EX cannot hold it in flock(2).
+ * The file is the user's: O_NONBLOCK and a regular file only, so that a FIFO or
+ * a lease in its place cannot hold slurmstepd in open(2), and a bounded wait
+ * for the lock, so that the user's own LOCK_EX cannot hold it in flock(2).
  */
 static int lock_shared(const char *path, int flags, uid_t owner, int *fd_out, char *err, size_t errlen)
 {
@@ -166,6 +166,10 @@ static int lock_shared(const char *path, int flags, uid_t owner, int *fd_out, ch
 		snprintf(err, errlen, PLUGIN_NAME ": %s: %m", path);
 		goto fail;
 	}
+	if (fstat(fd, &locked) < 0 || (!(flags & O_DIRECTORY) && !S_ISREG(locked.st_mode))) {
+		snprintf(err, errlen, PLUGIN_NAME ": %s: not a regular file", path);
+		goto fail;
+	}
 	while (flock(fd, LOCK_SH | LOCK_NB) < 0) {
 		if (errno != EINTR && (errno != EWOULDBLOCK || waited_ms >= LOCK_WAIT_SECONDS * 1000)) {
 			snprintf(err, errlen, PLUGIN_NAME ": flock %s: %m", path);
@@ -174,8 +178,7 @@ static int lock_shared(const char *path, int flags, uid_t owner, int *fd_out, ch
 		usleep(10000);
 		waited_ms += 10;
 	}
-	if (fstat(fd, &locked) < 0 || lstat(path, &current) < 0 || locked.st_dev != current.st_dev ||
-	    locked.st_ino != current.st_ino) {
+	if (lstat(path, &current) < 0 || locked.st_dev != current.st_dev || locked.st_ino != current.st_ino) {
 		rc = 0;
 		goto fail;
 	}

@@ -112,6 +112,28 @@ attack() {
   assert_node_idle
 }
 
+@test "stub: a FIFO in place of the entry's lock fails the step at once" {
+  # The user's own entry, its lock file swapped for a FIFO: root's open(2) of it
+  # must not wait for a writer that never comes.
+  local entry lock
+  cli reuse --image "$ALPHA" --uid "$(user_uid)" --gid "$(user_gid)" >/dev/null
+  entry=$E2E_BASE/$(user_uid)/$(entry_name "$ALPHA")
+  lock=$entry/.pyxis_cache_lock
+  as "$E2E_USER" sh -c "mv '$lock' '$lock.saved' && mkfifo '$lock'"
+  SECONDS=0
+  run as "$E2E_USER" timeout 60 srun --container-cache --container-image="$ALPHA" true
+  local elapsed=$SECONDS
+  # A writer frees whoever still waits in open(2) (the code before O_NONBLOCK did).
+  timeout 2 sh -c "exec 3>'$lock'" || true
+  as "$E2E_USER" sh -c "rm -f '$lock' && mv '$lock.saved' '$lock'"
+  echo "$output"
+  [ "$status" -ne 0 ]
+  [ "$status" -ne 124 ]
+  [ "$elapsed" -lt 20 ]
+  [[ $output == *"pyxis-cache: $lock: not a regular file"* ]]
+  assert_node_idle
+}
+
 @test "stub: the command's children inherit no descriptor from slurmstepd (issue 10 item 9)" {
   # A stand-in for the command, configured by root: lists its descriptors, then runs the real one.
   local fake=$E2E_TMP/fd-cli

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # The SPANK stub against its own child (issue 10, items 4 and 9), on the e2e
 # harness's private Slurm: tests/faults/stub.bats, run once, one case per test.
-CASES+=" stub_rewritten_reply stub_stopped_child stub_inherited_fds"
+CASES+=" stub_rewritten_reply stub_stopped_child stub_fifo_lock stub_inherited_fds"
 
 stub_tap=
 stub_results() { # runs stub.bats once; its TAP in $stub_tap
@@ -22,4 +22,5 @@ stub_case() { # stub_case REGEX: the stub.bats test whose name matches passed
 
 case_stub_rewritten_reply() { stub_case 'a reply rewritten'; }
 case_stub_stopped_child() { stub_case 'a stopped child'; }
+case_stub_fifo_lock() { stub_case "a FIFO in place of the entry's lock"; }
 case_stub_inherited_fds() { stub_case "the command's children inherit no descriptor"; }
