@@ -5,13 +5,11 @@
  * configuration.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,10 +17,9 @@
 
 #include "child.h"
 #include "cli.h"
+#include "lock.h"
 
 #define REUSE_ATTEMPTS 3
-/* The collector holds an entry's lock exclusively for a moment only (to evict it). */
-#define LOCK_WAIT_SECONDS 60
 
 /* argv for "<cli> <sub> ... --set <key=value>..." (NULL-terminated, free()). */
 static char **cli_argv(const struct plugin_context *ctx, const char *sub, const char *const *args, int nargs)
@@ -139,60 +136,6 @@ static int user_path(const struct plugin_context *ctx, const char *name, const c
 			 file != NULL ? "/" : "", file != NULL ? file : "");
 
 	return n < 0 || (size_t)n >= len ? -1 : 0;
-}
-
-/*
- * Open path as root without following a symlink and take LOCK_SH on it. 1 when
- * the file locked is still the one at path (a collector may have removed or
- * replaced it meanwhile), 0 when it is gone or another (ask again), -1 on error.
- * The file is the user's: O_NONBLOCK and a regular file only, so that a FIFO or
- * a lease in its place cannot hold slurmstepd in open(2), and a bounded wait
- * for the lock, so that the user's own LOCK_EX cannot hold it in flock(2).
- */
-static int lock_shared(const char *path, int flags, uid_t owner, int *fd_out, char *err, size_t errlen)
-{
-	struct stat locked, current;
-	int waited_ms = 0;
-	int fd;
-	int rc = -1;
-
-	*fd_out = -1;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | flags);
-	if (fd < 0 && errno == ENOENT) {
-		rc = 0;
-		goto fail;
-	}
-	if (fd < 0) {
-		snprintf(err, errlen, PLUGIN_NAME ": %s: %m", path);
-		goto fail;
-	}
-	if (fstat(fd, &locked) < 0 || (!(flags & O_DIRECTORY) && !S_ISREG(locked.st_mode))) {
-		snprintf(err, errlen, PLUGIN_NAME ": %s: not a regular file", path);
-		goto fail;
-	}
-	while (flock(fd, LOCK_SH | LOCK_NB) < 0) {
-		if (errno != EINTR && (errno != EWOULDBLOCK || waited_ms >= LOCK_WAIT_SECONDS * 1000)) {
-			snprintf(err, errlen, PLUGIN_NAME ": flock %s: %m", path);
-			goto fail;
-		}
-		usleep(10000);
-		waited_ms += 10;
-	}
-	if (lstat(path, &current) < 0 || locked.st_dev != current.st_dev || locked.st_ino != current.st_ino) {
-		rc = 0;
-		goto fail;
-	}
-	if (locked.st_uid != owner) {
-		snprintf(err, errlen, PLUGIN_NAME ": %s: not owned by uid %u", path, (unsigned)owner);
-		goto fail;
-	}
-	*fd_out = fd;
-	fd = -1;
-	rc = 1;
-fail:
-	if (fd >= 0)
-		close(fd);
-	return rc;
 }
 
 /*
