@@ -100,7 +100,7 @@ export async function run(args: string[]): Promise<number> {
     failed ||= values["fail-if-full"] ?? false;
   }
   if (values.prometheus !== undefined) {
-    const { exportMetrics } = await import("./status.ts");
+    const { exportMetrics } = await import("../lib/textfile.ts");
     try {
       await exportMetrics(config, values.prometheus);
     } catch (error) {

@@ -3,7 +3,7 @@ import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, parse, required, 
 
 export const help = `pyxis-cache reuse: make sure an image's rootfs is in the cache, and print where
 
-Usage: pyxis-cache reuse --image IMG [--uid N --gid N] [--json]
+Usage: pyxis-cache reuse --image IMG [--uid N --gid N] [--json | --name-only]
 
 Unpacks the squashfs image IMG into the cache the first time (once, however
 many callers ask at the same moment), refreshes the entry's last-used time on
@@ -13,6 +13,8 @@ collects first.
   --image IMG          squashfs image (a relative path resolves against the cwd)
   --uid N, --gid N     the job user (root only may name another user; default: yourself)
   --json               print {name, path, lock, created, seconds, image, uid}
+  --name-only          print only the entry's name (what the SPANK stub reads: it
+                       builds <base>/<uid>/NAME itself)
 
 ${CONFIG_HELP}
 ${COMMON_HELP}`;
@@ -24,6 +26,7 @@ export async function run(args: string[]): Promise<number> {
     uid: { type: "string" },
     gid: { type: "string" },
     json: { type: "boolean" },
+    "name-only": { type: "boolean" },
   });
   if (values.help) {
     console.log(help);
@@ -34,6 +37,6 @@ export async function run(args: string[]): Promise<number> {
   const gid = wholeNumber("--gid", values.gid);
   const config = await configFrom(values);
   const reused = await reuse(config, { image, uid, gid });
-  console.log(values.json ? JSON.stringify(reused) : reused.path);
+  console.log(values.json ? JSON.stringify(reused) : values["name-only"] ? reused.name : reused.path);
   return 0;
 }
