@@ -1,4 +1,4 @@
-import { collect, type Collection, isFailure, STALE_AFTER_SECONDS } from "../lib/collect.ts";
+import { collect, type Collection, STALE_AFTER_SECONDS } from "../lib/collect.ts";
 import { type Level, Log } from "../lib/journal.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, formatBytes, parse, wholeNumber } from "./options.ts";
 import { describe } from "../lib/errors.ts";
@@ -24,7 +24,7 @@ or above the high watermark afterwards; 2 usage or configuration error.
   --json               print {evicted, skippedInUse, usageBefore, usageAfter, ...}
   --uid N              only this user's entries
   --all                evict every entry not in use, whatever the watermarks (with --uid: one user's)
-  --stale-after SECS   remove a dead unpack's temporary directory once this old (default ${STALE_AFTER_SECONDS})
+  --stale-after SECS   remove a dead unpack's temporary directory, or a failed create's lock, once this old (default ${STALE_AFTER_SECONDS})
   --prometheus FILE    afterwards, write node_exporter textfile metrics to FILE (as status --prometheus)
   --journal            start each line with its syslog priority (<3> error, <4> warning, <5> notice,
                        <6> info) for the systemd journal; on by itself when $JOURNAL_STREAM is stdout/stderr
@@ -88,12 +88,9 @@ export async function run(args: string[]): Promise<number> {
   });
   if (values.json) console.log(JSON.stringify(result));
   else for (const [level, text] of report(result)) log.line(level, text);
-  let failed = false;
-  for (const problem of result.problems) {
-    const fatal = isFailure(problem);
-    failed ||= fatal;
-    log.line(fatal ? "err" : "warning", problem);
-  }
+  let failed = result.failures.length > 0;
+  for (const failure of result.failures) log.line("err", failure);
+  for (const problem of result.problems) log.line("warning", problem);
   if (stillFull(result)) {
     log.line(
       values["fail-if-full"] ? "err" : "warning",
@@ -103,7 +100,7 @@ export async function run(args: string[]): Promise<number> {
     failed ||= values["fail-if-full"] ?? false;
   }
   if (values.prometheus !== undefined) {
-    const { exportMetrics } = await import("./status.ts");
+    const { exportMetrics } = await import("../lib/textfile.ts");
     try {
       await exportMetrics(config, values.prometheus);
     } catch (error) {

@@ -3,7 +3,7 @@ import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, parse, required, 
 
 export const help = `pyxis-cache reuse: make sure an image's rootfs is in the cache, and print where
 
-Usage: pyxis-cache reuse --image IMG [--uid N --gid N] [--json]
+Usage: pyxis-cache reuse --image IMG [--uid N --gid N] [--json | --name-only]
 
 Unpacks the squashfs image IMG into the cache the first time (once, however
 many callers ask at the same moment), refreshes the entry's last-used time on
@@ -21,6 +21,8 @@ warning on stderr). enroot reads ENROOT_CONFIG_PATH (default
                        cwd), or a registry reference [docker://][USER@][REGISTRY#]IMAGE[:TAG|@DIGEST]
   --uid N, --gid N     the job user (root only may name another user; default: yourself)
   --json               print {name, path, lock, created, seconds, image, uid} (and digest, warning)
+  --name-only          print only the entry's name (what the SPANK stub reads: it
+                       builds <base>/<uid>/NAME itself)
 
 ${CONFIG_HELP}
 ${COMMON_HELP}`;
@@ -32,6 +34,7 @@ export async function run(args: string[]): Promise<number> {
     uid: { type: "string" },
     gid: { type: "string" },
     json: { type: "boolean" },
+    "name-only": { type: "boolean" },
   });
   if (values.help) {
     console.log(help);
@@ -43,6 +46,6 @@ export async function run(args: string[]): Promise<number> {
   const config = await configFrom(values);
   const reused = await reuse(config, { image, uid, gid });
   if (reused.warning) console.error(`pyxis-cache: reuse: warning: ${reused.warning}`);
-  console.log(values.json ? JSON.stringify(reused) : reused.path);
+  console.log(values.json ? JSON.stringify(reused) : values["name-only"] ? reused.name : reused.path);
   return 0;
 }

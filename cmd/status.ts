@@ -1,4 +1,4 @@
-import type { Config } from "../lib/config.ts";
+import { shown } from "../lib/entries.ts";
 import { type Status, status } from "../lib/status.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, formatBytes, parse } from "./options.ts";
 
@@ -36,20 +36,12 @@ function table(s: Status): string {
       e.lastUsed.replace(/\.\d+Z$/, "Z"),
       e.inUse ? "yes" : "no",
       e.name,
-      e.digest ? `${e.image ?? "?"} (${e.digest.slice(0, 19)})` : e.image ?? "?",
+      // A user writes their entry's record: its image must not forge rows or drive root's terminal.
+      (e.image === null ? "?" : shown(e.image)) + (e.digest ? ` (${shown(e.digest.slice(0, 19))})` : ""),
     ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return [head, ...rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd())].join("\n");
-}
-
-/** Status and the collector's counters as metrics, written atomically to `file`. */
-export async function exportMetrics(config: Config, file: string, report?: Status): Promise<void> {
-  const [{ readGcState }, { writeMetrics }] = await Promise.all([
-    import("../lib/gcstate.ts"),
-    import("../lib/metrics.ts"),
-  ]);
-  await writeMetrics(file, report ?? await status(config), await readGcState(config.dataPath));
 }
 
 function percent(n: number): string {
@@ -125,6 +117,7 @@ export async function run(args: string[]): Promise<number> {
   for (const problem of result.problems) console.error(`pyxis-cache: status: ${problem}`);
   if (values.prometheus !== undefined) {
     try {
+      const { exportMetrics } = await import("../lib/textfile.ts");
       await exportMetrics(config, values.prometheus, result);
     } catch (error) {
       console.error(`pyxis-cache: status: ${values.prometheus}: cannot write metrics: ${(error as Error).message}`);

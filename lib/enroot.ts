@@ -7,7 +7,7 @@
 import { CacheError } from "./errors.ts";
 import { NoSpaceError } from "./unpack.ts";
 import { isRoot, lookupUid, type Owner } from "./users.ts";
-import { openRegular } from "./lock.ts";
+import { openPath } from "./files.ts";
 import type { Reference } from "./reference.ts";
 import type { AskOptions } from "./registry.ts";
 
@@ -42,19 +42,25 @@ export async function registryOptions(owner: Owner): Promise<AskOptions> {
 
 async function readCredentials(path: string, owner: Owner): Promise<string | undefined> {
   if (!isRoot()) return await Deno.readTextFile(path).catch(() => undefined);
-  const file = await openRegular(path);
-  if (!file) return undefined;
+  const opened = openPath(path);
+  if (typeof opened === "string") return undefined;
   try {
-    if ((await file.stat()).uid !== owner.uid) return undefined;
-    return await new Response(file.readable).text();
-  } catch {
-    return undefined;
+    if (opened.info.uid !== owner.uid) return undefined;
+    const buffer = new Uint8Array(CREDENTIALS_LIMIT);
+    return new TextDecoder().decode(buffer.subarray(0, opened.read(buffer)));
   } finally {
-    try {
-      file.close();
-    } catch { /* closed by reading it to the end */ }
+    opened.close();
   }
 }
+
+const CREDENTIALS_LIMIT = 64 * 1024;
+
+/**
+ * Through `setpriv --pdeathsig KILL`, as unsquashfs (unpack.ts): enroot's script dies with
+ * the command; what it started (a download, a tar) may run to its end, into a directory
+ * nothing trusts. setpriv finds enroot on the PATH enroot is given.
+ */
+const ENROOT = ["setpriv", "--pdeathsig", "KILL", "--", "enroot"];
 
 /** The intermediate squashfs is unpacked at once and removed: compressing it would only cost time. */
 const SQUASH_OPTIONS = "-noI -noD -noF -noX";
@@ -81,8 +87,8 @@ export async function enrootImport(ref: Reference, work: string, owner: Owner): 
   if (allowHttp()) environment.ENROOT_ALLOW_HTTP = "y";
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command("enroot", {
-      args: ["import", "--output", output, "--", ref.uri],
+    child = new Deno.Command(ENROOT[0]!, {
+      args: [...ENROOT.slice(1), "import", "--output", output, "--", ref.uri],
       cwd: work,
       clearEnv: true,
       env: environment,
@@ -92,11 +98,7 @@ export async function enrootImport(ref: Reference, work: string, owner: Owner): 
       ...(isRoot() && owner.uid !== 0 ? { uid: owner.uid, gid: owner.gid } : {}),
     }).spawn();
   } catch (error) {
-    // Deno resolves `enroot` on the PATH it started with (--allow-run=enroot): not there, not runnable.
-    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotCapable) {
-      throw new CacheError(`enroot not found in PATH=${environment.PATH} (it imports registry images)`);
-    }
-    throw new CacheError(`cannot run enroot: ${(error as Error).message}`);
+    throw new CacheError(`cannot run ${ENROOT.join(" ")}: ${(error as Error).message}`);
   }
   const [result, stderr] = await Promise.all([
     child.status,
@@ -104,6 +106,9 @@ export async function enrootImport(ref: Reference, work: string, owner: Owner): 
     child.stdout.pipeTo(new WritableStream()),
   ]);
   if (result.success) return output;
+  if (result.code === 127 && /failed to execute enroot/.test(stderr)) {
+    throw new CacheError(`enroot not found in PATH=${environment.PATH} (it imports registry images)`);
+  }
   // enroot colours its [ERROR] and [INFO] tags when it thinks it has a terminal.
   const lines = stderr.split("\n").map((l) => l.replace(new RegExp("\u001b\\[[0-9;]*m", "g"), "").trim())
     .filter(Boolean);

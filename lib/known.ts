@@ -6,10 +6,10 @@
  * configured interval has passed since `asked`.
  */
 import type { Config } from "./config.ts";
-import { openRegularSync } from "./lock.ts";
+import { openPath } from "./files.ts";
 import { placeAsOwner } from "./place.ts";
 import { MANIFEST_DIGEST } from "./reference.ts";
-import type { Owner } from "./users.ts";
+import { isRoot, type Owner } from "./users.ts";
 
 export interface Known {
   reference: string;
@@ -22,21 +22,38 @@ export interface Known {
 
 const LIMIT = 4096;
 
-/** The record at `path`, when it is a regular file (never a symlink) about `reference`. */
+/** The record at `path`, when it is a regular file (never a symlink, for root) about `reference`. */
 export function readKnown(path: string, reference: string): Known | undefined {
-  const file = openRegularSync(path);
-  if (!file) return undefined;
   try {
-    const buffer = new Uint8Array(LIMIT);
-    const n = file.readSync(buffer) ?? 0;
-    const known = JSON.parse(new TextDecoder().decode(buffer.subarray(0, n)));
+    const known = JSON.parse(new TextDecoder().decode(readSmall(path)));
     const valid = known?.reference === reference && MANIFEST_DIGEST.test(known?.digest) &&
       !Number.isNaN(Date.parse(known?.confirmed)) && !Number.isNaN(Date.parse(known?.asked));
     return valid ? known as Known : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Up to LIMIT bytes of a file. A user reads their own record as any file (the warm path
+ * loads no C library); root, in a directory the user can write, through openPath.
+ */
+function readSmall(path: string): Uint8Array {
+  const buffer = new Uint8Array(LIMIT);
+  if (!isRoot()) {
+    const file = Deno.openSync(path, { read: true });
+    try {
+      return buffer.subarray(0, file.readSync(buffer) ?? 0);
+    } finally {
+      file.close();
+    }
+  }
+  const opened = openPath(path);
+  if (typeof opened === "string") return buffer.subarray(0, 0);
+  try {
+    return buffer.subarray(0, opened.read(buffer));
   } finally {
-    file.close();
+    opened.close();
   }
 }
 

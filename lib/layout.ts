@@ -15,9 +15,11 @@
  *   <base>/<uid>/.pyxis_cache_tmp.<name>.<r>   an unpack, or an enroot import, in progress (or killed)
  *   <base>/<uid>/.pyxis_cache_trash.<name>.<r> an eviction in progress (or killed)
  *   <base>/<uid>/.pyxis_cache_step_<job>.<step>.<r>/
- *                                              a step's own rootfs without --container-cache:
- *                                              the SPANK stub holds it locked while the step runs
+ *                                              a step's own rootfs without --container-cache, made by
+ *                                              `pyxis-cache step`: the SPANK stub holds it locked while the step runs
  */
+
+import { randomSuffix } from "./files.ts";
 
 export const GC_LOCK_FILE = "pyxis-container-cache-gc.lock";
 /** Only root may open the global collector lock: a user holding it would stop every collection. */
@@ -29,6 +31,7 @@ export const STAGING_PREFIX = ".pyxis_cache_staging.";
 
 export const ENTRY_NAME = /^pyxis_cache_u(\d+)_([0-9a-f]{20})$/;
 export const TEMP_NAME = /^\.pyxis_cache_tmp\.(pyxis_cache_u\d+_[0-9a-f]{20})\.[0-9a-f]+$/;
+export const CREATE_NAME = /^\.pyxis_cache_create\.(pyxis_cache_u\d+_[0-9a-f]{20})$/;
 export const TRASH_NAME = /^\.pyxis_cache_trash\.(pyxis_cache_u\d+_[0-9a-f]{20})\.[0-9a-f]+$/;
 /** A registry reference's record (known.ts), its lock, or a record being written. */
 export const RECORD_NAME = /^\.pyxis_cache_ref\.[0-9a-f]{20}(\.lock|\.[0-9a-f]+\.new)?$/;
@@ -83,15 +86,15 @@ export function createLockPath(base: string, uid: number, name: string): string 
   return `${base}/${uid}/.pyxis_cache_create.${name}`;
 }
 
-/** A random suffix that makes a temporary name unique. */
-export function suffix(): string {
-  return crypto.getRandomValues(new Uint32Array(1))[0]!.toString(16);
-}
-
 export function tempPath(base: string, uid: number, name: string): string {
-  return `${base}/${uid}/.pyxis_cache_tmp.${name}.${suffix()}`;
+  return `${base}/${uid}/.pyxis_cache_tmp.${name}.${randomSuffix()}`;
 }
 
 export function trashPath(base: string, uid: number, name: string): string {
-  return `${base}/${uid}/.pyxis_cache_trash.${name}.${suffix()}`;
+  return `${base}/${uid}/.pyxis_cache_trash.${name}.${randomSuffix()}`;
+}
+
+/** A new name for a step's own rootfs directory (matches STEP_NAME; the stub checks it too). */
+export function stepName(job: number, step: number): string {
+  return `.pyxis_cache_step_${job}.${step}.${randomSuffix().padStart(8, "0").slice(-6)}`;
 }

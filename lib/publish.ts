@@ -13,9 +13,8 @@ import { createLockPath, entryPath, lockPath, TEMP_NAME, tempPath, trashPath, us
 import { lockExclusive } from "./lock.ts";
 import { ensureUserDir } from "./prepare.ts";
 import { placeAsOwner } from "./place.ts";
-import { removeTree } from "./remove.ts";
+import { removeTree, touch } from "./files.ts";
 import { unpackedBytes } from "./squashfs.ts";
-import { touch } from "./touch.ts";
 import { NoSpaceError, treeBytes, unsquash } from "./unpack.ts";
 import { statfsUsage, type UsageSource } from "./usage.ts";
 import { isRoot, type Owner } from "./users.ts";
@@ -59,6 +58,45 @@ async function makingRoom<T>(
   }
 }
 
+/** Unpacks `image` into `dest` as `owner`, making room on a full disk (see makingRoom). */
+export function unsquashMakingRoom(
+  config: Config,
+  image: Image,
+  dest: string,
+  owner: Owner,
+  usage?: UsageSource,
+): Promise<void> {
+  return makingRoom(config, image.bytes * 2, () => unsquash(image.path, dest, owner), () => removeTree(dest), usage);
+}
+
+/**
+ * `enroot import` of a registry image as `owner` into a work directory that is a temporary
+ * directory of the entry `image.name` (so that a killed import is cleared away like a killed
+ * unpack: by the next creator, or the collector), then `use` of the squashfs it made, then
+ * the work directory goes: its squashfs and enroot's layer cache with it.
+ */
+export async function withImport<T>(
+  config: Config,
+  image: RegistryImage,
+  owner: Owner,
+  use: (squashfs: Image) => Promise<T>,
+  usage?: UsageSource,
+): Promise<T> {
+  const [{ enrootImport }, { identify }] = await Promise.all([import("./enroot.ts"), import("./identity.ts")]);
+  let work = "";
+  try {
+    const attempt = async () => {
+      work = tempPath(config.dataPath, owner.uid, image.name);
+      await placeAsOwner(config, work, null, owner);
+      return await enrootImport(image.reference, work, owner);
+    };
+    const squashfs = await makingRoom(config, 0, attempt, () => removeTree(work), usage);
+    return await use(await identify(squashfs, owner.uid, "/"));
+  } finally {
+    if (work) await removeTree(work).catch(() => {});
+  }
+}
+
 /**
  * Holding the creation lock, any other temporary directory of this entry is a
  * dead creator's (killed mid-unpack); its space is wanted now, not at the next gc.
@@ -84,7 +122,7 @@ async function removeDeadUnpacks(base: string, uid: number, name: string): Promi
  */
 async function createEntry(
   config: Config,
-  squashfs: { path: string; bytes: number },
+  image: Image,
   name: string,
   record: { image: string; digest?: string },
   owner: Owner,
@@ -94,12 +132,11 @@ async function createEntry(
   const temp = tempPath(config.dataPath, owner.uid, name);
   const target = entryPath(config.dataPath, owner.uid, name);
   // Read from the image's metadata while unsquashfs runs; a walk of the tree only when that cannot be done.
-  const estimate = unpackedBytes(squashfs.path);
+  const estimate = unpackedBytes(image);
   try {
-    const unpack = () => unsquash(squashfs.path, temp, owner);
-    await makingRoom(config, squashfs.bytes * 2, unpack, () => removeTree(temp), usage);
+    await unsquashMakingRoom(config, image, temp, owner, usage);
     const top = await Deno.lstat(temp);
-    if (!top.isDirectory) throw new CacheError(`unsquashfs left no directory for ${squashfs.path}`);
+    if (!top.isDirectory) throw new CacheError(`unsquashfs left no directory for ${image.path}`);
     if (!isRoot() && !(top.mode! & 0o200)) await Deno.chmod(temp, (top.mode! & 0o7777) | 0o200);
     const meta: Meta = {
       ...record,
@@ -146,27 +183,14 @@ export async function publish(
   }
 }
 
-/**
- * A registry image: `enroot import` as the job user into a work directory that is a
- * temporary directory of the entry (so a killed import is cleared away like a killed
- * unpack: by the next creator, or the collector), then unpacked as any squashfs file.
- * Whatever the import leaves (its squashfs, enroot's layer cache) goes with the work
- * directory once the entry exists: an entry is all a registry image keeps on the node.
- */
-async function importEntry(config: Config, image: RegistryImage, owner: Owner, usage?: UsageSource) {
-  const { enrootImport } = await import("./enroot.ts");
-  let work = "";
-  try {
-    const attempt = async () => {
-      work = tempPath(config.dataPath, owner.uid, image.name);
-      await placeAsOwner(config, work, null, owner);
-      return await enrootImport(image.reference, work, owner);
-    };
-    const squashfs = await makingRoom(config, 0, attempt, () => removeTree(work), usage);
-    const bytes = (await Deno.lstat(squashfs)).size;
-    const record = { image: image.reference.text, digest: image.digest };
-    await createEntry(config, { path: squashfs, bytes }, image.name, record, owner, usage);
-  } finally {
-    if (work) await removeTree(work).catch(() => {});
-  }
+/** A registry image: imported as the job user (withImport), then unpacked as any squashfs file. */
+function importEntry(config: Config, image: RegistryImage, owner: Owner, usage?: UsageSource): Promise<void> {
+  const record = { image: image.reference.text, digest: image.digest };
+  return withImport(
+    config,
+    image,
+    owner,
+    (squashfs) => createEntry(config, squashfs, image.name, record, owner, usage),
+    usage,
+  );
 }

@@ -4,7 +4,7 @@ import { identify, type Image } from "./identity.ts";
 import { isReference } from "./reference.ts";
 import type { RegistryImage } from "./resolve.ts";
 import { entryPath, lockPath } from "./layout.ts";
-import { touch } from "./touch.ts";
+import { touch } from "./files.ts";
 import type { UsageSource } from "./usage.ts";
 import { isRoot, lookupUid, type Owner, self } from "./users.ts";
 

@@ -35,9 +35,11 @@ export interface Status {
 /** An entry's record, and whether a step holds its lock (a collector could not take it now). */
 function inspect(entry: string): { meta?: Meta; inUse: boolean } {
   const lock = openEntryLock(entry);
-  if (!lock) return { inUse: false };
+  // A lease's holder is using the file, as a step holding the lock would be.
+  if (lock === "busy") return { inUse: true };
+  if (lock === undefined || lock === "gone") return { inUse: false };
   try {
-    return { meta: lock.meta, inUse: !lock.file.tryLockSync(true) };
+    return { meta: lock.meta, inUse: !lock.file.tryLock(true) };
   } finally {
     lock.file.close();
   }

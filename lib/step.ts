@@ -1,0 +1,97 @@
+/**
+ * A rootfs for one job step without --container-cache: `pyxis-cache step`
+ * unpacks the image under a step's own name in the user's directory, and
+ * `pyxis-cache release` removes it when the step ends. Both run as the job
+ * user, so every file belongs to them; the SPANK stub holds the directory
+ * locked (LOCK_SH) in between, which is how the collector tells a running
+ * step from the leftovers of one that died.
+ */
+import type { Config } from "./config.ts";
+import { UsageError } from "./errors.ts";
+import { createLockPath, STEP_NAME, stepName, userDir } from "./layout.ts";
+import { lockExclusive } from "./lock.ts";
+import { ensureUserDir } from "./prepare.ts";
+import { unsquashMakingRoom, withImport } from "./publish.ts";
+import type { RegistryImage } from "./resolve.ts";
+import { identifyImage } from "./reuse.ts";
+import { removeTree } from "./files.ts";
+import type { UsageSource } from "./usage.ts";
+import { self } from "./users.ts";
+
+export interface StepOptions {
+  image: string;
+  /** Slurm's job and step ids: part of the name, for whoever looks at the directory. */
+  job: number;
+  step: number;
+  /** Against which a relative image path resolves; the process's cwd by default. */
+  cwd?: string;
+  usage?: UsageSource;
+}
+
+export interface Step {
+  /** `.pyxis_cache_step_<job>.<step>.<r>`, in `<base>/<uid>`. */
+  name: string;
+  path: string;
+  /** `<path>/rootfs`: what the task runs in. */
+  rootfs: string;
+}
+
+/**
+ * Unpacks `image` into a new step directory, as the calling user, with the
+ * same checks and full-disk collection as an entry. The directory is held
+ * LOCK_SH while it unpacks, as the stub holds it afterwards: the collector
+ * removes a step directory only when it can lock it exclusively.
+ */
+export async function createStep(config: Config, options: StepOptions): Promise<Step> {
+  const owner = self();
+  const image = await identifyImage(config, options.image, owner, options.cwd ?? Deno.cwd());
+  if ("reference" in image && image.warning) console.error(`pyxis-cache: step: warning: ${image.warning}`);
+  await ensureUserDir(config, owner);
+  let name = stepName(options.job, options.step);
+  let path = `${userDir(config.dataPath, owner.uid)}/${name}`;
+  for (let attempt = 0;; attempt++) {
+    try {
+      await Deno.mkdir(path, { mode: 0o700 });
+      break;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists) || attempt > 8) throw error;
+      name = stepName(options.job, options.step);
+      path = `${userDir(config.dataPath, owner.uid)}/${name}`;
+    }
+  }
+  const held = await Deno.open(path, { read: true });
+  try {
+    await held.lock(false);
+    const rootfs = `${path}/rootfs`;
+    if ("reference" in image) await importForStep(config, image, rootfs, options.usage);
+    else await unsquashMakingRoom(config, image, rootfs, owner, options.usage);
+    return { name, path, rootfs: `${path}/rootfs` };
+  } catch (error) {
+    await removeTree(path).catch(() => {});
+    throw error;
+  } finally {
+    held.close();
+  }
+}
+
+/**
+ * A registry image for one step: imported (its work directory a temporary directory of
+ * the image's entry, which the step does not create) under the entry's creation lock, as
+ * a creator of the entry would, so that neither a creator nor the collector takes the
+ * work directory for a dead one's.
+ */
+async function importForStep(config: Config, image: RegistryImage, rootfs: string, usage?: UsageSource) {
+  const owner = self();
+  const creating = await lockExclusive(createLockPath(config.dataPath, owner.uid, image.name));
+  try {
+    await withImport(config, image, owner, (squashfs) => unsquashMakingRoom(config, squashfs, rootfs, owner), usage);
+  } finally {
+    creating.close();
+  }
+}
+
+/** Removes the calling user's step directory `name` (a step's name, nothing else). */
+export async function releaseStep(config: Config, name: string): Promise<void> {
+  if (!STEP_NAME.test(name)) throw new UsageError(`--name: invalid value: ${name} (not a step's name)`);
+  await removeTree(`${userDir(config.dataPath, self().uid)}/${name}`);
+}
