@@ -27,8 +27,9 @@ static struct spank_option spank_opts[] = {
 	{ "container-cache", NULL,
 	  "[pyxis-cache] run the task in a node-local cached, read-only copy of the image",
 	  0, 0, opt_cache },
-	{ "container-image", "[path]",
-	  "[pyxis-cache] squashfs image to run the task in",
+	{ "container-image", "[USER@][REGISTRY#]IMAGE[:TAG]|PATH",
+	  "[pyxis-cache] the image to run the task in: a registry image as pyxis and enroot name it, "
+	  "or a squashfs file (a path starting with / or .)",
 	  1, 0, opt_image },
 	{ "container-writable", NULL,
 	  "[pyxis-cache] make the container filesystem writable (not with --container-cache)",

@@ -12,7 +12,7 @@
 #include "common.h"
 #include "config.h"
 
-enum { DATA_PATH, GC_HIGH, GC_LOW, RUNTIME, CLI, NKEYS };
+enum { DATA_PATH, GC_HIGH, GC_LOW, RUNTIME, CLI, REGISTRY_INTERVAL, NKEYS };
 
 static const char *const keys[NKEYS] = {
 	[DATA_PATH] = "container_cache_data_path",
@@ -20,6 +20,7 @@ static const char *const keys[NKEYS] = {
 	[GC_LOW] = "container_cache_gc_low",
 	[RUNTIME] = "container_cache_runtime",
 	[CLI] = "container_cache_cli",
+	[REGISTRY_INTERVAL] = "container_cache_registry_interval",
 };
 
 static const char *const defaults[NKEYS] = {
@@ -27,6 +28,7 @@ static const char *const defaults[NKEYS] = {
 	[GC_LOW] = "80",
 	[RUNTIME] = "enroot",
 	[CLI] = "/usr/local/bin/pyxis-cache",
+	[REGISTRY_INTERVAL] = "60",
 };
 
 const char *pyxis_config_runtime_name(enum container_runtime runtime)
@@ -51,6 +53,24 @@ static int parse_percent(int key, const char *s, int *out, char *err, size_t err
 		return -1;
 	}
 	*out = v;
+	return 0;
+}
+
+/* Digits only, 0 to MAX_REGISTRY_INTERVAL seconds (the command uses it; the stub checks it alike). */
+static int parse_seconds(int key, const char *s, int *out, char *err, size_t errlen)
+{
+	size_t n = strspn(s, "0123456789");
+	long v = 0;
+	size_t i;
+
+	for (i = 0; i < n && v <= MAX_REGISTRY_INTERVAL; ++i)
+		v = v * 10 + (s[i] - '0');
+	if (n == 0 || s[n] != '\0' || v > MAX_REGISTRY_INTERVAL) {
+		snprintf(err, errlen, PLUGIN_NAME ": %s: invalid value: %s (must be a whole number of seconds from 0 to %d)",
+			 keys[key], s, MAX_REGISTRY_INTERVAL);
+		return -1;
+	}
+	*out = (int)v;
 	return 0;
 }
 
@@ -118,7 +138,8 @@ int pyxis_config_parse(struct plugin_config *cfg, int ac, char **av, char *err, 
 	if (parse_path(DATA_PATH, vals[DATA_PATH], cfg->data_path, sizeof(cfg->data_path), err, errlen) < 0 ||
 	    parse_percent(GC_HIGH, vals[GC_HIGH], &cfg->gc_high, err, errlen) < 0 ||
 	    parse_percent(GC_LOW, vals[GC_LOW], &cfg->gc_low, err, errlen) < 0 ||
-	    parse_path(CLI, vals[CLI], cfg->cli, sizeof(cfg->cli), err, errlen) < 0)
+	    parse_path(CLI, vals[CLI], cfg->cli, sizeof(cfg->cli), err, errlen) < 0 ||
+	    parse_seconds(REGISTRY_INTERVAL, vals[REGISTRY_INTERVAL], &cfg->registry_interval, err, errlen) < 0)
 		goto fail;
 	if (cfg->gc_low >= cfg->gc_high) {
 		snprintf(err, errlen, PLUGIN_NAME ": %s: invalid value: %d (must be below %s=%d)", keys[GC_LOW],

@@ -18,7 +18,11 @@ struct plugin_config {
 	int gc_low;                     /* container_cache_gc_low, 80 */
 	enum container_runtime runtime; /* container_cache_runtime, enroot */
 	char cli[PATH_MAX];             /* container_cache_cli */
+	int registry_interval;          /* container_cache_registry_interval, 60 (the command's; checked here alike) */
 };
+
+/* lib/config.ts's MAX_REGISTRY_INTERVAL: a day. */
+#define MAX_REGISTRY_INTERVAL 86400
 
 /*
  * Parse av[] into cfg (defaults first). Returns 0, or -1 with a one-line

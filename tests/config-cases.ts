@@ -23,8 +23,8 @@ export interface ConfigCase {
 }
 
 const PATH = "container_cache_data_path";
-const ok = (path: string, rest = "gc_high=85 gc_low=80 runtime=enroot cli=/usr/local/bin/pyxis-cache") =>
-  `ok data_path=${path} ${rest}`;
+const ok = (path: string, rest = "gc_high=85 gc_low=80 runtime=enroot cli=/usr/local/bin/pyxis-cache", interval = 60) =>
+  `ok data_path=${path} ${rest} registry_interval=${interval}`;
 const OUR_LINE = "required /usr/local/lib/slurm/spank_pyxis_cache.so";
 
 export const CONFIG_CASES: ConfigCase[] = [
@@ -37,8 +37,9 @@ export const CONFIG_CASES: ConfigCase[] = [
       "container_cache_gc_low=10",
       "container_cache_runtime=bwrap",
       "container_cache_cli=/opt/pc/bin/pyxis-cache",
+      "container_cache_registry_interval=0",
     ],
-    expect: ok("/c", "gc_high=90 gc_low=10 runtime=bwrap cli=/opt/pc/bin/pyxis-cache"),
+    expect: ok("/c", "gc_high=90 gc_low=10 runtime=bwrap cli=/opt/pc/bin/pyxis-cache", 0),
   },
   {
     name: "a later word wins",
@@ -123,6 +124,27 @@ export const CONFIG_CASES: ConfigCase[] = [
     name: "a relative cli",
     words: [`${PATH}=/c`, "container_cache_cli=pyxis-cache"],
     expect: "container_cache_cli: invalid value: pyxis-cache (must be an absolute path)",
+  },
+  {
+    name: "a registry interval of a day",
+    words: [`${PATH}=/c`, "container_cache_registry_interval=86400"],
+    expect: ok("/c", undefined, 86400),
+  },
+  {
+    name: "a registry interval over a day",
+    words: [`${PATH}=/c`, "container_cache_registry_interval=86401"],
+    expect:
+      "container_cache_registry_interval: invalid value: 86401 (must be a whole number of seconds from 0 to 86400)",
+  },
+  {
+    name: "a registry interval with a unit",
+    words: [`${PATH}=/c`, "container_cache_registry_interval=1m"],
+    expect: "container_cache_registry_interval: invalid value: 1m (must be a whole number of seconds from 0 to 86400)",
+  },
+  {
+    name: "an empty registry interval",
+    words: [`${PATH}=/c`, "container_cache_registry_interval="],
+    expect: "container_cache_registry_interval: invalid value:  (must be a whole number of seconds from 0 to 86400)",
   },
   {
     name: "the first check that fails is the data path's",

@@ -29,8 +29,6 @@ Deno.test("parseConfig() refuses bad values, naming the key", async (t) => {
     ["low not a number", [base, "container_cache_gc_low=lots"], /container_cache_gc_low: invalid value: lots/],
     ["unknown runtime", [base, "container_cache_runtime=docker"], /container_cache_runtime: invalid value: docker/],
     ["relative cli", [base, "container_cache_cli=pyxis-cache"], /container_cache_cli: invalid value/],
-    ["interval not a number", [base, "container_cache_registry_interval=1m"], /registry_interval: invalid value: 1m/],
-    ["interval over a day", [base, "container_cache_registry_interval=86401"], /registry_interval: invalid value/],
   ];
   for (const [name, args, message] of cases) {
     await t.step(
@@ -98,8 +96,9 @@ Deno.test("a bad configuration is a one-line error naming the key, exit 2, and c
 
 /** What a reader made of a case, in the table's words. */
 function describeConfig(config: Config): string {
-  const { dataPath, gcHigh, gcLow, runtime, cli } = config;
-  return `ok data_path=${dataPath} gc_high=${gcHigh} gc_low=${gcLow} runtime=${runtime} cli=${cli}`;
+  const { dataPath, gcHigh, gcLow, runtime, cli, registryInterval } = config;
+  return `ok data_path=${dataPath} gc_high=${gcHigh} gc_low=${gcLow} runtime=${runtime} cli=${cli} ` +
+    `registry_interval=${registryInterval}`;
 }
 
 /** lib/config.ts's message without where the value came from ("; in FILE)" or " (in FILE)"). */
