@@ -228,18 +228,39 @@ fail:
 struct exec_args {
 	char *const *argv;
 	const char *home;
+	const struct pyxis_job *user; /* NULL: root */
 	unsigned flags;
 };
 
-/* child_fn: execve an absolute path with a small fixed environment. */
+/*
+ * child_fn: execve an absolute path with a small fixed environment. PATH is
+ * ours, then slurmd's (where enroot is, as for the runtime: the command runs
+ * `enroot import` for a registry image); as the job user, the job's
+ * ENROOT_CONFIG_PATH and ENROOT_ALLOW_HTTP too, which enroot and the command's
+ * digest lookup read for that user's own import.
+ */
 static int exec_fn(void *arg)
 {
 	const struct exec_args *exec = arg;
-	char path_env[] = "PATH=" PYXIS_CACHE_PATH;
+	const char *slurmd_path = getenv("PATH");
+	char path_env[8192];
 	char home_env[PATH_MAX + 8];
-	char *envp[] = { path_env, home_env, NULL };
+	char config_env[PATH_MAX + 32];
+	char http_env[64];
+	char *envp[5] = { path_env, home_env, NULL, NULL, NULL };
+	int n = 2;
 
+	snprintf(path_env, sizeof(path_env), "PATH=" PYXIS_CACHE_PATH "%s%s", slurmd_path != NULL ? ":" : "",
+		 slurmd_path != NULL ? slurmd_path : "");
 	snprintf(home_env, sizeof(home_env), "HOME=%s", exec->home);
+	if (exec->user != NULL && exec->user->enroot_config[0] != '\0') {
+		snprintf(config_env, sizeof(config_env), "ENROOT_CONFIG_PATH=%s", exec->user->enroot_config);
+		envp[n++] = config_env;
+	}
+	if (exec->user != NULL && exec->user->enroot_allow_http[0] != '\0') {
+		snprintf(http_env, sizeof(http_env), "ENROOT_ALLOW_HTTP=%s", exec->user->enroot_allow_http);
+		envp[n++] = http_env;
+	}
 	if (exec->flags & CHILD_IGNORE_SIGTERM)
 		signal(SIGTERM, SIG_IGN);
 	execve(exec->argv[0], exec->argv, envp);
@@ -252,7 +273,7 @@ int child_exec(char *const argv[], const struct pyxis_job *user, const char *cwd
 {
 	/* As before the split: a child whose uid is 0 gets /root. */
 	struct exec_args exec = { .argv = argv, .home = user != NULL && user->uid != 0 ? user->home : "/root",
-				  .flags = flags };
+				  .user = user, .flags = flags };
 
 	return child_run(exec_fn, &exec, user, cwd, output);
 }

@@ -96,6 +96,17 @@ fail:
 	return rc;
 }
 
+/*
+ * A command that succeeded may still have said something (a registry that could
+ * not be reached, so a known digest served): its first line, for task_init to
+ * show the user. It comes from the user's own process, and goes to their srun.
+ */
+static void keep_warning(struct plugin_context *ctx, const struct child_output *output)
+{
+	if (output->err[0] != '\0' && ctx->warning[0] == '\0')
+		snprintf(ctx->warning, sizeof(ctx->warning), "%.*s", (int)strcspn(output->err, "\n"), output->err);
+}
+
 /* <base> root-owned and not writable by others, <base>/<uid> 0700 uid:gid. */
 static int user_dir_ready(const struct plugin_context *ctx)
 {
@@ -163,6 +174,7 @@ int cli_reuse(struct plugin_context *ctx, const char *image, char *err, size_t e
 	for (attempt = 0; attempt < REUSE_ATTEMPTS && !locked; ++attempt) {
 		if (cli_run(ctx, "reuse", args, 7, &ctx->job, ctx->job.cwd, 0, &output, err, errlen) < 0)
 			goto fail;
+		keep_warning(ctx, &output);
 		if (reply_name(output.out, prefix, 20, 1, c->enroot_name, sizeof(c->enroot_name)) < 0) {
 			snprintf(err, errlen, PLUGIN_NAME ": reuse: printed no entry name of uid %s", uid);
 			goto fail;
@@ -217,6 +229,7 @@ int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t er
 	snprintf(prefix, sizeof(prefix), ".pyxis_cache_step_%s.%s.", job, step);
 	if (cli_run(ctx, "step", args, 6, &ctx->job, ctx->job.cwd, 0, &output, err, errlen) < 0)
 		goto fail;
+	keep_warning(ctx, &output);
 	if (reply_name(output.out, prefix, 6, 0, c->step_name, sizeof(c->step_name)) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": step: printed no step name of job %s.%s", job, step);
 		goto fail;

@@ -23,6 +23,8 @@ struct pyxis_job {
 	uint32_t stepid;
 	char cwd[PATH_MAX]; /* job working directory, for relative images */
 	char home[PATH_MAX];
+	char enroot_config[PATH_MAX];  /* the job's ENROOT_CONFIG_PATH, or "" */
+	char enroot_allow_http[16];    /* the job's ENROOT_ALLOW_HTTP, or "" */
 };
 
 /* The rootfs the task runs in and what holds it. */
@@ -39,6 +41,7 @@ struct container {
 struct plugin_context {
 	int active;            /* this step asked for a container */
 	char error[ERROR_MAX]; /* first error, reported by task_init */
+	char warning[ERROR_MAX]; /* what a command that succeeded said, shown by task_init */
 	struct plugin_config cfg;
 	int ac; /* plugstack arguments, passed on with --set */
 	char **av;

@@ -106,6 +106,12 @@ static int get_job(spank_t sp, struct pyxis_job *job, char *err, size_t errlen)
 		if (getcwd(job->cwd, sizeof(job->cwd)) == NULL)
 			strcpy(job->cwd, "/");
 	}
+	/* What the command gives enroot for a registry image (child.c): the user's own settings. */
+	if (spank_getenv(sp, "ENROOT_CONFIG_PATH", job->enroot_config, sizeof(job->enroot_config)) != ESPANK_SUCCESS)
+		job->enroot_config[0] = '\0';
+	if (spank_getenv(sp, "ENROOT_ALLOW_HTTP", job->enroot_allow_http, sizeof(job->enroot_allow_http)) !=
+	    ESPANK_SUCCESS)
+		job->enroot_allow_http[0] = '\0';
 	if (spank_getenv(sp, "HOME", job->home, sizeof(job->home)) != ESPANK_SUCCESS) {
 		pw = getpwuid(job->uid);
 		snprintf(job->home, sizeof(job->home), "%s", pw != NULL ? pw->pw_dir : "/");
@@ -199,6 +205,7 @@ int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 	struct runtime_task task;
 	char cwd[PATH_MAX];
 	char err[ERROR_MAX];
+	uint32_t task_id;
 	int rc = -1;
 
 	(void)ac;
@@ -211,6 +218,10 @@ int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 		rc = 0;
 		goto done;
 	}
+	/* Once per step (task 0), on the task's stderr, which srun shows. */
+	if (context.warning[0] != '\0' && spank_get_item(sp, S_TASK_GLOBAL_ID, &task_id) == ESPANK_SUCCESS &&
+	    task_id == 0)
+		fprintf(stderr, "%s\n", context.warning);
 	if (getcwd(cwd, sizeof(cwd)) == NULL)
 		strcpy(cwd, context.job.cwd);
 
