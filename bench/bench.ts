@@ -517,6 +517,34 @@ function p8(image: string): Promise<void> {
   });
 }
 
+/** P8 through srun: bench/srun-registry.sh prints one "file|ref <ms>" line per warm step. */
+function p8s(image: string): Promise<void> {
+  const what = "warm `srun --container-cache … true` of a registry tag (digest fresh) / of a squashfs file (bwrap)";
+  return withBenchRegistry({ id: "P8s", what, target: "≤ +10 ms" }, async (registry) => {
+    const enroot = registry.env.PATH!.split(":")[0]!;
+    const out = await new Deno.Command("bash", {
+      args: [`${REPO}/bench/srun-registry.sh`, image, registry.ref, String(REPS), enroot],
+      stdin: "null",
+      stderr: "inherit",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout).trim();
+    const skipped = text.split("\n").find((line) => line.startsWith("skipped:"));
+    if (!out.success || !text || skipped) {
+      rows.push({ id: "P8s", what, a: [], b: [], target: "≤ +10 ms", met: skipped ?? `skipped: exit ${out.code}` });
+      return;
+    }
+    const runs = (label: string) =>
+      text.split("\n").filter((l) => l.startsWith(`${label} `)).map((l) => ({
+        ms: Number(l.split(" ")[1]),
+        rssKiB: 0,
+        stdout: "",
+      }));
+    const [a, b] = [runs("ref"), runs("file")];
+    const extra = median(a.map((r) => r.ms)) - median(b.map((r) => r.ms));
+    rows.push({ id: "P8s", what, a, b, target: "≤ +10 ms", met: extra <= 10, note: `${extra.toFixed(1)} ms` });
+  });
+}
+
 function p9(): Promise<void> {
   const what =
     `cold \`reuse\` of a registry tag (ask, import, unpack) / pyxis's \`enroot import\` + \`enroot create\` ` +
@@ -612,6 +640,7 @@ if (import.meta.main) {
     ["P5", () => p5(image)],
     ["P6", () => p6(image)],
     ["P8", () => p8(image)],
+    ["P8s", () => p8s(image)],
     ["P9", p9],
   ];
   for (const [id, figure] of figures) {
