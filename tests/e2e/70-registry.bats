@@ -93,8 +93,13 @@ entries_of() { find "$E2E_BASE/$(user_uid "$1")" -maxdepth 1 -name 'pyxis_cache_
   run srun_http --container-image="$E2E_REGISTRY#e2e/app:1" cat /etc/marker
   [ "$status" -eq 0 ]
   [[ ${lines[-1]} == one || ${lines[-1]} == two ]]
-  [ "$(find "$E2E_BASE/$(user_uid)" -maxdepth 1 -name '.pyxis_cache_*' ! -name '.pyxis_cache_ref.*' \
-    ! -name '.pyxis_cache_create.*' ! -name '.pyxis_cache_gc.lock' | wc -l)" -eq 0 ]
+  # The step's directory goes when slurmstepd ends, just after srun returns.
+  leftovers() { find "$E2E_BASE/$(user_uid)" -maxdepth 1 \( -name '.pyxis_cache_step_*' -o -name '.pyxis_cache_tmp.*' \); }
+  for ((i = 0; i < 100; i++)); do
+    [ -z "$(leftovers)" ] && break
+    sleep 0.1
+  done
+  [ -z "$(leftovers)" ]
 }
 
 # Last: it stops the registry.
