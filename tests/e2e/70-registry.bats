@@ -41,14 +41,14 @@ entries_of() { find "$E2E_BASE/$(user_uid "$1")" -maxdepth 1 -name 'pyxis_cache_
   run srun_ref --container-image="$E2E_REGISTRY#e2e/app:1" cat /etc/marker
   [ "$status" -eq 0 ]
   [ "$output" = one ]
-  first=$(entries_of "$E2E_USER")
-  [ "$(wc -l <<<"$first")" -eq 1 ]
+  first=$(ENROOT_ALLOW_HTTP=y "$E2E_CLI" key --image "$E2E_REGISTRY#e2e/app:1" --uid "$(user_uid)")
+  entries=$(entries_of "$E2E_USER")
   inode=$(stat -c %i "$E2E_BASE/$(user_uid)/$first")
   run srun_ref --container-image="docker://$E2E_REGISTRY/e2e/app:1" sh -c 'cat /etc/marker; id -u'
   [ "$status" -eq 0 ]
   [ "${lines[0]}" = one ]
   [ "${lines[1]}" = "$(user_uid)" ]
-  [ "$(entries_of "$E2E_USER")" = "$first" ]
+  [ "$(entries_of "$E2E_USER")" = "$entries" ]
   [ "$(stat -c %i "$E2E_BASE/$(user_uid)/$first")" = "$inode" ]
   run cli status --json
   [[ $output == *"\"image\":\"$E2E_REGISTRY#e2e/app:1\",\"digest\":\"sha256:"* ]]
