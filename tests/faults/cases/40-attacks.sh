@@ -2,7 +2,7 @@
 # The attacks of issue 10, each as a user performed it against root's documented commands:
 # races against root's names (bounded in time), real file leases, real deep trees, images
 # with names Deno cannot decode, hand-set mtimes, records that lie. Tools: tests/faults/attack.py.
-CASES+=" redirect_record deep_trash leased_locks fifo_swap entry_exchange decoy_names future_mtime lying_records"
+CASES+=" redirect_record deep_trash leased_locks fifo_swap fifo_create_lock entry_exchange decoy_names future_mtime lying_records"
 
 # elapsed T0: seconds since T0 (from `date +%s.%N`), as a whole number rounded up.
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { s = b - a; printf "%d", (s == int(s)) ? s : int(s) + 1 }'; }
@@ -118,6 +118,32 @@ case_fifo_swap() {
   echo "    status hung in $hung of $runs runs against the FIFO exchange ($(cat "$WORK/attack.out"))" >&2
   grep -q exchanging "$WORK/attack.out" || fail "the exchange loop did not run"
   ((hung == 0)) || fail "status hung on a FIFO in $hung of $runs runs"
+}
+
+# 10. The creation lock root's `reuse --uid A` takes, exchanged with a FIFO in a loop.
+case_fifo_create_lock() {
+  newbase 128m
+  local name lock apid end runs=0 hung=0 rc
+  name=$(pckey --image "$IMG/small.sqfs" --uid "$U1")
+  lock=$BASE/$U1/.pyxis_cache_create.$name
+  as1 touch "$lock" && as1 mkfifo "$BASE/$U1/fifo"
+  as1 /usr/bin/python3 "$here/attack.py" exchange 30 "$lock" "$BASE/$U1/fifo" >"$WORK/attack.out" &
+  apid=$!
+  end=$((SECONDS + 20))
+  while ((SECONDS < end && runs < 40)); do
+    timeout 10 "$PC" reuse --image "$IMG/small.sqfs" --uid "$U1" --no-plugstack \
+      --set "container_cache_data_path=$BASE" >/dev/null 2>&1
+    rc=$?
+    ((rc == 124)) && hung=$((hung + 1))
+    rm -rf "${BASE:?}/$U1/$name"
+    runs=$((runs + 1))
+  done
+  kill "$apid" 2>/dev/null
+  wait "$apid" 2>/dev/null
+  attacks=$((attacks + runs))
+  echo "    root's reuse --uid hung in $hung of $runs runs against the FIFO exchange" >&2
+  grep -q exchanging "$WORK/attack.out" || fail "the exchange loop did not run"
+  ((hung == 0)) || fail "root's reuse --uid waited on a FIFO in place of the creation lock in $hung of $runs runs"
 }
 
 # 6. A's entry exchanged with a symlink to B's entry in a loop: root's status must never
