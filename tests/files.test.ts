@@ -168,3 +168,10 @@ Deno.test("lockExclusive waits for the holder, refuses a FIFO at once, and creat
   assert.equal((await run("mkfifo", [`${tmp.path}/fifo`])).code, 0);
   await assert.rejects(() => lockExclusive(`${tmp.path}/fifo`), /not a regular file/);
 });
+
+Deno.test("walkTree refuses a tree deeper than it walks, with one line", async () => {
+  await using tmp = await tempDir();
+  await deepChain(tmp.path, 600);
+  assert.throws(() => walkTree(tmp.path, () => {}), /^Error: more than 512 directory levels$/);
+  await removeTree(`${tmp.path}/d`);
+});
