@@ -16,9 +16,9 @@
 
 #include "child.h"
 
-int child_find_executable(const char *name, char *buf, size_t len)
+int child_find_executable(const char *name, const char *path, char *buf, size_t len)
 {
-	const char *dir = PYXIS_CACHE_PATH;
+	const char *dir = path;
 	size_t n;
 	int rc = -1;
 
@@ -37,7 +37,7 @@ done:
 }
 
 /* Read what a child wrote into a memfd: NUL-terminated, trailing newlines cut. */
-static void read_capture(int fd, char *buf, size_t len)
+void child_read_capture(int fd, char *buf, size_t len)
 {
 	ssize_t n;
 
@@ -73,13 +73,36 @@ static int become(const struct pyxis_job *user)
 	return 0;
 }
 
+pid_t child_spawn(child_fn fn, void *arg, const struct pyxis_job *user, const char *cwd, int out_fd, int err_fd)
+{
+	int null_fd;
+	sigset_t mask;
+	pid_t pid;
+
+	pid = fork();
+	if (pid != 0)
+		return pid;
+
+	sigemptyset(&mask);
+	sigprocmask(SIG_SETMASK, &mask, NULL);
+	null_fd = open("/dev/null", O_RDONLY);
+	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 ||
+	    dup2(err_fd, STDERR_FILENO) < 0)
+		_exit(126);
+	if (become(user) < 0)
+		_exit(126);
+	if (chdir(cwd) < 0) {
+		dprintf(STDERR_FILENO, "%s: %m\n", cwd);
+		_exit(1);
+	}
+	_exit(fn(arg));
+}
+
 int child_run(child_fn fn, void *arg, const struct pyxis_job *user, const char *cwd, struct child_output *output)
 {
 	int out_fd = -1;
 	int err_fd = -1;
-	int null_fd;
 	int status;
-	sigset_t mask;
 	pid_t pid;
 	int rc = -1;
 
@@ -92,28 +115,11 @@ int child_run(child_fn fn, void *arg, const struct pyxis_job *user, const char *
 		goto fail;
 	}
 
-	pid = fork();
+	pid = child_spawn(fn, arg, user, cwd, out_fd, err_fd);
 	if (pid < 0) {
 		snprintf(output->err, sizeof(output->err), "fork: %m");
 		goto fail;
 	}
-
-	if (pid == 0) {
-		sigemptyset(&mask);
-		sigprocmask(SIG_SETMASK, &mask, NULL);
-		null_fd = open("/dev/null", O_RDONLY);
-		if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 ||
-		    dup2(err_fd, STDERR_FILENO) < 0)
-			_exit(126);
-		if (become(user) < 0)
-			_exit(126);
-		if (chdir(cwd) < 0) {
-			dprintf(STDERR_FILENO, "%s: %m\n", cwd);
-			_exit(1);
-		}
-		_exit(fn(arg));
-	}
-
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR) {
 			snprintf(output->err, sizeof(output->err), "waitpid: %m");
@@ -121,8 +127,8 @@ int child_run(child_fn fn, void *arg, const struct pyxis_job *user, const char *
 		}
 	}
 
-	read_capture(out_fd, output->out, sizeof(output->out));
-	read_capture(err_fd, output->err, sizeof(output->err));
+	child_read_capture(out_fd, output->out, sizeof(output->out));
+	child_read_capture(err_fd, output->err, sizeof(output->err));
 	rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 
 fail:

@@ -17,8 +17,10 @@ struct child_output {
 
 typedef int (*child_fn)(void *arg);
 
-/* Find name in PYXIS_CACHE_PATH: 0 with the absolute path in buf, or -1. */
-int child_find_executable(const char *name, char *buf, size_t len);
+#include <sys/types.h>
+
+/* Find name in path (a PATH value): 0 with the absolute path in buf, or -1. */
+int child_find_executable(const char *name, const char *path, char *buf, size_t len);
 
 /*
  * Run fn(arg) in a child as the job user (user != NULL) or as root (NULL),
@@ -27,6 +29,15 @@ int child_find_executable(const char *name, char *buf, size_t len);
  * output->err.
  */
 int child_run(child_fn fn, void *arg, const struct pyxis_job *user, const char *cwd, struct child_output *output);
+
+/*
+ * Fork a child running fn(arg) as child_run does, with stdout on out_fd and
+ * stderr on err_fd, and return its pid at once (-1: fork failed).
+ */
+pid_t child_spawn(child_fn fn, void *arg, const struct pyxis_job *user, const char *cwd, int out_fd, int err_fd);
+
+/* What a child wrote into the memfd fd: NUL-terminated, trailing newlines cut. */
+void child_read_capture(int fd, char *buf, size_t len);
 
 /* child_run of execve(argv[0], argv) with PATH and HOME only in the environment. */
 int child_exec(char *const argv[], const struct pyxis_job *user, const char *cwd, struct child_output *output);

@@ -208,25 +208,18 @@ fail:
 }
 
 /*
- * Unpack the image for this step only, as the job user, into
- * <base>/<uid>/.pyxis_cache_step_<job>.<step>.XXXXXX/rootfs; cli_release
+ * <base>/<uid>/.pyxis_cache_step_<job>.<step>.XXXXXX, the user's; cli_release
  * removes it. The directory stays locked (LOCK_SH) while the step runs, so
  * that the collector removes only the leftovers of steps that died.
  */
-int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t errlen)
+int cli_step_dir(struct plugin_context *ctx, char *err, size_t errlen)
 {
 	struct container *c = &ctx->container;
-	char unsquashfs[PATH_MAX];
-	char *argv[] = { unsquashfs, "-no-progress", "-no-xattrs", "-d", c->rootfs, (char *)image, NULL };
-	struct child_output output;
 	char dir[PATH_MAX];
-	int status;
 	int rc = -1;
 
-	if (child_find_executable("unsquashfs", unsquashfs, sizeof(unsquashfs)) < 0) {
-		snprintf(err, errlen, PLUGIN_NAME ": unsquashfs: not found in " PYXIS_CACHE_PATH);
-		goto fail;
-	}
+	if (c->step_dir[0] != '\0')
+		return 0;
 	if (snprintf(dir, sizeof(dir), "%s/%u/.pyxis_cache_step_%u.%u.XXXXXX", ctx->cfg.data_path,
 		     (unsigned)ctx->job.uid, ctx->job.jobid, ctx->job.stepid) >= (int)sizeof(dir) - 8) {
 		snprintf(err, errlen, PLUGIN_NAME ": container_cache_data_path: path too long");
@@ -246,9 +239,30 @@ int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t er
 		snprintf(err, errlen, PLUGIN_NAME ": lock %s: %m", dir);
 		goto fail;
 	}
-	strcpy(c->rootfs, dir);
+	rc = 0;
+fail:
+	return rc;
+}
+
+/* Unpack the image for this step only, as the job user, into <step_dir>/rootfs. */
+int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t errlen)
+{
+	struct container *c = &ctx->container;
+	char unsquashfs[PATH_MAX];
+	char *argv[] = { unsquashfs, "-no-progress", "-no-xattrs", "-d", c->rootfs, (char *)image, NULL };
+	struct child_output output;
+	int status;
+	int rc = -1;
+
+	if (child_find_executable("unsquashfs", PYXIS_CACHE_PATH, unsquashfs, sizeof(unsquashfs)) < 0) {
+		snprintf(err, errlen, PLUGIN_NAME ": unsquashfs: not found in " PYXIS_CACHE_PATH);
+		goto fail;
+	}
+	if (cli_step_dir(ctx, err, errlen) < 0)
+		goto fail;
+	strcpy(c->rootfs, c->step_dir);
 	strcat(c->rootfs, "/rootfs");
-	strcpy(c->enroot_data, dir);
+	strcpy(c->enroot_data, c->step_dir);
 	strcpy(c->enroot_name, "rootfs");
 
 	status = child_exec(argv, &ctx->job, ctx->job.cwd, &output);

@@ -19,6 +19,9 @@ int cli_prepare(const struct plugin_context *ctx, char *err, size_t errlen);
  */
 int cli_reuse(struct plugin_context *ctx, const char *image, char *err, size_t errlen);
 
+/* A directory of the step's own in <base>/<uid> (ctx->container.step_dir), once. */
+int cli_step_dir(struct plugin_context *ctx, char *err, size_t errlen);
+
 /* Without cache mode: a rootfs for this step only (ctx->container.step_dir). */
 int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t errlen);
 

@@ -34,6 +34,10 @@ struct container {
 	int lock_fd;                /* LOCK_SH on <entry>/.pyxis_cache_lock */
 	char step_dir[PATH_MAX];    /* without cache mode: removed at exit */
 	int step_lock_fd;           /* LOCK_SH on step_dir: tells the collector the step is alive */
+	int userns_fd;              /* the started container's namespaces, which every task joins */
+	int mntns_fd;
+	char *environ;              /* enroot: the container's environment, "K=V\0..." (environ_len bytes) */
+	size_t environ_len;
 };
 
 struct plugin_context {

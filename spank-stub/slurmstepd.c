@@ -31,11 +31,8 @@
 #include "runtime.h"
 #include "slurmstepd.h"
 
-/* Slurm >= 23.11; NULL at run time on older versions (weak). */
-extern spank_err_t spank_prepend_task_argv(spank_t spank, int argc, const char *argv[]) __attribute__((weak));
-
 static struct plugin_context context = {
-	.container = { .lock_fd = -1, .step_lock_fd = -1 },
+	.container = { .lock_fd = -1, .step_lock_fd = -1, .userns_fd = -1, .mntns_fd = -1 },
 };
 
 /* Keep the first error for task_init; log only (task_init sends it to srun, once). */
@@ -116,6 +113,57 @@ fail:
 }
 
 /*
+ * Start the step's container once; enroot's paths go into a directory of the
+ * step's own. The container's environment (enroot: the image's environment
+ * files, enroot's environ.d, its hooks) is laid over the job's, as pyxis does,
+ * except what belongs to the shell that reported it.
+ */
+static int start_container(spank_t sp, const char *search_path, char *err, size_t errlen)
+{
+	static const char *const shell_vars[] = { "PWD", "OLDPWD", "SHLVL", "_", NULL };
+	struct container *c = &context.container;
+	struct runtime_task task;
+	char enroot_paths[PATH_MAX + 8];
+	char **job_env = NULL;
+	char *var, *value;
+	size_t i;
+	int j;
+
+	if (context.cfg.runtime == RUNTIME_ENROOT && cli_step_dir(&context, err, errlen) < 0)
+		return -1;
+	snprintf(enroot_paths, sizeof(enroot_paths), "%s/enroot", c->step_dir);
+	if (spank_get_item(sp, S_JOB_ENV, &job_env) != ESPANK_SUCCESS)
+		job_env = NULL;
+	task = (struct runtime_task){
+		.runtime = context.cfg.runtime,
+		.runtime_bin = c->runtime_bin,
+		.search_path = search_path,
+		.rootfs = c->rootfs,
+		.enroot_data = c->enroot_data,
+		.enroot_name = c->enroot_name,
+		.enroot_paths = enroot_paths,
+		.job_env = job_env,
+		.job = &context.job,
+		.writable = !container_args.cache && container_args.writable,
+	};
+	if (runtime_start(&task, c, err, errlen) < 0)
+		return -1;
+	for (i = 0; i < c->environ_len; i += strlen(c->environ + i) + 1) {
+		var = c->environ + i;
+		value = strchr(var, '=');
+		if (value == NULL)
+			continue;
+		*value = '\0';
+		for (j = 0; shell_vars[j] != NULL && strcmp(var, shell_vars[j]) != 0; ++j)
+			;
+		if (shell_vars[j] == NULL && spank_setenv(sp, var, value + 1, 1) != ESPANK_SUCCESS)
+			slurm_info(PLUGIN_NAME ": couldn't set %s", var);
+		*value = '=';
+	}
+	return 0;
+}
+
+/*
  * slurm_spank_user_init, S_CTX_REMOTE: in slurmstepd, as root (effective uid
  * may already be the job user's, real uid is 0), once per step before the
  * tasks are forked. Never fails: errors are recorded for task_init.
@@ -123,8 +171,8 @@ fail:
 int pyxis_slurmstepd_user_init(spank_t sp, int ac, char **av)
 {
 	struct container *c = &context.container;
+	const char *search_path;
 	char err[ERROR_MAX];
-	const char *runtime;
 
 	(void)ac;
 	(void)av;
@@ -136,12 +184,9 @@ int pyxis_slurmstepd_user_init(spank_t sp, int ac, char **av)
 	if (get_job(sp, &context.job, err, sizeof(err)) < 0)
 		goto fail;
 
-	runtime = pyxis_config_runtime_name(context.cfg.runtime);
-	if (child_find_executable(runtime, c->runtime_bin, sizeof(c->runtime_bin)) < 0) {
-		snprintf(err, sizeof(err), PLUGIN_NAME ": container_cache_runtime: %s: not found in " PYXIS_CACHE_PATH,
-			 runtime);
+	if (runtime_find(context.cfg.runtime, c->runtime_bin, sizeof(c->runtime_bin), &search_path, err,
+			 sizeof(err)) < 0)
 		goto fail;
-	}
 	if (access(context.cfg.cli, X_OK) < 0) {
 		snprintf(err, sizeof(err), PLUGIN_NAME ": container_cache_cli: %.900s: %m", context.cfg.cli);
 		goto fail;
@@ -154,6 +199,8 @@ int pyxis_slurmstepd_user_init(spank_t sp, int ac, char **av)
 	} else if (cli_step(&context, container_args.image, err, sizeof(err)) < 0) {
 		goto fail;
 	}
+	if (start_container(sp, search_path, err, sizeof(err)) < 0)
+		goto fail;
 	goto done;
 
 fail:
@@ -162,45 +209,38 @@ done:
 	return 0;
 }
 
-/* Slurm < 23.11: argv[0] becomes a script that execs the prefix (runtime.c). */
-static int rewrite_argv(spank_t sp, const struct runtime_argv *prefix, char *err, size_t errlen)
+/*
+ * slurm_spank_task_init_privileged, S_CTX_REMOTE: in the task's own process,
+ * as root, before Slurm drops privileges and resolves the task's command (so
+ * that it is looked up inside the container, as in pyxis). Errors are
+ * recorded: task_init reports them.
+ */
+int pyxis_slurmstepd_task_init_privileged(spank_t sp, int ac, char **av)
 {
-	char path[64];
-	char **argv;
-	int argc;
-	int rc = -1;
+	char err[ERROR_MAX];
 
-	if (spank_get_item(sp, S_JOB_ARGV, &argc, &argv) != ESPANK_SUCCESS || argc < 1 || argv[0] == NULL) {
-		snprintf(err, errlen, PLUGIN_NAME ": couldn't get the task's argv");
-		goto fail;
-	}
-	if (runtime_script(prefix, argv[0], path, sizeof(path), err, errlen) < 0)
-		goto fail;
-	argv[0] = strdup(path);
-	if (argv[0] == NULL) {
-		snprintf(err, errlen, PLUGIN_NAME ": out of memory");
-		goto fail;
-	}
-	rc = 0;
-fail:
-	return rc;
+	(void)sp;
+	(void)ac;
+	(void)av;
+	if (context.active && context.error[0] == '\0' &&
+	    runtime_join_mounts(&context.container, context.job.cwd, err, sizeof(err)) < 0)
+		record_error(err);
+	return 0;
 }
 
 /*
  * slurm_spank_task_init, S_CTX_REMOTE: in the task's own process (forked by
  * slurmstepd), as the job user, just before Slurm execs the task. This is where
  * a recorded error fails the step: the message reaches srun's stderr and srun
- * exits non-zero, and the node stays up.
+ * exits non-zero, and the node stays up. Otherwise the task joins the
+ * container's user namespace; Slurm then execs it with the job's environment.
  */
 int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 {
-	const struct container *c = &context.container;
-	struct runtime_argv prefix;
-	struct runtime_task task;
-	char cwd[PATH_MAX];
 	char err[ERROR_MAX];
 	int rc = -1;
 
+	(void)sp;
 	(void)ac;
 	(void)av;
 	if (context.error[0] != '\0') {
@@ -211,34 +251,11 @@ int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 		rc = 0;
 		goto done;
 	}
-	if (getcwd(cwd, sizeof(cwd)) == NULL)
-		strcpy(cwd, context.job.cwd);
-
-	task = (struct runtime_task){
-		.runtime = context.cfg.runtime,
-		.runtime_bin = c->runtime_bin,
-		.rootfs = c->rootfs,
-		.enroot_data = c->enroot_data,
-		.enroot_name = c->enroot_name,
-		.home = context.job.home,
-		.cwd = cwd,
-		.writable = !container_args.cache && container_args.writable,
-	};
-	if (runtime_prefix(&task, &prefix, err, sizeof(err)) < 0)
-		goto fail;
-	if (spank_prepend_task_argv != NULL) {
-		if (spank_prepend_task_argv(sp, prefix.argc, prefix.argv) != ESPANK_SUCCESS) {
-			snprintf(err, sizeof(err), PLUGIN_NAME ": spank_prepend_task_argv failed");
-			goto fail;
-		}
-	} else if (rewrite_argv(sp, &prefix, err, sizeof(err)) < 0) {
-		goto fail;
+	if (runtime_join_user(&context.container, err, sizeof(err)) < 0) {
+		slurm_error("%s", err);
+		goto done;
 	}
 	rc = 0;
-	goto done;
-
-fail:
-	slurm_error("%s", err);
 done:
 	return rc;
 }
@@ -252,6 +269,7 @@ int pyxis_slurmstepd_exit(spank_t sp, int ac, char **av)
 	(void)sp;
 	(void)ac;
 	(void)av;
+	runtime_release(&context.container);
 	cli_release(&context);
 	return 0;
 }
