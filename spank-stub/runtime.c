@@ -383,6 +383,12 @@ int runtime_join_mounts(const struct container *c, const char *cwd, char *err, s
 
 int runtime_join_user(const struct container *c, char *err, size_t errlen)
 {
+	struct stat ns, self;
+
+	/* bwrap run by root makes no user namespace, and joining one's own fails. */
+	if (fstat(c->userns_fd, &ns) == 0 && stat("/proc/self/ns/user", &self) == 0 && ns.st_dev == self.st_dev &&
+	    ns.st_ino == self.st_ino)
+		return 0;
 	if (setns(c->userns_fd, CLONE_NEWUSER) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": couldn't join the container's user namespace: %m");
 		return -1;
