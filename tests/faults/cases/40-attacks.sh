@@ -102,6 +102,9 @@ exchange_race() {
   local apid end
   as1 /usr/bin/python3 "$here/attack.py" exchange 30 "$1" "$2" >"$WORK/attack.out" &
   apid=$!
+  # Python starts slowly on a loaded machine: root's calls begin once the swaps have.
+  end=$((SECONDS + 30))
+  until grep -q exchanging "$WORK/attack.out" 2>/dev/null || ((SECONDS >= end)); do sleep 0.05; done
   end=$((SECONDS + 20)) RUNS=0
   while ((SECONDS < end && RUNS < 40)); do
     "$3"
