@@ -236,7 +236,7 @@ function emptyDir(dir: number, top: number, depth: number): void {
 }
 
 /** How deep walkTree goes: a tree deeper than this is refused (a descriptor per level). */
-const WALK_DEPTH = 4096;
+const WALK_DEPTH = 512;
 
 /**
  * Calls `visit` for everything under `path` with its directory's descriptor,

@@ -7,7 +7,8 @@
  * new files are created with O_EXCL, and an existing file is used only when
  * the file opened is the regular file that lstat(2) saw.
  */
-import { type Kind, type Opened, openPath, openRegular } from "./files.ts";
+import { type Kind, Opened, openPath, openRegular } from "./files.ts";
+import * as libc from "./libc.ts";
 
 /** Opens a lock file, creating it (O_EXCL) with `mode` when it does not exist yet. */
 export async function openLockFile(path: string, mode = 0o644): Promise<Deno.FsFile> {
@@ -25,19 +26,44 @@ export async function openLockFile(path: string, mode = 0o644): Promise<Deno.FsF
 
 /**
  * Takes an exclusive lock on a lock file that others may unlink (the collector
- * removes an evicted entry's creation lock): once locked, the file must still
- * be the one at `path`, or we start again on the new one.
+ * removes an evicted entry's creation lock), waiting for it: once locked, the
+ * file must still be the one at `path`, or we start again on the new one.
+ * The file is in a directory its user can write (root's `reuse --uid` takes
+ * it there): it is created with O_EXCL, or opened without following a symlink
+ * or waiting on a FIFO (lib/files.ts); while its user holds a lease on it,
+ * we wait as for any other holder.
  */
-export async function lockExclusive(path: string): Promise<Deno.FsFile> {
-  for (;;) {
-    const file = await openLockFile(path);
-    await file.lock(true);
-    const held = await file.stat();
+export async function lockExclusive(path: string): Promise<Opened> {
+  for (let refused = 0;;) {
+    let file: Opened | "busy" | "missing";
+    try {
+      const fd = libc.openAt(libc.AT_FDCWD, path, CREATE_FLAGS, 0o644);
+      file = new Opened(fd, libc.stat(fd));
+    } catch (error) {
+      if (!(error instanceof libc.OsError) || error.code !== "EEXIST") throw error;
+      file = openPath(path);
+    }
+    if (file === "busy") {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      continue;
+    }
+    if (file === "missing") {
+      if (++refused >= 3) throw new Error(`${path}: not a regular file`);
+      continue;
+    }
+    try {
+      await libc.flockExclusive(file.fd);
+    } catch (error) {
+      file.close();
+      throw error;
+    }
     const current = await Deno.lstat(path).catch(() => undefined);
-    if (current && current.ino === held.ino && current.dev === held.dev) return file;
+    if (current && BigInt(current.ino ?? -1) === file.info.ino && current.dev === file.info.dev) return file;
     file.close();
   }
 }
+
+const CREATE_FLAGS = libc.O_RDWR | libc.O_CREAT | libc.O_EXCL | libc.O_NOFOLLOW | libc.O_NONBLOCK;
 
 /**
  * Tries an exclusive lock without waiting, on a lock file (or directory) in a
