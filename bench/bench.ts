@@ -390,33 +390,42 @@ async function p5(image: string): Promise<void> {
   });
 }
 
-// P6 (bwrap) and P7 (enroot): the same steps through each runtime.
-async function p6(image: string, runtime: "bwrap" | "enroot", id: string): Promise<void> {
-  const harness = `${REPO}/bench/srun.sh`;
+/**
+ * Runs a srun harness (bench/srun*.sh), which prints one "<label> <ms>" line per measured
+ * run: the runs by label, or why it was skipped.
+ */
+async function srunHarness(script: string, args: string[]): Promise<Map<string, Run[]> | string> {
   const out = await new Deno.Command("bash", {
-    args: [harness, image, String(REPS), runtime],
+    args: [`${REPO}/bench/${script}`, ...args],
     stdin: "null",
     stderr: "inherit",
-  }).output();
+  })
+    .output();
   const text = new TextDecoder().decode(out.stdout).trim();
   const skipped = text.split("\n").find((line) => line.startsWith("skipped:"));
-  if (!out.success || !text || skipped) {
+  if (!out.success || !text || skipped) return skipped ?? `skipped: bench/${script} failed (exit ${out.code})`;
+  const runs = new Map<string, Run[]>();
+  for (const line of text.split("\n")) {
+    const [label, ms] = line.split(" ");
+    if (!label || !ms) continue;
+    runs.set(label, [...(runs.get(label) ?? []), { ms: Number(ms), rssKiB: 0, stdout: "" }]);
+  }
+  return runs;
+}
+
+// P6 (bwrap) and P7 (enroot): the same steps through each runtime.
+async function p6(image: string, runtime: "bwrap" | "enroot", id: string): Promise<void> {
+  const runs = await srunHarness("srun.sh", [image, String(REPS), runtime]);
+  if (typeof runs === "string") {
     rows.push({
       id,
       what: `\`srun --container-cache\` warm / plain \`srun true\` (${runtime})`,
       a: [],
       b: [],
       target: "≤ +120 ms",
-      met: skipped ?? `skipped: bench/srun.sh failed (exit ${out.code})`,
+      met: runs,
     });
     return;
-  }
-  // bench/srun.sh prints one line per measured run: "<label> <ms>".
-  const runs = new Map<string, Run[]>();
-  for (const line of text.split("\n")) {
-    const [label, ms] = line.split(" ");
-    if (!label || !ms) continue;
-    runs.set(label, [...(runs.get(label) ?? []), { ms: Number(ms), rssKiB: 0, stdout: "" }]);
   }
   const warm = runs.get("warm") ?? [];
   const plain = runs.get("plain") ?? [];
@@ -523,24 +532,12 @@ function p8s(image: string): Promise<void> {
   const what = "warm `srun --container-cache … true` of a registry tag (digest fresh) / of a squashfs file (bwrap)";
   return withBenchRegistry({ id: "P8s", what, target: "≤ +10 ms" }, async (registry) => {
     const enroot = registry.env.PATH!.split(":")[0]!;
-    const out = await new Deno.Command("bash", {
-      args: [`${REPO}/bench/srun-registry.sh`, image, registry.ref, String(REPS), enroot],
-      stdin: "null",
-      stderr: "inherit",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout).trim();
-    const skipped = text.split("\n").find((line) => line.startsWith("skipped:"));
-    if (!out.success || !text || skipped) {
-      rows.push({ id: "P8s", what, a: [], b: [], target: "≤ +10 ms", met: skipped ?? `skipped: exit ${out.code}` });
+    const runs = await srunHarness("srun-registry.sh", [image, registry.ref, String(REPS), enroot]);
+    if (typeof runs === "string") {
+      rows.push({ id: "P8s", what, a: [], b: [], target: "≤ +10 ms", met: runs });
       return;
     }
-    const runs = (label: string) =>
-      text.split("\n").filter((l) => l.startsWith(`${label} `)).map((l) => ({
-        ms: Number(l.split(" ")[1]),
-        rssKiB: 0,
-        stdout: "",
-      }));
-    const [a, b] = [runs("ref"), runs("file")];
+    const [a, b] = [runs.get("ref") ?? [], runs.get("file") ?? []];
     const extra = median(a.map((r) => r.ms)) - median(b.map((r) => r.ms));
     rows.push({ id: "P8s", what, a, b, target: "≤ +10 ms", met: extra <= 10, note: `${extra.toFixed(1)} ms` });
   });
