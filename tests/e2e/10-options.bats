@@ -43,7 +43,7 @@ load helpers
 }
 
 @test "no container option: the plugin stays out of the way" {
-  run srun_as_user sh -c 'test -e /etc/debian_version && id -u'
+  run srun_as_user --quiet sh -c 'test -e /etc/debian_version && id -u'
   [ "$status" -eq 0 ]
   [ "$output" = "$(user_uid)" ]
 }

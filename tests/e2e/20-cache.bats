@@ -88,7 +88,7 @@ load helpers
 }
 
 @test "the job's environment, home and working directory reach the task" {
-  E2E_ENV="PXC_E2E_VAR=hello" run srun_as_user --container-cache --container-image="$ALPHA" \
+  E2E_ENV="PXC_E2E_VAR=hello" run srun_as_user --quiet --container-cache --container-image="$ALPHA" \
     sh -c 'echo "$PXC_E2E_VAR"; echo from-task > "$HOME/pxc-e2e-home"; echo from-task > ./pxc-e2e-cwd'
   [ "$status" -eq 0 ]
   [ "$output" = hello ]

@@ -43,7 +43,7 @@ no_step_leftovers() {
 }
 
 @test "--container-writable without cache mode makes the step's copy writable" {
-  run srun_as_user --container-image="$ALPHA" --container-writable sh -c 'touch /pxc-e2e-file && echo wrote'
+  run srun_as_user --quiet --container-image="$ALPHA" --container-writable sh -c 'touch /pxc-e2e-file && echo wrote'
   [ "$status" -eq 0 ]
   [ "$output" = wrote ]
   no_step_leftovers

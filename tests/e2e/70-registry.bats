@@ -38,7 +38,7 @@ srun_ref() { srun_http --container-cache "$@"; }
 entries_of() { find "$E2E_BASE/$(user_uid "$1")" -maxdepth 1 -name 'pyxis_cache_u*' -printf '%f\n' | sort; }
 
 @test "a registry tag: the first step imports it, the next reuses it; the task sees the image" {
-  run srun_ref --container-image="$E2E_REGISTRY#e2e/app:1" cat /etc/marker
+  run srun_ref --quiet --container-image="$E2E_REGISTRY#e2e/app:1" cat /etc/marker
   [ "$status" -eq 0 ]
   [ "$output" = one ]
   first=$(ENROOT_ALLOW_HTTP=y "$E2E_CLI" key --image "$E2E_REGISTRY#e2e/app:1" --uid "$(user_uid)")
@@ -56,11 +56,11 @@ entries_of() { find "$E2E_BASE/$(user_uid "$1")" -maxdepth 1 -name 'pyxis_cache_
 }
 
 @test "the tag pushed again with other content: the next step runs the new content in a new entry" {
-  run srun_ref --container-image="$E2E_REGISTRY#e2e/app:1" cat /etc/marker
+  run srun_ref --quiet --container-image="$E2E_REGISTRY#e2e/app:1" cat /etc/marker
   [ "$output" = one ]
   before=$(entries_of "$E2E_USER")
   registry push "$E2E_REGISTRY_DIR" e2e/app:1 etc/marker=two
-  run srun_ref --container-image="$E2E_REGISTRY#e2e/app:1" cat /etc/marker
+  run srun_ref --quiet --container-image="$E2E_REGISTRY#e2e/app:1" cat /etc/marker
   [ "$status" -eq 0 ]
   [ "$output" = two ]
   [ "$(comm -13 <(echo "$before") <(entries_of "$E2E_USER") | wc -l)" -eq 1 ]
