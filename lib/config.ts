@@ -11,6 +11,11 @@ export interface Config {
   runtime: "enroot" | "bwrap";
   /** The command the SPANK stub calls. */
   cli: string;
+  /**
+   * A cold step starts from a squashfuse mount of the image while its entry is
+   * unpacked in the background (where FUSE is available); off: it waits for the unpack.
+   */
+  fuse: boolean;
 }
 
 export const KEYS = [
@@ -19,6 +24,7 @@ export const KEYS = [
   "container_cache_gc_low",
   "container_cache_runtime",
   "container_cache_cli",
+  "container_cache_fuse",
 ] as const;
 
 /** A value that fails its check: the message names the key, the reason and where the value came from. */
@@ -30,6 +36,13 @@ function percent(key: string, value: string, source: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < 1 || n > 99) throw invalid(key, value, "must be an integer from 1 to 99", source);
   return n;
+}
+
+/** A yes/no value, spelled as pyxis spells its booleans. */
+function flag(key: string, value: string, source: string): boolean {
+  if (["1", "yes", "y", "true"].includes(value)) return true;
+  if (["0", "no", "n", "false"].includes(value)) return false;
+  throw invalid(key, value, "must be yes or no", source);
 }
 
 function absolute(key: string, value: string, source: string): string {
@@ -63,6 +76,7 @@ export function parseConfig(args: string[], source: string): Config {
     gcLow: percent("container_cache_gc_low", values.get("container_cache_gc_low") ?? "80", source),
     runtime: "enroot",
     cli: absolute("container_cache_cli", values.get("container_cache_cli") ?? "/usr/local/bin/pyxis-cache", source),
+    fuse: flag("container_cache_fuse", values.get("container_cache_fuse") ?? "yes", source),
   };
   if (config.gcLow >= config.gcHigh) {
     const reason = `must be below container_cache_gc_high=${config.gcHigh}`;
