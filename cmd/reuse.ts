@@ -1,9 +1,10 @@
+import { UsageError } from "../lib/errors.ts";
 import { reuse } from "../lib/reuse.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, parse, required, wholeNumber } from "./options.ts";
 
 export const help = `pyxis-cache reuse: make sure an image's rootfs is in the cache, and print where
 
-Usage: pyxis-cache reuse --image IMG [--uid N --gid N] [--json]
+Usage: pyxis-cache reuse --image IMG [--uid N --gid N] [--json] [--no-wait | --unless-busy]
 
 Unpacks the squashfs image IMG into the cache the first time (once, however
 many callers ask at the same moment), refreshes the entry's last-used time on
@@ -12,7 +13,12 @@ collects first.
 
   --image IMG          squashfs image (a relative path resolves against the cwd)
   --uid N, --gid N     the job user (root only may name another user; default: yourself)
-  --json               print {name, path, lock, created, seconds, image, uid}
+  --json               print {name, path, lock, created, state, seconds, image, uid}
+  --no-wait            create nothing and wait for nothing: print the path and the entry's
+                       state, one of ready, unpacking (a creator is at work) or absent
+                       (what the SPANK stub asks before it mounts the image for a cold step)
+  --unless-busy        create the entry unless a creator is at work already; then exit
+                       at once, state unpacking (the stub's background creator)
 
 ${CONFIG_HELP}
 ${COMMON_HELP}`;
@@ -24,6 +30,8 @@ export async function run(args: string[]): Promise<number> {
     uid: { type: "string" },
     gid: { type: "string" },
     json: { type: "boolean" },
+    "no-wait": { type: "boolean" },
+    "unless-busy": { type: "boolean" },
   });
   if (values.help) {
     console.log(help);
@@ -32,8 +40,13 @@ export async function run(args: string[]): Promise<number> {
   const image = required("--image", values.image);
   const uid = wholeNumber("--uid", values.uid);
   const gid = wholeNumber("--gid", values.gid);
+  if (values["no-wait"] && values["unless-busy"]) {
+    throw new UsageError("--no-wait and --unless-busy exclude each other");
+  }
+  const mode = values["no-wait"] ? "no-wait" : values["unless-busy"] ? "unless-busy" : "wait";
   const config = await configFrom(values);
-  const reused = await reuse(config, { image, uid, gid });
-  console.log(values.json ? JSON.stringify(reused) : reused.path);
+  const reused = await reuse(config, { image, uid, gid, mode });
+  const line = mode === "wait" ? reused.path : `${reused.path} ${reused.state}`;
+  console.log(values.json ? JSON.stringify(reused) : line);
   return 0;
 }

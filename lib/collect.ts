@@ -76,14 +76,17 @@ async function lockCollector(base: string): Promise<Deno.FsFile | undefined> {
   return undefined;
 }
 
-/** Removes temporaries whose unpack died, evictions that did not finish, and dead steps' rootfs. */
+/**
+ * Removes temporaries whose unpack died, evictions that did not finish, dead steps' rootfs
+ * and the mount points of dead cold steps (empty outside the step's own mount namespace).
+ */
 async function removeLeftovers(base: string, leftovers: Leftover[], staleAfter: number, result: Collection) {
   for (const leftover of leftovers) {
     if (leftover.kind !== "trash" && Date.now() - leftover.mtime.getTime() < staleAfter * 1000) continue;
     // The creator holds the creation lock for as long as its unpack runs; a step, its directory.
     const lock = leftover.kind === "temp"
       ? await tryLockExclusive(createLockPath(base, leftover.uid, leftover.name))
-      : leftover.kind === "step"
+      : leftover.kind === "step" || leftover.kind === "mount"
       ? await tryLockExclusive(leftover.path, "directory")
       : "missing";
     if (lock === "busy") continue;

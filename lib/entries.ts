@@ -1,4 +1,4 @@
-import { ENTRY_NAME, lockPath, STAGING_PREFIX, STEP_NAME, TEMP_NAME, TRASH_NAME } from "./layout.ts";
+import { ENTRY_NAME, lockPath, MOUNT_NAME, STAGING_PREFIX, STEP_NAME, TEMP_NAME, TRASH_NAME } from "./layout.ts";
 import { openRegularSync } from "./lock.ts";
 import { self } from "./users.ts";
 import { describe } from "./errors.ts";
@@ -9,6 +9,13 @@ export interface Meta {
   bytes: number;
   createdAt: string;
   unpackSeconds: number;
+}
+
+/** What a creator writes into the creation lock it holds while it unpacks. */
+export interface Creation {
+  image: string;
+  startedAt: string;
+  pid: number;
 }
 
 export interface Entry {
@@ -23,7 +30,7 @@ export interface Entry {
 export interface Leftover {
   uid: number;
   path: string;
-  kind: "temp" | "trash" | "staging" | "step";
+  kind: "temp" | "trash" | "staging" | "step" | "mount";
   /** The entry it was for. */
   name: string;
   mtime: Date;
@@ -119,11 +126,13 @@ function scanUserDir(base: string, uid: number, scan: Scan): void {
         continue;
       }
       scan.entries.push({ uid, name, path, lastUsed: stat.mtime ?? new Date(0) });
-    } else if (leftover || STEP_NAME.test(name)) {
+    } else if (leftover || STEP_NAME.test(name) || MOUNT_NAME.test(name)) {
       const stat = lstatOrUndefined(path);
       if (!stat) continue;
-      const kind = !leftover ? "step" : name.startsWith(".pyxis_cache_tmp.") ? "temp" : "trash";
-      scan.leftovers.push({ uid, path, kind, name: leftover?.[1] ?? name, mtime: stat.mtime ?? new Date(0) });
+      const mount = MOUNT_NAME.exec(name);
+      const kind = mount ? "mount" : !leftover ? "step" : name.startsWith(".pyxis_cache_tmp.") ? "temp" : "trash";
+      const entry = leftover?.[1] ?? mount?.[1] ?? name;
+      scan.leftovers.push({ uid, path, kind, name: entry, mtime: stat.mtime ?? new Date(0) });
     } else if (name.startsWith("pyxis_cache_")) {
       scan.problems.push(`${dir}/${shown(name)}: not an entry name, skipped`);
     }

@@ -12,6 +12,10 @@
  *   <base>/<uid>/.pyxis_cache_create.<name>    held exclusively while creating <name>
  *   <base>/<uid>/.pyxis_cache_tmp.<name>.<r>   an unpack in progress (or killed)
  *   <base>/<uid>/.pyxis_cache_trash.<name>.<r> an eviction in progress (or killed)
+ *   <base>/<uid>/.pyxis_cache_mnt.<name>.<job>.<step>.<r>/
+ *                                              a cold step's mount point for the image of <name>
+ *                                              (mounted in the step's own mount namespace only):
+ *                                              the SPANK stub holds it locked while the step runs
  *   <base>/<uid>/.pyxis_cache_step_<job>.<step>.<r>/
  *                                              a step's own rootfs without --container-cache:
  *                                              the SPANK stub holds it locked while the step runs
@@ -28,6 +32,7 @@ export const STAGING_PREFIX = ".pyxis_cache_staging.";
 export const ENTRY_NAME = /^pyxis_cache_u(\d+)_([0-9a-f]{20})$/;
 export const TEMP_NAME = /^\.pyxis_cache_tmp\.(pyxis_cache_u\d+_[0-9a-f]{20})\.[0-9a-f]+$/;
 export const TRASH_NAME = /^\.pyxis_cache_trash\.(pyxis_cache_u\d+_[0-9a-f]{20})\.[0-9a-f]+$/;
+export const MOUNT_NAME = /^\.pyxis_cache_mnt\.(pyxis_cache_u\d+_[0-9a-f]{20})\.\d+\.\d+\.[A-Za-z0-9]{6}$/;
 export const STEP_NAME = /^\.pyxis_cache_step_\d+\.\d+\.[A-Za-z0-9]{6}$/;
 
 export function entryName(uid: number, hash: string): string {

@@ -16,7 +16,11 @@
  * entries, and each async file call costs a round trip through Deno's thread
  * pool, ten times the syscall on a busy node (bench P4).
  */
-export function openRegularSync(path: string, kind: "file" | "directory" = "file"): Deno.FsFile | undefined {
+export function openRegularSync(
+  path: string,
+  kind: "file" | "directory" = "file",
+  write = false,
+): Deno.FsFile | undefined {
   let seen: Deno.FileInfo;
   try {
     seen = Deno.lstatSync(path);
@@ -27,7 +31,7 @@ export function openRegularSync(path: string, kind: "file" | "directory" = "file
   if (!isKind(seen)) return undefined;
   let file: Deno.FsFile;
   try {
-    file = Deno.openSync(path, { read: true });
+    file = Deno.openSync(path, { read: true, write });
   } catch {
     return undefined;
   }
@@ -37,8 +41,12 @@ export function openRegularSync(path: string, kind: "file" | "directory" = "file
   return undefined;
 }
 
-export function openRegular(path: string, kind: "file" | "directory" = "file"): Promise<Deno.FsFile | undefined> {
-  return Promise.try(() => openRegularSync(path, kind));
+export function openRegular(
+  path: string,
+  kind: "file" | "directory" = "file",
+  write = false,
+): Promise<Deno.FsFile | undefined> {
+  return Promise.try(() => openRegularSync(path, kind, write));
 }
 
 /** Opens a lock file, creating it (O_EXCL) with `mode` when it does not exist yet. */
@@ -49,7 +57,8 @@ export async function openLockFile(path: string, mode = 0o644): Promise<Deno.FsF
     } catch (error) {
       if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
     }
-    const existing = await openRegular(path);
+    // Read-write, as it was created: a creator writes its record into its creation lock.
+    const existing = await openRegular(path, "file", true);
     if (existing) return existing;
   }
   throw new Error(`${path}: not a regular file`);
@@ -58,12 +67,20 @@ export async function openLockFile(path: string, mode = 0o644): Promise<Deno.FsF
 /**
  * Takes an exclusive lock on a lock file that others may unlink (the collector
  * removes an evicted entry's creation lock): once locked, the file must still
- * be the one at `path`, or we start again on the new one.
+ * be the one at `path`, or we start again on the new one. Without `wait`,
+ * `undefined` when someone else holds it.
  */
-export async function lockExclusive(path: string): Promise<Deno.FsFile> {
+export async function lockExclusive(path: string): Promise<Deno.FsFile>;
+export async function lockExclusive(path: string, wait: boolean): Promise<Deno.FsFile | undefined>;
+export async function lockExclusive(path: string, wait = true): Promise<Deno.FsFile | undefined> {
   for (;;) {
     const file = await openLockFile(path);
-    await file.lock(true);
+    if (wait) {
+      await file.lock(true);
+    } else if (!(await file.tryLock(true))) {
+      file.close();
+      return undefined;
+    }
     const held = await file.stat();
     const current = await Deno.lstat(path).catch(() => undefined);
     if (current && current.ino === held.ino && current.dev === held.dev) return file;

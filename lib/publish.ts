@@ -5,7 +5,7 @@
  */
 import { collect } from "./collect.ts";
 import type { Config } from "./config.ts";
-import type { Meta } from "./entries.ts";
+import type { Creation, Meta } from "./entries.ts";
 import { CacheError, describe } from "./errors.ts";
 import type { Image } from "./identity.ts";
 import {
@@ -158,21 +158,38 @@ async function createEntry(
   }
 }
 
+/** Says in the held creation lock what is being unpacked since when, for `status`. */
+async function recordCreation(creating: Deno.FsFile, image: Image): Promise<void> {
+  const creation: Creation = { image: image.path, startedAt: new Date().toISOString(), pid: Deno.pid };
+  const bytes = new TextEncoder().encode(JSON.stringify(creation) + "\n");
+  await creating.truncate(0);
+  for (let at = 0; at < bytes.length;) at += await creating.write(bytes.subarray(at));
+}
+
 /**
  * Creates the image's entry unless a concurrent caller does first: creators
  * take the entry's creation lock and look again once they hold it. Returns
- * whether this call created it. A cold create at or above the high watermark
+ * whether this call created it, or "busy" when `wait` is false and another
+ * creator holds the lock. A cold create at or above the high watermark
  * collects first.
  */
-export async function publish(config: Config, image: Image, owner: Owner, usage?: UsageSource): Promise<boolean> {
+export async function publish(
+  config: Config,
+  image: Image,
+  owner: Owner,
+  usage?: UsageSource,
+  wait = true,
+): Promise<boolean | "busy"> {
   await checkUserDir(config, owner);
-  const creating = await lockExclusive(createLockPath(config.dataPath, owner.uid, image.name));
+  const creating = await lockExclusive(createLockPath(config.dataPath, owner.uid, image.name), wait);
+  if (!creating) return "busy";
   try {
     if (await touch(entryPath(config.dataPath, owner.uid, image.name))) return false;
     if ((await (usage ?? statfsUsage)(config.dataPath)).percent >= config.gcHigh) {
       // Room is wanted now: a temporary directory whose creator is gone goes whatever its age.
       await collect(config, { usage, staleAfterSeconds: 0 });
     }
+    await recordCreation(creating, image);
     await createEntry(config, image, owner, usage);
     return true;
   } finally {

@@ -1,7 +1,8 @@
 import type { Config } from "./config.ts";
 import { CacheError } from "./errors.ts";
 import { identify } from "./identity.ts";
-import { entryPath, lockPath } from "./layout.ts";
+import { createLockPath, entryPath, lockPath } from "./layout.ts";
+import { tryLockExclusiveSync } from "./lock.ts";
 import { touch } from "./touch.ts";
 import type { UsageSource } from "./usage.ts";
 import { isRoot, lookupUid, type Owner, self } from "./users.ts";
@@ -14,7 +15,16 @@ export interface ReuseOptions {
   /** Against which a relative image path resolves; the process's cwd by default. */
   cwd?: string;
   usage?: UsageSource;
+  /**
+   * What a cold call does: "wait" (the default) creates the entry, or waits for the
+   * creator that holds its creation lock; "no-wait" creates nothing and says whether
+   * a creator is at work; "unless-busy" creates it unless a creator is at work already.
+   */
+  mode?: "wait" | "no-wait" | "unless-busy";
 }
+
+/** ready: the entry is there. unpacking: a creator holds its creation lock. absent: neither. */
+export type EntryState = "ready" | "unpacking" | "absent";
 
 export interface Reused {
   name: string;
@@ -24,6 +34,7 @@ export interface Reused {
   lock: string;
   /** This call unpacked the image. */
   created: boolean;
+  state: EntryState;
   seconds: number;
   image: string;
   uid: number;
@@ -49,17 +60,29 @@ export async function reuse(config: Config, options: ReuseOptions): Promise<Reus
   const owner = resolveOwner(options.uid, options.gid);
   const image = await identify(options.image, owner.uid, options.cwd ?? Deno.cwd());
   const path = entryPath(config.dataPath, owner.uid, image.name);
-  const result = (created: boolean): Reused => ({
+  const result = (created: boolean, state: EntryState = "ready"): Reused => ({
     name: image.name,
     path,
     lock: lockPath(path),
     created,
+    state,
     seconds: (performance.now() - started) / 1000,
     image: image.path,
     uid: owner.uid,
   });
   if (await touch(path)) return result(false);
   // The warm path ends above: it loads none of the modules that creating an entry needs.
+  const mode = options.mode ?? "wait";
+  if (mode === "no-wait") return result(false, creatorAtWork(config.dataPath, owner.uid, image.name));
   const { publish } = await import("./publish.ts");
-  return result(await publish(config, image, owner, options.usage));
+  const created = await publish(config, image, owner, options.usage, mode === "wait");
+  return created === "busy" ? result(false, "unpacking") : result(created);
+}
+
+/** Whether a creator holds the entry's creation lock now (a dead one holds nothing). */
+function creatorAtWork(base: string, uid: number, name: string): EntryState {
+  const lock = tryLockExclusiveSync(createLockPath(base, uid, name));
+  if (lock === "busy") return "unpacking";
+  if (lock !== "missing") lock.close();
+  return "absent";
 }
