@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/.tools/node_modules/.bin:$(PATH)
 # What the demo needs, and what the test suites need on top (Slurm, bwrap, bats).
 DEMO_PACKAGES := squashfs-tools busybox-static
 TEST_PACKAGES := $(DEMO_PACKAGES) slurmctld slurmd munge slurm-client libslurm-dev bubblewrap bats \
-	e2fsprogs util-linux gcc make attr prometheus
+	e2fsprogs util-linux gcc make attr prometheus squashfuse fuse3
 
 .PHONY: all bootstrap bootstrap-test demo test test-unit test-e2e test-faults test-ops bench check stub clean \
 	install uninstall

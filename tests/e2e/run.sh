@@ -15,7 +15,7 @@ for tool in slurmctld slurmd munged srun sinfo mksquashfs unsquashfs bwrap bats 
   command -v "$tool" >/dev/null || { echo "tests/e2e/run.sh: $tool not found (make bootstrap)" >&2; exit 2; }
 done
 
-make -s -C "$repo/spank-stub"
+make -s -C "$repo/spank-stub" all test-programs
 
 export E2E_TMP
 E2E_TMP=$(mktemp -d /tmp/pyxis-cache-e2e.XXXXXX)

@@ -1,0 +1,70 @@
+#!/usr/bin/env bats
+# A cold step's FUSE mount (spank-stub/fuse.c), driven by spank-stub/tests/fuse_mount
+# as slurmstepd drives it: root's effective uid the job user's, the mount made in a user
+# and mount namespace of its own, squashfuse_ll as the job user.
+
+load helpers
+
+FUSE_MOUNT=$E2E_REPO/spank-stub/tests/fuse_mount
+
+setup() {
+  command -v squashfuse_ll >/dev/null || skip "squashfuse_ll not installed (make bootstrap-test installs it)"
+  [[ -c /dev/fuse ]] || skip "no /dev/fuse"
+  cli prepare --uid "$(user_uid)" --gid "$(user_gid)" >/dev/null
+  USER_DIR=$E2E_BASE/$(user_uid)
+  NAME=$(entry_name)
+}
+
+# fuse_run IMAGE CMD...: mount IMAGE for the test user, run CMD in the mount's namespace.
+fuse_run() {
+  local image=$1
+  shift
+  (cd "$E2E_TMP" && "$FUSE_MOUNT" "$USER_DIR" "$NAME" "$(user_uid)" "$(user_gid)" "$image" "$@")
+}
+
+@test "fuse: the image's content through bwrap, root's files the user's, / read-only, no mount in the node's namespace" {
+  run fuse_run "$ALPHA" sh -c 'r=$(ls -d '"$USER_DIR"'/.pyxis_cache_mnt.*/root) &&
+    grep -c squashfuse /proc/self/mountinfo && grep -c squashfuse /proc/1/mountinfo;
+    bwrap --bind "$r" / --proc /proc --dev /dev --tmpfs /tmp --remount-ro / -- /bin/sh -c \
+      "cat /etc/os-release; id -u; stat -c %u /etc/os-release /bin/busybox /; touch /x"'
+  echo "$output"
+  [[ $output == *'PRETTY_NAME="pyxis-cache e2e alpha"'* ]]
+  # One mount in the namespace, none in the node's.
+  [[ $output == *$'\n1\n0\n'* ]]
+  [[ $(grep -c "^$(user_uid)\$" <<<"$output") -ge 4 ]]
+  [[ $output == *"Read-only file system"* ]]
+  [[ $output == *"daemon gone"* ]]
+  run ls -A "$USER_DIR"
+  [[ $output != *.pyxis_cache_mnt.* ]]
+  ! grep -q squashfuse /proc/self/mountinfo
+}
+
+@test "fuse: a holder killed mid-step leaves the mount to the running task; the daemon ends with the task; gc removes the mount point" {
+  fuse_run "$ALPHA" sleep 4 &
+  local holder=$!
+  for _ in $(seq 50); do pgrep -u "$E2E_USER" -x squashfuse_ll >/dev/null && break; sleep 0.1; done
+  pgrep -u "$E2E_USER" -x squashfuse_ll
+  # The driver is fuse_run's subshell's child: kill the driver itself (slurmstepd SIGKILLed).
+  pkill -KILL -P "$holder" -x fuse_mount || kill -KILL "$(pgrep -n -x fuse_mount)"
+  sleep 0.5
+  pgrep -u "$E2E_USER" -x squashfuse_ll
+  for _ in $(seq 100); do pgrep -u "$E2E_USER" -x squashfuse_ll >/dev/null || break; sleep 0.1; done
+  ! pgrep -u "$E2E_USER" -x squashfuse_ll
+  wait "$holder" || true
+  ls -A "$USER_DIR" | grep -q '^\.pyxis_cache_mnt\.'
+  run cli gc --stale-after 0 --json
+  [[ $output == *.pyxis_cache_mnt.* ]]
+  run ls -A "$USER_DIR"
+  [[ $output != *.pyxis_cache_mnt.* ]]
+}
+
+@test "fuse: an image squashfuse_ll cannot read is one line, and leaves nothing" {
+  run fuse_run /etc/passwd true
+  [[ $status -eq 1 ]]
+  [[ $output == "error: squashfuse_ll: This doesn't look like a squashfs image." ]]
+  run fuse_run "$E2E_TMP/missing.sqsh" true
+  [[ $output == "error: squashfuse_ll: Can't open squashfs image: No such file or directory" ]]
+  run ls -A "$USER_DIR"
+  [[ $output != *.pyxis_cache_mnt.* ]]
+  ! pgrep -u "$E2E_USER" -x squashfuse_ll
+}
