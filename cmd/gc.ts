@@ -1,4 +1,4 @@
-import { collect, type Collection, isFailure, STALE_AFTER_SECONDS } from "../lib/collect.ts";
+import { collect, type Collection, STALE_AFTER_SECONDS } from "../lib/collect.ts";
 import { type Level, Log } from "../lib/journal.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, formatBytes, parse, wholeNumber } from "./options.ts";
 import { describe } from "../lib/errors.ts";
@@ -88,12 +88,9 @@ export async function run(args: string[]): Promise<number> {
   });
   if (values.json) console.log(JSON.stringify(result));
   else for (const [level, text] of report(result)) log.line(level, text);
-  let failed = false;
-  for (const problem of result.problems) {
-    const fatal = isFailure(problem);
-    failed ||= fatal;
-    log.line(fatal ? "err" : "warning", problem);
-  }
+  let failed = result.failures.length > 0;
+  for (const failure of result.failures) log.line("err", failure);
+  for (const problem of result.problems) log.line("warning", problem);
   if (stillFull(result)) {
     log.line(
       values["fail-if-full"] ? "err" : "warning",

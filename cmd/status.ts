@@ -1,4 +1,5 @@
 import type { Config } from "../lib/config.ts";
+import { shown } from "../lib/entries.ts";
 import { type Status, status } from "../lib/status.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, formatBytes, parse } from "./options.ts";
 
@@ -38,7 +39,8 @@ function table(s: Status): string {
       e.lastUsed.replace(/\.\d+Z$/, "Z"),
       e.inUse ? "yes" : "no",
       e.name,
-      e.image ?? "?",
+      // A user writes their entry's record: its image must not forge rows or drive root's terminal.
+      e.image === null ? "?" : shown(e.image),
     ]);
   }
   for (const u of s.unpacking ?? []) {
@@ -50,7 +52,7 @@ function table(s: Status): string {
       (u.startedAt ?? "?").replace(/\.\d+Z$/, "Z"),
       served,
       u.name,
-      u.image ?? "?",
+      u.image === null ? "?" : shown(u.image),
     ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

@@ -1,9 +1,9 @@
 import type { Config } from "./config.ts";
 import { type Entry, type Leftover, openEntryLock, scanEntries } from "./entries.ts";
-import { createLockPath, GC_LOCK_MODE, gcLockPath, trashPath, userGcLockPath } from "./layout.ts";
+import { createLockPath, entryPath, GC_LOCK_MODE, gcLockPath, trashPath, userGcLockPath } from "./layout.ts";
 import { recordGcRun } from "./gcstate.ts";
 import { openLockFile, tryLockExclusive } from "./lock.ts";
-import { removeTree } from "./remove.ts";
+import { removeTree } from "./files.ts";
 import { round, statfsUsage, type UsageSource } from "./usage.ts";
 import { isRoot, self } from "./users.ts";
 import { describe } from "./errors.ts";
@@ -44,15 +44,13 @@ export interface Collection {
   evicted: Evicted[];
   skippedInUse: { name: string; uid: number; path: string }[];
   removedLeftovers: string[];
+  /** Evictions and removals that did not happen, one line each: gc exits 1. */
+  failures: string[];
+  /** Things found and not trusted, or counters not recorded, one line each: warnings. */
   problems: string[];
 }
 
 export const STALE_AFTER_SECONDS = 60;
-
-/** A problem that means the collection failed (an eviction or removal did not happen), not only a warning. */
-export function isFailure(problem: string): boolean {
-  return /cannot (evict|remove)/.test(problem);
-}
 
 /**
  * Holds the collector lock, or says that another collector does. Root's
@@ -76,25 +74,39 @@ async function lockCollector(base: string): Promise<Deno.FsFile | undefined> {
   return undefined;
 }
 
+/** Whether anything is at `path`, not following a symlink; in doubt, yes. */
+function occupied(path: string): Promise<boolean> {
+  return Deno.lstat(path).then(() => true, (error) => !(error instanceof Deno.errors.NotFound));
+}
+
 /**
- * Removes temporaries whose unpack died, evictions that did not finish, dead steps' rootfs
- * and the mount points of dead cold steps (empty outside the step's own mount namespace).
+ * Removes temporaries whose unpack died, evictions that did not finish, dead steps' rootfs,
+ * the mount points of dead cold steps (empty outside the step's own mount namespace),
+ * and creation locks nobody holds of entries that do not exist (a create that failed).
  */
 async function removeLeftovers(base: string, leftovers: Leftover[], staleAfter: number, result: Collection) {
   for (const leftover of leftovers) {
     if (leftover.kind !== "trash" && Date.now() - leftover.mtime.getTime() < staleAfter * 1000) continue;
     // The creator holds the creation lock for as long as its unpack runs; a step, its directory.
-    const lock = leftover.kind === "temp"
-      ? await tryLockExclusive(createLockPath(base, leftover.uid, leftover.name))
+    const lock = leftover.kind === "temp" || leftover.kind === "create"
+      ? tryLockExclusive(createLockPath(base, leftover.uid, leftover.name))
       : leftover.kind === "step" || leftover.kind === "mount"
-      ? await tryLockExclusive(leftover.path, "directory")
+      ? tryLockExclusive(leftover.path, "directory")
       : "missing";
     if (lock === "busy") continue;
+    // Nobody creates the entry without this lock; a creator that takes it after its removal finds the
+    // file gone and starts again on a new one (lockExclusive).
+    if (
+      leftover.kind === "create" && (lock === "missing" || await occupied(entryPath(base, leftover.uid, leftover.name)))
+    ) {
+      if (lock !== "missing") lock.close();
+      continue;
+    }
     try {
       if (!result.dryRun) await removeTree(leftover.path);
       result.removedLeftovers.push(leftover.path);
     } catch (error) {
-      result.problems.push(`${leftover.path}: cannot remove: ${describe(error)}`);
+      result.failures.push(`${leftover.path}: cannot remove: ${describe(error)}`);
     } finally {
       if (lock !== "missing") lock.close();
     }
@@ -116,7 +128,7 @@ async function evict(base: string, entry: Entry): Promise<boolean> {
     throw error;
   }
   await removeTree(trash);
-  const creator = await tryLockExclusive(createLockPath(base, entry.uid, entry.name));
+  const creator = tryLockExclusive(createLockPath(base, entry.uid, entry.name));
   if (typeof creator !== "string") {
     await Deno.remove(createLockPath(base, entry.uid, entry.name)).catch(() => {});
     creator.close();
@@ -126,7 +138,7 @@ async function evict(base: string, entry: Entry): Promise<boolean> {
 
 /** Adds this run to the counters in `<base>`; a failure to is one more problem. */
 async function recordRun(base: string, result: Collection): Promise<void> {
-  const failed = result.problems.some(isFailure);
+  const failed = result.failures.length > 0;
   const bytesFreed = result.evicted.reduce((sum, e) => sum + e.bytes, 0);
   try {
     await recordGcRun(base, { evictions: result.evicted.length, bytesFreed, ok: !failed });
@@ -152,6 +164,7 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
     evicted: [],
     skippedInUse: [],
     removedLeftovers: [],
+    failures: [],
     problems: [],
   };
   const gcLock = await lockCollector(base);
@@ -176,9 +189,12 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
       const roomy = usage.availableBytes >= (options.freeBytes ?? 0);
       if (!options.all && usage.percent <= config.gcLow && roomy) break;
       // One open gives the lock to try and the record to report (an entry without one is evicted all the same).
-      const lock = openEntryLock(entry.path);
-      if (lock && !lock.file.tryLockSync(true)) {
-        lock.file.close();
+      const opened = openEntryLock(entry.path);
+      // Swapped away since the scan: what is there now is for the next run to judge.
+      if (opened === "gone") continue;
+      const lock = opened === "busy" ? undefined : opened;
+      if (opened === "busy" || (lock && !lock.file.tryLock(true))) {
+        lock?.file.close();
         result.skippedInUse.push({ name: entry.name, uid: entry.uid, path: entry.path });
         continue;
       }
@@ -196,7 +212,7 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
         });
         freed += bytes;
       } catch (error) {
-        result.problems.push(`${entry.path}: cannot evict: ${describe(error)}`);
+        result.failures.push(`${entry.path}: cannot evict: ${describe(error)}`);
       } finally {
         lock?.file.close();
       }

@@ -1,5 +1,14 @@
-import { ENTRY_NAME, lockPath, MOUNT_NAME, STAGING_PREFIX, STEP_NAME, TEMP_NAME, TRASH_NAME } from "./layout.ts";
-import { openRegularSync } from "./lock.ts";
+import {
+  CREATE_NAME,
+  ENTRY_NAME,
+  LOCK_FILE,
+  MOUNT_NAME,
+  STAGING_PREFIX,
+  STEP_NAME,
+  TEMP_NAME,
+  TRASH_NAME,
+} from "./layout.ts";
+import { openAt, type Opened, openPath } from "./files.ts";
 import { self } from "./users.ts";
 import { describe } from "./errors.ts";
 
@@ -26,11 +35,11 @@ export interface Entry {
   lastUsed: Date;
 }
 
-/** An unpack or eviction that did not finish. */
+/** An unpack or eviction that did not finish, or the creation lock of an entry that may not exist. */
 export interface Leftover {
   uid: number;
   path: string;
-  kind: "temp" | "trash" | "staging" | "step" | "mount";
+  kind: "temp" | "trash" | "staging" | "step" | "create" | "mount";
   /** The entry it was for. */
   name: string;
   mtime: Date;
@@ -50,23 +59,59 @@ const decoder = new TextDecoder();
 
 /** An entry's lock, open (not locked), and the record it holds. */
 export interface EntryLock {
-  file: Deno.FsFile;
+  file: Opened;
   meta?: Meta;
+}
+
+/** The longest image path a record may name; longer ones are not trusted. */
+const IMAGE_LIMIT = 4096;
+/** Control and format characters (C0, DEL, C1, bidi overrides): never sent raw to root's terminal. */
+const CONTROL = /[\p{Cc}\p{Cf}]/u;
+
+/**
+ * What a record may claim (docs/operations.md): a size in bytes that is a
+ * non-negative safe integer, an image path of at most IMAGE_LIMIT characters
+ * without control characters, a time of creation that is a date. Anything else
+ * is not a record: the entry is shown and evicted as one without.
+ */
+export function validMeta(raw: unknown): Meta | undefined {
+  const m = raw as Partial<Meta> | null;
+  if (typeof m !== "object" || m === null) return undefined;
+  if (typeof m.bytes !== "number" || !Number.isSafeInteger(m.bytes) || m.bytes < 0) return undefined;
+  if (typeof m.image !== "string" || m.image.length > IMAGE_LIMIT || CONTROL.test(m.image)) return undefined;
+  if (typeof m.createdAt !== "string" || m.createdAt.length > 64 || Number.isNaN(Date.parse(m.createdAt))) {
+    return undefined;
+  }
+  const seconds = typeof m.unpackSeconds === "number" && Number.isFinite(m.unpackSeconds) && m.unpackSeconds >= 0
+    ? m.unpackSeconds
+    : 0;
+  return { image: m.image, bytes: m.bytes, createdAt: m.createdAt, unpackSeconds: seconds };
 }
 
 /**
  * Opens an entry's lock file and reads its record, in one open: a collector
- * does this for every entry it considers. Never trusts a symlink or an
- * oversized file. `undefined` when there is no regular lock file.
+ * does this for every entry it considers. The entry is opened without
+ * following a symlink and its lock relative to it (the entry is a name its
+ * user can swap), neither waiting on a FIFO or a lease. `undefined` when the
+ * entry has no regular lock file; `"busy"` when a lease stands in the way;
+ * `"gone"` when no directory is under the entry's name any more.
  */
-export function openEntryLock(entry: string): EntryLock | undefined {
-  const file = openRegularSync(lockPath(entry));
-  if (!file) return undefined;
+export function openEntryLock(entry: string): EntryLock | "busy" | "gone" | undefined {
+  const dir = openPath(entry, "directory");
+  if (dir === "busy") return "busy";
+  // Still a directory, but one its user made unreadable (mode 000): an entry without a lock.
+  if (dir === "missing") return lstatOrUndefined(entry)?.isDirectory ? undefined : "gone";
+  let file: Opened | "busy" | "missing";
   try {
-    const n = file.readSync(metaBuffer) ?? 0;
-    const meta = JSON.parse(decoder.decode(metaBuffer.subarray(0, n)));
-    const valid = typeof meta?.bytes === "number" && typeof meta?.image === "string";
-    return { file, meta: valid ? meta as Meta : undefined };
+    file = openAt(dir.fd, LOCK_FILE);
+  } finally {
+    dir.close();
+  }
+  if (file === "busy") return "busy";
+  if (file === "missing") return undefined;
+  try {
+    const n = file.read(metaBuffer);
+    return { file, meta: validMeta(JSON.parse(decoder.decode(metaBuffer.subarray(0, n)))) };
   } catch {
     return { file };
   }
@@ -75,8 +120,9 @@ export function openEntryLock(entry: string): EntryLock | undefined {
 /** An entry's record, or `undefined` when it has none that can be trusted. */
 export function readMeta(entry: string): Meta | undefined {
   const lock = openEntryLock(entry);
-  lock?.file.close();
-  return lock?.meta;
+  if (typeof lock !== "object") return undefined;
+  lock.file.close();
+  return lock.meta;
 }
 
 function lstatOrUndefined(path: string): Deno.FileInfo | undefined {
@@ -87,9 +133,24 @@ function lstatOrUndefined(path: string): Deno.FileInfo | undefined {
   }
 }
 
-/** Shows a name found on disk on one line, whatever bytes it holds. */
-function shown(name: string): string {
+/** Shows a name found on disk (or a user's record) on one line, whatever bytes it holds. */
+export function shown(name: string): string {
   return /^[\x21-\x7e]+$/.test(name) ? name : JSON.stringify(name);
+}
+
+/** How far ahead of this clock an mtime may be before it cannot be honest. */
+const FUTURE_SLACK_MS = 60_000;
+
+/**
+ * An entry's mtime, the LRU clock. Only `reuse` sets it, to the present; a
+ * later one was set by hand (`touch -d 2100-01-01` would pin an entry for
+ * ever), so it counts as least recently used, and is reported.
+ */
+function lastUsed(path: string, stat: Deno.FileInfo, scan: Scan): Date {
+  const mtime = stat.mtime ?? new Date(0);
+  if (mtime.getTime() <= Date.now() + FUTURE_SLACK_MS) return mtime;
+  scan.problems.push(`${path}: last used in the future (${mtime.toISOString()}): counted as least recently used`);
+  return new Date(0);
 }
 
 function scanUserDir(base: string, uid: number, scan: Scan): void {
@@ -115,6 +176,7 @@ function scanUserDir(base: string, uid: number, scan: Scan): void {
     const path = `${dir}/${name}`;
     const entryMatch = ENTRY_NAME.exec(name);
     const leftover = TEMP_NAME.exec(name) ?? TRASH_NAME.exec(name);
+    const creating = CREATE_NAME.exec(name);
     if (entryMatch) {
       if (Number(entryMatch[1]) !== uid) {
         scan.problems.push(`${path}: entry of uid ${entryMatch[1]} in the directory of uid ${uid}, skipped`);
@@ -125,7 +187,7 @@ function scanUserDir(base: string, uid: number, scan: Scan): void {
         if (stat) scan.problems.push(`${path}: not a directory, skipped`);
         continue;
       }
-      scan.entries.push({ uid, name, path, lastUsed: stat.mtime ?? new Date(0) });
+      scan.entries.push({ uid, name, path, lastUsed: lastUsed(path, stat, scan) });
     } else if (leftover || STEP_NAME.test(name) || MOUNT_NAME.test(name)) {
       const stat = lstatOrUndefined(path);
       if (!stat) continue;
@@ -133,6 +195,11 @@ function scanUserDir(base: string, uid: number, scan: Scan): void {
       const kind = mount ? "mount" : !leftover ? "step" : name.startsWith(".pyxis_cache_tmp.") ? "temp" : "trash";
       const entry = leftover?.[1] ?? mount?.[1] ?? name;
       scan.leftovers.push({ uid, path, kind, name: entry, mtime: stat.mtime ?? new Date(0) });
+    } else if (creating) {
+      const stat = lstatOrUndefined(path);
+      // Only a regular file is a lock of ours: anything else under the name is left alone.
+      if (!stat?.isFile) continue;
+      scan.leftovers.push({ uid, path, kind: "create", name: creating[1]!, mtime: stat.mtime ?? new Date(0) });
     } else if (name.startsWith("pyxis_cache_")) {
       scan.problems.push(`${dir}/${shown(name)}: not an entry name, skipped`);
     }

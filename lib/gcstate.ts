@@ -4,7 +4,7 @@
  * and replaced atomically (temporary file beside it, then rename(2)).
  */
 import { gcStatePath } from "./layout.ts";
-import { openRegular } from "./lock.ts";
+import { openRegular, writeAtomically } from "./files.ts";
 
 export interface GcState {
   /** Collections that ran (not skipped, not dry runs). */
@@ -22,6 +22,11 @@ const STATE_LIMIT = 64 * 1024;
 
 function count(value: unknown): number {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : 0;
+}
+
+/** A counter plus a run's count (checked too): it saturates rather than becoming unreadable and resetting. */
+function add(total: number, more: number): number {
+  return Math.min(total + count(more), Number.MAX_SAFE_INTEGER);
 }
 
 function time(value: unknown): number | null {
@@ -50,39 +55,6 @@ export async function readGcState(base: string): Promise<GcState> {
   }
 }
 
-/**
- * Writes `text` to `path` so that readers see the old file or the new one,
- * never a part: a temporary file created (O_EXCL) in the same directory, then
- * renamed over `path`. The temporary name never ends like `path` does, so a
- * collector of `*.prom` files never picks it up.
- */
-export async function writeAtomically(path: string, text: string, mode = 0o644): Promise<void> {
-  const slash = path.lastIndexOf("/");
-  const dir = slash < 0 ? "." : slash === 0 ? "/" : path.slice(0, slash);
-  const name = path.slice(slash + 1);
-  const suffix = crypto.getRandomValues(new Uint32Array(1))[0]!.toString(16);
-  const temp = `${dir === "/" ? "" : dir}/.${name}.${suffix}.tmp`;
-  const file = await Deno.open(temp, { write: true, createNew: true, mode });
-  try {
-    const bytes = new TextEncoder().encode(text);
-    // A write may be short: finish it.
-    for (let written = 0; written < bytes.length;) written += await file.write(bytes.subarray(written));
-    await Deno.chmod(temp, mode); // whatever the umask
-    await file.syncData();
-  } catch (error) {
-    file.close();
-    await Deno.remove(temp).catch(() => {});
-    throw error;
-  }
-  file.close();
-  try {
-    await Deno.rename(temp, path);
-  } catch (error) {
-    await Deno.remove(temp).catch(() => {});
-    throw error;
-  }
-}
-
 /** Adds one run to the counters. Call only while holding the collector lock. */
 export async function recordGcRun(
   base: string,
@@ -92,8 +64,8 @@ export async function recordGcRun(
   const now = Math.floor((run.at ?? new Date()).getTime() / 1000);
   const next: GcState = {
     runs: state.runs + 1,
-    evictions: state.evictions + run.evictions,
-    bytesFreed: state.bytesFreed + run.bytesFreed,
+    evictions: add(state.evictions, run.evictions),
+    bytesFreed: add(state.bytesFreed, run.bytesFreed),
     lastRun: now,
     lastSuccess: run.ok ? now : state.lastSuccess,
   };

@@ -21,6 +21,8 @@
  *                                              the SPANK stub holds it locked while the step runs
  */
 
+import { randomSuffix } from "./files.ts";
+
 export const GC_LOCK_FILE = "pyxis-container-cache-gc.lock";
 /** Only root may open the global collector lock: a user holding it would stop every collection. */
 export const GC_LOCK_MODE = 0o600;
@@ -31,6 +33,7 @@ export const STAGING_PREFIX = ".pyxis_cache_staging.";
 
 export const ENTRY_NAME = /^pyxis_cache_u(\d+)_([0-9a-f]{20})$/;
 export const TEMP_NAME = /^\.pyxis_cache_tmp\.(pyxis_cache_u\d+_[0-9a-f]{20})\.[0-9a-f]+$/;
+export const CREATE_NAME = /^\.pyxis_cache_create\.(pyxis_cache_u\d+_[0-9a-f]{20})$/;
 export const TRASH_NAME = /^\.pyxis_cache_trash\.(pyxis_cache_u\d+_[0-9a-f]{20})\.[0-9a-f]+$/;
 export const MOUNT_NAME = /^\.pyxis_cache_mnt\.(pyxis_cache_u\d+_[0-9a-f]{20})\.\d+\.\d+\.[A-Za-z0-9]{6}$/;
 export const STEP_NAME = /^\.pyxis_cache_step_\d+\.\d+\.[A-Za-z0-9]{6}$/;
@@ -67,14 +70,10 @@ export function createLockPath(base: string, uid: number, name: string): string 
   return `${base}/${uid}/.pyxis_cache_create.${name}`;
 }
 
-function suffix(): string {
-  return crypto.getRandomValues(new Uint32Array(1))[0]!.toString(16);
-}
-
 export function tempPath(base: string, uid: number, name: string): string {
-  return `${base}/${uid}/.pyxis_cache_tmp.${name}.${suffix()}`;
+  return `${base}/${uid}/.pyxis_cache_tmp.${name}.${randomSuffix()}`;
 }
 
 export function trashPath(base: string, uid: number, name: string): string {
-  return `${base}/${uid}/.pyxis_cache_trash.${name}.${suffix()}`;
+  return `${base}/${uid}/.pyxis_cache_trash.${name}.${randomSuffix()}`;
 }

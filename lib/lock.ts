@@ -7,47 +7,7 @@
  * new files are created with O_EXCL, and an existing file is used only when
  * the file opened is the regular file that lstat(2) saw.
  */
-
-/**
- * Opens an existing regular file (or directory) read-only without trusting a
- * symlink at `path`: the file opened must be the one lstat(2) saw.
- *
- * Synchronous calls: a collector makes these for each of thousands of
- * entries, and each async file call costs a round trip through Deno's thread
- * pool, ten times the syscall on a busy node (bench P4).
- */
-export function openRegularSync(
-  path: string,
-  kind: "file" | "directory" = "file",
-  write = false,
-): Deno.FsFile | undefined {
-  let seen: Deno.FileInfo;
-  try {
-    seen = Deno.lstatSync(path);
-  } catch {
-    return undefined;
-  }
-  const isKind = (info: Deno.FileInfo) => kind === "file" ? info.isFile : info.isDirectory;
-  if (!isKind(seen)) return undefined;
-  let file: Deno.FsFile;
-  try {
-    file = Deno.openSync(path, { read: true, write });
-  } catch {
-    return undefined;
-  }
-  const opened = file.statSync();
-  if (isKind(opened) && opened.ino === seen.ino && opened.dev === seen.dev) return file;
-  file.close();
-  return undefined;
-}
-
-export function openRegular(
-  path: string,
-  kind: "file" | "directory" = "file",
-  write = false,
-): Promise<Deno.FsFile | undefined> {
-  return Promise.try(() => openRegularSync(path, kind, write));
-}
+import { type Kind, type Opened, openPath, openRegular } from "./files.ts";
 
 /** Opens a lock file, creating it (O_EXCL) with `mode` when it does not exist yet. */
 export async function openLockFile(path: string, mode = 0o644): Promise<Deno.FsFile> {
@@ -89,24 +49,16 @@ export async function lockExclusive(path: string, wait = true): Promise<Deno.FsF
 }
 
 /**
- * Tries an exclusive lock without waiting. Returns the open file while
- * holding it, `"busy"` when someone holds it, `"missing"` when there is no
- * regular file (or directory) at `path`.
+ * Tries an exclusive lock without waiting, on a lock file (or directory) in a
+ * directory a user can write: never through a symlink, never waiting on a
+ * FIFO or a lease (lib/files.ts). Returns the open descriptor while holding
+ * it, `"busy"` when someone holds it (or a lease stands in the way),
+ * `"missing"` when there is no regular file (or directory) at `path`.
  */
-export function tryLockExclusiveSync(
-  path: string,
-  kind: "file" | "directory" = "file",
-): Deno.FsFile | "busy" | "missing" {
-  const file = openRegularSync(path, kind);
-  if (!file) return "missing";
-  if (file.tryLockSync(true)) return file;
-  file.close();
+export function tryLockExclusive(path: string, kind: Kind = "file"): Opened | "busy" | "missing" {
+  const opened = openPath(path, kind);
+  if (typeof opened === "string") return opened;
+  if (opened.tryLock(true)) return opened;
+  opened.close();
   return "busy";
-}
-
-export function tryLockExclusive(
-  path: string,
-  kind: "file" | "directory" = "file",
-): Promise<Deno.FsFile | "busy" | "missing"> {
-  return Promise.try(() => tryLockExclusiveSync(path, kind));
 }

@@ -35,22 +35,34 @@ async function prepareBase(base: string): Promise<void> {
 }
 
 /**
+ * Creates `<base>/<uid>` for the user. False when it is there already: perhaps made a
+ * moment ago by a concurrent caller (the first steps of a job array), which is no error.
+ */
+async function createUserDir(path: string, owner: Owner): Promise<boolean> {
+  try {
+    await Deno.mkdir(path, { mode: 0o700 });
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) return false;
+    throw error;
+  }
+  // Safe by path: users cannot write <base>, so nobody can swap this directory.
+  await Deno.chown(path, owner.uid, owner.gid);
+  await Deno.chmod(path, 0o700);
+  return true;
+}
+
+/**
  * Creates or repairs `<base>/<uid>`: a real directory, mode 0700, owned by
  * the user. Root only. A symlink, a file, or a directory that belongs to
- * another user is refused, never trusted.
+ * another user is refused, never trusted. Any number of callers may run at once.
  */
 export async function prepare(config: Config, owner: Owner): Promise<Prepared> {
   if (!isRoot()) throw new CacheError("prepare must run as root");
   await prepareBase(config.dataPath);
   const path = userDir(config.dataPath, owner.uid);
-  const info = await Deno.lstat(path).catch(() => undefined);
-  if (!info) {
-    await Deno.mkdir(path, { mode: 0o700 });
-    // Safe by path: users cannot write <base>, so nobody can swap this directory.
-    await Deno.chown(path, owner.uid, owner.gid);
-    await Deno.chmod(path, 0o700);
-    return { path, created: true, repaired: [] };
-  }
+  if (await createUserDir(path, owner)) return { path, created: true, repaired: [] };
+  // What is there, whoever made it. A concurrent creator's directory may still be root's, before its chown.
+  const info = await Deno.lstat(path);
   if (!info.isDirectory) throw new CacheError(`${path} is not a directory; refusing to use it`);
   const repaired: string[] = [];
   if (info.uid !== owner.uid && info.uid !== 0) {

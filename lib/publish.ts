@@ -11,6 +11,7 @@ import type { Image } from "./identity.ts";
 import {
   createLockPath,
   entryPath,
+  LOCK_FILE,
   lockPath,
   STAGING_PREFIX,
   TEMP_NAME,
@@ -20,9 +21,9 @@ import {
 } from "./layout.ts";
 import { lockExclusive } from "./lock.ts";
 import { prepare } from "./prepare.ts";
-import { removeTree } from "./remove.ts";
+import { openPath, removeTree, touch } from "./files.ts";
+import { AT_FDCWD, renameAt } from "./libc.ts";
 import { unpackedBytes } from "./squashfs.ts";
-import { touch } from "./touch.ts";
 import { NoSpaceError, treeBytes, unsquash } from "./unpack.ts";
 import { statfsUsage, type UsageSource } from "./usage.ts";
 import { isRoot, type Owner } from "./users.ts";
@@ -55,17 +56,25 @@ function writeNew(path: string, text: string): Promise<void> {
  * by the job user. Root cannot chown safely inside a directory the user can
  * write (the file could be swapped for a symlink first), so it writes and
  * chowns it in a private directory under the root-owned `<base>` and moves it
- * in with rename(2).
+ * in with renameat(2) into the temporary directory as root opened it (never
+ * through a symlink, and checked to be the user's): swapping the directory's
+ * name afterwards changes nothing.
  */
 async function writeLock(config: Config, temp: string, meta: Meta, owner: Owner): Promise<void> {
   const record = JSON.stringify(meta) + "\n";
   if (!isRoot()) return await writeNew(lockPath(temp), record);
+  const into = openPath(temp, "directory");
+  if (typeof into === "string" || into.info.uid !== owner.uid) {
+    if (typeof into !== "string") into.close();
+    throw new CacheError(`${temp} is no longer a directory of uid ${owner.uid}`);
+  }
   const staging = await Deno.makeTempDir({ dir: config.dataPath, prefix: STAGING_PREFIX });
   try {
     await writeNew(`${staging}/lock`, record);
     await Deno.chown(`${staging}/lock`, owner.uid, owner.gid);
-    await Deno.rename(`${staging}/lock`, lockPath(temp));
+    renameAt(AT_FDCWD, `${staging}/lock`, into.fd, LOCK_FILE);
   } finally {
+    into.close();
     await Deno.remove(staging, { recursive: true });
   }
 }

@@ -2,8 +2,8 @@ import type { Config } from "./config.ts";
 import { CacheError } from "./errors.ts";
 import { identify } from "./identity.ts";
 import { createLockPath, entryPath, lockPath } from "./layout.ts";
-import { tryLockExclusiveSync } from "./lock.ts";
-import { touch } from "./touch.ts";
+import { tryLockExclusive } from "./lock.ts";
+import { touch } from "./files.ts";
 import type { UsageSource } from "./usage.ts";
 import { isRoot, lookupUid, type Owner, self } from "./users.ts";
 
@@ -81,7 +81,7 @@ export async function reuse(config: Config, options: ReuseOptions): Promise<Reus
 
 /** Whether a creator holds the entry's creation lock now (a dead one holds nothing). */
 function creatorAtWork(base: string, uid: number, name: string): EntryState {
-  const lock = tryLockExclusiveSync(createLockPath(base, uid, name));
+  const lock = tryLockExclusive(createLockPath(base, uid, name));
   if (lock === "busy") return "unpacking";
   if (lock !== "missing") lock.close();
   return "absent";

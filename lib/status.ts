@@ -1,7 +1,7 @@
 import type { Config } from "./config.ts";
 import { type Creation, type Leftover, type Meta, openEntryLock, scanEntries } from "./entries.ts";
 import { createLockPath } from "./layout.ts";
-import { openRegularSync } from "./lock.ts";
+import { openPath } from "./files.ts";
 import { round, statfsUsage, type UsageSource } from "./usage.ts";
 import { lookupUid } from "./users.ts";
 import { nodeName } from "./node.ts";
@@ -60,22 +60,24 @@ export interface Status {
 /** An entry's record, and whether a step holds its lock (a collector could not take it now). */
 function inspect(entry: string): { meta?: Meta; inUse: boolean } {
   const lock = openEntryLock(entry);
-  if (!lock) return { inUse: false };
+  // A lease's holder is using the file, as a step holding the lock would be.
+  if (lock === "busy") return { inUse: true };
+  if (lock === undefined || lock === "gone") return { inUse: false };
   try {
-    return { meta: lock.meta, inUse: !lock.file.tryLockSync(true) };
+    return { meta: lock.meta, inUse: !lock.file.tryLock(true) };
   } finally {
     lock.file.close();
   }
 }
 
-/** A lock file someone holds now (a collector could not take it). */
+/** A lock file someone holds now (a collector could not take it; a lease counts as held). */
 function held(path: string, kind: "file" | "directory" = "file"): boolean {
-  const file = openRegularSync(path, kind);
-  if (!file) return false;
+  const opened = openPath(path, kind);
+  if (typeof opened === "string") return opened === "busy";
   try {
-    return !file.tryLockSync(true);
+    return !opened.tryLock(true);
   } finally {
-    file.close();
+    opened.close();
   }
 }
 
@@ -83,17 +85,18 @@ const RECORD_LIMIT = 4096;
 
 /** The record a creator wrote into its creation lock, checked field by field. */
 function readCreation(path: string): Creation | undefined {
-  const file = openRegularSync(path);
-  if (!file) return undefined;
+  const opened = openPath(path);
+  if (typeof opened === "string") return undefined;
   try {
     const buffer = new Uint8Array(RECORD_LIMIT);
-    const record = JSON.parse(new TextDecoder().decode(buffer.subarray(0, file.readSync(buffer) ?? 0)));
+    const record = JSON.parse(new TextDecoder().decode(buffer.subarray(0, opened.read(buffer))));
     if (typeof record?.image !== "string" || typeof record?.startedAt !== "string") return undefined;
-    return record as Creation;
+    if (Number.isNaN(Date.parse(record.startedAt))) return undefined;
+    return { image: record.image, startedAt: record.startedAt, pid: Number(record.pid) };
   } catch {
     return undefined;
   } finally {
-    file.close();
+    opened.close();
   }
 }
 

@@ -1,4 +1,6 @@
-import { CacheError } from "./errors.ts";
+import { CacheError, describe } from "./errors.ts";
+import { walkTree } from "./files.ts";
+import { chmodAt, unlinkAt } from "./libc.ts";
 import { isRoot, type Owner } from "./users.ts";
 
 /** The unpack ran out of space; the caller may collect and try again. */
@@ -17,7 +19,7 @@ export async function unsquash(image: string, dest: string, owner: Owner): Promi
   await runUnsquashfs(image, dest, asOwner);
   // As root, unsquashfs keeps setuid/setgid bits and makes device nodes; as anyone else
   // it cannot. Root unpacks only for uid 0, into the root-owned <base>/0: safe by path.
-  if (isRoot() && owner.uid === 0) await dropPrivileged(image, dest);
+  if (isRoot() && owner.uid === 0) dropPrivileged(image, dest);
 }
 
 /** A device node a non-root unsquashfs could not make: left out, not an error. */
@@ -25,25 +27,32 @@ const DEVICE_NOT_MADE = /could not create (character|block) device .*not superus
 /** What unsquashfs prints besides errors. */
 const CHATTER = /^(Parallel unsquashfs|\d+ inodes|created |FATAL ERROR: failed)/;
 
+/**
+ * unsquashfs is started through `setpriv --pdeathsig KILL`: the kernel kills it when the
+ * thread that spawned it dies, so a killed `reuse` leaves no unsquashfs filling the disk,
+ * however fast the machine and whatever the image. Order matters: the kernel clears the
+ * parent-death signal when a process's credentials change, so the switch to the job user
+ * (Deno's uid/gid, before exec) comes first and setpriv sets the signal after it.
+ */
+const UNSQUASHFS = ["setpriv", "--pdeathsig", "KILL", "--", "unsquashfs"];
+
 async function runUnsquashfs(image: string, dest: string, asOwner: { uid?: number; gid?: number }): Promise<void> {
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command("unsquashfs", {
-      // Not -quiet or -no-progress: measured ~100 ms slower on a 400 MB image, and its
-      // progress output is what ends an orphaned unsquashfs (below).
-      args: ["-no-xattrs", "-dest", dest, image],
+    child = new Deno.Command(UNSQUASHFS[0]!, {
+      // Not -quiet or -no-progress: measured ~100 ms slower on a 400 MB image.
+      args: [...UNSQUASHFS.slice(1), "-no-xattrs", "-dest", dest, image],
       // Deno refuses to spawn with LD_* in the environment, and a clean one is right anyway.
       clearEnv: true,
       env: ENV,
       stdin: "null",
-      // Its progress bar goes into a pipe we drain and discard: should we be killed, its next
-      // write gets SIGPIPE, so no orphaned unsquashfs goes on filling the disk.
+      // Its progress bar goes into a pipe we drain and discard.
       stdout: "piped",
       stderr: "piped",
       ...asOwner,
     }).spawn();
   } catch (error) {
-    throw new CacheError(`cannot run unsquashfs: ${(error as Error).message}`);
+    throw new CacheError(`cannot run ${UNSQUASHFS.join(" ")}: ${(error as Error).message}`);
   }
   const [result, stderr] = await Promise.all([
     child.status,
@@ -62,69 +71,29 @@ async function runUnsquashfs(image: string, dest: string, asOwner: { uid?: numbe
   throw new CacheError(`unsquashfs failed on ${image}: ${why}`);
 }
 
-/**
- * Calls `visit` with the lstat of everything under `dir`, never following a symlink.
- * Returns how many names could not be looked at: Deno reads file names as UTF-8, so
- * a name with other bytes comes back mangled and cannot be opened by path.
- */
-function walk(dir: string, visit: (path: string, info: Deno.FileInfo) => void): number {
-  let unreadable = 0;
-  for (const entry of Deno.readDirSync(dir)) {
-    const path = `${dir}/${entry.name}`;
-    let info: Deno.FileInfo;
-    try {
-      info = Deno.lstatSync(path);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-      unreadable++;
-      continue;
-    }
-    visit(path, info);
-    if (info.isDirectory) unreadable += walk(path, visit);
-  }
-  return unreadable;
-}
-
 /** Disk space a tree takes (allocated blocks), measured once when an entry is created. */
 export function treeBytes(dir: string): number {
   let bytes = Deno.lstatSync(dir).blocks! * 512;
-  walk(dir, (_, info) => bytes += info.blocks! * 512);
+  walkTree(dir, (_dir, _name, info) => bytes += info.blocks * 512);
   return bytes;
 }
 
 /**
  * Removes device nodes and setuid/setgid bits from a tree root unpacked: a rootfs in
  * the cache runs unprivileged, and root's copy of an image must not hand anyone a
- * setuid-root binary or a raw disk. Only for trees nobody else can write.
+ * setuid-root binary or a raw disk. Only for trees nobody else can write. Names are
+ * looked at as the bytes they are on disk, so one that is not UTF-8 is not missed
+ * (nor mistaken for a decoy that reads the same once decoded).
  */
-async function dropPrivileged(image: string, dir: string): Promise<void> {
-  const devices: string[] = [];
-  const privileged: [string, number][] = [];
+function dropPrivileged(image: string, dir: string): void {
   const top = Deno.lstatSync(dir);
-  if (top.mode! & 0o6000) privileged.push([dir, top.mode!]);
-  const unreadable = walk(dir, (path, info) => {
-    if (info.isBlockDevice || info.isCharDevice) devices.push(path);
-    else if (!info.isSymlink && info.mode! & 0o6000) privileged.push([path, info.mode!]);
-  });
-  for (const path of devices) await Deno.remove(path);
-  for (const [path, mode] of privileged) await Deno.chmod(path, mode & 0o1777);
-  if (unreadable > 0 && await listsPrivileged(image)) {
-    throw new CacheError(
-      `${image}: has setuid/setgid files or device nodes, and file names that are not UTF-8: cannot make it safe`,
-    );
+  if (top.mode! & 0o6000) Deno.chmodSync(dir, top.mode! & 0o1777);
+  try {
+    walkTree(dir, (parent, name, info) => {
+      if (info.isDevice) unlinkAt(parent, name);
+      else if (!info.isSymlink && info.mode & 0o6000) chmodAt(parent, name, info.mode & 0o1777);
+    });
+  } catch (error) {
+    throw new CacheError(`${image}: cannot drop setuid/setgid bits and device nodes: ${describe(error)}`);
   }
-}
-
-/** Whether the image's listing shows a device node or a setuid/setgid file. */
-async function listsPrivileged(image: string): Promise<boolean> {
-  const listing = await new Deno.Command("unsquashfs", {
-    args: ["-no-progress", "-lls", image],
-    clearEnv: true,
-    env: ENV,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  const text = new TextDecoder().decode(listing.stdout);
-  return !listing.success || /^([bc]|[-dlps].{2}[sS]|[-dlps].{5}[sS])/m.test(text);
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cli } from "./helpers.ts";
+import { cli, ROOT } from "./helpers.ts";
 
 Deno.test("every command answers --help on stdout with exit 0", async (t) => {
   for (const command of ["reuse", "gc", "status", "key", "prepare"]) {
@@ -34,4 +34,22 @@ Deno.test("usage mistakes are one line on stderr and exit 2", async (t) => {
       assert.equal(result.stdout, "");
     });
   }
+});
+
+const SHARED_CONTRACT = `${ROOT}/../shared/CONTRACT.md`;
+Deno.test({
+  name: "docs/contract.md is the shared contract, word for word below its note",
+  // A clone has no shared folder beside it: nothing to compare with.
+  ignore: !(() => {
+    try {
+      return Deno.statSync(SHARED_CONTRACT).isFile;
+    } catch {
+      return false;
+    }
+  })(),
+  fn() {
+    const ours = Deno.readTextFileSync(`${ROOT}/docs/contract.md`);
+    assert.match(ours, /^> This page mirrors the shared contract/);
+    assert.equal(ours.slice(ours.indexOf("\n\n") + 2), Deno.readTextFileSync(SHARED_CONTRACT));
+  },
 });

@@ -4,27 +4,30 @@ import { parseConfig } from "../lib/config.ts";
 import { readMeta } from "../lib/entries.ts";
 import { reuse } from "../lib/reuse.ts";
 import type { UsageSource } from "../lib/usage.ts";
-import { cli, IS_ROOT, listing, makeImage, manifest, NOBODY, run, settings, tempDir } from "./helpers.ts";
+import { lookupUid } from "../lib/users.ts";
+import { cli, IS_ROOT, listing, makeImage, manifest, NOBODY, run, settings, sleep, tempDir } from "./helpers.ts";
 
 /** Holds `flock -s` on a path in another process, as a running step does. */
 async function holdShared(path: string): Promise<Deno.ChildProcess> {
-  const holder = new Deno.Command("flock", { args: ["-s", "-o", path, "sleep", "60"], stdin: "null" }).spawn();
+  const holder = new Deno.Command("flock", { args: ["-s", "-o", path, "sleep", "600"], stdin: "null" }).spawn();
   const probe = await Deno.open(path, { read: true });
   try {
-    for (let i = 0; i < 200; i++) {
+    // Bounded only so that a holder that never locks fails the test instead of hanging it.
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(10)) {
       if (!(await probe.tryLock(true))) return holder; // the holder has it now
       await probe.unlock();
-      await new Promise((r) => setTimeout(r, 10));
     }
   } finally {
     probe.close();
   }
-  throw new Error(`flock -s ${path} never took the lock`);
+  throw new Error(`flock -s ${path} did not take the lock in 30 s`);
 }
 
 /** Creates `count` entries of distinct images, oldest first by mtime. */
 async function entries(dir: string, base: string, count: number, bytes: number) {
   const config = parseConfig([`container_cache_data_path=${base}`], "test");
+  // What `prepare` does as root; a user needs only a directory of their own.
+  if (!IS_ROOT) await Deno.mkdir(`${base}/${Deno.uid()}`, { recursive: true, mode: 0o700 });
   const made = [];
   for (let i = 0; i < count; i++) {
     await makeImage(`${dir}/img${i}.sqfs`, { "payload": bytes, "etc/os-release": `ID=${i}\n` });
@@ -40,7 +43,6 @@ async function entries(dir: string, base: string, count: number, bytes: number) 
 
 Deno.test({
   name: "collect() evicts least recently used first and stops at the low watermark (exact arithmetic)",
-  ignore: !IS_ROOT,
   async fn() {
     await using tmp = await tempDir();
     const dir = tmp.path;
@@ -148,19 +150,21 @@ Deno.test({
 
 Deno.test({
   name: "gc: one collector at a time; a second one exits 0 saying it skipped; --dry-run changes nothing",
-  ignore: !IS_ROOT,
   async fn() {
     await using tmp = await tempDir();
     const dir = tmp.path;
     const base = `${dir}/cache`;
     await entries(dir, base, 2, 1000);
     const forced = settings(base, { container_cache_gc_high: 2, container_cache_gc_low: 1 });
+    // Root's collector takes the lock in <base>; a user's, the one in their own directory (made here once).
+    const gcLock = IS_ROOT ? `${base}/pyxis-container-cache-gc.lock` : `${base}/${Deno.uid()}/.pyxis_cache_gc.lock`;
+    if (!IS_ROOT) await Deno.writeTextFile(gcLock, "");
     const before = await manifest(base);
     const dry = await cli(["gc", "--dry-run", "--json", ...forced]);
     assert.equal(JSON.parse(dry.stdout).evicted.length, 2);
     assert.deepEqual(await manifest(base), before);
 
-    const holder = await holdShared(`${base}/pyxis-container-cache-gc.lock`);
+    const holder = await holdShared(gcLock);
     try {
       const second = await cli(["gc", ...forced]);
       assert.equal(second.code, 0);
@@ -175,7 +179,6 @@ Deno.test({
 
 Deno.test({
   name: "status reports use against the watermarks and every entry, in use or not",
-  ignore: !IS_ROOT,
   async fn() {
     await using tmp = await tempDir();
     const dir = tmp.path;
@@ -198,7 +201,8 @@ Deno.test({
       assert.deepEqual(rows, made.map((e, i) => [e.name, Deno.uid(), e.path, e.bytes, i === 1, e.image]));
       assert.equal(status.entries[0].lastUsed, new Date(1_000_000_000).toISOString());
       const table = await cli(["status", ...settings(base)]);
-      assert.match(table.stdout, new RegExp(`root +0 .* no +${made[0]!.name} +${dir}/img0\\.sqfs`));
+      const user = lookupUid(Deno.uid()!)?.name ?? String(Deno.uid());
+      assert.match(table.stdout, new RegExp(`${user} +${Deno.uid()} .* no +${made[0]!.name} +${dir}/img0\\.sqfs`));
       assert.match(table.stdout, new RegExp(`yes +${made[1]!.name}`));
     } finally {
       holder.kill();
@@ -294,5 +298,47 @@ Deno.test({
       holder.kill();
       await holder.status;
     }
+  },
+});
+
+Deno.test({
+  name:
+    "gc removes a creation lock nobody holds whose entry does not exist; never a held one, an entry's, or a symlink",
+  ignore: !IS_ROOT,
+  async fn() {
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const base = `${dir}/cache`;
+    const [entry] = await entries(dir, base, 1, 1000);
+    const userDir = `${base}/${Deno.uid()}`;
+    const lockOf = (hash: string) => `${userDir}/.pyxis_cache_create.pyxis_cache_u${Deno.uid()}_${hash}`;
+    const [failed, running, planted] = ["1", "2", "3"].map((c) => lockOf(c.repeat(20)));
+    const kept = `${userDir}/.pyxis_cache_create.${entry!.name}`;
+    assert.ok((await Deno.lstat(kept)).isFile, "reuse leaves its entry's creation lock");
+    await Deno.writeTextFile(failed!, ""); // what a create that ran out of space leaves
+    await Deno.writeTextFile(running!, "");
+    await Deno.writeTextFile(`${dir}/precious`, "keep\n");
+    await Deno.symlink(`${dir}/precious`, planted!);
+    const holder = await holdShared(running!);
+    try {
+      const young = await cli(["gc", "--json", ...settings(base)]);
+      assert.deepEqual(JSON.parse(young.stdout).removedLeftovers, [], "a lock younger than --stale-after stays");
+      const gc = await cli(["gc", "--json", "--stale-after", "0", ...settings(base)]);
+      assert.equal(gc.code, 0, gc.stderr);
+      assert.deepEqual(JSON.parse(gc.stdout).removedLeftovers, [failed]);
+      assert.deepEqual(
+        (await listing(userDir)).filter((n) => n.startsWith(".pyxis_cache_create.")).map((n) => `${userDir}/${n}`),
+        [kept, running, planted].sort(),
+      );
+      assert.equal(await Deno.readTextFile(`${dir}/precious`), "keep\n");
+    } finally {
+      holder.kill();
+      await holder.status;
+    }
+    const after = await cli(["gc", "--json", "--stale-after", "0", ...settings(base)]);
+    assert.deepEqual(JSON.parse(after.stdout).removedLeftovers, [running]);
+    // The entry still creates and reuses as before.
+    const again = await cli(["reuse", "--image", `${dir}/img0.sqfs`, "--json", ...settings(base)]);
+    assert.deepEqual([again.code, JSON.parse(again.stdout).created], [0, false]);
   },
 });

@@ -95,3 +95,65 @@ export async function manifest(dir: string, skip: (name: string) => boolean = ()
   await walk(dir, "");
   return lines.sort();
 }
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * An image of directories of empty files, grown until a plain unsquashfs of it takes at
+ * least `seconds` on this machine: work sized to the machine, not guessed. Its sources are
+ * one directory given again and again (mksquashfs renames them d, d_1, d_2, ...), so the
+ * image stays small while unsquashfs creates every file. Up to 400 directories, then
+ * more files in each.
+ */
+export async function slowImage(image: string, seconds: number): Promise<{ copies: number; took: number }> {
+  const source = `${image}.tree/d`;
+  await Deno.mkdir(source, { recursive: true });
+  let copies = 40, files = 0, wanted = 500;
+  for (;;) {
+    for (; files < wanted; files++) Deno.writeFileSync(`${source}/${files}`, new Uint8Array());
+    const made = await run("mksquashfs", [
+      ...Array(copies).fill(source),
+      image,
+      "-noappend",
+      "-no-progress",
+      "-all-root",
+    ]);
+    if (made.code !== 0) throw new Error(`mksquashfs: ${made.stderr}`);
+    await Deno.chmod(image, 0o644);
+    const probe = `${image}.probe`;
+    const started = performance.now();
+    const unpacked = await run("unsquashfs", ["-no-progress", "-quiet", "-d", probe, image]);
+    const took = (performance.now() - started) / 1000;
+    await Deno.remove(probe, { recursive: true });
+    if (unpacked.code !== 0) throw new Error(`unsquashfs: ${unpacked.stderr}`);
+    if (took >= seconds || files >= 100_000) {
+      await Deno.remove(`${image}.tree`, { recursive: true });
+      return { copies, took };
+    }
+    const total = copies * files * Math.min(10, (1.3 * seconds) / took);
+    copies = Math.min(400, Math.ceil(total / files));
+    wanted = Math.ceil(total / copies);
+  }
+}
+
+/** Deno's permissions refuse /proc without --allow-all: ps reads it for us. */
+async function ps(args: string[]): Promise<{ pid: number; state: string; args: string[] }[]> {
+  const out = await run("ps", [...args, "-o", "pid=,stat=,args="]);
+  return out.stdout.split("\n").filter(Boolean).map((line) => {
+    const [pid, state, ...rest] = line.trim().split(/\s+/);
+    return { pid: Number(pid), state: state!, args: rest };
+  });
+}
+
+/** The processes whose command line is `argv0 ...` and contains `text`. */
+export async function processes(argv0: string, text: string): Promise<number[]> {
+  return (await ps(["-e"]))
+    .filter((p) => p.args[0]?.split("/").at(-1) === argv0 && p.args.some((a) => a.includes(text)))
+    .map((p) => p.pid);
+}
+
+/** Whether a process runs: neither gone nor a zombie (a container's init may never reap it). */
+export async function isRunning(pid: number): Promise<boolean> {
+  const [found] = await ps(["-p", String(pid)]);
+  return found !== undefined && !/^[ZX]/.test(found.state);
+}

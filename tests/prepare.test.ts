@@ -90,3 +90,40 @@ Deno.test({
     assert.deepEqual(JSON.parse(others.stdout).entries.map((e: { uid: number }) => e.uid), [NOBODY.uid]);
   },
 });
+
+Deno.test({
+  name: "16 concurrent prepares and first reuses on an empty <base>, 10 times over: none fails for coming second",
+  ignore: !IS_ROOT,
+  async fn() {
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    await makeImage(`${dir}/img.sqfs`, { "etc/os-release": "ID=x\n" });
+    for (let round = 0; round < 10; round++) {
+      const config = settings(`${dir}/cache${round}`);
+      const results = await Promise.all(
+        Array.from(
+          { length: 16 },
+          (_, i) =>
+            i % 2
+              ? cli(["prepare", ...ids, ...config])
+              : cli(["reuse", "--image", `${dir}/img.sqfs`, ...ids, "--json", ...config]),
+        ),
+      );
+      const failed = results.filter((r) => r.code !== 0).map((r) => r.stderr.trim());
+      assert.deepEqual(failed, [], `round ${round}`);
+      const reused = results.filter((_, i) => i % 2 === 0).map((r) => JSON.parse(r.stdout));
+      assert.equal(reused.filter((r) => r.created).length, 1, "one unpack");
+      assert.equal(new Set(reused.map((r) => r.path)).size, 1);
+      const prepared = results.filter((_, i) => i % 2 === 1).map((r) => r.stdout);
+      assert.ok(prepared.filter((out) => out.endsWith(": created\n")).length <= 1, prepared.join(""));
+      const info = await Deno.lstat(`${dir}/cache${round}/${NOBODY.uid}`);
+      assert.deepEqual([info.isDirectory, info.uid, info.gid, info.mode! & 0o7777], [
+        true,
+        ...Object.values(NOBODY),
+        0o700,
+      ]);
+      const base = await Deno.lstat(`${dir}/cache${round}`);
+      assert.deepEqual([base.uid, base.mode! & 0o7777], [0, 0o755]);
+    }
+  },
+});

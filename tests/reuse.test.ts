@@ -1,5 +1,20 @@
 import assert from "node:assert/strict";
-import { cli, IS_ROOT, listing, makeImage, manifest, NOBODY, run, settings, tempDir } from "./helpers.ts";
+import {
+  CLI,
+  cli,
+  IS_ROOT,
+  isRunning,
+  listing,
+  makeImage,
+  manifest,
+  NOBODY,
+  processes,
+  run,
+  settings,
+  sleep,
+  slowImage,
+  tempDir,
+} from "./helpers.ts";
 
 const OURS = (name: string) => name.startsWith(".pyxis_cache_");
 
@@ -44,48 +59,70 @@ Deno.test("reuse() unpacks once for 8 concurrent cold callers", async () => {
   assert.deepEqual((await listing(`${dir}/cache/${Deno.uid()}`)).filter((n) => n.startsWith(".pyxis_cache_tmp")), []);
 });
 
-Deno.test("reuse() killed mid-unpack leaves nothing under the entry name, and no unsquashfs running; the next one clears it away and succeeds", async () => {
-  await using tmp = await tempDir();
-  const dir = tmp.path;
-  const files: Record<string, number> = {};
-  for (let i = 0; i < 40; i++) files[`data/file${i}`] = 4_000_000;
-  await makeImage(`${dir}/big.sqfs`, files);
+/**
+ * Kills `reuse` while its unsquashfs unpacks `image` (as the caller, or as root for `uid`) and
+ * checks that unsquashfs stops with it and that the next reuse clears the leftovers and succeeds.
+ */
+async function killMidUnpack(dir: string, image: string, slow: { copies: number; took: number }, uid?: number) {
+  const { copies, took } = slow;
   const config = settings(`${dir}/cache`);
-  const name = (await cli(["key", "--image", `${dir}/big.sqfs`])).stdout.trim();
-  const userDir = `${dir}/cache/${Deno.uid()}`;
+  const owner = uid === undefined ? [] : ["--uid", String(uid), "--gid", String(uid)];
+  const name = (await cli(["key", "--image", image, ...owner.slice(0, 2)])).stdout.trim();
+  const userDir = `${dir}/cache/${uid ?? Deno.uid()}`;
 
-  const child = new Deno.Command("bin/pyxis-cache", {
-    args: ["reuse", "--image", `${dir}/big.sqfs`, ...config],
-    cwd: new URL("..", import.meta.url).pathname,
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  // Wait until the unpack has started writing, then kill it.
-  for (let i = 0; i < 400 && !(await listing(userDir)).some((n) => n.startsWith(".pyxis_cache_tmp")); i++) {
-    await new Promise((r) => setTimeout(r, 10));
+  const args = ["reuse", "--image", image, ...owner, ...config];
+  const child = new Deno.Command(CLI, { args, stdout: "null", stderr: "null" }).spawn();
+  // Kill once its unsquashfs runs and the tree is growing (a directory's link count grows with its subdirectories).
+  let temp = "", pid = 0;
+  const links = () => Deno.lstatSync(temp).nlink ?? 0;
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(5)) {
+    temp = (await listing(userDir)).find((n) => n.startsWith(".pyxis_cache_tmp.")) ?? "";
+    if (!temp) continue;
+    temp = `${userDir}/${temp}`;
+    pid ||= (await processes("unsquashfs", temp))[0] ?? 0;
+    if (pid && links() > 3) break;
   }
+  assert.ok(pid && await isRunning(pid), "no unsquashfs was unpacking within 60 s");
   child.kill("SIGKILL");
   await child.status;
-  assert.ok((await listing(userDir)).some((n) => n.startsWith(".pyxis_cache_tmp")), "killed mid-unpack");
-  // Its unsquashfs, left writing its progress into a pipe nobody reads, dies of SIGPIPE.
-  const orphans = async () => (await run("pgrep", ["-f", `^(/usr/bin/)?unsquashfs .*${userDir}/`])).code === 0;
-  for (let i = 0; i < 100 && await orphans(); i++) await new Promise((r) => setTimeout(r, 20));
-  assert.ok(!await orphans(), "an orphaned unsquashfs was still unpacking 2 s after reuse was killed");
-  const temp = (await listing(userDir)).find((n) => n.startsWith(".pyxis_cache_tmp"));
-  let written = 0;
-  for (const name of await listing(`${userDir}/${temp}/data`)) {
-    written += (await Deno.lstat(`${userDir}/${temp}/data/${name}`)).size;
-  }
-  assert.ok(written < 40 * 4_000_000, "the orphaned unsquashfs unpacked the whole image");
+  // The kernel sends the parent-death signal before the killed reuse can be waited for: from here on,
+  // unsquashfs may finish at most the directory it was making.
+  const atKill = links() - 2;
+  assert.ok(atKill < copies - 1, `the kill landed after the unpack (${atKill} of ${copies} directories made)`);
+
+  const killed = performance.now();
+  while (await isRunning(pid) && performance.now() - killed < 2_000) await sleep(5);
+  const lived = Math.round(performance.now() - killed);
+  assert.ok(!await isRunning(pid), "an orphaned unsquashfs was still unpacking 2 s after reuse was killed");
+  const atEnd = links() - 2;
+  console.log(`  unsquashfs of ${copies} directories takes ${took.toFixed(2)} s here; killed with ${atKill} made, \
+it was gone ${lived} ms later with ${atEnd} made`);
+  assert.ok(atEnd <= atKill + 1, `unsquashfs went on after reuse was killed: from ${atKill} to ${atEnd} directories`);
+  await sleep(200);
+  assert.equal(links() - 2, atEnd, "the tree still grows after unsquashfs ended");
+  assert.match(name, /^pyxis_cache_u\d+_/);
   assert.ok(!(await listing(userDir)).includes(name));
 
-  const again = await cli(["reuse", "--image", `${dir}/big.sqfs`, "--json", ...config]);
+  const again = await cli(["reuse", "--image", image, "--json", ...owner, ...config]);
   assert.equal(again.code, 0, again.stderr);
   assert.equal(JSON.parse(again.stdout).created, true);
-  assert.equal((await Deno.stat(`${userDir}/${name}/data/file39`)).size, 4_000_000);
+  assert.equal((await listing(`${userDir}/${name}`)).length, copies + 1, "the whole image, and the lock file");
 
   // Holding the creation lock, it knows the killed call's temporary directory is dead: removed at once.
   assert.deepEqual((await listing(userDir)).filter((n) => /^\.pyxis_cache_(tmp|trash)\./.test(n)), []);
+}
+
+Deno.test("reuse() killed mid-unpack: its unsquashfs stops at once, nothing under the entry name; the next one clears it away and succeeds", async (t) => {
+  await using tmp = await tempDir();
+  // An unpack of 1.5 s or more on this machine, so that the kill lands inside it.
+  const slow = await slowImage(`${tmp.path}/slow.sqfs`, 1.5);
+  await t.step("the caller's own", () => killMidUnpack(tmp.path, `${tmp.path}/slow.sqfs`, slow));
+  // The switch to the job user changes credentials, which clears a parent-death signal set before it.
+  await t.step({
+    name: "root's, for another user",
+    ignore: !IS_ROOT,
+    fn: () => killMidUnpack(tmp.path, `${tmp.path}/slow.sqfs`, slow, NOBODY.uid),
+  });
 });
 
 Deno.test("reuse() refuses bad images with one line, exit 1, and changes nothing", async (t) => {

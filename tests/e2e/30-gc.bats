@@ -3,18 +3,25 @@
 # high=2/low=1 forces a collection that would evict every unlocked entry.
 load helpers
 
+# A step left waiting by a failed test is released, not kept holding its entry.
+teardown() {
+  touch "$E2E_WORK/pxc-e2e-release" 2>/dev/null || true
+}
+
 gc_all() {
   cli gc --json --set container_cache_gc_high=2 --set container_cache_gc_low=1
 }
 
 @test "an entry in use by a running step survives a collection" {
-  local name marker=$E2E_WORK/pxc-e2e-started
+  local name marker=$E2E_WORK/pxc-e2e-started release=$E2E_WORK/pxc-e2e-release
   name=$(entry_name "$BETA")
-  rm -f "$marker"
+  rm -f "$marker" "$release"
+  # The step runs until the test (or teardown) releases it, not for a time that a slow gc could outlast.
   as "$E2E_USER" srun --container-cache --container-image="$BETA" \
-    sh -c "echo started > $marker; sleep 4; cat /etc/os-release" >"$E2E_TMP/gc-step.out" 2>&1 3>&- &
+    sh -c "echo started > $marker; i=0; while [ ! -e $release ] && [ \$i -lt 3000 ]; do sleep 0.1; i=\$((i + 1)); done
+           cat /etc/os-release" >"$E2E_TMP/gc-step.out" 2>&1 3>&- &
   local step=$!
-  for _ in $(seq 100); do [ -e "$marker" ] && break; sleep 0.1; done
+  for _ in $(seq 600); do [ -e "$marker" ] && break; sleep 0.1; done
   [ -e "$marker" ]
 
   run gc_all
@@ -25,6 +32,7 @@ gc_all() {
   [[ $output == *'"skippedInUse":[{"name":"'"$name"'"'* ]]
   [[ $output != *'"evicted":['*'"name":"'"$name"'"'*'],"skippedInUse"'* ]]
 
+  touch "$release"
   wait "$step"
   grep -q '"pyxis-cache e2e beta"' "$E2E_TMP/gc-step.out"
 

@@ -34,10 +34,11 @@ cli() {
 
 node_state() { sinfo -h -n "$E2E_NODE" -o %T; }
 
-# assert_node_idle: the step's failure did not drain or down the node.
+# assert_node_idle: the step's failure did not drain or down the node (it may take a while to be idle
+# again on a busy machine: waited for up to 30 s, not a budget).
 assert_node_idle() {
   local state
-  for _ in $(seq 50); do
+  for _ in $(seq 300); do
     state=$(node_state)
     [[ $state == idle ]] && return 0
     [[ $state == *drain* || $state == *down* || $state == *fail* ]] && break

@@ -1,13 +1,13 @@
 # Helpers for the fault and security suite (sourced by run.sh and load-worker.sh).
 
 # A tree's identity: paths, types, modes, sizes, symlink targets and file contents,
-# without the two files reuse adds beside the rootfs.
+# without the lock file (holding the entry's record) that reuse adds to the rootfs.
 manifest() {
   (
     cd "$1" || exit 1
-    find . -mindepth 1 \( -path ./.pyxis_cache_lock -o -path ./.pyxis_cache_meta.json \) -prune \
+    find . -mindepth 1 -path ./.pyxis_cache_lock -prune \
       -o -type d -printf '%p %y %m\n' -o -printf '%p %y %m %s %l\n' | LC_ALL=C sort
-    find . -mindepth 1 -type f ! -path ./.pyxis_cache_lock ! -path ./.pyxis_cache_meta.json -print0 |
+    find . -mindepth 1 -type f ! -path ./.pyxis_cache_lock -print0 |
       LC_ALL=C sort -z | xargs -0r sha256sum
   ) | sha256sum | cut -c1-64
 }
@@ -24,12 +24,18 @@ pckey() { "$PC" key "$@"; }
 
 # hold [-s] FILE [as-user-fn]: a flock holder in the background (HOLDER: its pid). flock -o
 # keeps the lock in flock itself, so that SIGKILL of HOLDER leaves a lock held by a dead process.
+# Returns once the lock is really held (a lock the holder's mode excludes cannot be taken).
 hold() {
-  local mode=-x
-  if [[ $1 == -s ]]; then mode=-s; shift; fi
+  local mode=-x probe=-s i
+  if [[ $1 == -s ]]; then mode=-s probe=-x; shift; fi
   ${2:-} flock -o "$mode" "$1" sleep 600 &
   HOLDER=$!
-  sleep 0.3
+  for ((i = 0; i < 3000; i++)); do
+    flock -n "$probe" "$1" true 2>/dev/null || return 0
+    kill -0 "$HOLDER" 2>/dev/null || break
+    sleep 0.01
+  done
+  fail "hold: $1 was never locked"
 }
 kill_holder() {
   local kids

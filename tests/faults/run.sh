@@ -144,11 +144,11 @@ complete_entries() {
 }
 leftovers() { find "$BASE" -mindepth 2 -maxdepth 2 \( -name '.pyxis_cache_tmp.pyxis_cache_u*' -o -name '.pyxis_cache_trash.pyxis_cache_u*' \) -printf x | wc -c; }
 temps() { find "$1" -mindepth 1 -maxdepth 1 -name '.pyxis_cache_tmp.*' -printf '%f\n' | LC_ALL=C sort; }
-wait_unsquashfs() { # orphans of killed reuses
+wait_unsquashfs() { # wait_unsquashfs [SECONDS]: no unsquashfs of a killed reuse still runs (a bound, not a wait)
   local i
-  for i in $(seq 100); do
+  for ((i = 0; i < ${1:-20} * 50; i++)); do
     pgrep -f "unsquashfs .*$BASE/" >/dev/null || return 0
-    sleep 0.2
+    sleep 0.02
   done
   return 1
 }

@@ -4,8 +4,9 @@
 CASES+=" kill_reuse no_space no_inodes kill_gc stale_locks unreadable_entries undeletable_entries"
 
 # SIGKILL `reuse` 20 times: every other kill at a random point of the whole call, the
-# others at a random point after its unpack has begun. Times are scaled to a cold reuse
-# as timed on this machine, so that the kills land on a fast one too.
+# others soon after its unpack has begun. Times are scaled to a cold reuse as timed on
+# this machine, so that the kills land on a fast one too; a kill counts as mid-unpack
+# when it left the unpack's temporary directory behind.
 case_kill_reuse() {
   newbase 512m
   local i pid hit=0 mid=0 dir=$BASE/$U1 cold before
@@ -22,12 +23,15 @@ case_kill_reuse() {
       sleep "$(randdelay 0.02 "$(scale "$cold" 0.9)")"
     else
       until [[ -n $(comm -13 <(echo "$before") <(temps "$dir")) ]] || ! kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
-      sleep "$(randdelay 0 "$(scale "$cold" 0.1)")"
+      sleep "$(randdelay 0 "$(scale "$cold" 0.03)")"
     fi
-    if [[ -n $(comm -13 <(echo "$before") <(temps "$dir")) ]]; then mid=$((mid + 1)); fi
     # A kill that came too late narrows the window: timings vary from run to run.
     if kill -9 "$pid" 2>/dev/null; then hit=$((hit + 1)); else cold=$(scale "$cold" 0.8); fi
     wait "$pid" 2>/dev/null
+    # A kill that landed before the entry appeared leaves its temporary directory: nobody renames it now.
+    if [[ -n $(comm -13 <(echo "$before") <(temps "$dir")) ]]; then mid=$((mid + 1)); fi
+    # The kernel kills its unsquashfs with it (parent-death signal): none may go on unpacking.
+    wait_unsquashfs 5 || fail "kill $i: an orphaned unsquashfs still ran 5 s after reuse was killed"
     complete_entries "$dir" big
     # A completed unpack is evicted, so that the next kill lands in an unpack again.
     pc gc --all --stale-after 100000 >/dev/null 2>&1
@@ -36,7 +40,6 @@ case_kill_reuse() {
   echo "    $hit of 20 kills landed during a reuse, $mid of them with an unpack under way" >&2
   ((hit >= 10)) || fail "only $hit kills landed in a running reuse"
   ((mid >= 8)) || fail "only $mid kills landed while an unpack was under way"
-  check "orphan unsquashfs still running after 20 s" wait_unsquashfs
   local out
   out=$(as1 "$PC" reuse --image "$IMG/big.sqfs" --no-plugstack --set "container_cache_data_path=$BASE" --json 2>"$WORK/err") ||
     { fail "reuse after the kills failed: $(cat "$WORK/err"); $(df -h "$BASE" | tail -1)"; return; }
@@ -74,8 +77,16 @@ case_no_space() {
   else
     one_line_error "$WORK/err" "no space"
   fi
-  [[ ! -e $BASE/$U1/$(pckey --image "$IMG/huge.sqfs" --uid "$U1") ]] || lose "a partial entry is visible"
+  local huge
+  huge=$(pckey --image "$IMG/huge.sqfs" --uid "$U1")
+  [[ ! -e $BASE/$U1/$huge ]] || lose "a partial entry is visible"
   (($(leftovers) == 0)) || fail "temporary directories left behind after no space: $(leftovers)"
+  # The failed create's lock file is litter the collector clears, not kept for ever.
+  [[ -f $BASE/$U1/.pyxis_cache_create.$huge ]] || fail "the failed create left no creation lock (nothing to collect)"
+  pc gc --stale-after 0 >/dev/null 2>"$WORK/err" || fail "gc after no space: $(cat "$WORK/err")"
+  [[ ! -e $BASE/$U1/.pyxis_cache_create.$huge ]] || fail "gc kept the creation lock of the failed create"
+  [[ -e $BASE/$U1/.pyxis_cache_create.$(pckey --image "$IMG/tena.sqfs" --uid "$U1") ]] ||
+    fail "gc removed the creation lock of an entry that exists"
   [[ $(manifest "$path") == "$(img_manifest tena)" ]] || lose "the entry in use was evicted or damaged"
   kill_holder
   unset GC_HIGH GC_LOW
@@ -99,8 +110,9 @@ case_no_inodes() {
 # gc SIGKILLed mid-eviction: no half-deleted tree under a live name; the next gc finishes.
 case_kill_gc() {
   newbase 512m
-  local round i pid name hit=0 full
-  # Time one whole gc of the six entries, then kill later ones 40–85 % of the way through.
+  local round i pid name hit=0 mid=0 full
+  # Time one whole gc of the six entries, then kill later ones 40–85 % of the way through (odd rounds),
+  # or as soon as an eviction is seen under way (even rounds: its trash directory exists).
   for i in 1 2 3 4 5 6; do pc reuse --image "$IMG/many$i.sqfs" --uid "$U1" >/dev/null || fail "reuse many$i"; done
   full=$(seconds "$PC" gc --all --stale-after 100000 --no-plugstack --set "container_cache_data_path=$BASE")
   echo "    a gc of six entries takes ${full}s here" >&2
@@ -108,8 +120,19 @@ case_kill_gc() {
     for i in 1 2 3 4 5 6; do pc reuse --image "$IMG/many$i.sqfs" --uid "$U1" >/dev/null || fail "reuse many$i"; done
     "$PC" gc --all --stale-after 100000 --no-plugstack --set "container_cache_data_path=$BASE" >/dev/null 2>&1 &
     pid=$!
-    sleep "$(randdelay "$(scale "$full" 0.4)" "$(scale "$full" 0.85)")"
-    if kill -9 "$pid" 2>/dev/null; then hit=$((hit + 1)); else full=$(scale "$full" 0.8); fi
+    if ((round % 2)); then
+      sleep "$(randdelay "$(scale "$full" 0.4)" "$(scale "$full" 0.85)")"
+    else
+      until [[ -n $(trash_dirs) ]] || ! kill -0 "$pid" 2>/dev/null; do sleep 0.005; done
+    fi
+    local evicting
+    evicting=$(trash_dirs)
+    if kill -9 "$pid" 2>/dev/null; then
+      hit=$((hit + 1))
+      [[ -n $evicting ]] && mid=$((mid + 1))
+    else
+      full=$(scale "$full" 0.8)
+    fi
     wait "$pid" 2>/dev/null
     for i in 1 2 3 4 5 6; do
       name=$(pckey --image "$IMG/many$i.sqfs" --uid "$U1")
@@ -121,9 +144,12 @@ case_kill_gc() {
     (($(leftovers) == 0)) || fail "the next gc left $(leftovers) trash directories"
   done
   faults=$((faults + hit))
-  echo "    $hit of 8 kills landed during a gc" >&2
+  echo "    $hit of 8 kills landed during a gc, $mid of them with an eviction under way" >&2
   ((hit >= 4)) || fail "only $hit kills landed in a running gc"
+  ((mid >= 3)) || fail "only $mid kills landed while an entry was being evicted"
 }
+
+trash_dirs() { find "$BASE/$U1" -mindepth 1 -maxdepth 1 -name '.pyxis_cache_trash.*' -print -quit; }
 
 # Stale lock files and locks held by dead processes.
 case_stale_locks() {

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Hostile input: what users plant in the directories root's collector and status walk,
 # hostile images, and one user against another.
-CASES+=" planted_links swap_race odd_names bad_user_dirs bad_images dangerous_images crafted_images cross_user"
+CASES+=" planted_links hostile_records swap_race odd_names bad_user_dirs bad_images dangerous_images crafted_images cross_user"
 
 # as1_sh SCRIPT: a shell as pcfault1 in the cache root.
 as1_sh() { as1 env BASE="$BASE" U1="$U1" SENT="$SENT" OUTSIDE="$OUTSIDE" bash -c "$1"; }
@@ -38,18 +38,19 @@ case_planted_links() {
     mkdir -p "$e/inner"
     ln -s "$SENT/root" "$e/inner/to-root"
     ln -s "$SENT/root/file" "$e/.pyxis_cache_lock"
-    ln -s "$SENT/root/file" "$e/.pyxis_cache_meta.json"
     ln "$OUTSIDE/file" "$e/inner/hardlink"
     e=$d/pyxis_cache_u${U1}_${h%?}b
     mkdir -p "$e"
-    mkfifo "$e/.pyxis_cache_lock" "$e/.pyxis_cache_meta.json"
+    mkfifo "$e/.pyxis_cache_lock"
     t=$d/.pyxis_cache_tmp.pyxis_cache_u${U1}_${h%?}c.abc
     mkdir -p "$t/x"
     ln -s "$SENT/root" "$t/x/escape"
     ln "$OUTSIDE/file" "$t/hardlink"
   ' || fail "planting failed"
-  # An entry whose lock file is a symlink to a root-owned file: the collector must not lock or touch it.
-  attacks=$((attacks + 10))
+  # Eleven plants the collector and status meet: symlinks as an entry (to a directory, to a file), as a
+  # temporary, as trash, as a creation lock and as an entry's lock file (to a root-owned file: never locked
+  # or touched), a FIFO as an entry's lock file, and symlinks and hardlinks inside an entry and a temporary.
+  attacks=$((attacks + 11))
   root_status_and_gc
   check_sentinel "status and gc over planted links"
   [[ -L $d/pyxis_cache_u${U1}_$h ]] || fail "the planted entry symlink was removed (it is not an entry)"
@@ -63,6 +64,45 @@ case_planted_links() {
   check_sentinel "reuse over a planted entry symlink"
   # and the user's own reuse through a symlinked entry does not report the outside tree as theirs
   [[ ! -e $real || $(manifest "$real") == "$(img_manifest small)" ]] || fail "a real entry was damaged"
+}
+
+# What a user writes into the files root opens in their directory: the record in an entry's lock file
+# (status prints it, the collector reports it), and creation locks that are no regular file.
+case_hostile_records() {
+  newbase 128m
+  local d=$BASE/$U1 c=(--no-plugstack --set "container_cache_data_path=$BASE") p1 p2 out lines name2 name3 image
+  p1=$(as1 "$PC" reuse --image "$IMG/small.sqfs" "${c[@]}") || fail reuse
+  p2=$(as1 "$PC" reuse --image "$IMG/many1.sqfs" "${c[@]}") || fail reuse
+  # A record that would forge a row and drive root's terminal, with a size no disk holds; a lock file of 1 GiB.
+  as1 sh -c 'cat >"$1"' _ "$p1/.pyxis_cache_lock" <<'JSON'
+{"image":"/x\u001b[2J\nroot  0  9 GiB  FORGED","bytes":1e400}
+JSON
+  as1 truncate -s 1G "$p2/.pyxis_cache_lock"
+  # Creation locks of images root is about to create for the user: a FIFO (opening it would hang) and a
+  # symlink to a root-owned file.
+  name2=$(pckey --image "$IMG/many2.sqfs" --uid "$U1") name3=$(pckey --image "$IMG/many3.sqfs" --uid "$U1")
+  as1 mkfifo "$d/.pyxis_cache_create.$name2"
+  as1 ln -s "$SENT/root/file" "$d/.pyxis_cache_create.$name3"
+  attacks=$((attacks + 5))
+  out=$(timeout 60 "$PC" status "${c[@]}" 2>"$WORK/err") || fail "status over hostile records: $(cat "$WORK/err")"
+  [[ $out != *$'\e'* ]] || fail "status printed a record's escape sequence to root's terminal"
+  lines=$(wc -l <<<"$out")
+  ((lines == 4)) || fail "status printed $lines lines for two entries (a forged row?): $out"
+  out=$(timeout 60 "$PC" status --json "${c[@]}" 2>"$WORK/err") || fail "status --json: $(cat "$WORK/err")"
+  [[ $(jq -c '[.entries[].bytes]' <<<"$out") == "[null,null]" ]] ||
+    fail "records with a size no disk holds, or past 64 KiB, were trusted: $(jq -c '[.entries[].bytes]' <<<"$out")"
+  for image in many2 many3; do
+    timeout 60 "$PC" reuse --image "$IMG/$image.sqfs" --uid "$U1" "${c[@]}" >/dev/null 2>"$WORK/err" &&
+      fail "root's reuse of $image went through a creation lock that is no regular file"
+    one_line_error "$WORK/err" "not a regular file"
+  done
+  check_sentinel "creation locks planted as a symlink"
+  out=$(timeout 60 "$PC" gc --all --stale-after 0 --json "${c[@]}" 2>"$WORK/err") || fail "gc over hostile records: $(cat "$WORK/err")"
+  [[ $(jq -c '[.evicted[].bytes | type]' <<<"$out") == '["number","number"]' ]] ||
+    fail "gc reported sizes that are no numbers: $(jq -c '.evicted' <<<"$out")"
+  [[ -p $d/.pyxis_cache_create.$name2 && -L $d/.pyxis_cache_create.$name3 ]] ||
+    fail "gc removed what is not a lock of ours"
+  check_sentinel "gc over hostile records"
 }
 
 # A directory swapped for a symlink (and back) while the collector scans and deletes.

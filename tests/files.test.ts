@@ -1,0 +1,144 @@
+import assert from "node:assert/strict";
+import { scanEntries, validMeta } from "../lib/entries.ts";
+import { openPath, removeTree, walkTree } from "../lib/files.ts";
+import { nameText } from "../lib/libc.ts";
+import { run, tempDir } from "./helpers.ts";
+
+/** A chain of `levels` nested directories under `dir` (by a process that can mkdir relative to its cwd: Deno cannot). */
+async function deepChain(dir: string, levels: number): Promise<void> {
+  const made = await run("/usr/bin/python3", [
+    "-c",
+    "import os,sys\nos.chdir(sys.argv[1])\nfor _ in range(int(sys.argv[2])): os.mkdir('d'); os.chdir('d')",
+    dir,
+    String(levels),
+  ]);
+  assert.equal(made.code, 0, made.stderr);
+}
+
+Deno.test("removeTree removes a tree 16,000 directories deep (Deno.remove overflows its stack)", async () => {
+  await using tmp = await tempDir();
+  const top = `${tmp.path}/trash`;
+  Deno.mkdirSync(top);
+  await deepChain(top, 16_000);
+  await removeTree(top);
+  assert.deepEqual([...Deno.readDirSync(tmp.path)], []);
+});
+
+Deno.test("removeTree never follows a symlink, removes FIFOs and names that are not UTF-8", async () => {
+  await using tmp = await tempDir();
+  const keep = `${tmp.path}/keep`;
+  Deno.mkdirSync(`${keep}/dir`, { recursive: true });
+  Deno.writeTextFileSync(`${keep}/dir/file`, "keep");
+  const top = `${tmp.path}/trash`;
+  Deno.mkdirSync(`${top}/a/b`, { recursive: true });
+  Deno.symlinkSync(keep, `${top}/a/link`);
+  Deno.symlinkSync(`${keep}/dir`, `${top}/a/b/link`);
+  const made = await run("bash", ["-c", `cd '${top}/a' && mkfifo fifo && mkdir $'\\xff' && touch $'\\xff/\\xfe'`]);
+  assert.equal(made.code, 0, made.stderr);
+  await removeTree(top);
+  assert.deepEqual([...Deno.readDirSync(tmp.path)].map((e) => e.name), ["keep"]);
+  assert.equal(Deno.readTextFileSync(`${keep}/dir/file`), "keep");
+  await removeTree(`${tmp.path}/missing`); // nothing there: no error
+});
+
+Deno.test("openPath refuses a symlink, a FIFO (without waiting) and the wrong kind", async () => {
+  await using tmp = await tempDir();
+  Deno.writeTextFileSync(`${tmp.path}/file`, "x");
+  Deno.symlinkSync(`${tmp.path}/file`, `${tmp.path}/link`);
+  Deno.mkdirSync(`${tmp.path}/dir`);
+  assert.equal((await run("mkfifo", [`${tmp.path}/fifo`])).code, 0);
+  assert.equal(openPath(`${tmp.path}/link`), "missing");
+  assert.equal(openPath(`${tmp.path}/fifo`), "missing");
+  assert.equal(openPath(`${tmp.path}/dir`), "missing");
+  assert.equal(openPath(`${tmp.path}/file`, "directory"), "missing");
+  assert.equal(openPath(`${tmp.path}/nothing`), "missing");
+  const file = openPath(`${tmp.path}/file`);
+  assert.ok(typeof file === "object" && file.info.isFile);
+  assert.ok(file.tryLock(true));
+  file.close();
+});
+
+Deno.test("openPath of a file another process holds a write lease on is busy at once, not after the lease-break time", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.path}/lock`;
+  Deno.writeTextFileSync(path, "");
+  const holder = new Deno.Command("/usr/bin/python3", {
+    args: [
+      "-c",
+      "import fcntl,os,signal,sys,time; signal.signal(signal.SIGIO, signal.SIG_IGN); " +
+      "fd=os.open(sys.argv[1], os.O_RDONLY); fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK); " +
+      "print('leased', flush=True); time.sleep(60)",
+      path,
+    ],
+    stdout: "piped",
+    stdin: "null",
+  }).spawn();
+  try {
+    const reader = holder.stdout.getReader();
+    const { value } = await reader.read();
+    assert.match(new TextDecoder().decode(value), /leased/);
+    reader.releaseLock();
+    const started = performance.now();
+    assert.equal(openPath(path), "busy");
+    assert.ok(performance.now() - started < 5_000, "the open waited for the lease");
+  } finally {
+    holder.kill();
+    await holder.status;
+    await holder.stdout.cancel().catch(() => {});
+  }
+});
+
+Deno.test("walkTree sees a name that is not UTF-8 beside the name it decodes to", async () => {
+  await using tmp = await tempDir();
+  const made = await run("bash", [
+    "-c",
+    `cd '${tmp.path}' && mkdir $'\\xff' $'\\xef\\xbf\\xbd' && touch $'\\xff/a' $'\\xef\\xbf\\xbd/b'`,
+  ]);
+  assert.equal(made.code, 0, made.stderr);
+  const seen: string[] = [];
+  walkTree(tmp.path, (_dir, name, info) => seen.push(`${JSON.stringify([...name.subarray(0, -1)])} ${info.isFile}`));
+  assert.deepEqual(seen.sort(), ["[239,191,189] false", "[255] false", "[97] true", "[98] true"]);
+  assert.equal(nameText(new Uint8Array([0x61, 0])), "a");
+});
+
+Deno.test("a record is trusted only with a sane size, image and time", () => {
+  const good = { image: "/img/a.sqfs", bytes: 4096, createdAt: "2026-12-01T00:00:00.000Z", unpackSeconds: 1.5 };
+  assert.deepEqual(validMeta(good), good);
+  for (
+    const bad of [
+      { ...good, bytes: Infinity },
+      { ...good, bytes: -5 },
+      { ...good, bytes: 1.5 },
+      { ...good, bytes: 2 ** 60 },
+      { ...good, bytes: "5" },
+      { ...good, image: "/x\u001b[2J" },
+      { ...good, image: "/x\nroot 0 forged" },
+      { ...good, image: "/x\u202e" },
+      { ...good, image: "/".repeat(5000) },
+      { ...good, image: 5 },
+      { ...good, createdAt: "yesterday" },
+      null,
+      [],
+    ]
+  ) {
+    assert.equal(validMeta(bad), undefined, JSON.stringify(bad));
+  }
+  assert.equal(validMeta({ ...good, unpackSeconds: -1 })?.unpackSeconds, 0);
+});
+
+Deno.test("an entry last used in the future counts as least recently used, and is reported", async () => {
+  await using tmp = await tempDir();
+  const uid = Deno.uid();
+  const dir = `${tmp.path}/base/${uid}`;
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const future = `${dir}/pyxis_cache_u${uid}_00000000000000000001`;
+  const now = `${dir}/pyxis_cache_u${uid}_00000000000000000002`;
+  Deno.mkdirSync(future);
+  Deno.mkdirSync(now);
+  Deno.utimeSync(future, new Date("2100-01-01"), new Date("2100-01-01"));
+  const scan = await scanEntries(`${tmp.path}/base`);
+  const byName = new Map(scan.entries.map((e) => [e.path, e.lastUsed.getTime()]));
+  assert.equal(byName.get(future), 0);
+  assert.ok(byName.get(now)! > Date.now() - 60_000);
+  assert.deepEqual(scan.problems.map((p) => p.includes("last used in the future") && p.includes(future)), [true]);
+});
