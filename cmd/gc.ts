@@ -24,7 +24,7 @@ or above the high watermark afterwards; 2 usage or configuration error.
   --json               print {evicted, skippedInUse, usageBefore, usageAfter, ...}
   --uid N              only this user's entries
   --all                evict every entry not in use, whatever the watermarks (with --uid: one user's)
-  --stale-after SECS   remove a dead unpack's temporary directory once this old (default ${STALE_AFTER_SECONDS})
+  --stale-after SECS   remove a dead unpack's temporary directory, or a failed create's lock, once this old (default ${STALE_AFTER_SECONDS})
   --prometheus FILE    afterwards, write node_exporter textfile metrics to FILE (as status --prometheus)
   --journal            start each line with its syslog priority (<3> error, <4> warning, <5> notice,
                        <6> info) for the systemd journal; on by itself when $JOURNAL_STREAM is stdout/stderr
@@ -100,7 +100,7 @@ export async function run(args: string[]): Promise<number> {
     failed ||= values["fail-if-full"] ?? false;
   }
   if (values.prometheus !== undefined) {
-    const { exportMetrics } = await import("./status.ts");
+    const { exportMetrics } = await import("../lib/textfile.ts");
     try {
       await exportMetrics(config, values.prometheus);
     } catch (error) {

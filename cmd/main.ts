@@ -13,6 +13,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   status: () => import("./status.ts"),
   key: () => import("./key.ts"),
   prepare: () => import("./prepare.ts"),
+  step: () => import("./step.ts"),
+  release: () => import("./release.ts"),
 };
 
 export const HELP = `pyxis-cache: a node-local cache of unpacked container root filesystems for Slurm
@@ -25,6 +27,8 @@ Commands:
   status    filesystem use against the watermarks, and every entry
   key       print the entry name an image has
   prepare   create or repair a user's cache directory (root only)
+  step      unpack an image for one job step, outside the cache (the stub's)
+  release   remove a job step's own rootfs (the stub's)
 
 Run 'pyxis-cache <command> --help' for a command's options.
 Exit status: 0 ok, 1 failure, 2 usage or configuration error.`;

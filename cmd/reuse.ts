@@ -4,7 +4,7 @@ import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, parse, required, 
 
 export const help = `pyxis-cache reuse: make sure an image's rootfs is in the cache, and print where
 
-Usage: pyxis-cache reuse --image IMG [--uid N --gid N] [--json] [--no-wait | --unless-busy]
+Usage: pyxis-cache reuse --image IMG [--uid N --gid N] [--json | --name-only] [--no-wait | --unless-busy]
 
 Unpacks the squashfs image IMG into the cache the first time (once, however
 many callers ask at the same moment), refreshes the entry's last-used time on
@@ -14,9 +14,12 @@ collects first.
   --image IMG          squashfs image (a relative path resolves against the cwd)
   --uid N, --gid N     the job user (root only may name another user; default: yourself)
   --json               print {name, path, lock, created, state, seconds, image, uid}
-  --no-wait            create nothing and wait for nothing: print the path and the entry's
-                       state, one of ready, unpacking (a creator is at work) or absent
-                       (what the SPANK stub asks before it mounts the image for a cold step)
+  --name-only          print only the entry's name (what the SPANK stub reads: it
+                       builds <base>/<uid>/NAME itself)
+  --no-wait            create nothing and wait for nothing: print the path (the name with
+                       --name-only) and the entry's state, one of ready, unpacking (a creator
+                       is at work) or absent (what the stub asks before it mounts the image
+                       for a cold step)
   --unless-busy        create the entry unless a creator is at work already; then exit
                        at once, state unpacking (the stub's background creator)
 
@@ -32,6 +35,7 @@ export async function run(args: string[]): Promise<number> {
     json: { type: "boolean" },
     "no-wait": { type: "boolean" },
     "unless-busy": { type: "boolean" },
+    "name-only": { type: "boolean" },
   });
   if (values.help) {
     console.log(help);
@@ -46,7 +50,7 @@ export async function run(args: string[]): Promise<number> {
   const mode = values["no-wait"] ? "no-wait" : values["unless-busy"] ? "unless-busy" : "wait";
   const config = await configFrom(values);
   const reused = await reuse(config, { image, uid, gid, mode });
-  const line = mode === "wait" ? reused.path : `${reused.path} ${reused.state}`;
-  console.log(values.json ? JSON.stringify(reused) : line);
+  const shown = values["name-only"] ? reused.name : reused.path;
+  console.log(values.json ? JSON.stringify(reused) : mode === "wait" ? shown : `${shown} ${reused.state}`);
   return 0;
 }

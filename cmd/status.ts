@@ -1,4 +1,3 @@
-import type { Config } from "../lib/config.ts";
 import { shown } from "../lib/entries.ts";
 import { type Status, status } from "../lib/status.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, formatBytes, parse } from "./options.ts";
@@ -57,15 +56,6 @@ function table(s: Status): string {
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return [head, ...rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd())].join("\n");
-}
-
-/** Status and the collector's counters as metrics, written atomically to `file`. */
-export async function exportMetrics(config: Config, file: string, report?: Status): Promise<void> {
-  const [{ readGcState }, { writeMetrics }] = await Promise.all([
-    import("../lib/gcstate.ts"),
-    import("../lib/metrics.ts"),
-  ]);
-  await writeMetrics(file, report ?? await status(config), await readGcState(config.dataPath));
 }
 
 function percent(n: number): string {
@@ -141,6 +131,7 @@ export async function run(args: string[]): Promise<number> {
   for (const problem of result.problems) console.error(`pyxis-cache: status: ${problem}`);
   if (values.prometheus !== undefined) {
     try {
+      const { exportMetrics } = await import("../lib/textfile.ts");
       await exportMetrics(config, values.prometheus, result);
     } catch (error) {
       console.error(`pyxis-cache: status: ${values.prometheus}: cannot write metrics: ${(error as Error).message}`);

@@ -8,9 +8,22 @@ export interface Image {
   /** Its entry name for the given uid. */
   name: string;
   bytes: number;
+  /** Its superblock, read and checked once here (squashfs.ts reads the inode table it points to). */
+  superblock: Superblock;
 }
 
-export const SUPERBLOCK_BYTES = 96;
+/** The squashfs 4 superblock fields we use. */
+export interface Superblock {
+  inodes: number;
+  blockSize: number;
+  compressor: number;
+  bytesUsed: number;
+  /** Where the inode table starts, and the directory table (which ends it). */
+  inodeTableStart: number;
+  directoryTableStart: number;
+}
+
+const SUPERBLOCK_BYTES = 96;
 /** How much of the image's tail (its metadata tables) goes into the identity. */
 const TAIL_BYTES = 64 * 1024;
 
@@ -18,24 +31,30 @@ function readU64(view: DataView, offset: number): number {
   return Number(view.getBigUint64(offset, true));
 }
 
-/** Checks a squashfs 4 superblock against the file it heads. */
-function checkSuperblock(block: Uint8Array, fileBytes: number, path: string): number {
+/** Parses and checks a squashfs 4 superblock against the file it heads. */
+function parseSuperblock(block: Uint8Array, fileBytes: number, path: string): Superblock {
   const view = new DataView(block.buffer, block.byteOffset, block.byteLength);
   if (block.byteLength < SUPERBLOCK_BYTES || view.getUint32(0, true) !== 0x73717368) {
     throw new CacheError(`not a squashfs image: ${path}`);
   }
-  const blockSize = view.getUint32(12, true);
+  const superblock: Superblock = {
+    inodes: view.getUint32(4, true),
+    blockSize: view.getUint32(12, true),
+    compressor: view.getUint16(20, true),
+    bytesUsed: readU64(view, 40),
+    inodeTableStart: readU64(view, 64), // the first metadata table
+    directoryTableStart: readU64(view, 72),
+  };
   const blockLog = view.getUint16(22, true);
   const major = view.getUint16(28, true);
-  const bytesUsed = readU64(view, 40);
-  const tablesStart = readU64(view, 64); // inode table: the first metadata table
-  if (major !== 4 || blockSize !== 2 ** blockLog || blockSize < 4096 || tablesStart > bytesUsed) {
+  const { blockSize, bytesUsed, inodeTableStart } = superblock;
+  if (major !== 4 || blockSize !== 2 ** blockLog || blockSize < 4096 || inodeTableStart > bytesUsed) {
     throw new CacheError(`corrupt squashfs superblock: ${path}`);
   }
   if (bytesUsed > fileBytes) {
     throw new CacheError(`truncated squashfs image: ${path} (${fileBytes} of ${bytesUsed} bytes)`);
   }
-  return bytesUsed;
+  return superblock;
 }
 
 /** Up to `length` bytes of `file` from `offset`: fewer only at the end of the file. */
@@ -81,7 +100,8 @@ export async function identify(image: string, uid: number, cwd: string): Promise
   try {
     const info = await file.stat();
     const superblock = await readAt(file, 0, SUPERBLOCK_BYTES);
-    const bytesUsed = checkSuperblock(superblock, info.size, image);
+    const parsed = parseSuperblock(superblock, info.size, image);
+    const bytesUsed = parsed.bytesUsed;
     const tailStart = Math.max(SUPERBLOCK_BYTES, bytesUsed - TAIL_BYTES);
     const tail = await readAt(file, tailStart, bytesUsed - tailStart);
     const stamp = [uid, path, info.ino, info.size, info.mtime?.getTime(), info.ctime?.getTime()];
@@ -92,7 +112,7 @@ export async function identify(image: string, uid: number, cwd: string): Promise
     material.set(tail, head.length + superblock.length);
     const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", material));
     const hash = Array.from(digest.subarray(0, 10), (b) => b.toString(16).padStart(2, "0")).join("");
-    return { path, name: entryName(uid, hash), bytes: info.size };
+    return { path, name: entryName(uid, hash), bytes: info.size, superblock: parsed };
   } catch (error) {
     if (error instanceof CacheError) throw error;
     throw openError(error, image);

@@ -17,8 +17,8 @@
  *                                              (mounted in the step's own mount namespace only):
  *                                              the SPANK stub holds it locked while the step runs
  *   <base>/<uid>/.pyxis_cache_step_<job>.<step>.<r>/
- *                                              a step's own rootfs without --container-cache:
- *                                              the SPANK stub holds it locked while the step runs
+ *                                              a step's own rootfs without --container-cache, made by
+ *                                              `pyxis-cache step`: the SPANK stub holds it locked while the step runs
  */
 
 import { randomSuffix } from "./files.ts";
@@ -76,4 +76,9 @@ export function tempPath(base: string, uid: number, name: string): string {
 
 export function trashPath(base: string, uid: number, name: string): string {
   return `${base}/${uid}/.pyxis_cache_trash.${name}.${randomSuffix()}`;
+}
+
+/** A new name for a step's own rootfs directory (matches STEP_NAME; the stub checks it too). */
+export function stepName(job: number, step: number): string {
+  return `.pyxis_cache_step_${job}.${step}.${randomSuffix().padStart(8, "0").slice(-6)}`;
 }

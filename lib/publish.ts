@@ -29,7 +29,7 @@ import { statfsUsage, type UsageSource } from "./usage.ts";
 import { isRoot, type Owner } from "./users.ts";
 
 /** The user's directory must be theirs: created by `prepare`, never trusted otherwise. */
-async function checkUserDir(config: Config, owner: Owner): Promise<void> {
+export async function checkUserDir(config: Config, owner: Owner): Promise<void> {
   if (isRoot()) {
     await prepare(config, owner);
     return;
@@ -85,7 +85,7 @@ async function writeLock(config: Config, temp: string, meta: Meta, owner: Owner)
  * much room an image needs is known only by trying: at first twice its size,
  * then twice as much as the last try, until nothing more can be evicted.
  */
-async function unsquashMakingRoom(
+export async function unsquashMakingRoom(
   config: Config,
   image: { path: string; bytes: number },
   temp: string,
@@ -136,7 +136,7 @@ async function removeDeadUnpacks(base: string, uid: number, name: string): Promi
 /** Unpacks into a temporary directory and makes it appear under its name with one rename(2). */
 async function createEntry(
   config: Config,
-  image: { path: string; name: string; bytes: number },
+  image: Image,
   owner: Owner,
   usage?: UsageSource,
 ) {
@@ -144,7 +144,7 @@ async function createEntry(
   const temp = tempPath(config.dataPath, owner.uid, image.name);
   const target = entryPath(config.dataPath, owner.uid, image.name);
   // Read from the image's metadata while unsquashfs runs; a walk of the tree only when that cannot be done.
-  const estimate = unpackedBytes(image.path);
+  const estimate = unpackedBytes(image);
   try {
     await removeDeadUnpacks(config.dataPath, owner.uid, image.name);
     await unsquashMakingRoom(config, image, temp, owner, usage);

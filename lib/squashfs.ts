@@ -8,7 +8,7 @@
  * rest: its size) and up to 8 KiB of data, compressed with the image's compressor.
  */
 
-import { readAt, SUPERBLOCK_BYTES } from "./identity.ts";
+import { type Image, readAt } from "./identity.ts";
 
 const GZIP = 1; // the only compressor whose blocks we can inflate (zlib streams)
 const METADATA_BLOCK = 8192;
@@ -121,21 +121,15 @@ function tableBytes(table: Uint8Array, inodes: number, blockSize: number): numbe
 /**
  * The bytes an image's tree will take once unpacked, or `undefined` when its
  * metadata is compressed with something other than gzip (enroot's default lzo,
- * xz, zstd ...) and the caller must measure the unpacked tree instead.
+ * xz, zstd ...) and the caller must measure the unpacked tree instead. The
+ * superblock is the one identify() read and checked.
  */
-export async function unpackedBytes(image: string): Promise<number | undefined> {
-  const file = await Deno.open(image, { read: true });
+export async function unpackedBytes(image: Pick<Image, "path" | "superblock">): Promise<number | undefined> {
+  const { inodes, blockSize, compressor, inodeTableStart, directoryTableStart } = image.superblock;
+  if (directoryTableStart <= inodeTableStart) return undefined;
+  const file = await Deno.open(image.path, { read: true });
   try {
-    const superblock = await readAt(file, 0, SUPERBLOCK_BYTES);
-    if (superblock.length < SUPERBLOCK_BYTES) return undefined;
-    const view = new DataView(superblock.buffer, superblock.byteOffset, superblock.byteLength);
-    const inodes = view.getUint32(4, true);
-    const blockSize = view.getUint32(12, true);
-    const compressor = view.getUint16(20, true);
-    const start = Number(view.getBigUint64(64, true));
-    const end = Number(view.getBigUint64(72, true));
-    if (end <= start) return undefined;
-    const table = await inodeTable(file, start, end, compressor);
+    const table = await inodeTable(file, inodeTableStart, directoryTableStart, compressor);
     return table && tableBytes(table, inodes, blockSize);
   } catch {
     return undefined;

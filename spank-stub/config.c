@@ -1,29 +1,32 @@
 /*
  * Parse the plugin's plugstack.conf arguments, pyxis config.c style: a struct
  * that starts with the defaults, then "key=value" words matched with strncmp.
- * The same keys are read by the pyxis-cache command; the stub passes them on
- * with --set.
+ * The same keys are read by the pyxis-cache command (lib/config.ts), with the
+ * same rules, checks in the same order and the same messages: one table
+ * (tests/config-cases.ts) tests both, through config-check.c. The stub passes
+ * the words on with --set.
  */
-#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
 #include "config.h"
 
-#define KEY_DATA_PATH "container_cache_data_path"
-#define KEY_GC_HIGH   "container_cache_gc_high"
-#define KEY_GC_LOW    "container_cache_gc_low"
-#define KEY_RUNTIME   "container_cache_runtime"
-#define KEY_CLI       "container_cache_cli"
+enum { DATA_PATH, GC_HIGH, GC_LOW, RUNTIME, CLI, NKEYS };
 
-static const struct plugin_config default_config = {
-	.data_path = "",
-	.gc_high = 85,
-	.gc_low = 80,
-	.runtime = RUNTIME_ENROOT,
-	.cli = "/usr/local/bin/pyxis-cache",
+static const char *const keys[NKEYS] = {
+	[DATA_PATH] = "container_cache_data_path",
+	[GC_HIGH] = "container_cache_gc_high",
+	[GC_LOW] = "container_cache_gc_low",
+	[RUNTIME] = "container_cache_runtime",
+	[CLI] = "container_cache_cli",
+};
+
+static const char *const defaults[NKEYS] = {
+	[GC_HIGH] = "85",
+	[GC_LOW] = "80",
+	[RUNTIME] = "enroot",
+	[CLI] = "/usr/local/bin/pyxis-cache",
 };
 
 const char *pyxis_config_runtime_name(enum container_runtime runtime)
@@ -31,89 +34,106 @@ const char *pyxis_config_runtime_name(enum container_runtime runtime)
 	return runtime == RUNTIME_BWRAP ? "bwrap" : "enroot";
 }
 
-static int parse_percent(const char *s, int *out)
-{
-	char *end = NULL;
-	long v;
+#define INVALID(key, val, reason) \
+	snprintf(err, errlen, PLUGIN_NAME ": %s: invalid value: %s (%s)", keys[key], val, reason)
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 99)
+/* Digits only (no sign, no spaces), 1 to 99. */
+static int parse_percent(int key, const char *s, int *out, char *err, size_t errlen)
+{
+	size_t n = strspn(s, "0123456789");
+	int v = 0;
+	size_t i;
+
+	for (i = 0; i < n && v <= 99; ++i)
+		v = v * 10 + (s[i] - '0');
+	if (n == 0 || s[n] != '\0' || v < 1 || v > 99) {
+		INVALID(key, s, "must be an integer from 1 to 99");
 		return -1;
-	*out = (int)v;
+	}
+	*out = v;
 	return 0;
 }
 
-static int parse_path(const char *s, char *out, size_t len)
+/* Absolute, no ".." component; trailing slashes dropped (but "/" stays). */
+static int parse_path(int key, const char *s, char *out, size_t len, char *err, size_t errlen)
 {
-	if (s[0] != '/' || strlen(s) >= len)
+	const char *p;
+	size_t n;
+
+	if (s[0] != '/') {
+		INVALID(key, s, "must be an absolute path");
 		return -1;
-	strcpy(out, s);
+	}
+	for (p = s; *p != '\0'; p += n) {
+		p += strspn(p, "/");
+		n = strcspn(p, "/");
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			INVALID(key, s, "must not contain '..'");
+			return -1;
+		}
+	}
+	n = strlen(s);
+	while (n > 1 && s[n - 1] == '/')
+		--n;
+	if (n >= len) {
+		INVALID(key, s, "path too long");
+		return -1;
+	}
+	memcpy(out, s, n);
+	out[n] = '\0';
 	return 0;
 }
 
 int pyxis_config_parse(struct plugin_config *cfg, int ac, char **av, char *err, size_t errlen)
 {
-	const char *val;
-	int i;
+	const char *vals[NKEYS];
+	size_t keylen;
+	int i, k;
+	int rc = -1;
 
-	*cfg = default_config;
-
+	memcpy(vals, defaults, sizeof(vals));
+	/* Every word first: an unknown key or a word without '=' fails; later words win. */
 	for (i = 0; i < ac; ++i) {
-		if (strncmp(av[i], KEY_DATA_PATH "=", sizeof(KEY_DATA_PATH)) == 0) {
-			val = av[i] + sizeof(KEY_DATA_PATH);
-			if (parse_path(val, cfg->data_path, sizeof(cfg->data_path)) < 0) {
-				snprintf(err, errlen, PLUGIN_NAME ": " KEY_DATA_PATH ": invalid value: %s (must be an absolute path)", val);
-				goto fail;
-			}
-		} else if (strncmp(av[i], KEY_GC_HIGH "=", sizeof(KEY_GC_HIGH)) == 0) {
-			val = av[i] + sizeof(KEY_GC_HIGH);
-			if (parse_percent(val, &cfg->gc_high) < 0) {
-				snprintf(err, errlen, PLUGIN_NAME ": " KEY_GC_HIGH ": invalid value: %s (must be 1-99)", val);
-				goto fail;
-			}
-		} else if (strncmp(av[i], KEY_GC_LOW "=", sizeof(KEY_GC_LOW)) == 0) {
-			val = av[i] + sizeof(KEY_GC_LOW);
-			if (parse_percent(val, &cfg->gc_low) < 0) {
-				snprintf(err, errlen, PLUGIN_NAME ": " KEY_GC_LOW ": invalid value: %s (must be 1-99)", val);
-				goto fail;
-			}
-		} else if (strncmp(av[i], KEY_RUNTIME "=", sizeof(KEY_RUNTIME)) == 0) {
-			val = av[i] + sizeof(KEY_RUNTIME);
-			if (strcmp(val, "enroot") == 0) {
-				cfg->runtime = RUNTIME_ENROOT;
-			} else if (strcmp(val, "bwrap") == 0) {
-				cfg->runtime = RUNTIME_BWRAP;
-			} else {
-				snprintf(err, errlen, PLUGIN_NAME ": " KEY_RUNTIME ": invalid value: %s (must be enroot or bwrap)", val);
-				goto fail;
-			}
-		} else if (strncmp(av[i], KEY_CLI "=", sizeof(KEY_CLI)) == 0) {
-			val = av[i] + sizeof(KEY_CLI);
-			if (parse_path(val, cfg->cli, sizeof(cfg->cli)) < 0) {
-				snprintf(err, errlen, PLUGIN_NAME ": " KEY_CLI ": invalid value: %s (must be an absolute path)", val);
-				goto fail;
-			}
-		} else {
-			snprintf(err, errlen, PLUGIN_NAME ": %.*s: unknown configuration key",
-				 (int)strcspn(av[i], "="), av[i]);
+		keylen = strcspn(av[i], "=");
+		for (k = 0; k < NKEYS; ++k) {
+			if (strlen(keys[k]) == keylen && strncmp(av[i], keys[k], keylen) == 0)
+				break;
+		}
+		if (k == NKEYS) {
+			snprintf(err, errlen, PLUGIN_NAME ": %.*s: unknown key", (int)keylen, av[i]);
 			goto fail;
 		}
+		if (av[i][keylen] != '=') {
+			snprintf(err, errlen, PLUGIN_NAME ": %s: missing value", keys[k]);
+			goto fail;
+		}
+		vals[k] = av[i] + keylen + 1;
 	}
 
-	if (cfg->data_path[0] == '\0') {
-		snprintf(err, errlen, PLUGIN_NAME ": " KEY_DATA_PATH ": missing (required)");
+	/* Then the checks, in lib/config.ts's order. */
+	if (vals[DATA_PATH] == NULL || vals[DATA_PATH][0] == '\0') {
+		snprintf(err, errlen, PLUGIN_NAME ": %s: required but not set", keys[DATA_PATH]);
 		goto fail;
 	}
-
+	if (parse_path(DATA_PATH, vals[DATA_PATH], cfg->data_path, sizeof(cfg->data_path), err, errlen) < 0 ||
+	    parse_percent(GC_HIGH, vals[GC_HIGH], &cfg->gc_high, err, errlen) < 0 ||
+	    parse_percent(GC_LOW, vals[GC_LOW], &cfg->gc_low, err, errlen) < 0 ||
+	    parse_path(CLI, vals[CLI], cfg->cli, sizeof(cfg->cli), err, errlen) < 0)
+		goto fail;
 	if (cfg->gc_low >= cfg->gc_high) {
-		snprintf(err, errlen, PLUGIN_NAME ": " KEY_GC_LOW ": invalid value: %d (must be below " KEY_GC_HIGH ")",
-			 cfg->gc_low);
+		snprintf(err, errlen, PLUGIN_NAME ": %s: invalid value: %d (must be below %s=%d)", keys[GC_LOW],
+			 cfg->gc_low, keys[GC_HIGH], cfg->gc_high);
 		goto fail;
 	}
-
-	return 0;
-
+	if (strcmp(vals[RUNTIME], "enroot") == 0) {
+		cfg->runtime = RUNTIME_ENROOT;
+	} else if (strcmp(vals[RUNTIME], "bwrap") == 0) {
+		cfg->runtime = RUNTIME_BWRAP;
+	} else {
+		INVALID(RUNTIME, vals[RUNTIME], "must be enroot or bwrap");
+		goto fail;
+	}
+	rc = 0;
 fail:
-	return -1;
+	return rc;
 }

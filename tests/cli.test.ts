@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { cli, ROOT } from "./helpers.ts";
 
 Deno.test("every command answers --help on stdout with exit 0", async (t) => {
-  for (const command of ["reuse", "gc", "status", "key", "prepare"]) {
+  for (const command of ["reuse", "gc", "status", "key", "prepare", "step", "release"]) {
     await t.step(command, async () => {
       const result = await cli([command, "--help"]);
       assert.equal(result.code, 0);

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
-import { loadConfig, parseConfig } from "../lib/config.ts";
+import { dirname } from "node:path";
+import { type Config, loadConfig, parseConfig } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { cli, settings, tempDir } from "./helpers.ts";
+import { readPluginArgs } from "../lib/plugstack.ts";
+import { CONFIG_CASES } from "./config-cases.ts";
+import { CLI, cli, ROOT, run, settings, tempDir } from "./helpers.ts";
 
 Deno.test("parseConfig() applies the contract's defaults", () => {
   assert.deepEqual(parseConfig(["container_cache_data_path=/var/cache/pyxis/"], "test"), {
@@ -101,4 +104,59 @@ Deno.test("a bad configuration is a one-line error naming the key, exit 2, and c
     assert.equal(result.code, 2);
     assert.match(result.stderr, /^pyxis-cache: status: container_cache_gc_low: invalid value: 80 .*plugstack\.conf/);
   });
+});
+
+/** What a reader made of a case, in the table's words. */
+function describeConfig(config: Config): string {
+  const { dataPath, gcHigh, gcLow, runtime, cli } = config;
+  return `ok data_path=${dataPath} gc_high=${gcHigh} gc_low=${gcLow} runtime=${runtime} cli=${cli}`;
+}
+
+/** lib/config.ts's message without where the value came from ("; in FILE)" or " (in FILE)"). */
+function withoutSource(message: string): string {
+  return message.replace(/; in [^)]*\)$/, ")").replace(/ \(in [^)]*\)$/, "");
+}
+
+async function deno(fn: () => Promise<Config> | Config): Promise<string> {
+  try {
+    return describeConfig(await fn());
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    return withoutSource(error.message);
+  }
+}
+
+Deno.test("one table of configuration cases: lib/config.ts, the stub's config.c and the launcher agree", async (t) => {
+  const make = await run("make", ["-s", "-C", `${ROOT}/spank-stub`, "config-check"]);
+  assert.equal(make.code, 0, make.stderr);
+  for (const c of CONFIG_CASES) {
+    await t.step(c.name, async () => {
+      await using tmp = await tempDir();
+      const files = c.files ?? { "plugstack.conf": `required spank_pyxis_cache.so ${c.words!.join(" ")}\n` };
+      for (const [name, text] of Object.entries(files)) {
+        await Deno.mkdir(dirname(`${tmp.path}/${name}`), { recursive: true });
+        await Deno.writeTextFile(`${tmp.path}/${name}`, text);
+      }
+      const plugstack = `${tmp.path}/plugstack.conf`;
+      const words = c.words ?? (await readPluginArgs(plugstack))!;
+      assert.ok(words, "lib/plugstack.ts found no line");
+
+      assert.equal(await deno(() => parseConfig(words, "test")), c.expect, "lib/config.ts parseConfig");
+      assert.equal(await deno(() => loadConfig({ plugstack })), c.expect, "lib/config.ts loadConfig");
+
+      const stub = await run(`${ROOT}/spank-stub/config-check`, words);
+      assert.equal(stub.stdout.trimEnd(), c.expect.startsWith("ok ") ? c.expect : `pyxis-cache: ${c.expect}`);
+      assert.equal(stub.code, c.expect.startsWith("ok ") ? 0 : 1, "config-check's exit status");
+
+      // The launcher, from another directory: the data path it lets the command write.
+      const launcher = await run(
+        "bash",
+        ["-c", 'source "$1" status --plugstack "$2"; printf "%s\\n" "${writable[@]}"', "-", CLI, plugstack],
+        { cwd: "/", clearEnv: true, env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" } },
+      );
+      assert.equal(launcher.code, 0, launcher.stderr);
+      const raw = words.findLast((w) => w.startsWith("container_cache_data_path="))?.slice(26);
+      assert.equal(launcher.stdout, raw ? `${raw}\n` : "\n", "bin/pyxis-cache's --allow-write");
+    });
+  }
 });

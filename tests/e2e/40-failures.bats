@@ -62,7 +62,7 @@ JOB
   write_plugstack "$E2E_TMP/plugstack.conf"
   echo "$output"
   [ "$status" -ne 0 ]
-  [[ $output == *"pyxis-cache: container_cache_gc_low: invalid value: 90 (must be below container_cache_gc_high)"* ]]
+  [[ $output == *"pyxis-cache: container_cache_gc_low: invalid value: 90 (must be below container_cache_gc_high=85)"* ]]
   assert_node_idle
 }
 
@@ -71,7 +71,7 @@ JOB
   run srun_as_user --container-cache --container-image="$ALPHA" true
   echo "$output"
   [ "$status" -ne 0 ]
-  [[ $output == *"pyxis-cache: container_cache_gc_low: invalid value: 50 (must be below container_cache_gc_high)"* ]]
+  [[ $output == *"pyxis-cache: container_cache_gc_low: invalid value: 50 (must be below container_cache_gc_high=50)"* ]]
   assert_node_idle
 }
 
@@ -80,7 +80,7 @@ JOB
   run srun_as_user --container-cache --container-image="$ALPHA" true
   echo "$output"
   [ "$status" -ne 0 ]
-  [[ $output == *"pyxis-cache: container_cache_colour: unknown configuration key"* ]]
+  [[ $output == *"pyxis-cache: container_cache_colour: unknown key"* ]]
   assert_node_idle
   # A job that uses no container is not affected by the plugin's configuration.
   run srun_as_user true
@@ -119,14 +119,14 @@ JOB
 
 @test "an entry removed between reuse and lock is created again (retry)" {
   # A stand-in for a collector that wins the race: a wrapper around the real
-  # command removes the entry right after the first 'reuse' printed it.
+  # command removes the entry right after the first 'reuse' printed its name.
   local wrapper=$E2E_TMP/racing-cli state=$E2E_WORK/pxc-e2e-raced
   rm -f "$state"
   cat >"$wrapper" <<WRAP
 #!/bin/bash
 out=\$("$E2E_CLI" "\$@") || { rc=\$?; echo "\$out"; exit \$rc; }
 if [[ \$1 == reuse && ! -e $state ]]; then
-  path=\$(sed -n 's/.*"path":"\([^"]*\)".*/\1/p' <<<"\$out")
+  path=$E2E_BASE/\$(id -u)/\$out
   rm -rf "\$path" && echo "\$path" >$state
 fi
 echo "\$out"

@@ -5,6 +5,18 @@ step_leftovers() {
   find "$E2E_BASE/$(user_uid)" -mindepth 1 -maxdepth 1 -name '.pyxis_cache_step_*' 2>/dev/null
 }
 
+# srun returns once the tasks have exited; slurm_spank_exit's 'pyxis-cache
+# release' may still be running then. Wait (10 s at most) for it to finish.
+no_step_leftovers() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [ -z "$(step_leftovers)" ] && return 0
+    sleep 0.1
+  done
+  step_leftovers
+  return 1
+}
+
 @test "--container-image alone runs the task in the image, read-only" {
   run srun_as_user --container-image="$BETA" sh -c 'cat /etc/os-release; id -u; pwd; touch /pxc-e2e-file'
   echo "$output"
@@ -19,7 +31,7 @@ step_leftovers() {
   rm -rf "${E2E_BASE:?}/$(user_uid)/$(entry_name "$BETA")"
   run srun_as_user --container-image="$BETA" sh -c 'exit 3'
   [ "$status" -eq 3 ]
-  [ -z "$(step_leftovers)" ]
+  no_step_leftovers
   [ ! -e "$E2E_BASE/$(user_uid)/$(entry_name "$BETA")" ]
 }
 
@@ -27,12 +39,12 @@ step_leftovers() {
   E2E_ENV="PYXIS_CONTAINER_IMAGE=$ALPHA" run srun_as_user cat /etc/os-release
   [ "$status" -eq 0 ]
   [[ $output == *'"pyxis-cache e2e alpha"'* ]]
-  [ -z "$(step_leftovers)" ]
+  no_step_leftovers
 }
 
 @test "--container-writable without cache mode makes the step's copy writable" {
   run srun_as_user --container-image="$ALPHA" --container-writable sh -c 'touch /pxc-e2e-file && echo wrote'
   [ "$status" -eq 0 ]
   [ "$output" = wrote ]
-  [ -z "$(step_leftovers)" ]
+  no_step_leftovers
 }

@@ -1,0 +1,75 @@
+/**
+ * A rootfs for one job step without --container-cache: `pyxis-cache step`
+ * unpacks the image under a step's own name in the user's directory, and
+ * `pyxis-cache release` removes it when the step ends. Both run as the job
+ * user, so every file belongs to them; the SPANK stub holds the directory
+ * locked (LOCK_SH) in between, which is how the collector tells a running
+ * step from the leftovers of one that died.
+ */
+import type { Config } from "./config.ts";
+import { UsageError } from "./errors.ts";
+import { identify } from "./identity.ts";
+import { STEP_NAME, stepName, userDir } from "./layout.ts";
+import { checkUserDir, unsquashMakingRoom } from "./publish.ts";
+import { removeTree } from "./files.ts";
+import type { UsageSource } from "./usage.ts";
+import { self } from "./users.ts";
+
+export interface StepOptions {
+  image: string;
+  /** Slurm's job and step ids: part of the name, for whoever looks at the directory. */
+  job: number;
+  step: number;
+  /** Against which a relative image path resolves; the process's cwd by default. */
+  cwd?: string;
+  usage?: UsageSource;
+}
+
+export interface Step {
+  /** `.pyxis_cache_step_<job>.<step>.<r>`, in `<base>/<uid>`. */
+  name: string;
+  path: string;
+  /** `<path>/rootfs`: what the task runs in. */
+  rootfs: string;
+}
+
+/**
+ * Unpacks `image` into a new step directory, as the calling user, with the
+ * same checks and full-disk collection as an entry. The directory is held
+ * LOCK_SH while it unpacks, as the stub holds it afterwards: the collector
+ * removes a step directory only when it can lock it exclusively.
+ */
+export async function createStep(config: Config, options: StepOptions): Promise<Step> {
+  const owner = self();
+  const image = await identify(options.image, owner.uid, options.cwd ?? Deno.cwd());
+  await checkUserDir(config, owner);
+  let name = stepName(options.job, options.step);
+  let path = `${userDir(config.dataPath, owner.uid)}/${name}`;
+  for (let attempt = 0;; attempt++) {
+    try {
+      await Deno.mkdir(path, { mode: 0o700 });
+      break;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists) || attempt > 8) throw error;
+      name = stepName(options.job, options.step);
+      path = `${userDir(config.dataPath, owner.uid)}/${name}`;
+    }
+  }
+  const held = await Deno.open(path, { read: true });
+  try {
+    await held.lock(false);
+    await unsquashMakingRoom(config, image, `${path}/rootfs`, owner, options.usage);
+    return { name, path, rootfs: `${path}/rootfs` };
+  } catch (error) {
+    await removeTree(path).catch(() => {});
+    throw error;
+  } finally {
+    held.close();
+  }
+}
+
+/** Removes the calling user's step directory `name` (a step's name, nothing else). */
+export async function releaseStep(config: Config, name: string): Promise<void> {
+  if (!STEP_NAME.test(name)) throw new UsageError(`--name: invalid value: ${name} (not a step's name)`);
+  await removeTree(`${userDir(config.dataPath, self().uid)}/${name}`);
+}

@@ -1,0 +1,267 @@
+/*
+ * The client of the pyxis-cache command: every call is
+ * "<cli> <sub> --no-plugstack ... --set <key=value>..." with the plugin's own
+ * plugstack arguments, so the command and the stub never disagree about the
+ * configuration.
+ */
+#include <ctype.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <slurm/spank.h>
+
+#include "child.h"
+#include "cli.h"
+#include "lock.h"
+
+#define REUSE_ATTEMPTS 3
+
+/* argv for "<cli> <sub> ... --set <key=value>..." (NULL-terminated, free()). */
+static char **cli_argv(const struct plugin_context *ctx, const char *sub, const char *const *args, int nargs)
+{
+	char **argv;
+	int n = 0;
+	int i;
+
+	argv = calloc(3 + nargs + 2 * ctx->ac + 1, sizeof(*argv));
+	if (argv == NULL)
+		goto done;
+	argv[n++] = (char *)ctx->cfg.cli;
+	argv[n++] = (char *)sub;
+	argv[n++] = "--no-plugstack";
+	for (i = 0; i < nargs; ++i)
+		argv[n++] = (char *)args[i];
+	for (i = 0; i < ctx->ac; ++i) {
+		argv[n++] = "--set";
+		argv[n++] = ctx->av[i];
+	}
+done:
+	return argv;
+}
+
+/*
+ * Run "<cli> <sub> args..." as user (NULL: root) in cwd. 0 with its output in
+ * output, or -1 with one line in err.
+ */
+static int cli_run(const struct plugin_context *ctx, const char *sub, const char *const *args, int nargs,
+		   const struct pyxis_job *user, const char *cwd, unsigned flags, struct child_output *output,
+		   char *err, size_t errlen)
+{
+	char **argv = cli_argv(ctx, sub, args, nargs);
+	int status;
+	int rc = -1;
+
+	if (argv == NULL) {
+		snprintf(err, errlen, PLUGIN_NAME ": out of memory");
+		goto fail;
+	}
+	status = child_exec(argv, user, cwd, flags, output);
+	if (status != 0) {
+		child_error(sub, status, output, err, errlen);
+		goto fail;
+	}
+	rc = 0;
+fail:
+	free(argv);
+	return rc;
+}
+
+/*
+ * The protocol's one reply: the whole of the child's stdout is one name (what
+ * read_capture left after cutting the newline). It comes from a process the
+ * job user owns, and can be rewritten by them (/proc/<pid>/fd/1): it must be
+ * exactly "<prefix><n hex or alnum>" and nothing else, or the step fails.
+ */
+static int reply_name(const char *out, const char *prefix, size_t tail, int hex, char *name, size_t len)
+{
+	size_t n = strlen(prefix);
+	size_t i;
+	int rc = -1;
+
+	if (strncmp(out, prefix, n) != 0 || strlen(out) != n + tail || n + tail >= len)
+		goto fail;
+	for (i = n; i < n + tail; ++i) {
+		if (hex ? !isdigit((unsigned char)out[i]) && (out[i] < 'a' || out[i] > 'f')
+			: !isalnum((unsigned char)out[i]))
+			goto fail;
+	}
+	memcpy(name, out, n + tail + 1);
+	rc = 0;
+fail:
+	return rc;
+}
+
+/* <base> root-owned and not writable by others, <base>/<uid> 0700 uid:gid. */
+static int user_dir_ready(const struct plugin_context *ctx)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+
+	if (lstat(ctx->cfg.data_path, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0)
+		return 0;
+	if (snprintf(dir, sizeof(dir), "%s/%u", ctx->cfg.data_path, (unsigned)ctx->job.uid) >= (int)sizeof(dir))
+		return 0;
+	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != ctx->job.uid || st.st_gid != ctx->job.gid ||
+	    (st.st_mode & 07777) != 0700)
+		return 0;
+	return 1;
+}
+
+/*
+ * When the directory is already exactly right there is nothing to repair, and
+ * the step saves one start of the command.
+ */
+int cli_prepare(const struct plugin_context *ctx, char *err, size_t errlen)
+{
+	char uid[16], gid[16];
+	const char *args[] = { "--uid", uid, "--gid", gid };
+	struct child_output output;
+
+	if (user_dir_ready(ctx))
+		return 0;
+	snprintf(uid, sizeof(uid), "%u", (unsigned)ctx->job.uid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)ctx->job.gid);
+	return cli_run(ctx, "prepare", args, 4, NULL, "/", 0, &output, err, errlen);
+}
+
+/* "<base>/<uid>/<name>[/<file>]", or -1 when it does not fit. */
+static int user_path(const struct plugin_context *ctx, const char *name, const char *file, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/%u/%s%s%s", ctx->cfg.data_path, (unsigned)ctx->job.uid, name,
+			 file != NULL ? "/" : "", file != NULL ? file : "");
+
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/*
+ * "<cli> reuse --name-only" as the job user prints the entry's name; then
+ * LOCK_SH on <base>/<uid>/<name>/.pyxis_cache_lock, held by slurmstepd until
+ * the step ends. A collector may remove the entry between the reuse and the
+ * lock: then the file we locked is no longer the one at that path, and we ask
+ * again.
+ */
+int cli_reuse(struct plugin_context *ctx, const char *image, char *err, size_t errlen)
+{
+	struct container *c = &ctx->container;
+	char uid[16], gid[16];
+	const char *args[] = { "--image", image, "--uid", uid, "--gid", gid, "--name-only" };
+	struct child_output output;
+	char prefix[32];
+	char lock[PATH_MAX];
+	int attempt;
+	int locked = 0;
+	int rc = -1;
+
+	snprintf(uid, sizeof(uid), "%u", (unsigned)ctx->job.uid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)ctx->job.gid);
+	snprintf(prefix, sizeof(prefix), "pyxis_cache_u%u_", (unsigned)ctx->job.uid);
+	for (attempt = 0; attempt < REUSE_ATTEMPTS && !locked; ++attempt) {
+		if (cli_run(ctx, "reuse", args, 7, &ctx->job, ctx->job.cwd, 0, &output, err, errlen) < 0)
+			goto fail;
+		if (reply_name(output.out, prefix, 20, 1, c->enroot_name, sizeof(c->enroot_name)) < 0) {
+			snprintf(err, errlen, PLUGIN_NAME ": reuse: printed no entry name of uid %s", uid);
+			goto fail;
+		}
+		if (user_path(ctx, c->enroot_name, NULL, c->rootfs, sizeof(c->rootfs)) < 0 ||
+		    user_path(ctx, c->enroot_name, ".pyxis_cache_lock", lock, sizeof(lock)) < 0) {
+			snprintf(err, errlen, PLUGIN_NAME ": container_cache_data_path: path too long");
+			goto fail;
+		}
+		locked = lock_shared(lock, 0, ctx->job.uid, &c->lock_fd, err, errlen);
+		if (locked < 0)
+			goto fail;
+		if (!locked)
+			slurm_info(PLUGIN_NAME ": %s was removed before it was locked, retrying", lock);
+	}
+	if (!locked) {
+		snprintf(err, errlen, PLUGIN_NAME ": %s: removed by a collector %d times in a row, giving up", image,
+			 REUSE_ATTEMPTS);
+		goto fail;
+	}
+
+	/* ENROOT_DATA_PATH is the entry's parent, <base>/<uid>. */
+	if (snprintf(c->enroot_data, sizeof(c->enroot_data), "%s/%u", ctx->cfg.data_path, (unsigned)ctx->job.uid) >=
+	    (int)sizeof(c->enroot_data)) {
+		snprintf(err, errlen, PLUGIN_NAME ": container_cache_data_path: path too long");
+		goto fail;
+	}
+	rc = 0;
+fail:
+	return rc;
+}
+
+/*
+ * Without cache mode: "<cli> step" as the job user unpacks the image into a
+ * directory of its own and prints the directory's name; slurmstepd holds
+ * LOCK_SH on <base>/<uid>/<name> until cli_release runs "<cli> release", so
+ * that the collector removes only the leftovers of steps that died.
+ */
+int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t errlen)
+{
+	struct container *c = &ctx->container;
+	char job[16], step[16];
+	const char *args[] = { "--image", image, "--job", job, "--step", step };
+	struct child_output output;
+	char prefix[64];
+	char dir[PATH_MAX];
+	int locked;
+	int rc = -1;
+
+	snprintf(job, sizeof(job), "%u", ctx->job.jobid);
+	snprintf(step, sizeof(step), "%u", ctx->job.stepid);
+	snprintf(prefix, sizeof(prefix), ".pyxis_cache_step_%s.%s.", job, step);
+	if (cli_run(ctx, "step", args, 6, &ctx->job, ctx->job.cwd, 0, &output, err, errlen) < 0)
+		goto fail;
+	if (reply_name(output.out, prefix, 6, 0, c->step_name, sizeof(c->step_name)) < 0) {
+		snprintf(err, errlen, PLUGIN_NAME ": step: printed no step name of job %s.%s", job, step);
+		goto fail;
+	}
+	if (user_path(ctx, c->step_name, NULL, dir, sizeof(dir)) < 0 ||
+	    user_path(ctx, c->step_name, "rootfs", c->rootfs, sizeof(c->rootfs)) < 0) {
+		snprintf(err, errlen, PLUGIN_NAME ": container_cache_data_path: path too long");
+		goto fail;
+	}
+	locked = lock_shared(dir, O_DIRECTORY, ctx->job.uid, &c->step_lock_fd, err, errlen);
+	if (locked < 0)
+		goto fail;
+	if (!locked) {
+		snprintf(err, errlen, PLUGIN_NAME ": %s was removed before it was locked", dir);
+		goto fail;
+	}
+	snprintf(c->enroot_data, sizeof(c->enroot_data), "%s", dir);
+	snprintf(c->enroot_name, sizeof(c->enroot_name), "rootfs");
+	rc = 0;
+fail:
+	return rc;
+}
+
+/*
+ * Close the locks; "<cli> release" as the job user removes the step's own
+ * rootfs while its directory is still locked, so no collector races it.
+ */
+void cli_release(struct plugin_context *ctx)
+{
+	struct container *c = &ctx->container;
+	const char *args[] = { "--name", c->step_name };
+	struct child_output output;
+	char err[ERROR_MAX];
+
+	if (c->lock_fd >= 0) {
+		close(c->lock_fd);
+		c->lock_fd = -1;
+	}
+	if (c->step_name[0] != '\0') {
+		if (cli_run(ctx, "release", args, 2, &ctx->job, "/", CHILD_IGNORE_SIGTERM, &output, err, sizeof(err)) < 0)
+			slurm_error("%s", err);
+		c->step_name[0] = '\0';
+	}
+	if (c->step_lock_fd >= 0) {
+		close(c->step_lock_fd);
+		c->step_lock_fd = -1;
+	}
+}

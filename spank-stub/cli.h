@@ -1,0 +1,28 @@
+/*
+ * The client of the pyxis-cache command (pyxis's importer.c): run it, read
+ * what it prints, and lock what it names.
+ */
+#ifndef PYXIS_CACHE_CLI_H
+#define PYXIS_CACHE_CLI_H
+
+#include <stddef.h>
+
+#include "context.h"
+
+/* As root: "<cli> prepare" creates or repairs <base>/<uid> (skipped when it is right). */
+int cli_prepare(const struct plugin_context *ctx, char *err, size_t errlen);
+
+/*
+ * Cache mode, as the job user: "<cli> reuse" for the image, then hold
+ * LOCK_SH on the entry's lock (ctx->container.lock_fd) and fill the rootfs
+ * and enroot fields of ctx->container.
+ */
+int cli_reuse(struct plugin_context *ctx, const char *image, char *err, size_t errlen);
+
+/* Without cache mode: a rootfs for this step only (ctx->container.step_name). */
+int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t errlen);
+
+/* Release what cli_reuse or cli_step holds; remove the step's rootfs. */
+void cli_release(struct plugin_context *ctx);
+
+#endif /* PYXIS_CACHE_CLI_H */

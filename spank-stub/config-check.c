@@ -1,0 +1,23 @@
+/*
+ * config-check KEY=VALUE...: config.c on its own, for the table of
+ * configuration cases (tests/config-cases.ts). Prints what it parsed, or the
+ * message the stub would fail the step with; exit 0 or 1.
+ */
+#include <stdio.h>
+
+#include "common.h"
+#include "config.h"
+
+int main(int argc, char **argv)
+{
+	struct plugin_config cfg;
+	char err[ERROR_MAX];
+
+	if (pyxis_config_parse(&cfg, argc - 1, argv + 1, err, sizeof(err)) < 0) {
+		printf("%s\n", err);
+		return 1;
+	}
+	printf("ok data_path=%s gc_high=%d gc_low=%d runtime=%s cli=%s\n", cfg.data_path, cfg.gc_high, cfg.gc_low,
+	       pyxis_config_runtime_name(cfg.runtime), cfg.cli);
+	return 0;
+}

@@ -1,0 +1,49 @@
+/*
+ * What slurmstepd knows about a step, in three parts (pyxis's job_info,
+ * container and plugin_context): who and where the job is, the container it
+ * runs in, and the plugin's own state.
+ */
+#ifndef PYXIS_CACHE_CONTEXT_H
+#define PYXIS_CACHE_CONTEXT_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common.h"
+#include "config.h"
+
+/* The job's user and places, from Slurm (user_init). */
+struct pyxis_job {
+	uid_t uid;
+	gid_t gid;
+	gid_t *gids; /* supplementary groups of the job */
+	int ngids;
+	uint32_t jobid;
+	uint32_t stepid;
+	char cwd[PATH_MAX]; /* job working directory, for relative images */
+	char home[PATH_MAX];
+};
+
+/* The rootfs the task runs in and what holds it. */
+struct container {
+	char runtime_bin[PATH_MAX]; /* bwrap or enroot */
+	char rootfs[PATH_MAX];      /* what the task runs in */
+	char enroot_data[PATH_MAX]; /* enroot: ENROOT_DATA_PATH */
+	char enroot_name[NAME_MAX + 1];
+	int lock_fd;                /* LOCK_SH on <entry>/.pyxis_cache_lock */
+	char step_name[NAME_MAX + 1]; /* without cache mode: <base>/<uid>/<step_name>, released at exit */
+	int step_lock_fd;             /* LOCK_SH on it: tells the collector the step is alive */
+};
+
+struct plugin_context {
+	int active;            /* this step asked for a container */
+	char error[ERROR_MAX]; /* first error, reported by task_init */
+	struct plugin_config cfg;
+	int ac; /* plugstack arguments, passed on with --set */
+	char **av;
+	struct pyxis_job job;
+	struct container container;
+};
+
+#endif /* PYXIS_CACHE_CONTEXT_H */

@@ -1,0 +1,186 @@
+/**
+ * One table of configuration cases for the three readers of the plugin's
+ * plugstack.conf line (tests/config.test.ts runs it against each):
+ *
+ * - lib/config.ts: `loadConfig` over the files, `parseConfig` over the words;
+ * - spank-stub/config.c, through `make -C spank-stub config-check`, over the
+ *   words lib/plugstack.ts found (slurmd hands the stub the same words);
+ * - the launcher's scan in bin/pyxis-cache: the data path it lets the command
+ *   write must be the one on the line lib/plugstack.ts found.
+ */
+export interface ConfigCase {
+  name: string;
+  /** The words after the plugin's path on its plugstack.conf line ... */
+  words?: string[];
+  /** ... or a plugstack.conf and the files it includes, relative to a temporary directory. */
+  files?: Record<string, string>;
+  /**
+   * `ok data_path=... gc_high=... gc_low=... runtime=... cli=...`, or the one-line
+   * message, without the "pyxis-cache: " the stub puts before it and without the
+   * "(in FILE)" the command puts after it.
+   */
+  expect: string;
+}
+
+const PATH = "container_cache_data_path";
+const ok = (path: string, rest = "gc_high=85 gc_low=80 runtime=enroot cli=/usr/local/bin/pyxis-cache") =>
+  `ok data_path=${path} ${rest}`;
+const OUR_LINE = "required /usr/local/lib/slurm/spank_pyxis_cache.so";
+
+export const CONFIG_CASES: ConfigCase[] = [
+  { name: "the contract's defaults", words: [`${PATH}=/var/cache/pyxis/`], expect: ok("/var/cache/pyxis") },
+  {
+    name: "every key",
+    words: [
+      `${PATH}=/c`,
+      "container_cache_gc_high=90",
+      "container_cache_gc_low=10",
+      "container_cache_runtime=bwrap",
+      "container_cache_cli=/opt/pc/bin/pyxis-cache",
+    ],
+    expect: ok("/c", "gc_high=90 gc_low=10 runtime=bwrap cli=/opt/pc/bin/pyxis-cache"),
+  },
+  {
+    name: "a later word wins",
+    words: [`${PATH}=/a`, "container_cache_gc_high=50", `${PATH}=/b`, "container_cache_gc_high=95"],
+    expect: ok("/b", "gc_high=95 gc_low=80 runtime=enroot cli=/usr/local/bin/pyxis-cache"),
+  },
+  { name: "/ as the root", words: [`${PATH}=/`], expect: ok("/") },
+  {
+    name: "leading zeros",
+    words: [`${PATH}=/c`, "container_cache_gc_high=090"],
+    expect: ok("/c", "gc_high=90 gc_low=80 runtime=enroot cli=/usr/local/bin/pyxis-cache"),
+  },
+  { name: "no data path", words: [], expect: `${PATH}: required but not set` },
+  { name: "an empty data path", words: [`${PATH}=`], expect: `${PATH}: required but not set` },
+  {
+    name: "a relative data path",
+    words: [`${PATH}=cache`],
+    expect: `${PATH}: invalid value: cache (must be an absolute path)`,
+  },
+  {
+    name: "'..' in the data path",
+    words: [`${PATH}=/var/../etc`],
+    expect: `${PATH}: invalid value: /var/../etc (must not contain '..')`,
+  },
+  { name: "'..' as a name's part is fine", words: [`${PATH}=/var/a..b`], expect: ok("/var/a..b") },
+  {
+    name: "an unknown key",
+    words: [`${PATH}=/c`, "container_cache_colour=blue"],
+    expect: "container_cache_colour: unknown key",
+  },
+  {
+    name: "a key without '='",
+    words: [`${PATH}=/c`, "container_cache_gc_high"],
+    expect: "container_cache_gc_high: missing value",
+  },
+  {
+    name: "high above 99",
+    words: [`${PATH}=/c`, "container_cache_gc_high=100"],
+    expect: "container_cache_gc_high: invalid value: 100 (must be an integer from 1 to 99)",
+  },
+  {
+    name: "high 0",
+    words: [`${PATH}=/c`, "container_cache_gc_high=0"],
+    expect: "container_cache_gc_high: invalid value: 0 (must be an integer from 1 to 99)",
+  },
+  {
+    name: "a signed number",
+    words: [`${PATH}=/c`, "container_cache_gc_high=+90"],
+    expect: "container_cache_gc_high: invalid value: +90 (must be an integer from 1 to 99)",
+  },
+  {
+    name: "a fraction",
+    words: [`${PATH}=/c`, "container_cache_gc_low=9.5"],
+    expect: "container_cache_gc_low: invalid value: 9.5 (must be an integer from 1 to 99)",
+  },
+  {
+    name: "not a number",
+    words: [`${PATH}=/c`, "container_cache_gc_low=lots"],
+    expect: "container_cache_gc_low: invalid value: lots (must be an integer from 1 to 99)",
+  },
+  {
+    name: "an empty number",
+    words: [`${PATH}=/c`, "container_cache_gc_high="],
+    expect: "container_cache_gc_high: invalid value:  (must be an integer from 1 to 99)",
+  },
+  {
+    name: "low equal to high",
+    words: [`${PATH}=/c`, "container_cache_gc_high=80"],
+    expect: "container_cache_gc_low: invalid value: 80 (must be below container_cache_gc_high=80)",
+  },
+  {
+    name: "low above high",
+    words: [`${PATH}=/c`, "container_cache_gc_low=90"],
+    expect: "container_cache_gc_low: invalid value: 90 (must be below container_cache_gc_high=85)",
+  },
+  {
+    name: "an unknown runtime",
+    words: [`${PATH}=/c`, "container_cache_runtime=docker"],
+    expect: "container_cache_runtime: invalid value: docker (must be enroot or bwrap)",
+  },
+  {
+    name: "a relative cli",
+    words: [`${PATH}=/c`, "container_cache_cli=pyxis-cache"],
+    expect: "container_cache_cli: invalid value: pyxis-cache (must be an absolute path)",
+  },
+  {
+    name: "the first check that fails is the data path's",
+    words: ["container_cache_gc_high=100", "container_cache_runtime=docker", `${PATH}=cache`],
+    expect: `${PATH}: invalid value: cache (must be an absolute path)`,
+  },
+  {
+    name: "then high, low, cli, low below high, runtime",
+    words: [`${PATH}=/c`, "container_cache_runtime=docker", "container_cache_gc_low=90", "container_cache_cli=x"],
+    expect: "container_cache_cli: invalid value: x (must be an absolute path)",
+  },
+  {
+    name: "commented lines and comments are not read",
+    files: {
+      "plugstack.conf": `# ${OUR_LINE} ${PATH}=/old\n${OUR_LINE} ${PATH}=/new # ${PATH}=/comment\n`,
+    },
+    expect: ok("/new"),
+  },
+  {
+    name: "another plugin's line is not ours",
+    files: {
+      "plugstack.conf":
+        `optional /usr/lib/slurm/spank_other.so ${PATH}=/other\nrequired spank_pyxis_cache.so ${PATH}=/c\n`,
+    },
+    expect: ok("/c"),
+  },
+  {
+    name: "a relative include glob resolves against the including file's directory",
+    files: {
+      "plugstack.conf": "include plugstack.conf.d/*.conf\n",
+      "plugstack.conf.d/pyxis-cache.conf": `${OUR_LINE} ${PATH}=/c container_cache_gc_high=90\n`,
+      "plugstack.conf.d/ignored.txt": `${OUR_LINE} ${PATH}=/wrong\n`,
+    },
+    expect: ok("/c", "gc_high=90 gc_low=80 runtime=enroot cli=/usr/local/bin/pyxis-cache"),
+  },
+  {
+    name: "includes nest, each relative to its own file",
+    files: {
+      "plugstack.conf": "include a/first.conf\n",
+      "a/first.conf": "include second.conf\n",
+      "a/second.conf": `${OUR_LINE} ${PATH}=/nested\n`,
+    },
+    expect: ok("/nested"),
+  },
+  {
+    name: "the last line naming the plugin wins, whole",
+    files: {
+      "plugstack.conf": `${OUR_LINE} ${PATH}=/first container_cache_gc_high=90\ninclude b.conf\n`,
+      "b.conf": `${OUR_LINE} ${PATH}=/second\n`,
+    },
+    expect: ok("/second"),
+  },
+  {
+    name: "a bad value in an included file",
+    files: {
+      "plugstack.conf": "include conf.d/*.conf\n",
+      "conf.d/pyxis-cache.conf": `${OUR_LINE} ${PATH}=/c container_cache_gc_low=85\n`,
+    },
+    expect: "container_cache_gc_low: invalid value: 85 (must be below container_cache_gc_high=85)",
+  },
+];

@@ -1,0 +1,161 @@
+# The SPANK stub against the job user's own child (issue 10, items 4 and 9):
+# run by tests/faults/run.sh (cases/50-stub.sh) through the e2e harness.
+BATS_TEST_DIRNAME=$E2E_REPO/tests/e2e
+load "$E2E_REPO/tests/e2e/helpers"
+
+# What the job user runs against the stub's 'pyxis-cache reuse' child (a child of
+# slurmstepd running as them, its stdout a memfd slurmstepd reads afterwards):
+#   attacker.sh rewrite MARKER  wait for its reply, SIGSTOP it, rewrite the reply
+#                               through /proc/<pid>/fd/1 with one that has a path
+#                               without '/', SIGCONT it
+#   attacker.sh stop MARKER     SIGSTOP it and leave it stopped
+# MARKER gets the child's pid once the attack landed (the child was stopped
+# before it could exit, so before slurmstepd read its stdout).
+setup_file() {
+  cat >"$E2E_TMP/attacker.sh" <<'ATTACK'
+#!/bin/bash
+mode=$1 marker=$2
+echo $$ >"$marker.attacker"
+payload='{"name":"pyxis_cache_x","path":"noslash","lock":"/etc/hostname","created":false,"seconds":0}'
+end=$((SECONDS + 20))
+while ((SECONDS < end)); do
+  for pid in $(pgrep -u "$(id -u)" -f 'main\.ts reuse'); do
+    [[ $(readlink "/proc/$pid/fd/1" 2>/dev/null) == /memfd:pyxis-cache-stdout* ]] || continue
+    if [[ $mode == stop ]]; then
+      kill -STOP "$pid" && echo "$pid" >"$marker"
+      exit 0
+    fi
+    exec 3<>"/proc/$pid/fd/1" || continue
+    while ((SECONDS < end)) && kill -0 "$pid" 2>/dev/null; do
+      reply=
+      IFS= read -r -d '' reply </proc/self/fd/3
+      [[ $reply == *pyxis_cache_u* ]] || continue
+      kill -STOP "$pid" || exit 1
+      printf '%s\n' "$payload" >/proc/self/fd/3
+      kill -CONT "$pid"
+      echo "$pid" >"$marker"
+      exit 0
+    done
+    exec 3>&-
+  done
+done
+exit 1
+ATTACK
+  chmod 755 "$E2E_TMP/attacker.sh"
+  mkdir -p "$E2E_TMP/stub"
+  chmod 1777 "$E2E_TMP/stub"
+}
+
+teardown_file() {
+  if [[ -e $E2E_TMP/slurmd/dirty ]]; then
+    slurmd_restart_with
+    rm -f "$E2E_TMP/slurmd/dirty"
+  fi
+}
+
+# attack MODE SRUN-ARGS...: srun as the user while attacker.sh MODE runs, until
+# the attack lands (up to 8 tries: the child may exit before it is caught).
+attack() {
+  local mode=$1 try marker=$E2E_TMP/stub/marker
+  shift
+  for try in 1 2 3 4 5 6 7 8; do
+    rm -f "$marker" "$marker.attacker"
+    as "$E2E_USER" bash "$E2E_TMP/attacker.sh" "$mode" "$marker" &
+    local runner=$!
+    SECONDS=0
+    run as "$E2E_USER" timeout 60 srun "$@"
+    elapsed=$SECONDS
+    if [[ -s $marker.attacker ]]; then kill "$(cat "$marker.attacker")" 2>/dev/null || true; fi
+    wait "$runner" 2>/dev/null || true
+    if [[ -s $marker ]]; then
+      echo "# the attack landed on try $try, srun took ${elapsed}s" >&3
+      # Old code leaves a stopped child, and slurmstepd waiting for it: free them.
+      kill -KILL "$(cat "$marker")" 2>/dev/null || true
+      return 0
+    fi
+  done
+  echo "the attack never landed" >&2
+  return 1
+}
+
+@test "stub: a reply rewritten in the child's stdout memfd fails the step with one line (issue 10 item 4)" {
+  cli reuse --image "$ALPHA" --uid "$(user_uid)" --gid "$(user_gid)" >/dev/null
+  local before
+  before=$(grep -ciE 'segfault|signal 11|Segmentation|core dump' "$E2E_TMP/slurmd/slurmd.log" || true)
+  attack rewrite --container-cache --container-image="$ALPHA" true
+  echo "$output"
+  [ "$status" -ne 0 ]
+  [ "$status" -ne 124 ]
+  # One clear line: the checked name was not there (or the child was caught stopped).
+  [ "$(grep -c 'pyxis-cache: ' <<<"$output")" -eq 1 ]
+  [[ $output == *"pyxis-cache: reuse: printed no entry name of uid $(user_uid)"* ||
+    $output == *"pyxis-cache: reuse: was stopped"* ]]
+  [[ $output != *noslash* ]]
+  # slurmstepd did not crash.
+  [ "$(grep -ciE 'segfault|signal 11|Segmentation|core dump' "$E2E_TMP/slurmd/slurmd.log" || true)" = "$before" ]
+  assert_node_idle
+  # and the next step runs.
+  run srun_as_user --container-cache --container-image="$ALPHA" cat /etc/os-release
+  [ "$status" -eq 0 ]
+}
+
+@test "stub: a stopped child is killed and fails the step promptly (issue 10 item 9)" {
+  cli reuse --image "$ALPHA" --uid "$(user_uid)" --gid "$(user_gid)" >/dev/null
+  attack stop --container-cache --container-image="$ALPHA" true
+  echo "$output"
+  echo "# ${elapsed}s" >&3
+  [ "$status" -ne 0 ]
+  [ "$status" -ne 124 ]
+  [ "$elapsed" -lt 20 ]
+  [ "$(grep -c 'pyxis-cache: ' <<<"$output")" -eq 1 ]
+  [[ $output == *"pyxis-cache: reuse: was stopped (SIGSTOP or the like), killed"* ]]
+  assert_node_idle
+}
+
+@test "stub: a FIFO in place of the entry's lock fails the step at once" {
+  # The user's own entry, its lock file swapped for a FIFO: root's open(2) of it
+  # must not wait for a writer that never comes.
+  local entry lock
+  cli reuse --image "$ALPHA" --uid "$(user_uid)" --gid "$(user_gid)" >/dev/null
+  entry=$E2E_BASE/$(user_uid)/$(entry_name "$ALPHA")
+  lock=$entry/.pyxis_cache_lock
+  as "$E2E_USER" sh -c "mv '$lock' '$lock.saved' && mkfifo '$lock'"
+  SECONDS=0
+  run as "$E2E_USER" timeout 60 srun --container-cache --container-image="$ALPHA" true
+  local elapsed=$SECONDS
+  # A writer frees whoever still waits in open(2) (the code before O_NONBLOCK did).
+  timeout 2 sh -c "exec 3>'$lock'" || true
+  as "$E2E_USER" sh -c "rm -f '$lock' && mv '$lock.saved' '$lock'"
+  echo "$output"
+  [ "$status" -ne 0 ]
+  [ "$status" -ne 124 ]
+  [ "$elapsed" -lt 20 ]
+  [[ $output == *"pyxis-cache: $lock: not a regular file"* ]]
+  assert_node_idle
+}
+
+@test "stub: the command's children inherit no descriptor from slurmstepd (issue 10 item 9)" {
+  # A stand-in for the command, configured by root: lists its descriptors, then runs the real one.
+  local fake=$E2E_TMP/fd-cli
+  cat >"$fake" <<FAKE
+#!/bin/bash
+ls -l /proc/\$\$/fd >"$E2E_TMP/stub/fds.\$1.\$\$" 2>&1
+exec "$E2E_CLI" "\$@"
+FAKE
+  chmod 755 "$fake"
+  rm -f "$E2E_TMP"/stub/fds.*
+  touch "$E2E_TMP/slurmd/dirty"
+  slurmd_restart_with "required $E2E_PLUGIN container_cache_data_path=$E2E_BASE container_cache_runtime=bwrap container_cache_cli=$fake"
+  rm -rf "${E2E_BASE:?}/$(user_uid)"
+  run srun_as_user --container-cache --container-image="$ALPHA" true
+  [ "$status" -eq 0 ]
+  run srun_as_user --container-image="$ALPHA" true
+  [ "$status" -eq 0 ]
+  ls "$E2E_TMP"/stub/fds.prepare.* "$E2E_TMP"/stub/fds.reuse.* >/dev/null
+  cat "$E2E_TMP"/stub/fds.*
+  # 0-2, and bash's own 255 (the script it reads): nothing else.
+  local extra
+  extra=$(cat "$E2E_TMP"/stub/fds.* | awk '$9 ~ /^[0-9]+$/ && $9 > 2 && $9 != 255')
+  echo "inherited: $extra"
+  [ -z "$extra" ]
+}
