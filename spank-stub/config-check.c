@@ -17,7 +17,7 @@ int main(int argc, char **argv)
 		printf("%s\n", err);
 		return 1;
 	}
-	printf("ok data_path=%s gc_high=%d gc_low=%d runtime=%s cli=%s\n", cfg.data_path, cfg.gc_high, cfg.gc_low,
-	       pyxis_config_runtime_name(cfg.runtime), cfg.cli);
+	printf("ok data_path=%s gc_high=%d gc_low=%d runtime=%s cli=%s fuse=%s\n", cfg.data_path, cfg.gc_high,
+	       cfg.gc_low, pyxis_config_runtime_name(cfg.runtime), cfg.cli, cfg.fuse ? "yes" : "no");
 	return 0;
 }

@@ -18,6 +18,7 @@ struct plugin_config {
 	int gc_low;                     /* container_cache_gc_low, 80 */
 	enum container_runtime runtime; /* container_cache_runtime, enroot */
 	char cli[PATH_MAX];             /* container_cache_cli */
+	int fuse;                       /* container_cache_fuse, yes: a cold step starts from a FUSE mount */
 };
 
 /*

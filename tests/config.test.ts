@@ -108,8 +108,9 @@ Deno.test("a bad configuration is a one-line error naming the key, exit 2, and c
 
 /** What a reader made of a case, in the table's words. */
 function describeConfig(config: Config): string {
-  const { dataPath, gcHigh, gcLow, runtime, cli } = config;
-  return `ok data_path=${dataPath} gc_high=${gcHigh} gc_low=${gcLow} runtime=${runtime} cli=${cli}`;
+  const { dataPath, gcHigh, gcLow, runtime, cli, fuse } = config;
+  const line = `ok data_path=${dataPath} gc_high=${gcHigh} gc_low=${gcLow} runtime=${runtime} cli=${cli}`;
+  return `${line} fuse=${fuse ? "yes" : "no"}`;
 }
 
 /** lib/config.ts's message without where the value came from ("; in FILE)" or " (in FILE)"). */
