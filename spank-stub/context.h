@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "fuse.h"
 
 /* The job's user and places, from Slurm (user_init). */
 struct pyxis_job {
@@ -34,6 +35,7 @@ struct container {
 	int lock_fd;                /* LOCK_SH on <entry>/.pyxis_cache_lock */
 	char step_name[NAME_MAX + 1]; /* without cache mode: <base>/<uid>/<step_name>, released at exit */
 	int step_lock_fd;             /* LOCK_SH on it: tells the collector the step is alive */
+	struct fuse_mount fuse;       /* a cold step: the image's mount (mntns_fd >= 0), its entry being made */
 };
 
 struct plugin_context {

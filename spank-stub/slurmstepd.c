@@ -26,6 +26,7 @@
 #include "args.h"
 #include "child.h"
 #include "cli.h"
+#include "cold.h"
 #include "common.h"
 #include "context.h"
 #include "runtime.h"
@@ -35,7 +36,7 @@
 extern spank_err_t spank_prepend_task_argv(spank_t spank, int argc, const char *argv[]) __attribute__((weak));
 
 static struct plugin_context context = {
-	.container = { .lock_fd = -1, .step_lock_fd = -1 },
+	.container = { .lock_fd = -1, .step_lock_fd = -1, .fuse = FUSE_MOUNT_INIT },
 };
 
 /* Keep the first error for task_init; log only (task_init sends it to srun, once). */
@@ -125,6 +126,7 @@ int pyxis_slurmstepd_user_init(spank_t sp, int ac, char **av)
 	struct container *c = &context.container;
 	char err[ERROR_MAX];
 	const char *runtime;
+	const char *search_path;
 
 	(void)ac;
 	(void)av;
@@ -149,7 +151,10 @@ int pyxis_slurmstepd_user_init(spank_t sp, int ac, char **av)
 	if (cli_prepare(&context, err, sizeof(err)) < 0)
 		goto fail;
 	if (container_args.cache) {
-		if (cli_reuse(&context, container_args.image, err, sizeof(err)) < 0)
+		search_path = getenv("PATH");
+		if (search_path == NULL || search_path[0] == '\0')
+			search_path = PYXIS_CACHE_PATH;
+		if (cold_start(&context, container_args.image, search_path, err, sizeof(err)) < 0)
 			goto fail;
 	} else if (cli_step(&context, container_args.image, err, sizeof(err)) < 0) {
 		goto fail;
@@ -247,11 +252,33 @@ done:
  * slurm_spank_exit, S_CTX_REMOTE: in slurmstepd, as root, after every task of
  * the step has exited (also after a failed step).
  */
+/*
+ * slurm_spank_task_init_privileged, S_CTX_REMOTE: in the task's own process,
+ * as root. A step started from a FUSE mount enters the mount's namespace here:
+ * the runtime the task execs then finds the rootfs there.
+ */
+int pyxis_slurmstepd_task_init_privileged(spank_t sp, int ac, char **av)
+{
+	char err[ERROR_MAX];
+
+	(void)sp;
+	(void)ac;
+	(void)av;
+	if (context.active && context.error[0] == '\0' && context.container.fuse.mntns_fd >= 0 &&
+	    fuse_enter(&context.container.fuse) < 0) {
+		snprintf(err, sizeof(err), PLUGIN_NAME ": couldn't enter the FUSE mount's namespace: %m");
+		record_error(err);
+	}
+	return 0;
+}
+
 int pyxis_slurmstepd_exit(spank_t sp, int ac, char **av)
 {
 	(void)sp;
 	(void)ac;
 	(void)av;
+	/* The mount goes with its last user; the daemon then ends by itself (fuse.c). */
+	fuse_release(&context.container.fuse);
 	cli_release(&context);
 	return 0;
 }

@@ -68,3 +68,99 @@ fuse_run() {
   [[ $output != *.pyxis_cache_mnt.* ]]
   ! pgrep -u "$E2E_USER" -x squashfuse_ll
 }
+
+# fresh_image NAME: a copy of alpha with a name (and an entry) of its own: a cold step.
+fresh_image() {
+  cp "$ALPHA" "$E2E_TMP/images/$1.sqsh"
+  chmod 644 "$E2E_TMP/images/$1.sqsh"
+  echo "$E2E_TMP/images/$1.sqsh"
+}
+
+# wait_entry IMAGE: until the image's entry is published (60 s at most).
+wait_entry() {
+  local entry
+  entry=$E2E_BASE/$(user_uid)/$(entry_name "$1")
+  for _ in $(seq 600); do
+    [[ -d $entry ]] && return 0
+    sleep 0.1
+  done
+  echo "no entry $entry" >&2
+  return 1
+}
+
+# The file system the task's / is on: overlay from a mount, the cache's (tmpfs) from an entry.
+ROOT_FS='awk "\$5 == \"/\" { print \$9 }" /proc/self/mountinfo | tail -1'
+
+@test "fuse srun: a cold step starts from the mount; its entry appears and the next step uses it; nothing stays mounted" {
+  local image
+  image=$(fresh_image cold1)
+  run srun_as_user --container-cache --container-image="$image" sh -c "cat /etc/os-release; id -u; stat -c %u /bin/busybox; $ROOT_FS"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *'PRETTY_NAME="pyxis-cache e2e alpha"'* ]]
+  [[ $(tail -1 <<<"$output") == overlay ]]
+  [[ $(grep -c "^$(user_uid)\$" <<<"$output") -eq 2 ]]
+  grep -q "is being unpacked: the step starts from a FUSE mount" "$E2E_TMP/slurmd/slurmd.log"
+  wait_entry "$image"
+  run srun_as_user --container-cache --container-image="$image" sh -c "cat /etc/os-release; $ROOT_FS"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *'PRETTY_NAME="pyxis-cache e2e alpha"'* ]]
+  [[ $(tail -1 <<<"$output") != overlay ]]
+  for _ in $(seq 50); do pgrep -u "$E2E_USER" -x squashfuse_ll >/dev/null || break; sleep 0.1; done
+  ! pgrep -u "$E2E_USER" -x squashfuse_ll
+  ! grep -q squashfuse /proc/self/mountinfo
+  run ls -A "$E2E_BASE/$(user_uid)"
+  [[ $output != *.pyxis_cache_mnt.* ]]
+}
+
+@test "fuse srun: 8 concurrent cold steps all start; one entry, no temporary directory left" {
+  local image pids=() i
+  image=$(fresh_image cold8)
+  for i in $(seq 8); do
+    srun_as_user --container-cache --container-image="$image" cat /etc/os-release >"$E2E_TMP/cold8.$i" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do wait "${pids[$i]}"; done
+  for i in $(seq 8); do grep -q 'PRETTY_NAME="pyxis-cache e2e alpha"' "$E2E_TMP/cold8.$i"; done
+  wait_entry "$image"
+  for _ in $(seq 100); do ls -A "$E2E_BASE/$(user_uid)" | grep -q '^\.pyxis_cache_tmp\.' || break; sleep 0.1; done
+  run ls -A "$E2E_BASE/$(user_uid)"
+  echo "$output"
+  [[ $output != *.pyxis_cache_tmp.* ]]
+  [[ $(grep -c "^$(entry_name "$image")\$" <<<"$output") -eq 1 ]]
+}
+
+@test "fuse srun: a creator killed mid-unpack leaves no entry under the name; the next cold step starts from the mount and publishes" {
+  local image name
+  image=$(fresh_image coldkill)
+  name=$(entry_name "$image")
+  # The creator is detached from the step: kill every unpack of this entry as soon as it starts.
+  (for _ in $(seq 200); do pkill -KILL -u "$E2E_USER" -f "unless-busy" && exit 0; sleep 0.02; done; exit 1) &
+  local killer=$!
+  run srun_as_user --container-cache --container-image="$image" cat /etc/os-release
+  [ "$status" -eq 0 ]
+  [[ $output == *'PRETTY_NAME="pyxis-cache e2e alpha"'* ]]
+  # It did kill one.
+  wait "$killer"
+  [[ ! -e $E2E_BASE/$(user_uid)/$name ]]
+  run srun_as_user --container-cache --container-image="$image" sh -c "$ROOT_FS"
+  [ "$status" -eq 0 ]
+  [[ $output == overlay ]]
+  wait_entry "$image"
+  [[ -f $E2E_BASE/$(user_uid)/$name/.pyxis_cache_lock ]]
+}
+
+@test "fuse srun: container_cache_fuse=no makes a cold step wait for the unpack, without a mount" {
+  local image
+  image=$(fresh_image coldoff)
+  touch "$E2E_TMP/slurmd/dirty"
+  slurmd_restart_with "$(plugstack_line container_cache_fuse=no)"
+  run srun_as_user --container-cache --container-image="$image" sh -c "$ROOT_FS"
+  slurmd_restart_with
+  rm -f "$E2E_TMP/slurmd/dirty"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output != overlay ]]
+  [[ -d $E2E_BASE/$(user_uid)/$(entry_name "$image") ]]
+}
