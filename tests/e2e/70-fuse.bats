@@ -76,18 +76,6 @@ fresh_image() {
   echo "$E2E_TMP/images/$1.sqsh"
 }
 
-# wait_entry IMAGE: until the image's entry is published (60 s at most).
-wait_entry() {
-  local entry
-  entry=$E2E_BASE/$(user_uid)/$(entry_name "$1")
-  for _ in $(seq 600); do
-    [[ -d $entry ]] && return 0
-    sleep 0.1
-  done
-  echo "no entry $entry" >&2
-  return 1
-}
-
 # The file system the task's / is on: overlay from a mount, the cache's (tmpfs) from an entry.
 ROOT_FS='awk "\$5 == \"/\" { print \$9 }" /proc/self/mountinfo | tail -1'
 
