@@ -7,6 +7,14 @@ load helpers
 
 FUSE_MOUNT=$E2E_REPO/spank-stub/tests/fuse_mount
 
+# A case that failed with slurmd restarted another way leaves the default behind it.
+teardown_file() {
+  if [[ -e $E2E_TMP/slurmd/dirty ]]; then
+    slurmd_restart_with
+    rm -f "$E2E_TMP/slurmd/dirty"
+  fi
+}
+
 setup() {
   command -v squashfuse_ll >/dev/null || skip "squashfuse_ll not installed (make bootstrap-test installs it)"
   [[ -c /dev/fuse ]] || skip "no /dev/fuse"
@@ -151,4 +159,20 @@ ROOT_FS='awk "\$5 == \"/\" { print \$9 }" /proc/self/mountinfo | tail -1'
   [ "$status" -eq 0 ]
   [[ $output != overlay ]]
   [[ -d $E2E_BASE/$(user_uid)/$(entry_name "$image") ]]
+}
+
+@test "fuse srun: no squashfuse_ll on slurmd's PATH: a cold step waits for the unpack, and slurmd's log says why" {
+  local image
+  image=$(fresh_image coldnofuse)
+  touch "$E2E_TMP/slurmd/dirty"
+  E2E_SLURMD_PATH=/usr/local/sbin:/usr/local/bin slurmd_restart_with
+  run srun_as_user --container-cache --container-image="$image" sh -c "cat /etc/os-release; $ROOT_FS"
+  slurmd_restart_with
+  rm -f "$E2E_TMP/slurmd/dirty"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *'PRETTY_NAME="pyxis-cache e2e alpha"'* ]]
+  [[ $(tail -1 <<<"$output") != overlay ]]
+  [[ -d $E2E_BASE/$(user_uid)/$(entry_name "$image") ]]
+  grep -q "pyxis-cache: FUSE unavailable (squashfuse_ll: not found in /usr/local/sbin:/usr/local/bin): a cold step waits for the unpack" "$E2E_TMP/slurmd/slurmd.log"
 }
