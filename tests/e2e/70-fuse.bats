@@ -176,3 +176,32 @@ ROOT_FS='awk "\$5 == \"/\" { print \$9 }" /proc/self/mountinfo | tail -1'
   [[ -d $E2E_BASE/$(user_uid)/$(entry_name "$image") ]]
   grep -q "pyxis-cache: FUSE unavailable (squashfuse_ll: not found in /usr/local/sbin:/usr/local/bin): a cold step waits for the unpack" "$E2E_TMP/slurmd/slurmd.log"
 }
+
+@test "fuse srun: a cold step cancelled while its entry is unpacked leaves no mount, no daemon, and nothing trusted but a whole entry" {
+  local image name marker=$E2E_WORK/pxc-e2e-fuse-started
+  image=$(fresh_image coldcancel)
+  name=$(entry_name "$image")
+  rm -f "$marker"
+  as "$E2E_USER" srun --container-cache --container-image="$image" \
+    sh -c "echo started > $marker; sleep 300" >"$E2E_TMP/coldcancel.out" 2>&1 3>&- &
+  local step=$!
+  for _ in $(seq 600); do [ -e "$marker" ] && break; sleep 0.1; done
+  [ -e "$marker" ]
+  pgrep -u "$E2E_USER" -x squashfuse_ll
+  scancel --quiet -u "$E2E_USER"
+  wait "$step" || true
+  for _ in $(seq 100); do pgrep -u "$E2E_USER" -x squashfuse_ll >/dev/null || break; sleep 0.1; done
+  ! pgrep -u "$E2E_USER" -x squashfuse_ll
+  ! grep -q squashfuse /proc/self/mountinfo
+  # The unpack may finish after the step (it is detached) or not; under its name only a whole entry.
+  for _ in $(seq 100); do pgrep -u "$E2E_USER" -f unless-busy >/dev/null || break; sleep 0.1; done
+  if [[ -e $E2E_BASE/$(user_uid)/$name ]]; then
+    [[ -f $E2E_BASE/$(user_uid)/$name/.pyxis_cache_lock ]]
+    [[ -x $E2E_BASE/$(user_uid)/$name/bin/busybox ]]
+  fi
+  run cli gc --stale-after 0 --json
+  run ls -A "$E2E_BASE/$(user_uid)"
+  echo "$output"
+  [[ $output != *.pyxis_cache_mnt.* ]]
+  [[ $output != *.pyxis_cache_tmp.* ]]
+}
