@@ -86,7 +86,8 @@ load helpers
   run srun_as_user --container-cache --container-image=rel.sqsh cat /etc/os-release
   [ "$status" -eq 0 ]
   [[ $output == *'"pyxis-cache e2e alpha"'* ]]
-  [ -d "$E2E_BASE/$(user_uid)/$(cd "$E2E_WORK" && entry_name rel.sqsh)" ]
+  # The image's entry (made in the background after a cold step from a mount).
+  wait_entry "$E2E_WORK/rel.sqsh"
 }
 
 @test "the job's environment, home and working directory reach the task" {
