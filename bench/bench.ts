@@ -377,10 +377,11 @@ async function p5(image: string): Promise<void> {
   });
 }
 
-async function p6(image: string): Promise<void> {
+// P6 (bwrap) and P7 (enroot): the same steps through each runtime.
+async function p6(image: string, runtime: "bwrap" | "enroot", id: string): Promise<void> {
   const harness = `${REPO}/bench/srun.sh`;
   const out = await new Deno.Command("bash", {
-    args: [harness, image, String(REPS)],
+    args: [harness, image, String(REPS), runtime],
     stdin: "null",
     stderr: "inherit",
   }).output();
@@ -388,8 +389,8 @@ async function p6(image: string): Promise<void> {
   const skipped = text.split("\n").find((line) => line.startsWith("skipped:"));
   if (!out.success || !text || skipped) {
     rows.push({
-      id: "P6",
-      what: "`srun --container-cache` warm / plain `srun true`",
+      id,
+      what: `\`srun --container-cache\` warm / plain \`srun true\` (${runtime})`,
       a: [],
       b: [],
       target: "≤ +120 ms",
@@ -409,8 +410,8 @@ async function p6(image: string): Promise<void> {
   const cold = runs.get("cold") ?? [];
   const overhead = median(warm.map((r) => r.ms)) - median(plain.map((r) => r.ms));
   rows.push({
-    id: "P6",
-    what: "`srun --container-cache … true` warm / plain `srun true` (bwrap)",
+    id,
+    what: `\`srun --container-cache … true\` warm / plain \`srun true\` (${runtime})`,
     a: warm,
     b: plain,
     target: "≤ +120 ms",
@@ -419,8 +420,8 @@ async function p6(image: string): Promise<void> {
   });
   if (cold.length) {
     rows.push({
-      id: "P6c",
-      what: `\`srun --container-cache\` cold / warm (${MEGABYTES} MB image)`,
+      id: `${id}c`,
+      what: `\`srun --container-cache\` cold / warm (${MEGABYTES} MB image, ${runtime})`,
       a: cold,
       b: warm,
       target: "(figure)",
@@ -492,7 +493,8 @@ if (import.meta.main) {
     ["P3", () => p3(image)],
     ["P4", p4],
     ["P5", () => p5(image)],
-    ["P6", () => p6(image)],
+    ["P6", () => p6(image, "bwrap", "P6")],
+    ["P7", () => p6(image, "enroot", "P7")],
   ];
   for (const [id, figure] of figures) {
     if (!want(id)) continue;

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# P6 of bench/run.sh: srun with the cache against plain srun, on the private
-# single-node Slurm of the e2e suite (tests/e2e/slurm.sh), runtime bwrap, as root.
-#   bash bench/srun.sh IMAGE REPS   (root; prints "plain|warm|cold <ms>" per run, and
-#   "published <ms>": from a cold step's start until its entry exists)
-# Each round runs plain, warm and cold steps, in an order that rotates.
+# P6/P7 of bench/run.sh: srun with the cache against plain srun, on the private
+# single-node Slurm of the e2e suite (tests/e2e/slurm.sh), as root.
+#   bash bench/srun.sh IMAGE REPS [bwrap|enroot]   (prints "plain|warm|cold <ms>" per run)
+# Each round runs plain, warm and cold steps, in an order that rotates. enroot
+# is the installed one, else the one tests/e2e/run.sh builds into
+# /var/cache/pyxis-cache-test (PYXIS_CACHE_TEST_CACHE).
+# "published <ms>": from a cold step's start until its entry exists.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
-image=$1 reps=$2
+image=$1 reps=$2 runtime=${3:-bwrap}
 
 for tool in slurmctld slurmd munged srun sinfo bwrap; do
   command -v "$tool" >/dev/null || { echo "skipped: $tool not found (make bootstrap-test)"; exit 0; }
 done
+if [[ $runtime == enroot ]] && ! command -v enroot >/dev/null; then
+  enroot_bin=${PYXIS_CACHE_TEST_CACHE:-/var/cache/pyxis-cache-test}/enroot-4.1.2/bin
+  [[ -x $enroot_bin/enroot ]] || { echo "skipped: enroot not found (bash tests/e2e/run.sh builds it)"; exit 0; }
+  PATH=$enroot_bin:$PATH
+fi
 make -s -C "$repo/spank-stub" >&2 || { echo "skipped: the SPANK stub does not build"; exit 0; }
 
 export E2E_TMP
@@ -22,6 +29,10 @@ export E2E_PLUGIN=$repo/spank-stub/spank_pyxis_cache.so E2E_CLI=$repo/bin/pyxis-
 source "$repo/tests/e2e/slurm.sh"
 trap 'slurm_stop; rm -rf "$E2E_TMP"' EXIT
 slurm_start >&2 || { echo "skipped: the private Slurm did not start"; exit 0; }
+if [[ $runtime != bwrap ]]; then
+  slurmd_restart_with "$(plugstack_line "container_cache_runtime=$runtime")" >&2 ||
+    { echo "skipped: slurmd did not restart with container_cache_runtime=$runtime"; exit 0; }
+fi
 cd "$E2E_TMP"
 
 ms() { # ms LABEL CMD...: one timed run

@@ -1,13 +1,15 @@
 import { createStep } from "../lib/step.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, parse, required, wholeNumber } from "./options.ts";
 
-export const help = `pyxis-cache step: unpack an image for one job step, outside the cache
+export const help = `pyxis-cache step: a directory of one job step's own, outside the cache
 
-Usage: pyxis-cache step --image IMG --job N --step N
+Usage: pyxis-cache step --job N --step N [--image IMG]
 
-What the SPANK stub runs, as the job user, for --container-image without
---container-cache: unpacks IMG into a new directory <base>/<uid>/NAME/rootfs
-(NAME is .pyxis_cache_step_<job>.<step>.<random>) and prints NAME, one line.
+What the SPANK stub runs, as the job user: makes a new directory
+<base>/<uid>/NAME (NAME is .pyxis_cache_step_<job>.<step>.<random>) and prints
+NAME, one line. With --image (--container-image without --container-cache) it
+unpacks IMG into NAME/rootfs; without (the enroot runtime in cache mode) the
+directory stays empty, for enroot's own paths of the step.
 'pyxis-cache release --name NAME' removes it; the collector removes one whose
 step died (it is unlocked).
 
@@ -28,7 +30,7 @@ export async function run(args: string[]): Promise<number> {
     console.log(help);
     return 0;
   }
-  const image = required("--image", values.image);
+  const image = values.image;
   const job = required("--job", wholeNumber("--job", values.job));
   const step = required("--step", wholeNumber("--step", values.step));
   const created = await createStep(await configFrom(values), { image, job, step });

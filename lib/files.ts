@@ -46,10 +46,11 @@ export class Opened {
  * there (a symlink, a FIFO, nothing); `"busy"` when a file lease stands in
  * the way: its holder is using it, as surely as a flock holder would be.
  */
-export function openAt(dir: number, name: libc.Name, kind: Kind = "file"): Opened | "busy" | "missing" {
+export function openAt(dir: number, name: libc.Name, kind: Kind = "file", write = false): Opened | "busy" | "missing" {
   let fd: number;
   try {
-    fd = libc.openAt(dir, name, OPEN_FLAGS | (kind === "directory" ? libc.O_DIRECTORY : 0));
+    const access = write ? (OPEN_FLAGS & ~libc.O_RDONLY) | libc.O_RDWR : OPEN_FLAGS;
+    fd = libc.openAt(dir, name, access | (kind === "directory" ? libc.O_DIRECTORY : 0));
   } catch (error) {
     if (error instanceof libc.OsError && error.code === "EWOULDBLOCK") return "busy";
     if (error instanceof libc.OsError) return "missing";
@@ -62,8 +63,8 @@ export function openAt(dir: number, name: libc.Name, kind: Kind = "file"): Opene
 }
 
 /** openAt by path: only the last component is not followed (see the top of this file). */
-export function openPath(path: string, kind: Kind = "file"): Opened | "busy" | "missing" {
-  return openAt(libc.AT_FDCWD, path, kind);
+export function openPath(path: string, kind: Kind = "file", write = false): Opened | "busy" | "missing" {
+  return openAt(libc.AT_FDCWD, path, kind, write);
 }
 
 /**
@@ -72,7 +73,7 @@ export function openPath(path: string, kind: Kind = "file"): Opened | "busy" | "
  * asynchronously), without trusting a symlink at `path`: the file opened must
  * be the one lstat(2) saw. In a directory a user can write, use openPath.
  */
-export function openRegularSync(path: string, kind: Kind = "file", write = false): Deno.FsFile | undefined {
+export function openRegularSync(path: string, kind: Kind = "file"): Deno.FsFile | undefined {
   let seen: Deno.FileInfo;
   try {
     seen = Deno.lstatSync(path);
@@ -83,7 +84,7 @@ export function openRegularSync(path: string, kind: Kind = "file", write = false
   if (!isKind(seen)) return undefined;
   let file: Deno.FsFile;
   try {
-    file = Deno.openSync(path, { read: true, write });
+    file = Deno.openSync(path, { read: true });
   } catch {
     return undefined;
   }
@@ -93,8 +94,8 @@ export function openRegularSync(path: string, kind: Kind = "file", write = false
   return undefined;
 }
 
-export function openRegular(path: string, kind: Kind = "file", write = false): Promise<Deno.FsFile | undefined> {
-  return Promise.try(() => openRegularSync(path, kind, write));
+export function openRegular(path: string, kind: Kind = "file"): Promise<Deno.FsFile | undefined> {
+  return Promise.try(() => openRegularSync(path, kind));
 }
 
 /**
@@ -236,7 +237,7 @@ function emptyDir(dir: number, top: number, depth: number): void {
 }
 
 /** How deep walkTree goes: a tree deeper than this is refused (a descriptor per level). */
-const WALK_DEPTH = 4096;
+const WALK_DEPTH = 512;
 
 /**
  * Calls `visit` for everything under `path` with its directory's descriptor,

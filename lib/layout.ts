@@ -17,8 +17,9 @@
  *                                              (mounted in the step's own mount namespace only):
  *                                              the SPANK stub holds it locked while the step runs
  *   <base>/<uid>/.pyxis_cache_step_<job>.<step>.<r>/
- *                                              a step's own rootfs without --container-cache, made by
- *                                              `pyxis-cache step`: the SPANK stub holds it locked while the step runs
+ *                                              a step's own directory, made by `pyxis-cache step`: its rootfs
+ *                                              without --container-cache, enroot's paths with the enroot runtime;
+ *                                              the SPANK stub holds it locked while the step runs
  */
 
 import { randomSuffix } from "./files.ts";

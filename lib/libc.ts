@@ -15,7 +15,11 @@ const SYMBOLS = {
   openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   flock: { parameters: ["i32", "i32"], result: "i32" },
+  // A waiting flock(2), on a thread of Deno's: the process goes on meanwhile.
+  flockWait: { name: "flock", parameters: ["i32", "i32"], result: "i32", nonblocking: true },
   statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
   renameat: { parameters: ["i32", "buffer", "i32", "buffer"], result: "i32" },
   unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
@@ -154,6 +158,12 @@ export interface Stat {
   isDevice: boolean;
 }
 
+/** st_dev as glibc's makedev(3) encodes it, as Deno.FileInfo.dev has it. */
+function makedev(major: number, minor: number): number {
+  const M = BigInt(major), m = BigInt(minor);
+  return Number(((M & 0xfffff000n) << 32n) | ((M & 0xfffn) << 8n) | ((m & 0xffffff00n) << 12n) | (m & 0xffn));
+}
+
 const statBuffer = new Uint8Array(256);
 const statView = new DataView(statBuffer.buffer);
 const EMPTY = cstr("");
@@ -171,7 +181,7 @@ export function stat(fd: number, name?: Name): Stat {
     uid: v.getUint32(20, true),
     gid: v.getUint32(24, true),
     ino: v.getBigUint64(32, true),
-    dev: v.getUint32(136, true) * 2 ** 20 + v.getUint32(140, true),
+    dev: makedev(v.getUint32(136, true), v.getUint32(140, true)),
     size: Number(v.getBigUint64(40, true)),
     blocks: Number(v.getBigUint64(48, true)),
     mtime: new Date(Number(v.getBigInt64(112, true)) * 1000 + Math.floor(v.getUint32(120, true) / 1e6)),
@@ -187,6 +197,18 @@ export function read(fd: number, buffer: Uint8Array<ArrayBuffer>): number {
   return check(libc().read(fd, buffer, BigInt(buffer.length)), "read", `fd ${fd}`);
 }
 
+/** Writes all of buffer (a short record: one write(2) in practice). */
+export function writeAll(fd: number, buffer: Uint8Array<ArrayBuffer>): void {
+  for (let at = 0; at < buffer.length;) {
+    at += check(libc().write(fd, buffer.subarray(at), BigInt(buffer.length - at)), "write", `fd ${fd}`);
+  }
+}
+
+/** ftruncate(2) to nothing. */
+export function truncate(fd: number): void {
+  check(libc().ftruncate(fd, 0n), "ftruncate", `fd ${fd}`);
+}
+
 /** flock(2) without waiting: false when someone else holds a conflicting lock. */
 export function tryFlock(fd: number, exclusive: boolean): boolean {
   const l = libc();
@@ -196,6 +218,12 @@ export function tryFlock(fd: number, exclusive: boolean): boolean {
     if (e === 11) return false;
     if (e !== 4) throw new OsError("flock", e, `fd ${fd}`);
   }
+}
+
+/** flock(2) exclusive, waiting for it. */
+export async function flockExclusive(fd: number): Promise<void> {
+  // errno belongs to the thread that made the call: only success can be told apart.
+  if (await libc().flockWait(fd, LOCK_EX) !== 0) throw new Error(`flock of fd ${fd} failed`);
 }
 
 export function renameAt(fromDir: number, from: Name, toDir: number, to: Name): void {

@@ -7,7 +7,8 @@
  * new files are created with O_EXCL, and an existing file is used only when
  * the file opened is the regular file that lstat(2) saw.
  */
-import { type Kind, type Opened, openPath, openRegular } from "./files.ts";
+import { type Kind, Opened, openPath, openRegular } from "./files.ts";
+import * as libc from "./libc.ts";
 
 /** Opens a lock file, creating it (O_EXCL) with `mode` when it does not exist yet. */
 export async function openLockFile(path: string, mode = 0o644): Promise<Deno.FsFile> {
@@ -17,8 +18,7 @@ export async function openLockFile(path: string, mode = 0o644): Promise<Deno.FsF
     } catch (error) {
       if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
     }
-    // Read-write, as it was created: a creator writes its record into its creation lock.
-    const existing = await openRegular(path, "file", true);
+    const existing = await openRegular(path);
     if (existing) return existing;
   }
   throw new Error(`${path}: not a regular file`);
@@ -26,27 +26,53 @@ export async function openLockFile(path: string, mode = 0o644): Promise<Deno.FsF
 
 /**
  * Takes an exclusive lock on a lock file that others may unlink (the collector
- * removes an evicted entry's creation lock): once locked, the file must still
- * be the one at `path`, or we start again on the new one. Without `wait`,
- * `undefined` when someone else holds it.
+ * removes an evicted entry's creation lock), waiting for it: once locked, the
+ * file must still be the one at `path`, or we start again on the new one.
+ * The file is in a directory its user can write (root's `reuse --uid` takes
+ * it there): it is created with O_EXCL, or opened without following a symlink
+ * or waiting on a FIFO (lib/files.ts); while its user holds a lease on it,
+ * we wait as for any other holder. Without `wait`, `undefined` when someone
+ * else holds it.
  */
-export async function lockExclusive(path: string): Promise<Deno.FsFile>;
-export async function lockExclusive(path: string, wait: boolean): Promise<Deno.FsFile | undefined>;
-export async function lockExclusive(path: string, wait = true): Promise<Deno.FsFile | undefined> {
-  for (;;) {
-    const file = await openLockFile(path);
-    if (wait) {
-      await file.lock(true);
-    } else if (!(await file.tryLock(true))) {
+export async function lockExclusive(path: string): Promise<Opened>;
+export async function lockExclusive(path: string, wait: boolean): Promise<Opened | undefined>;
+export async function lockExclusive(path: string, wait = true): Promise<Opened | undefined> {
+  for (let refused = 0;;) {
+    let file: Opened | "busy" | "missing";
+    try {
+      const fd = libc.openAt(libc.AT_FDCWD, path, CREATE_FLAGS, 0o644);
+      file = new Opened(fd, libc.stat(fd));
+    } catch (error) {
+      if (!(error instanceof libc.OsError) || error.code !== "EEXIST") throw error;
+      // Read-write, as it was created: a creator writes its record into its creation lock.
+      file = openPath(path, "file", true);
+    }
+    if (file === "busy" && !wait) return undefined;
+    if (file === "busy") {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      continue;
+    }
+    if (file === "missing") {
+      if (++refused >= 3) throw new Error(`${path}: not a regular file`);
+      continue;
+    }
+    if (!wait && !file.tryLock(true)) {
       file.close();
       return undefined;
     }
-    const held = await file.stat();
+    try {
+      if (wait) await libc.flockExclusive(file.fd);
+    } catch (error) {
+      file.close();
+      throw error;
+    }
     const current = await Deno.lstat(path).catch(() => undefined);
-    if (current && current.ino === held.ino && current.dev === held.dev) return file;
+    if (current && BigInt(current.ino ?? -1) === file.info.ino && current.dev === file.info.dev) return file;
     file.close();
   }
 }
+
+const CREATE_FLAGS = libc.O_RDWR | libc.O_CREAT | libc.O_EXCL | libc.O_NOFOLLOW | libc.O_NONBLOCK;
 
 /**
  * Tries an exclusive lock without waiting, on a lock file (or directory) in a

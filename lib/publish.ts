@@ -21,8 +21,8 @@ import {
 } from "./layout.ts";
 import { lockExclusive } from "./lock.ts";
 import { prepare } from "./prepare.ts";
-import { openPath, removeTree, touch } from "./files.ts";
-import { AT_FDCWD, renameAt } from "./libc.ts";
+import { type Opened, openPath, removeTree, touch } from "./files.ts";
+import { AT_FDCWD, renameAt, truncate, writeAll } from "./libc.ts";
 import { unpackedBytes } from "./squashfs.ts";
 import { NoSpaceError, treeBytes, unsquash } from "./unpack.ts";
 import { statfsUsage, type UsageSource } from "./usage.ts";
@@ -168,11 +168,10 @@ async function createEntry(
 }
 
 /** Says in the held creation lock what is being unpacked since when, for `status`. */
-async function recordCreation(creating: Deno.FsFile, image: Image): Promise<void> {
+function recordCreation(creating: Opened, image: Image): void {
   const creation: Creation = { image: image.path, startedAt: new Date().toISOString(), pid: Deno.pid };
-  const bytes = new TextEncoder().encode(JSON.stringify(creation) + "\n");
-  await creating.truncate(0);
-  for (let at = 0; at < bytes.length;) at += await creating.write(bytes.subarray(at));
+  truncate(creating.fd);
+  writeAll(creating.fd, new TextEncoder().encode(JSON.stringify(creation) + "\n"));
 }
 
 /**
@@ -198,7 +197,7 @@ export async function publish(
       // Room is wanted now: a temporary directory whose creator is gone goes whatever its age.
       await collect(config, { usage, staleAfterSeconds: 0 });
     }
-    await recordCreation(creating, image);
+    recordCreation(creating, image);
     await createEntry(config, image, owner, usage);
     return true;
   } finally {

@@ -1,7 +1,9 @@
 /**
- * A rootfs for one job step without --container-cache: `pyxis-cache step`
- * unpacks the image under a step's own name in the user's directory, and
- * `pyxis-cache release` removes it when the step ends. Both run as the job
+ * A directory of one job step's own: `pyxis-cache step` makes it under a
+ * step's name in the user's directory (with an image, for a step without
+ * --container-cache: the image unpacked into its rootfs; without, empty: where
+ * enroot keeps its runtime, cache, config and temporary paths for the step),
+ * and `pyxis-cache release` removes it when the step ends. Both run as the job
  * user, so every file belongs to them; the SPANK stub holds the directory
  * locked (LOCK_SH) in between, which is how the collector tells a running
  * step from the leftovers of one that died.
@@ -16,7 +18,8 @@ import type { UsageSource } from "./usage.ts";
 import { self } from "./users.ts";
 
 export interface StepOptions {
-  image: string;
+  /** Unpacked into `<path>/rootfs`; without one, the directory stays empty. */
+  image?: string;
   /** Slurm's job and step ids: part of the name, for whoever looks at the directory. */
   job: number;
   step: number;
@@ -29,19 +32,21 @@ export interface Step {
   /** `.pyxis_cache_step_<job>.<step>.<r>`, in `<base>/<uid>`. */
   name: string;
   path: string;
-  /** `<path>/rootfs`: what the task runs in. */
-  rootfs: string;
+  /** `<path>/rootfs`: what the task runs in (with an image). */
+  rootfs?: string;
 }
 
 /**
- * Unpacks `image` into a new step directory, as the calling user, with the
- * same checks and full-disk collection as an entry. The directory is held
+ * Makes a new step directory as the calling user and unpacks `image` into it,
+ * with the same checks and full-disk collection as an entry. The directory is held
  * LOCK_SH while it unpacks, as the stub holds it afterwards: the collector
  * removes a step directory only when it can lock it exclusively.
  */
 export async function createStep(config: Config, options: StepOptions): Promise<Step> {
   const owner = self();
-  const image = await identify(options.image, owner.uid, options.cwd ?? Deno.cwd());
+  const image = options.image === undefined
+    ? undefined
+    : await identify(options.image, owner.uid, options.cwd ?? Deno.cwd());
   await checkUserDir(config, owner);
   let name = stepName(options.job, options.step);
   let path = `${userDir(config.dataPath, owner.uid)}/${name}`;
@@ -55,6 +60,7 @@ export async function createStep(config: Config, options: StepOptions): Promise<
       path = `${userDir(config.dataPath, owner.uid)}/${name}`;
     }
   }
+  if (image === undefined) return { name, path };
   const held = await Deno.open(path, { read: true });
   try {
     await held.lock(false);

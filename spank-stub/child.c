@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,15 +22,15 @@
 
 #include "child.h"
 
-int child_find_executable(const char *name, char *buf, size_t len)
+int child_find_executable(const char *name, const char *path, char *buf, size_t len)
 {
-	const char *dir = PYXIS_CACHE_PATH;
+	const char *dir = path;
 	size_t n;
 	int rc = -1;
 
 	while (*dir != '\0') {
 		n = strcspn(dir, ":");
-		if (snprintf(buf, len, "%.*s/%s", (int)n, dir, name) < (int)len && access(buf, X_OK) == 0) {
+		if (n > 0 && snprintf(buf, len, "%.*s/%s", (int)n, dir, name) < (int)len && access(buf, X_OK) == 0) {
 			rc = 0;
 			goto done;
 		}
@@ -41,8 +42,7 @@ done:
 	return rc;
 }
 
-/* Read what a child wrote into a memfd: NUL-terminated, trailing newlines cut. */
-static void read_capture(int fd, char *buf, size_t len)
+void child_read_capture(int fd, char *buf, size_t len)
 {
 	ssize_t n;
 
@@ -59,6 +59,8 @@ static void read_capture(int fd, char *buf, size_t len)
  * the real uid 0 of slurmstepd, so privileges are dropped completely
  * (setgroups/setresgid/setresuid); root's children first regain euid 0.
  */
+int child_mntns_fd = -1;
+
 static int become(const struct pyxis_job *user)
 {
 	if (geteuid() != 0 && seteuid(0) < 0) {
@@ -79,19 +81,19 @@ static int become(const struct pyxis_job *user)
 }
 
 /*
- * In the child: close every descriptor above stderr. slurmstepd holds some
+ * In the child: close every descriptor from first on. slurmstepd holds some
  * without O_CLOEXEC (its sockets, other plugins' files), and the child runs as
  * the job user, who may ptrace it. close_range(2) since Linux 5.9; else by
  * the list in /proc/self/fd.
  */
-static void close_inherited(void)
+static void close_inherited(int first)
 {
 	struct dirent *d;
 	DIR *dir;
 	int fd;
 
 #ifdef SYS_close_range
-	if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
+	if (syscall(SYS_close_range, (unsigned)first, ~0U, 0U) == 0)
 		return;
 #endif
 	dir = opendir("/proc/self/fd");
@@ -99,7 +101,7 @@ static void close_inherited(void)
 		return;
 	while ((d = readdir(dir)) != NULL) {
 		fd = atoi(d->d_name);
-		if (fd > STDERR_FILENO && fd != dirfd(dir))
+		if (fd >= first && fd != dirfd(dir))
 			close(fd);
 	}
 	closedir(dir);
@@ -113,93 +115,40 @@ static long long now_ms(void)
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-/*
- * Wait for the child, but never for ever: the child runs as the job user, who
- * can SIGSTOP it (or a process it waits for). A stopped child is killed at
- * once; one still running after CHILD_TIMEOUT_SECONDS is killed too. Killing
- * its process group takes what it started (unsquashfs) with it. The pidfd
- * wakes us the moment it exits; without one (Linux < 5.3) we poll.
- */
-static int wait_child(pid_t pid, int *status, char *err, size_t errlen)
+int child_start(struct child *ch, child_fn fn, void *arg, const struct pyxis_job *user, const char *cwd, int keep_fd,
+		char *err, size_t errlen)
 {
-	long long deadline = now_ms() + CHILD_TIMEOUT_SECONDS * 1000LL;
-	struct pollfd pfd = { .fd = -1, .events = POLLIN };
-	const char *why = NULL;
-	pid_t done;
-	int rc = -1;
-
-#ifdef SYS_pidfd_open
-	pfd.fd = (int)syscall(SYS_pidfd_open, pid, 0);
-#endif
-	for (;;) {
-		done = waitpid(pid, status, WNOHANG | WUNTRACED);
-		if (done < 0 && errno != EINTR) {
-			snprintf(err, errlen, "waitpid: %m");
-			goto fail;
-		}
-		if (done == pid && !WIFSTOPPED(*status))
-			break;
-		if (done == pid)
-			why = "was stopped (SIGSTOP or the like)";
-		else if (now_ms() >= deadline)
-			why = "did not finish in " CHILD_TIMEOUT_TEXT;
-		if (why != NULL) {
-			kill(-pid, SIGKILL);
-			kill(pid, SIGKILL);
-			while (waitpid(pid, status, 0) < 0 && errno == EINTR)
-				;
-			snprintf(err, errlen, "%s, killed", why);
-			goto fail;
-		}
-		if (pfd.fd >= 0)
-			poll(&pfd, 1, 200);
-		else
-			usleep(10000);
-	}
-	rc = 0;
-fail:
-	if (pfd.fd >= 0)
-		close(pfd.fd);
-	return rc;
-}
-
-typedef int (*child_fn)(void *arg);
-
-/* fn(arg) in a child, as child_exec says; the exit status, or -1 with the reason in output->err. */
-static int child_run(child_fn fn, void *arg, const struct pyxis_job *user, const char *cwd, struct child_output *output)
-{
-	int out_fd = -1;
-	int err_fd = -1;
 	int null_fd;
-	int status;
 	sigset_t mask;
-	pid_t pid;
-	int rc = -1;
 
-	output->out[0] = output->err[0] = '\0';
-
-	out_fd = memfd_create("pyxis-cache-stdout", MFD_CLOEXEC);
-	err_fd = memfd_create("pyxis-cache-stderr", MFD_CLOEXEC);
-	if (out_fd < 0 || err_fd < 0) {
-		snprintf(output->err, sizeof(output->err), "memfd_create: %m");
+	ch->pid = ch->pidfd = -1;
+	ch->out_fd = memfd_create("pyxis-cache-stdout", MFD_CLOEXEC);
+	ch->err_fd = memfd_create("pyxis-cache-stderr", MFD_CLOEXEC);
+	if (ch->out_fd < 0 || ch->err_fd < 0) {
+		snprintf(err, errlen, "memfd_create: %m");
 		goto fail;
 	}
-
-	pid = fork();
-	if (pid < 0) {
-		snprintf(output->err, sizeof(output->err), "fork: %m");
+	ch->pid = fork();
+	if (ch->pid < 0) {
+		snprintf(err, errlen, "fork: %m");
 		goto fail;
 	}
-
-	if (pid == 0) {
+	if (ch->pid == 0) {
 		sigemptyset(&mask);
 		sigprocmask(SIG_SETMASK, &mask, NULL);
 		setpgid(0, 0);
 		null_fd = open("/dev/null", O_RDONLY);
-		if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 ||
-		    dup2(err_fd, STDERR_FILENO) < 0)
+		if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(ch->out_fd, STDOUT_FILENO) < 0 ||
+		    dup2(ch->err_fd, STDERR_FILENO) < 0 || (keep_fd >= 0 && keep_fd != 3 && dup2(keep_fd, 3) < 0) ||
+		    (keep_fd == 3 && fcntl(3, F_SETFD, 0) < 0))
 			_exit(126);
-		close_inherited();
+		/* As root (user_init leaves the effective uid the job user's). */
+		if (child_mntns_fd >= 0 &&
+		    ((geteuid() != 0 && seteuid(0) < 0) || setns(child_mntns_fd, CLONE_NEWNS) < 0)) {
+			dprintf(STDERR_FILENO, "couldn't enter the FUSE mount's namespace: %m\n");
+			_exit(126);
+		}
+		close_inherited(keep_fd >= 0 ? 4 : 3);
 		if (become(user) < 0)
 			_exit(126);
 		if (chdir(cwd) < 0) {
@@ -208,21 +157,79 @@ static int child_run(child_fn fn, void *arg, const struct pyxis_job *user, const
 		}
 		_exit(fn(arg));
 	}
-
-	/* Before the wait: a stopped child's stdout is not read (the user may be rewriting it). */
-	if (wait_child(pid, &status, output->err, sizeof(output->err)) < 0)
-		goto fail;
-
-	read_capture(out_fd, output->out, sizeof(output->out));
-	read_capture(err_fd, output->err, sizeof(output->err));
-	rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-
+#ifdef SYS_pidfd_open
+	ch->pidfd = (int)syscall(SYS_pidfd_open, ch->pid, 0);
+#endif
+	return 0;
 fail:
-	if (out_fd >= 0)
-		close(out_fd);
-	if (err_fd >= 0)
-		close(err_fd);
-	return rc;
+	child_end(ch);
+	return -1;
+}
+
+/*
+ * The child runs as the job user, who can SIGSTOP it (or a process it waits
+ * for): a stop that ready() does not expect kills it at once, and so does
+ * running past CHILD_TIMEOUT_SECONDS. Killing its process group takes what it
+ * started (unsquashfs) with it. The pidfd wakes us the moment it exits;
+ * without one (Linux < 5.3) we poll. With ready(), we look every 2 ms.
+ */
+int child_wait(struct child *ch, child_ready_fn ready, void *arg, int *status, char *err, size_t errlen)
+{
+	long long deadline = now_ms() + CHILD_TIMEOUT_SECONDS * 1000LL;
+	struct pollfd pfd = { .fd = ch->pidfd, .events = POLLIN };
+	const char *why = NULL;
+	pid_t done;
+	int state;
+
+	for (;;) {
+		done = waitpid(ch->pid, status, WNOHANG | WUNTRACED);
+		if (done < 0 && errno != EINTR) {
+			snprintf(err, errlen, "waitpid: %m");
+			break;
+		}
+		if (done == ch->pid && !WIFSTOPPED(*status)) {
+			ch->pid = -1;
+			*status = WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
+			return 0;
+		}
+		state = ready != NULL ? ready(arg) : 0;
+		if (state > 0)
+			return 1;
+		if (state < 0 || done == ch->pid)
+			why = "was stopped (SIGSTOP or the like)";
+		else if (now_ms() >= deadline)
+			why = "did not finish in " CHILD_TIMEOUT_TEXT;
+		if (why != NULL) {
+			snprintf(err, errlen, "%s, killed", why);
+			break;
+		}
+		if (pfd.fd >= 0)
+			poll(&pfd, 1, ready != NULL ? 2 : 200);
+		else
+			usleep(ready != NULL ? 2000 : 10000);
+	}
+	child_end(ch);
+	return -1;
+}
+
+void child_end(struct child *ch)
+{
+	int status;
+
+	if (ch->pid > 0) {
+		kill(-ch->pid, SIGKILL);
+		kill(ch->pid, SIGKILL);
+		while (waitpid(ch->pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
+	ch->pid = -1;
+	if (ch->pidfd >= 0)
+		close(ch->pidfd);
+	if (ch->out_fd >= 0)
+		close(ch->out_fd);
+	if (ch->err_fd >= 0)
+		close(ch->err_fd);
+	ch->pidfd = ch->out_fd = ch->err_fd = -1;
 }
 
 struct exec_args {
@@ -253,8 +260,22 @@ int child_exec(char *const argv[], const struct pyxis_job *user, const char *cwd
 	/* As before the split: a child whose uid is 0 gets /root. */
 	struct exec_args exec = { .argv = argv, .home = user != NULL && user->uid != 0 ? user->home : "/root",
 				  .flags = flags };
+	struct child ch;
+	int status;
+	int rc = -1;
 
-	return child_run(exec_fn, &exec, user, cwd, output);
+	output->out[0] = output->err[0] = '\0';
+	if (child_start(&ch, exec_fn, &exec, user, cwd, -1, output->err, sizeof(output->err)) < 0)
+		return -1;
+	/* Before the wait: a stopped child's stdout is not read (the user may be rewriting it). */
+	if (child_wait(&ch, NULL, NULL, &status, output->err, sizeof(output->err)) < 0)
+		goto fail;
+	child_read_capture(ch.out_fd, output->out, sizeof(output->out));
+	child_read_capture(ch.err_fd, output->err, sizeof(output->err));
+	rc = status;
+fail:
+	child_end(&ch);
+	return rc;
 }
 
 void child_error(const char *what, int status, const struct child_output *output, char *err, size_t errlen)

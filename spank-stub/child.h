@@ -6,6 +6,7 @@
 #define PYXIS_CACHE_CHILD_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "common.h"
 #include "context.h"
@@ -19,8 +20,8 @@ struct child_output {
 	char err[ERROR_MAX];
 };
 
-/* Find name in PYXIS_CACHE_PATH: 0 with the absolute path in buf, or -1. */
-int child_find_executable(const char *name, char *buf, size_t len);
+/* Find name in path (a PATH value): 0 with the absolute path in buf, or -1. */
+int child_find_executable(const char *name, const char *path, char *buf, size_t len);
 
 /*
  * A child of slurm_spank_exit is still one of the step's processes, and Slurm
@@ -38,6 +39,54 @@ int child_find_executable(const char *name, char *buf, size_t len);
  */
 int child_exec(char *const argv[], const struct pyxis_job *user, const char *cwd, unsigned flags,
 	       struct child_output *output);
+
+typedef int (*child_fn)(void *arg);
+
+/*
+ * A child that is waited for until it reaches a state rather than until it
+ * exits (the runtime, until the container's process stops itself).
+ */
+struct child {
+	pid_t pid;
+	int out_fd; /* memfds: its stdout and stderr */
+	int err_fd;
+	int pidfd;
+};
+
+/*
+ * A mount namespace the children started next enter, as root, before they drop
+ * privileges (a cold step's FUSE mount, cold.c); -1: none.
+ */
+extern int child_mntns_fd;
+
+/*
+ * Fork fn(arg) as the job user (or root: NULL) in cwd, in its own process
+ * group, with every descriptor above stderr closed; keep_fd (-1: none) is
+ * passed on as fd 3. 0, or -1 with one line in err.
+ */
+int child_start(struct child *ch, child_fn fn, void *arg, const struct pyxis_job *user, const char *cwd, int keep_fd,
+		char *err, size_t errlen);
+
+/*
+ * Called by child_wait on every tick and whenever the child stops: 1 when the
+ * child (or a process it started) is where the caller wants it, stopped or
+ * not; 0 not yet; -1 when a process was stopped where no stop is expected.
+ */
+typedef int (*child_ready_fn)(void *arg);
+
+/*
+ * Wait for ch without ever waiting for ever: 0 when it exited (*status, signals
+ * as 128+N), 1 when ready(arg) (may be NULL) said so (the child lives on), or
+ * -1 with the reason in err when it was stopped other than as ready() expects,
+ * or ran over CHILD_TIMEOUT_SECONDS: it was then killed with its group.
+ */
+int child_wait(struct child *ch, child_ready_fn ready, void *arg, int *status, char *err, size_t errlen);
+
+/* Kill the child's process group and reap it; close its descriptors. */
+void child_end(struct child *ch);
+
+/* What the child wrote to fd (out_fd or err_fd): NUL-terminated, trailing newlines cut. */
+void child_read_capture(int fd, char *buf, size_t len);
 
 /*
  * Turn a failed child into one line in err: its first stderr line, prefixed

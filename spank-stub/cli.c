@@ -245,8 +245,8 @@ int cli_start_creator(const struct plugin_context *ctx, const char *image)
 }
 
 /*
- * Without cache mode: "<cli> step" as the job user unpacks the image into a
- * directory of its own and prints the directory's name; slurmstepd holds
+ * "<cli> step" as the job user makes a directory of the step's own (with an
+ * image: unpacked into its rootfs) and prints its name; slurmstepd holds
  * LOCK_SH on <base>/<uid>/<name> until cli_release runs "<cli> release", so
  * that the collector removes only the leftovers of steps that died.
  */
@@ -254,36 +254,37 @@ int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t er
 {
 	struct container *c = &ctx->container;
 	char job[16], step[16];
-	const char *args[] = { "--image", image, "--job", job, "--step", step };
+	const char *args[] = { "--job", job, "--step", step, "--image", image };
 	struct child_output output;
 	char prefix[64];
-	char dir[PATH_MAX];
 	int locked;
 	int rc = -1;
 
 	snprintf(job, sizeof(job), "%u", ctx->job.jobid);
 	snprintf(step, sizeof(step), "%u", ctx->job.stepid);
 	snprintf(prefix, sizeof(prefix), ".pyxis_cache_step_%s.%s.", job, step);
-	if (cli_run(ctx, "step", args, 6, &ctx->job, ctx->job.cwd, 0, &output, err, errlen) < 0)
+	if (cli_run(ctx, "step", args, image != NULL ? 6 : 4, &ctx->job, ctx->job.cwd, 0, &output, err, errlen) < 0)
 		goto fail;
 	if (reply_name(output.out, prefix, 6, 0, c->step_name, sizeof(c->step_name)) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": step: printed no step name of job %s.%s", job, step);
 		goto fail;
 	}
-	if (user_path(ctx, c->step_name, NULL, dir, sizeof(dir)) < 0 ||
-	    user_path(ctx, c->step_name, "rootfs", c->rootfs, sizeof(c->rootfs)) < 0) {
+	if (user_path(ctx, c->step_name, NULL, c->step_dir, sizeof(c->step_dir)) < 0 ||
+	    (image != NULL && user_path(ctx, c->step_name, "rootfs", c->rootfs, sizeof(c->rootfs)) < 0)) {
 		snprintf(err, errlen, PLUGIN_NAME ": container_cache_data_path: path too long");
 		goto fail;
 	}
-	locked = lock_shared(dir, O_DIRECTORY, ctx->job.uid, &c->step_lock_fd, err, errlen);
+	locked = lock_shared(c->step_dir, O_DIRECTORY, ctx->job.uid, &c->step_lock_fd, err, errlen);
 	if (locked < 0)
 		goto fail;
 	if (!locked) {
-		snprintf(err, errlen, PLUGIN_NAME ": %s was removed before it was locked", dir);
+		snprintf(err, errlen, PLUGIN_NAME ": %s was removed before it was locked", c->step_dir);
 		goto fail;
 	}
-	snprintf(c->enroot_data, sizeof(c->enroot_data), "%s", dir);
-	snprintf(c->enroot_name, sizeof(c->enroot_name), "rootfs");
+	if (image != NULL) {
+		snprintf(c->enroot_data, sizeof(c->enroot_data), "%s", c->step_dir);
+		snprintf(c->enroot_name, sizeof(c->enroot_name), "rootfs");
+	}
 	rc = 0;
 fail:
 	return rc;
@@ -291,7 +292,7 @@ fail:
 
 /*
  * Close the locks; "<cli> release" as the job user removes the step's own
- * rootfs while its directory is still locked, so no collector races it.
+ * directory while it is still locked, so no collector races it.
  */
 void cli_release(struct plugin_context *ctx)
 {

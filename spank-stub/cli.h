@@ -30,10 +30,15 @@ int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *s
  */
 int cli_start_creator(const struct plugin_context *ctx, const char *image);
 
-/* Without cache mode: a rootfs for this step only (ctx->container.step_name). */
+/*
+ * As the job user: "<cli> step" makes a directory of this step's own, then
+ * hold LOCK_SH on it (ctx->container.step_name, step_dir). With an image (no
+ * cache mode) the image is unpacked into its rootfs, the container's rootfs;
+ * without (enroot in cache mode) it is empty, for enroot's own paths.
+ */
 int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t errlen);
 
-/* Release what cli_reuse or cli_step holds; remove the step's rootfs. */
+/* Release what cli_reuse or cli_step holds; "<cli> release" removes the step's directory. */
 void cli_release(struct plugin_context *ctx);
 
 #endif /* PYXIS_CACHE_CLI_H */

@@ -33,8 +33,13 @@ struct container {
 	char enroot_data[PATH_MAX]; /* enroot: ENROOT_DATA_PATH */
 	char enroot_name[NAME_MAX + 1];
 	int lock_fd;                /* LOCK_SH on <entry>/.pyxis_cache_lock */
-	char step_name[NAME_MAX + 1]; /* without cache mode: <base>/<uid>/<step_name>, released at exit */
+	char step_name[NAME_MAX + 1]; /* <base>/<uid>/<step_name> ("step"), released at exit */
+	char step_dir[PATH_MAX];      /* that path: a rootfs (no cache mode) and enroot's own paths */
 	int step_lock_fd;             /* LOCK_SH on it: tells the collector the step is alive */
+	int userns_fd;                /* the started container's namespaces, which every task joins */
+	int mntns_fd;
+	char *environ;     /* enroot: the container's environment, "K=V\0..." (environ_len bytes) */
+	size_t environ_len;
 	struct fuse_mount fuse;       /* a cold step: the image's mount (mntns_fd >= 0), its entry being made */
 };
 

@@ -181,9 +181,10 @@ static int mounter_main(const struct mounter *mt)
 	if (chmod(upper, (st.st_mode & 07777) | 0200) < 0)
 		mounter_fail(mt, "chmod");
 	snprintf(options, sizeof(options), "lowerdir=%s,upperdir=%s,workdir=%s,userxattr", lower, upper, work);
-	if (mount("overlay", root, "overlay", MS_NOSUID | MS_NODEV, options) < 0)
+	if (mount("overlay", root, "overlay", MS_NOSUID | MS_NODEV, options) < 0 || stat(root, &st) < 0)
 		mounter_fail(mt, "mount an overlay");
-	send_message(mt->out, 'o', 0, NULL);
+	snprintf(options, sizeof(options), "%llu %llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	send_message(mt->out, 'o', 0, options);
 	_exit(0);
 }
 
@@ -359,6 +360,16 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
 	if (msg.tag != 'o')
 		goto mounter_failed;
+	{
+		unsigned long long dev = 0, ino = 0;
+
+		if (sscanf(msg.text, "%llu %llu", &dev, &ino) != 2) {
+			snprintf(err, errlen, "unexpected reply from the mounter");
+			goto fail;
+		}
+		m->root_dev = (dev_t)dev;
+		m->root_ino = (ino_t)ino;
+	}
 	rc = 0;
 	goto done;
 

@@ -28,6 +28,8 @@ struct fuse_mount {
 	int lock_fd;           /* LOCK_SH on point: the step is alive (gc, status) */
 	int mntns_fd;          /* the mount namespace holding the mounts */
 	pid_t daemon;          /* squashfuse_ll, as the job user */
+	dev_t root_dev;        /* the rootfs as the namespace sees it (it is another directory outside) */
+	ino_t root_ino;
 };
 
 #define FUSE_MOUNT_INIT { .lock_fd = -1, .mntns_fd = -1, .daemon = -1 }

@@ -1,13 +1,15 @@
 /*
- * The runtimes that run a task inside a rootfs: bwrap (an unprivileged user
+ * The runtimes that put a step in a rootfs: bwrap (an unprivileged user
  * namespace mapping the user to itself) or enroot (start of a named container
- * under ENROOT_DATA_PATH). Only argv is built here; Slurm's own exec path
- * runs the result (see docs/srun.md, "Running the task in the rootfs").
+ * under ENROOT_DATA_PATH). Either one runs "sh -c 'kill -STOP $$; exit 0'" in
+ * the container (container.c waits for that stop). See docs/srun.md,
+ * "Running the task in the rootfs".
  */
-#include <errno.h>
+#include <libgen.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,18 +17,46 @@
 #include "common.h"
 #include "runtime.h"
 
-#ifndef MFD_EXEC
-#define MFD_EXEC 0x0010U
-#endif
+#define ENV_MAX 512
 
-static void bwrap_prefix(const struct runtime_task *task, struct runtime_argv *prefix)
+int runtime_find(enum container_runtime runtime, char *buf, size_t len, const char **search_path, char *err,
+		 size_t errlen)
 {
-	const char **argv = prefix->argv;
+	const char *name = pyxis_config_runtime_name(runtime);
+	const char *path = getenv("PATH");
+
+	if (path == NULL || path[0] == '\0')
+		path = PYXIS_CACHE_PATH;
+	*search_path = path;
+	if (child_find_executable(name, path, buf, len) == 0)
+		return 0;
+	snprintf(err, errlen, PLUGIN_NAME ": container_cache_runtime: %s: not found in slurmd's PATH (%.800s)", name,
+		 path);
+	return -1;
+}
+
+static int home_is_dir(const char *home)
+{
 	struct stat st;
+
+	return strcmp(home, "/") != 0 && stat(home, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* child_fn, as the job user: exec bwrap around the stopping shell. */
+static int bwrap_exec(void *arg)
+{
+	const struct runtime_task *task = arg;
+	const struct pyxis_job *job = task->job;
+	char info[16], path_env[PATH_MAX + 8], home_env[PATH_MAX + 8];
+	char *envp[] = { path_env, home_env, NULL };
+	const char *argv[40];
 	int n = 0;
 
+	snprintf(info, sizeof(info), "%d", RUNTIME_INFO_FD);
 	argv[n++] = task->runtime_bin;
 	argv[n++] = "--die-with-parent";
+	argv[n++] = "--info-fd";
+	argv[n++] = info;
 	argv[n++] = "--bind";
 	argv[n++] = task->rootfs;
 	argv[n++] = "/";
@@ -36,112 +66,113 @@ static void bwrap_prefix(const struct runtime_task *task, struct runtime_argv *p
 	argv[n++] = "/dev";
 	argv[n++] = "--tmpfs";
 	argv[n++] = "/tmp";
-	if (strcmp(task->home, "/") != 0 && stat(task->home, &st) == 0 && S_ISDIR(st.st_mode)) {
+	if (home_is_dir(job->home)) {
 		argv[n++] = "--bind";
-		argv[n++] = task->home;
-		argv[n++] = task->home;
+		argv[n++] = job->home;
+		argv[n++] = job->home;
 	}
-	if (strcmp(task->cwd, "/") != 0) {
+	if (strcmp(job->cwd, "/") != 0) {
 		argv[n++] = "--bind";
-		argv[n++] = task->cwd;
-		argv[n++] = task->cwd;
+		argv[n++] = job->cwd;
+		argv[n++] = job->cwd;
 	}
 	if (!task->writable) {
 		argv[n++] = "--remount-ro";
 		argv[n++] = "/";
 	}
-	argv[n++] = "--chdir";
-	argv[n++] = task->cwd;
 	argv[n++] = "--";
-	prefix->argc = n;
+	argv[n++] = "/bin/sh";
+	argv[n++] = "-c";
+	argv[n++] = RUNTIME_STOP_COMMAND;
+	argv[n] = NULL;
+	snprintf(path_env, sizeof(path_env), "PATH=%s", task->search_path);
+	snprintf(home_env, sizeof(home_env), "HOME=%s", job->home);
+	execve(task->runtime_bin, (char **)argv, envp);
+	dprintf(STDERR_FILENO, "%s: %m\n", task->runtime_bin);
+	return 127;
 }
 
-static int enroot_prefix(const struct runtime_task *task, struct runtime_argv *prefix, char *err, size_t errlen)
+/* The job's variables enroot's hooks may use (as pyxis passes them). */
+static int passed_to_enroot(const char *var)
 {
-	const char **argv = prefix->argv;
-	int n = 0;
-	int rc = -1;
+	static const char *const prefixes[] = { "TERM=", "SLURM_", "NVIDIA_", "MELLANOX_", "PMIX_", NULL };
+	int i;
 
-	if (child_find_executable("env", prefix->env_bin, sizeof(prefix->env_bin)) < 0) {
-		snprintf(err, errlen, PLUGIN_NAME ": env: not found in " PYXIS_CACHE_PATH);
-		goto fail;
-	}
-	snprintf(prefix->data, sizeof(prefix->data), "ENROOT_DATA_PATH=%s", task->enroot_data);
-	snprintf(prefix->mount, sizeof(prefix->mount), "%s:%s", task->cwd, task->cwd);
-	argv[n++] = prefix->env_bin;
-	argv[n++] = prefix->data;
-	argv[n++] = task->writable ? "ENROOT_ROOTFS_WRITABLE=y" : "ENROOT_ROOTFS_WRITABLE=n";
-	argv[n++] = "ENROOT_MOUNT_HOME=y";
-	argv[n++] = task->runtime_bin;
-	argv[n++] = "start";
-	if (strcmp(task->cwd, "/") != 0) {
-		argv[n++] = "--mount";
-		argv[n++] = prefix->mount;
-	}
-	argv[n++] = task->enroot_name;
-	prefix->argc = n;
-	rc = 0;
-fail:
-	return rc;
+	for (i = 0; prefixes[i] != NULL; ++i)
+		if (strncmp(var, prefixes[i], strlen(prefixes[i])) == 0)
+			return 1;
+	return 0;
 }
 
-int runtime_prefix(const struct runtime_task *task, struct runtime_argv *prefix, char *err, size_t errlen)
-{
-	prefix->argc = 0;
-	if (task->runtime == RUNTIME_BWRAP) {
-		bwrap_prefix(task, prefix);
-		return 0;
-	}
-	return enroot_prefix(task, prefix, err, errlen);
-}
+/* Append "NAME=<fmt...>" to envp (NULL-terminated; allocations live until exec). */
+static void add_env(char **envp, int *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Append s to the script, single-quoted for /bin/sh. */
-static void write_quoted(int fd, const char *s)
+static void add_env(char **envp, int *n, const char *fmt, ...)
 {
-	dprintf(fd, " '");
-	for (; *s != '\0'; ++s) {
-		if (*s == '\'')
-			dprintf(fd, "'\\''");
-		else
-			dprintf(fd, "%c", *s);
-	}
-	dprintf(fd, "'");
+	va_list ap;
+	char *s;
+
+	if (*n >= ENV_MAX - 1)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) >= 0)
+		envp[(*n)++] = s;
+	va_end(ap);
+	envp[*n] = NULL;
 }
 
 /*
- * The task's argv array can be changed in place but not grown, so argv[0]
- * becomes this script, which closes itself and execs
- * "<prefix...> <argv[0]> $@".
+ * child_fn, as the job user: exec "enroot start" with every path enroot
+ * writes to in the step's own directory, so that neither /run/enroot nor the
+ * user's home has to exist.
  */
-int runtime_script(const struct runtime_argv *prefix, const char *argv0, char *path, size_t pathlen, char *err,
-		   size_t errlen)
+static int enroot_exec(void *arg)
 {
-	int fd;
+	const struct runtime_task *task = arg;
+	const struct pyxis_job *job = task->job;
+	char bin[PATH_MAX];
+	char mount[2 * PATH_MAX + 64];
+	char *envp[ENV_MAX];
+	const char *argv[16];
+	int n = 0;
 	int i;
-	int rc = -1;
 
-	fd = memfd_create("pyxis-cache-task", MFD_EXEC);
-	if (fd < 0 && errno == EINVAL)
-		fd = memfd_create("pyxis-cache-task", 0);
-	if (fd < 0) {
-		snprintf(err, errlen, PLUGIN_NAME ": memfd_create: %m");
-		goto fail;
+	snprintf(bin, sizeof(bin), "%s", task->runtime_bin);
+	envp[0] = NULL;
+	add_env(envp, &n, "PATH=%s:%s", dirname(bin), task->search_path);
+	add_env(envp, &n, "HOME=%s", job->home);
+	add_env(envp, &n, "ENROOT_DATA_PATH=%s", task->enroot_data);
+	add_env(envp, &n, "ENROOT_RUNTIME_PATH=%s/runtime", task->enroot_paths);
+	add_env(envp, &n, "ENROOT_CACHE_PATH=%s/cache", task->enroot_paths);
+	add_env(envp, &n, "ENROOT_CONFIG_PATH=%s/config", task->enroot_paths);
+	add_env(envp, &n, "ENROOT_TEMP_PATH=%s/temp", task->enroot_paths);
+	add_env(envp, &n, "ENROOT_ROOTFS_WRITABLE=%s", task->writable ? "y" : "n");
+	add_env(envp, &n, "ENROOT_MOUNT_HOME=%s", home_is_dir(job->home) ? "y" : "n");
+	for (i = 0; task->job_env != NULL && task->job_env[i] != NULL; ++i)
+		if (passed_to_enroot(task->job_env[i]))
+			add_env(envp, &n, "%s", task->job_env[i]);
+
+	n = 0;
+	argv[n++] = task->runtime_bin;
+	argv[n++] = "start";
+	if (strcmp(job->cwd, "/") != 0) {
+		snprintf(mount, sizeof(mount), "%s:%s:none:x-create=dir,rbind,rw,nosuid", job->cwd, job->cwd);
+		argv[n++] = "--mount";
+		argv[n++] = mount;
 	}
-	/* dash closes single-digit descriptors only; bash closes any. */
-	if (fd <= 9 || access("/bin/bash", X_OK) < 0)
-		dprintf(fd, "#!/bin/sh\n");
-	else
-		dprintf(fd, "#!/bin/bash\n");
-	if (fd <= 9 || access("/bin/bash", X_OK) == 0)
-		dprintf(fd, "exec %d<&-\n", fd);
-	dprintf(fd, "exec");
-	for (i = 0; i < prefix->argc; ++i)
-		write_quoted(fd, prefix->argv[i]);
-	write_quoted(fd, argv0);
-	dprintf(fd, " \"$@\"\n");
+	argv[n++] = task->enroot_name;
+	argv[n++] = "sh";
+	argv[n++] = "-c";
+	argv[n++] = RUNTIME_STOP_COMMAND;
+	argv[n] = NULL;
+	execve(task->runtime_bin, (char **)argv, envp);
+	dprintf(STDERR_FILENO, "%s: %m\n", task->runtime_bin);
+	return 127;
+}
 
-	snprintf(path, pathlen, "/proc/self/fd/%d", fd);
-	rc = 0;
-fail:
-	return rc;
+int runtime_exec(void *arg)
+{
+	const struct runtime_task *task = arg;
+
+	return task->runtime == RUNTIME_BWRAP ? bwrap_exec(arg) : enroot_exec(arg);
 }

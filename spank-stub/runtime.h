@@ -1,51 +1,49 @@
 /*
- * The runtimes (bwrap, enroot): the words put in front of a task's argv, and
- * the script that carries them on Slurm < 23.11. No Slurm calls, no Slurm
- * types: what it needs comes in struct runtime_task.
+ * The runtimes (bwrap, enroot): where they are, and the command that starts
+ * the step's container with each (container.c runs it). No Slurm calls, no
+ * Slurm types: what they need comes in struct runtime_task.
  */
 #ifndef PYXIS_CACHE_RUNTIME_H
 #define PYXIS_CACHE_RUNTIME_H
 
-#include <limits.h>
 #include <stddef.h>
 
 #include "config.h"
+#include "context.h"
 
-/* Everything a runtime needs to run one task in a rootfs. */
+/* What runs in the container until the stub has its namespaces. */
+#define RUNTIME_STOP_COMMAND "kill -STOP $$; exit 0"
+
+/* The descriptor bwrap writes its --info-fd JSON to (child_start's keep_fd). */
+#define RUNTIME_INFO_FD 3
+
+/* Everything a runtime needs to start the step's container. */
 struct runtime_task {
 	enum container_runtime runtime;
-	const char *runtime_bin; /* absolute path of bwrap or enroot */
-	const char *rootfs;      /* bwrap: the directory bound at / */
-	const char *enroot_data; /* enroot: ENROOT_DATA_PATH */
-	const char *enroot_name; /* enroot: the container's name in it */
-	const char *home;        /* the job's home, bound when it is a directory */
-	const char *cwd;         /* the task's working directory */
-	int writable;            /* leave / writable (a per-step copy only) */
-};
-
-#define RUNTIME_ARGV_MAX 40
-
-/* The prefix words, and the storage of those that are built. */
-struct runtime_argv {
-	const char *argv[RUNTIME_ARGV_MAX];
-	int argc;
-	char env_bin[PATH_MAX];
-	char data[PATH_MAX + 32];
-	char mount[2 * PATH_MAX + 2];
+	const char *runtime_bin;  /* absolute path of bwrap or enroot */
+	const char *search_path;  /* where it was found (slurmd's PATH): enroot's helpers too */
+	const char *rootfs;       /* the directory the container's / is */
+	const char *enroot_data;  /* enroot: ENROOT_DATA_PATH */
+	const char *enroot_name;  /* enroot: the container's name in it */
+	const char *enroot_paths; /* enroot: a directory of the step's own for its other paths */
+	char *const *job_env;     /* the job's environment (enroot's hooks see SLURM_*, ...) */
+	const struct pyxis_job *job;
+	int writable; /* leave / writable (a per-step copy only) */
 };
 
 /*
- * Fill prefix with "<runtime> <options...>" for task; the task's own argv
- * follows it. Returns 0, or -1 with one line in err.
+ * The runtime's program, searched in slurmd's PATH (the environment of
+ * slurmstepd; PYXIS_CACHE_PATH when it has none), as pyxis finds enroot.
+ * Returns 0 with its path in buf and the PATH searched in *search_path, or -1
+ * with one line in err that says what was searched.
  */
-int runtime_prefix(const struct runtime_task *task, struct runtime_argv *prefix, char *err, size_t errlen);
+int runtime_find(enum container_runtime runtime, char *buf, size_t len, const char **search_path, char *err,
+		 size_t errlen);
 
 /*
- * Slurm < 23.11: write "exec <prefix...> <argv0> "$@"" as a shell script into
- * a new memfd (inherited across exec, closed by the script itself) and put
- * "/proc/self/fd/N" in path. Returns 0, or -1 with one line in err.
+ * child_fn (arg: the struct runtime_task), in a child as the job user: exec
+ * the runtime around "sh -c RUNTIME_STOP_COMMAND" in the container.
  */
-int runtime_script(const struct runtime_argv *prefix, const char *argv0, char *path, size_t pathlen, char *err,
-		   size_t errlen);
+int runtime_exec(void *arg);
 
 #endif /* PYXIS_CACHE_RUNTIME_H */

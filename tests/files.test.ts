@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { scanEntries, validMeta } from "../lib/entries.ts";
 import { openPath, removeTree, walkTree } from "../lib/files.ts";
+import { lockExclusive } from "../lib/lock.ts";
 import { nameText } from "../lib/libc.ts";
 import { run, tempDir } from "./helpers.ts";
 
@@ -141,4 +142,36 @@ Deno.test("an entry last used in the future counts as least recently used, and i
   assert.equal(byName.get(future), 0);
   assert.ok(byName.get(now)! > Date.now() - 60_000);
   assert.deepEqual(scan.problems.map((p) => p.includes("last used in the future") && p.includes(future)), [true]);
+});
+
+Deno.test("statx's device and inode are lstat's", async () => {
+  await using tmp = await tempDir();
+  Deno.writeTextFileSync(`${tmp.path}/f`, "x");
+  const opened = openPath(`${tmp.path}/f`);
+  assert.ok(typeof opened === "object");
+  const seen = Deno.lstatSync(`${tmp.path}/f`);
+  assert.deepEqual([opened.info.dev, opened.info.ino], [seen.dev, BigInt(seen.ino!)]);
+  opened.close();
+});
+
+Deno.test("lockExclusive waits for the holder, refuses a FIFO at once, and creates what is missing", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.path}/create.lock`;
+  const first = await lockExclusive(path);
+  let second: { close(): void } | undefined;
+  const waiting = lockExclusive(path).then((lock) => second = lock);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(second, undefined, "the second took a held lock");
+  first.close();
+  await waiting;
+  second!.close();
+  assert.equal((await run("mkfifo", [`${tmp.path}/fifo`])).code, 0);
+  await assert.rejects(() => lockExclusive(`${tmp.path}/fifo`), /not a regular file/);
+});
+
+Deno.test("walkTree refuses a tree deeper than it walks, with one line", async () => {
+  await using tmp = await tempDir();
+  await deepChain(tmp.path, 600);
+  assert.throws(() => walkTree(tmp.path, () => {}), /^Error: more than 512 directory levels$/);
+  await removeTree(`${tmp.path}/d`);
 });

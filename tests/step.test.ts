@@ -37,6 +37,40 @@ Deno.test({
 });
 
 Deno.test({
+  name: "step without --image makes an empty step directory (enroot's paths in cache mode); release removes it",
+  ignore: !IS_ROOT,
+  async fn() {
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const config = settings(`${dir}/cache`);
+    await cli(["prepare", "--uid", String(NOBODY.uid), "--gid", String(NOBODY.gid), ...config]);
+
+    const step = await cli(["step", "--job", "7", "--step", "3", ...config], { cwd: dir, as: NOBODY });
+    assert.deepEqual([step.code, step.stderr], [0, ""]);
+    const name = step.stdout.trimEnd();
+    assert.match(name, STEP);
+    assert.equal(step.stdout, `${name}\n`, "one line, the name only");
+    const path = `${dir}/cache/${NOBODY.uid}/${name}`;
+    const made = await Deno.lstat(path);
+    assert.ok(made.isDirectory);
+    assert.deepEqual([made.uid, made.gid, made.mode! & 0o7777], [NOBODY.uid, NOBODY.gid, 0o700]);
+    assert.deepEqual(await listing(path), [], "empty: no rootfs");
+
+    // What enroot leaves there (a read-only directory among them) goes with it.
+    const enroot = `${path}/enroot/runtime`;
+    await Deno.mkdir(enroot, { recursive: true });
+    await Deno.writeTextFile(`${enroot}/file`, "x");
+    await Deno.chmod(enroot, 0o500);
+    await Deno.chown(`${path}/enroot`, NOBODY.uid, NOBODY.gid);
+    await Deno.chown(enroot, NOBODY.uid, NOBODY.gid);
+    await Deno.chown(`${enroot}/file`, NOBODY.uid, NOBODY.gid);
+    const released = await cli(["release", "--name", name, ...config], { as: NOBODY });
+    assert.deepEqual([released.code, released.stdout, released.stderr], [0, "", ""]);
+    assert.deepEqual(await listing(`${dir}/cache/${NOBODY.uid}`), []);
+  },
+});
+
+Deno.test({
   name: "step refuses what is not a squashfs image with one line and leaves nothing behind",
   ignore: !IS_ROOT,
   async fn(t) {

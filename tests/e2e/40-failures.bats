@@ -97,14 +97,13 @@ JOB
 }
 
 @test "a missing runtime fails the step with a message" {
-  if command -v enroot >/dev/null; then
-    skip "enroot is installed: no missing runtime to test with"
-  fi
-  slurmd_config "$(plugstack_line container_cache_runtime=enroot)"
+  # slurmstepd looks for the runtime in slurmd's PATH: one without bwrap.
+  mkdir -p "$E2E_TMP/slurmd-path-without-bwrap"
+  E2E_SLURMD_PATH=$E2E_TMP/slurmd-path-without-bwrap slurmd_config "$(plugstack_line)"
   run srun_as_user --container-cache --container-image="$ALPHA" true
   echo "$output"
   [ "$status" -ne 0 ]
-  [[ $output == *"pyxis-cache: container_cache_runtime: enroot: not found"* ]]
+  [[ $output == *"pyxis-cache: container_cache_runtime: bwrap: not found in slurmd's PATH ($E2E_TMP/slurmd-path-without-bwrap)"* ]]
   assert_node_idle
 }
 

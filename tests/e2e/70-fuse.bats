@@ -164,8 +164,11 @@ ROOT_FS='awk "\$5 == \"/\" { print \$9 }" /proc/self/mountinfo | tail -1'
 @test "fuse srun: no squashfuse_ll on slurmd's PATH: a cold step waits for the unpack, and slurmd's log says why" {
   local image
   image=$(fresh_image coldnofuse)
+  # slurmd's PATH with the runtime, without squashfuse_ll.
+  mkdir -p "$E2E_TMP/nofuse-bin"
+  ln -sf "$(command -v bwrap)" "$E2E_TMP/nofuse-bin/bwrap"
   touch "$E2E_TMP/slurmd/dirty"
-  E2E_SLURMD_PATH=/usr/local/sbin:/usr/local/bin slurmd_restart_with
+  E2E_SLURMD_PATH=$E2E_TMP/nofuse-bin slurmd_restart_with
   run srun_as_user --container-cache --container-image="$image" sh -c "cat /etc/os-release; $ROOT_FS"
   slurmd_restart_with
   rm -f "$E2E_TMP/slurmd/dirty"
@@ -174,7 +177,7 @@ ROOT_FS='awk "\$5 == \"/\" { print \$9 }" /proc/self/mountinfo | tail -1'
   [[ $output == *'PRETTY_NAME="pyxis-cache e2e alpha"'* ]]
   [[ $(tail -1 <<<"$output") != overlay ]]
   [[ -d $E2E_BASE/$(user_uid)/$(entry_name "$image") ]]
-  grep -q "pyxis-cache: FUSE unavailable (squashfuse_ll: not found in /usr/local/sbin:/usr/local/bin): a cold step waits for the unpack" "$E2E_TMP/slurmd/slurmd.log"
+  grep -q "pyxis-cache: FUSE unavailable (squashfuse_ll: not found in $E2E_TMP/nofuse-bin): a cold step waits for the unpack" "$E2E_TMP/slurmd/slurmd.log"
 }
 
 @test "fuse srun: a cold step cancelled while its entry is unpacked leaves no mount, no daemon, and nothing trusted but a whole entry" {

@@ -17,6 +17,28 @@ done
 
 make -s -C "$repo/spank-stub" all test-programs
 
+# enroot for the enroot runtime's cases: the installed one, else enroot 4.1.2
+# built from ../shared/third_party/enroot into a cache outside the checkout
+# (the next run reuses it), else none: those cases are skipped, loudly, unless
+# E2E_REQUIRE_ENROOT=1 (CI), which makes that an error.
+E2E_ENROOT=$(command -v enroot || true)
+if [[ -z $E2E_ENROOT && -f $repo/../shared/third_party/enroot/build.sh ]]; then
+  enroot_prefix=${PYXIS_CACHE_TEST_CACHE:-/var/cache/pyxis-cache-test}/enroot-4.1.2
+  run_enroot_existed=$([[ -e /run/enroot ]] && echo y || true)
+  bash "$repo/../shared/third_party/enroot/build.sh" "$enroot_prefix" >&2 && E2E_ENROOT=$enroot_prefix/bin/enroot
+  # build.sh runs `enroot version` as root, which creates /run/enroot (its
+  # default runtime path): the cases check that steps never need it.
+  [[ -n $run_enroot_existed ]] || rmdir /run/enroot 2>/dev/null || true
+fi
+if [[ -z $E2E_ENROOT ]]; then
+  echo "# tests/e2e/run.sh: SKIPPING the enroot runtime's cases: enroot is not installed and ../shared/third_party/enroot/build.sh is missing or failed" >&2
+  [[ -z ${E2E_REQUIRE_ENROOT:-} ]] || exit 2
+else
+  # slurmd (and so slurmstepd) finds enroot in its PATH, as with pyxis.
+  PATH=$(dirname "$E2E_ENROOT"):$PATH
+fi
+export E2E_ENROOT
+
 export E2E_TMP
 E2E_TMP=$(mktemp -d /tmp/pyxis-cache-e2e.XXXXXX)
 chmod 755 "$E2E_TMP"
@@ -40,14 +62,16 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Two unprivileged users: the one who runs srun, and another one whose entry
-# the collector may evict.
-for u in pxc-e2e pxc-e2e2; do
+# the collector may evict. E2E_USER/E2E_USER2 choose other names (two runs at
+# once on one machine must not share users: each removes those it created).
+E2E_USER=${E2E_USER:-pxc-e2e} E2E_USER2=${E2E_USER2:-pxc-e2e2}
+for u in "$E2E_USER" "$E2E_USER2"; do
   if ! id "$u" >/dev/null 2>&1; then
     useradd --create-home --shell /bin/sh "$u"
     created_users+=("$u")
   fi
 done
-export E2E_USER=pxc-e2e E2E_USER2=pxc-e2e2
+export E2E_USER E2E_USER2
 
 # The cache root: a small tmpfs, so that filesystem use (the GC watermarks)
 # is known: one busybox entry is a few percent of it.
@@ -76,6 +100,13 @@ chmod -R a+rX "$E2E_TMP/images"
 
 slurm_start
 
+# Every file runs with the bwrap runtime; 55-runtime.bats runs again with
+# enroot, with the enroot-only cases (*-enroot.bats).
+bwrap_files=() enroot_files=("$here/55-runtime.bats")
+for f in "$here"/*.bats; do
+  if [[ $f == *-enroot.bats ]]; then enroot_files+=("$f"); else bwrap_files+=("$f"); fi
+done
 rc=0
-bats --print-output-on-failure "$@" "$here"/*.bats || rc=$?
+E2E_RUNTIME=bwrap bats --print-output-on-failure "$@" "${bwrap_files[@]}" || rc=$?
+E2E_RUNTIME=enroot bats --print-output-on-failure "$@" "${enroot_files[@]}" || rc=$?
 exit "$rc"

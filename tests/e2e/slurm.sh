@@ -49,10 +49,10 @@ write_plugstack() {
 
 _node_idle() { [[ $(sinfo -h -n "$E2E_NODE" -o %T 2>/dev/null) == idle ]]; }
 
+# E2E_SLURMD_PATH: slurmd's PATH (default: ours), where slurmstepd finds the runtime.
 slurmd_start() {
-  # 3>&- : bats waits for whatever holds its fd 3. E2E_SLURMD_PATH: slurmd's (and so
-  # slurmstepd's) PATH, e.g. one without squashfuse_ll.
-  ${E2E_SLURMD_PATH:+env PATH="$E2E_SLURMD_PATH"} /usr/sbin/slurmd -D -f "$E2E_TMP/slurmd/slurm.conf" -N "$E2E_NODE" </dev/null >>"$E2E_TMP/slurmd/stdout" 2>&1 3>&- &
+  # 3>&- : bats waits for whatever holds its fd 3.
+  PATH=${E2E_SLURMD_PATH:-$PATH} /usr/sbin/slurmd -D -f "$E2E_TMP/slurmd/slurm.conf" -N "$E2E_NODE" </dev/null >>"$E2E_TMP/slurmd/stdout" 2>&1 3>&- &
   echo $! >"$E2E_TMP/slurmd/e2e.pid"
   wait_for 30 _node_idle || { slurm_log "slurmd did not come up"; tail -20 "$E2E_TMP/slurmd/slurmd.log" >&2; return 1; }
 }

@@ -159,3 +159,64 @@ FAKE
   echo "inherited: $extra"
   [ -z "$extra" ]
 }
+
+# The runtime cases run once per runtime: tests/e2e/run.sh runs this file in
+# its bwrap pass and again in its enroot pass (E2E_RUNTIME).
+RUNTIME=${E2E_RUNTIME:-bwrap}
+
+# runtime_stand_in BODY: a stand-in for the runtime at the head of slurmd's
+# PATH, where slurmstepd finds it; BODY runs first, then the real one. slurmd
+# is restarted with it (teardown_file restores slurmd).
+runtime_stand_in() {
+  local dir=$E2E_TMP/stand-in-$RUNTIME real
+  if [[ $RUNTIME == enroot ]]; then real=$E2E_ENROOT; else real=$(command -v bwrap); fi
+  mkdir -p "$dir"
+  printf '#!/bin/bash\n%s\nexec %q "$@"\n' "$1" "$real" >"$dir/$RUNTIME"
+  chmod 755 "$dir/$RUNTIME"
+  touch "$E2E_TMP/slurmd/dirty"
+  E2E_SLURMD_PATH=$dir:$PATH slurmd_restart_with "$(plugstack_line "container_cache_runtime=$RUNTIME")"
+}
+
+skip_without_runtime() {
+  [[ $RUNTIME == bwrap || -n ${E2E_ENROOT:-} ]] || skip "enroot is not installed and could not be built"
+}
+
+@test "stub: a runtime stopped before its container is set up is killed and fails the step promptly ($RUNTIME)" {
+  # The runtime's own process stopping is what the stub waits for, but only
+  # inside the rootfs: stopped anywhere else (here before it even starts), it
+  # is a stopped child like any other. The code before took any stop of
+  # enroot for its container being ready, and waited for bwrap's pid for ever.
+  skip_without_runtime
+  runtime_stand_in 'kill -STOP $$'
+  SECONDS=0
+  run as "$E2E_USER" timeout 60 srun --container-cache --container-image="$ALPHA" cat /etc/os-release
+  local elapsed=$SECONDS
+  echo "$output (${elapsed}s)"
+  [ "$status" -ne 0 ]
+  [ "$status" -ne 124 ]
+  [ "$elapsed" -lt 20 ]
+  [[ $output != *'pyxis-cache e2e alpha'* ]]
+  [ "$(grep -c 'pyxis-cache: ' <<<"$output")" -eq 1 ]
+  [[ $output == *"pyxis-cache: $RUNTIME: was stopped (SIGSTOP or the like), killed"* ]]
+  # Nothing of it is left, stopped or not.
+  ! pgrep -f "$E2E_TMP/stand-in-$RUNTIME" >/dev/null
+  assert_node_idle
+}
+
+@test "stub: the runtime inherits no descriptor from slurmstepd but bwrap's --info-fd ($RUNTIME)" {
+  skip_without_runtime
+  local fds=$E2E_TMP/stub/rt-fds.$RUNTIME extra
+  rm -f "$fds"
+  # Simple commands: bash's own saved copies of a group's redirected fds (10, 11) would show.
+  runtime_stand_in "echo \"args: \$*\" >'$fds'; ls -l /proc/\$\$/fd >>'$fds' 2>&1"
+  run srun_as_user --container-cache --container-image="$ALPHA" cat /etc/os-release
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *'pyxis-cache e2e alpha'* ]]
+  cat "$fds"
+  # 0-2, bash's own 255, and for bwrap the one descriptor its arguments name.
+  extra=$(awk -v rt="$RUNTIME" '$9 ~ /^[0-9]+$/ && $9 > 2 && $9 != 255 && !(rt == "bwrap" && $9 == 3)' "$fds")
+  echo "inherited: $extra"
+  [ -z "$extra" ]
+  [[ $RUNTIME != bwrap ]] || grep -q -- '--info-fd 3 ' "$fds"
+}

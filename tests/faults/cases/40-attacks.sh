@@ -2,7 +2,7 @@
 # The attacks of issue 10, each as a user performed it against root's documented commands:
 # races against root's names (bounded in time), real file leases, real deep trees, images
 # with names Deno cannot decode, hand-set mtimes, records that lie. Tools: tests/faults/attack.py.
-CASES+=" redirect_record deep_trash leased_locks fifo_swap entry_exchange decoy_names future_mtime lying_records"
+CASES+=" redirect_record deep_trash leased_locks fifo_swap fifo_create_lock entry_exchange decoy_names future_mtime lying_records"
 
 # elapsed T0: seconds since T0 (from `date +%s.%N`), as a whole number rounded up.
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { s = b - a; printf "%d", (s == int(s)) ? s : int(s) + 1 }'; }
@@ -96,55 +96,82 @@ case_leased_locks() {
   check_sentinel "leases"
 }
 
-# 10. An entry's lock file exchanged with a FIFO in a loop while root runs status.
-case_fifo_swap() {
-  newbase 128m
-  local entry apid end runs=0 hung=0 rc
-  entry=$(as1 "$PC" reuse --image "$IMG/small.sqfs" --no-plugstack --set "container_cache_data_path=$BASE") ||
-    fail "reuse"
-  as1 mkfifo "$entry/fifo"
-  as1 /usr/bin/python3 "$here/attack.py" exchange 40 "$entry/.pyxis_cache_lock" "$entry/fifo" >"$WORK/attack.out" &
+# exchange_race A B FN: pcfault1 swaps A and B (renameat2 RENAME_EXCHANGE) in a loop while
+# root calls FN, for 20 s and at most 40 times; RUNS says how many. The loop must have run.
+exchange_race() {
+  local apid end
+  as1 /usr/bin/python3 "$here/attack.py" exchange 30 "$1" "$2" >"$WORK/attack.out" &
   apid=$!
-  end=$((SECONDS + 20))
-  while ((SECONDS < end && runs < 40)); do
-    timeout 5 "$PC" status --no-plugstack --set "container_cache_data_path=$BASE" >/dev/null 2>&1
-    rc=$?
-    ((rc == 124)) && hung=$((hung + 1))
-    runs=$((runs + 1))
+  # Python starts slowly on a loaded machine: root's calls begin once the swaps have.
+  end=$((SECONDS + 30))
+  until grep -q exchanging "$WORK/attack.out" 2>/dev/null || ((SECONDS >= end)); do sleep 0.05; done
+  end=$((SECONDS + 20)) RUNS=0
+  while ((SECONDS < end && RUNS < 40)); do
+    "$3"
+    RUNS=$((RUNS + 1))
   done
   kill "$apid" 2>/dev/null
   wait "$apid" 2>/dev/null
-  attacks=$((attacks + runs))
-  echo "    status hung in $hung of $runs runs against the FIFO exchange ($(cat "$WORK/attack.out"))" >&2
+  attacks=$((attacks + RUNS))
   grep -q exchanging "$WORK/attack.out" || fail "the exchange loop did not run"
-  ((hung == 0)) || fail "status hung on a FIFO in $hung of $runs runs"
+}
+# timed_out CMD...: counts in HUNG whether CMD ran into its `timeout`.
+timed_out() {
+  "$@" >/dev/null 2>&1
+  (($? == 124)) && HUNG=$((HUNG + 1))
+  return 0
+}
+
+# 10. An entry's lock file exchanged with a FIFO in a loop while root runs status.
+case_fifo_swap() {
+  newbase 128m
+  local entry
+  entry=$(as1 "$PC" reuse --image "$IMG/small.sqfs" --no-plugstack --set "container_cache_data_path=$BASE") ||
+    fail "reuse"
+  as1 mkfifo "$entry/fifo"
+  status_once() { timed_out timeout 5 "$PC" status --no-plugstack --set "container_cache_data_path=$BASE"; }
+  HUNG=0
+  exchange_race "$entry/.pyxis_cache_lock" "$entry/fifo" status_once
+  echo "    status hung in $HUNG of $RUNS runs against the FIFO exchange" >&2
+  ((HUNG == 0)) || fail "status hung on a FIFO in $HUNG of $RUNS runs"
+}
+
+# 10. The creation lock root's `reuse --uid A` takes, exchanged with a FIFO in a loop.
+case_fifo_create_lock() {
+  newbase 128m
+  local name
+  name=$(pckey --image "$IMG/small.sqfs" --uid "$U1")
+  as1 touch "$BASE/$U1/.pyxis_cache_create.$name" && as1 mkfifo "$BASE/$U1/fifo"
+  reuse_once() {
+    timed_out timeout 10 "$PC" reuse --image "$IMG/small.sqfs" --uid "$U1" --no-plugstack \
+      --set "container_cache_data_path=$BASE"
+    rm -rf "${BASE:?}/$U1/$name"
+  }
+  HUNG=0
+  exchange_race "$BASE/$U1/.pyxis_cache_create.$name" "$BASE/$U1/fifo" reuse_once
+  echo "    root's reuse --uid hung in $HUNG of $RUNS runs against the FIFO exchange" >&2
+  ((HUNG == 0)) || fail "root's reuse --uid waited on a FIFO in place of the creation lock in $HUNG of $RUNS runs"
 }
 
 # 6. A's entry exchanged with a symlink to B's entry in a loop: root's status must never
 # show B's record in A's row (it would have opened B's lock through A's name).
 case_entry_exchange() {
   newbase 256m
-  local a_entry b_entry apid end runs=0 leaked=0
+  local a_entry b_entry leaked=0
   a_entry=$(as1 "$PC" reuse --image "$IMG/small.sqfs" --no-plugstack --set "container_cache_data_path=$BASE") ||
     fail "A's reuse"
   b_entry=$(as2 "$PC" reuse --image "$IMG/many2.sqfs" --no-plugstack --set "container_cache_data_path=$BASE") ||
     fail "B's reuse"
   as1 ln -s "$b_entry" "$BASE/$U1/link"
-  as1 /usr/bin/python3 "$here/attack.py" exchange 40 "$a_entry" "$BASE/$U1/link" >"$WORK/attack.out" &
-  apid=$!
-  end=$((SECONDS + 20))
-  while ((SECONDS < end && runs < 60)); do
+  status_once() {
     timeout 20 "$PC" status --json --no-plugstack --set "container_cache_data_path=$BASE" >"$WORK/out" 2>/dev/null
     jq -e --argjson u "$U1" '[.entries[] | select(.uid == $u and (.image // "" | test("many2")))] | length > 0' \
       "$WORK/out" >/dev/null && leaked=$((leaked + 1))
-    runs=$((runs + 1))
-  done
-  kill "$apid" 2>/dev/null
-  wait "$apid" 2>/dev/null
-  attacks=$((attacks + runs))
-  echo "    B's record showed in A's row in $leaked of $runs runs ($(cat "$WORK/attack.out"))" >&2
-  grep -q exchanging "$WORK/attack.out" || fail "the exchange loop did not run"
-  ((leaked == 0)) || fail "root's status opened B's lock through A's entry in $leaked of $runs runs"
+    return 0
+  }
+  exchange_race "$a_entry" "$BASE/$U1/link" status_once
+  echo "    B's record showed in A's row in $leaked of $RUNS runs" >&2
+  ((leaked == 0)) || fail "root's status opened B's lock through A's entry in $leaked of $RUNS runs"
 }
 
 # 5. An image with a setuid-root file and device nodes under a directory named 0xff, and a

@@ -1,0 +1,250 @@
+/*
+ * The step's container: the runtime (runtime.c) starts it around a process
+ * that stops itself; once that process is stopped inside the rootfs, every
+ * mount is in place and the stub opens its namespaces, then kills it. See
+ * docs/srun.md, "Running the task in the rootfs".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "common.h"
+#include "container.h"
+
+/* What container_start watches while the runtime sets the container up. */
+struct watch {
+	const char *rootfs;
+	const struct fuse_mount *fuse; /* a cold step's mount: the rootfs is known by its ids there */
+	int info_fd; /* bwrap: the read end of its --info-fd, non-blocking; -1 for enroot */
+	char info[512];
+	size_t len;
+	pid_t target; /* the process that stops itself in the container; -1 until bwrap says */
+};
+
+/* bwrap's sandbox pid, once its --info-fd JSON ({"child-pid": N, ...}) has it. */
+static void read_info_pid(struct watch *w)
+{
+	const char *p;
+	char *end;
+	ssize_t n;
+	long pid;
+
+	while (w->info_fd >= 0 && w->len < sizeof(w->info) - 1) {
+		n = read(w->info_fd, w->info + w->len, sizeof(w->info) - 1 - w->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		w->len += (size_t)n;
+	}
+	w->info[w->len] = '\0';
+	p = strstr(w->info, "\"child-pid\"");
+	if (p == NULL || (p = strchr(p, ':')) == NULL)
+		return;
+	pid = strtol(p + 1, &end, 10);
+	if (*end != '\0' && pid > 0)
+		w->target = (pid_t)pid;
+}
+
+/* 1 once pid is stopped, 0 while it runs, -1 when it is gone. */
+static int is_stopped(pid_t pid)
+{
+	char path[64], buf[512];
+	const char *state;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	state = strrchr(buf, ')');
+	if (state == NULL || state[1] == '\0')
+		return -1;
+	return state[2] == 'T' || state[2] == 't' ? 1 : state[2] == 'Z' || state[2] == 'X' ? -1 : 0;
+}
+
+/* pid's root directory is rootfs: it has switched into the container. */
+static int in_rootfs(pid_t pid, const struct watch *w)
+{
+	char path[64];
+	struct stat root, want;
+
+	snprintf(path, sizeof(path), "/proc/%d/root", (int)pid);
+	if (stat(path, &root) < 0)
+		return 0;
+	/* A FUSE mount's rootfs exists only in its namespace: compare with what the mounter saw. */
+	if (w->fuse != NULL && w->fuse->mntns_fd >= 0)
+		return root.st_dev == w->fuse->root_dev && root.st_ino == w->fuse->root_ino;
+	return stat(w->rootfs, &want) == 0 && root.st_dev == want.st_dev && root.st_ino == want.st_ino;
+}
+
+/*
+ * child_ready_fn. The one stop the stub expects is the target's own "kill -STOP
+ * $$" inside the rootfs (with enroot the target is the runtime's own process,
+ * so the runtime itself stops): that stop means ready. A stop anywhere else
+ * (the user stopping bwrap, or enroot before it switched root) is an attack or
+ * an accident, and child_wait kills the runtime for it, as any stopped child.
+ */
+static int container_stopped(void *arg)
+{
+	struct watch *w = arg;
+	int stopped;
+
+	if (w->target < 0)
+		read_info_pid(w);
+	if (w->target < 0)
+		return 0;
+	stopped = is_stopped(w->target);
+	if (stopped <= 0)
+		return 0; /* running, or gone: the runtime's exit tells why */
+	return in_rootfs(w->target, w) ? 1 : -1;
+}
+
+static char *read_environ(pid_t pid, size_t *len)
+{
+	char path[64];
+	char *buf = NULL, *grown;
+	size_t size = 0, cap = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	for (;;) {
+		if (cap - size < 4096) {
+			grown = realloc(buf, cap + 65536);
+			if (grown == NULL)
+				break;
+			buf = grown;
+			cap += 65536;
+		}
+		n = read(fd, buf + size, cap - size - 1);
+		if (n <= 0)
+			break;
+		size += (size_t)n;
+	}
+	close(fd);
+	if (buf != NULL) {
+		buf[size] = '\0';
+		*len = size;
+	}
+	return buf;
+}
+
+static int open_ns(pid_t pid, const char *ns)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, ns);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+int container_start(const struct runtime_task *task, struct container *c, char *err, size_t errlen)
+{
+	const char *name = pyxis_config_runtime_name(task->runtime);
+	struct watch w = { .rootfs = task->rootfs, .fuse = &c->fuse, .info_fd = -1, .target = -1 };
+	struct child ch = { .pid = -1, .out_fd = -1, .err_fd = -1, .pidfd = -1 };
+	struct child_output output = { .out = "", .err = "" };
+	int info[2] = { -1, -1 };
+	int status = -1;
+	int ready;
+	int rc = -1;
+
+	if (task->runtime == RUNTIME_BWRAP &&
+	    (pipe2(info, O_CLOEXEC) < 0 || fcntl(info[0], F_SETFL, O_NONBLOCK) < 0)) {
+		snprintf(err, errlen, PLUGIN_NAME ": pipe: %m");
+		goto fail;
+	}
+	if (child_start(&ch, runtime_exec, (void *)task, task->job, "/", info[1], output.err, sizeof(output.err)) < 0) {
+		child_error(name, -1, &output, err, errlen);
+		goto fail;
+	}
+	if (info[1] >= 0)
+		close(info[1]);
+	info[1] = -1;
+	w.info_fd = info[0];
+	if (task->runtime == RUNTIME_ENROOT)
+		w.target = ch.pid;
+
+	ready = child_wait(&ch, container_stopped, &w, &status, output.err, sizeof(output.err));
+	if (ready <= 0) {
+		if (ready == 0)
+			child_read_capture(ch.err_fd, output.err, sizeof(output.err));
+		child_error(name, status, &output, err, errlen);
+		goto fail;
+	}
+
+	c->userns_fd = open_ns(w.target, "user");
+	c->mntns_fd = open_ns(w.target, "mnt");
+	if (c->userns_fd < 0 || c->mntns_fd < 0)
+		snprintf(err, errlen, PLUGIN_NAME ": %s: couldn't open the container's namespaces: %m", name);
+	else if (task->runtime == RUNTIME_ENROOT && (c->environ = read_environ(w.target, &c->environ_len)) == NULL)
+		snprintf(err, errlen, PLUGIN_NAME ": %s: couldn't read the container's environment: %m", name);
+	else
+		rc = 0;
+	kill(w.target, SIGKILL);
+
+fail:
+	child_end(&ch);
+	if (info[0] >= 0)
+		close(info[0]);
+	if (info[1] >= 0)
+		close(info[1]);
+	return rc;
+}
+
+int container_join_mounts(const struct container *c, const char *cwd, char *err, size_t errlen)
+{
+	if (setns(c->mntns_fd, CLONE_NEWNS) < 0) {
+		snprintf(err, errlen, PLUGIN_NAME ": couldn't join the container's mount namespace: %m");
+		return -1;
+	}
+	/* The working directory is bound at the same path; "/" when it could not be. */
+	if (chdir(cwd) < 0 && chdir("/") < 0) {
+		snprintf(err, errlen, PLUGIN_NAME ": chdir %s: %m", cwd);
+		return -1;
+	}
+	return 0;
+}
+
+int container_join_user(const struct container *c, char *err, size_t errlen)
+{
+	struct stat ns, self;
+
+	/* bwrap run by root makes no user namespace, and joining one's own fails. */
+	if (fstat(c->userns_fd, &ns) == 0 && stat("/proc/self/ns/user", &self) == 0 && ns.st_dev == self.st_dev &&
+	    ns.st_ino == self.st_ino)
+		return 0;
+	if (setns(c->userns_fd, CLONE_NEWUSER) < 0) {
+		snprintf(err, errlen, PLUGIN_NAME ": couldn't join the container's user namespace: %m");
+		return -1;
+	}
+	return 0;
+}
+
+void container_release(struct container *c)
+{
+	if (c->userns_fd >= 0)
+		close(c->userns_fd);
+	if (c->mntns_fd >= 0)
+		close(c->mntns_fd);
+	c->userns_fd = c->mntns_fd = -1;
+	free(c->environ);
+	c->environ = NULL;
+	c->environ_len = 0;
+}

@@ -1,0 +1,140 @@
+/*
+ * The step's setup in user_init (slurmstepd, real uid 0, effective uid the
+ * job user's): the Slurm items it needs, then cli.c for every directory and
+ * lock, then container.c for the container. See docs/srun.md, "Who runs what".
+ */
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <slurm/spank.h>
+
+#include "args.h"
+#include "child.h"
+#include "cli.h"
+#include "cold.h"
+#include "common.h"
+#include "container.h"
+#include "runtime.h"
+#include "step.h"
+
+/* The job's user and places, from Slurm. */
+static int get_job(spank_t sp, struct pyxis_job *job, char *err, size_t errlen)
+{
+	struct passwd *pw;
+	int rc = -1;
+
+	if (spank_get_item(sp, S_JOB_UID, &job->uid) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_JOB_GID, &job->gid) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_JOB_ID, &job->jobid) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_JOB_SUPPLEMENTARY_GIDS, &job->gids, &job->ngids) != ESPANK_SUCCESS) {
+		snprintf(err, errlen, PLUGIN_NAME ": couldn't get the job's user");
+		goto fail;
+	}
+	if (spank_getenv(sp, "PWD", job->cwd, sizeof(job->cwd)) != ESPANK_SUCCESS || job->cwd[0] != '/') {
+		if (getcwd(job->cwd, sizeof(job->cwd)) == NULL)
+			strcpy(job->cwd, "/");
+	}
+	if (spank_getenv(sp, "HOME", job->home, sizeof(job->home)) != ESPANK_SUCCESS) {
+		pw = getpwuid(job->uid);
+		snprintf(job->home, sizeof(job->home), "%s", pw != NULL ? pw->pw_dir : "/");
+	}
+	rc = 0;
+fail:
+	return rc;
+}
+
+/*
+ * The container's environment (enroot: the image's environment files,
+ * enroot's environ.d, its hooks) is laid over the job's, as pyxis does,
+ * except what belongs to the shell that reported it.
+ */
+static void set_environ(spank_t sp, struct container *c)
+{
+	static const char *const shell_vars[] = { "PWD", "OLDPWD", "SHLVL", "_", NULL };
+	char *var, *value;
+	size_t i;
+	int j;
+
+	for (i = 0; i < c->environ_len; i += strlen(c->environ + i) + 1) {
+		var = c->environ + i;
+		value = strchr(var, '=');
+		if (value == NULL)
+			continue;
+		*value = '\0';
+		for (j = 0; shell_vars[j] != NULL && strcmp(var, shell_vars[j]) != 0; ++j)
+			;
+		if (shell_vars[j] == NULL && spank_setenv(sp, var, value + 1, 1) != ESPANK_SUCCESS)
+			slurm_info(PLUGIN_NAME ": couldn't set %s", var);
+		*value = '=';
+	}
+}
+
+/*
+ * Start the step's container once. enroot's own paths go into the step's
+ * directory, which "<cli> step" makes (in cache mode without an image: the
+ * stub makes no directory of its own in the user's).
+ */
+static int start_container(spank_t sp, struct plugin_context *ctx, const char *search_path, char *err, size_t errlen)
+{
+	struct container *c = &ctx->container;
+	struct runtime_task task;
+	char enroot_paths[PATH_MAX + 8];
+	char **job_env = NULL;
+
+	if (ctx->cfg.runtime == RUNTIME_ENROOT && c->step_name[0] == '\0' && cli_step(ctx, NULL, err, errlen) < 0)
+		return -1;
+	snprintf(enroot_paths, sizeof(enroot_paths), "%s/enroot", c->step_dir);
+	if (spank_get_item(sp, S_JOB_ENV, &job_env) != ESPANK_SUCCESS)
+		job_env = NULL;
+	task = (struct runtime_task){
+		.runtime = ctx->cfg.runtime,
+		.runtime_bin = c->runtime_bin,
+		.search_path = search_path,
+		.rootfs = c->rootfs,
+		.enroot_data = c->enroot_data,
+		.enroot_name = c->enroot_name,
+		.enroot_paths = enroot_paths,
+		.job_env = job_env,
+		.job = &ctx->job,
+		.writable = !container_args.cache && container_args.writable,
+	};
+	/* A cold step from a FUSE mount: the runtime starts in the mount's namespace. */
+	child_mntns_fd = c->fuse.mntns_fd;
+	if (container_start(&task, c, err, errlen) < 0) {
+		child_mntns_fd = -1;
+		return -1;
+	}
+	child_mntns_fd = -1;
+	set_environ(sp, c);
+	return 0;
+}
+
+int step_setup(spank_t sp, struct plugin_context *ctx, char *err, size_t errlen)
+{
+	struct container *c = &ctx->container;
+	const char *search_path;
+
+	if (get_job(sp, &ctx->job, err, errlen) < 0 ||
+	    runtime_find(ctx->cfg.runtime, c->runtime_bin, sizeof(c->runtime_bin), &search_path, err, errlen) < 0)
+		return -1;
+	if (access(ctx->cfg.cli, X_OK) < 0) {
+		snprintf(err, errlen, PLUGIN_NAME ": container_cache_cli: %.900s: %m", ctx->cfg.cli);
+		return -1;
+	}
+	if (cli_prepare(ctx, err, errlen) < 0)
+		return -1;
+	if (container_args.cache ? cold_start(ctx, container_args.image, search_path, err, errlen) < 0
+				 : cli_step(ctx, container_args.image, err, errlen) < 0)
+		return -1;
+	return start_container(sp, ctx, search_path, err, errlen);
+}
+
+void step_teardown(struct plugin_context *ctx)
+{
+	container_release(&ctx->container);
+	/* The mount goes with its last user; the daemon then ends by itself (fuse.c). */
+	fuse_release(&ctx->container.fuse);
+	cli_release(ctx);
+}
