@@ -12,7 +12,7 @@ export PATH := $(CURDIR)/.tools/node_modules/.bin:$(PATH)
 # umoci and skopeo to build and serve images for the registry cases, python3 for its htpasswd).
 DEMO_PACKAGES := squashfs-tools busybox-static
 TEST_PACKAGES := $(DEMO_PACKAGES) slurmctld slurmd munge slurm-client libslurm-dev bubblewrap bats \
-	e2fsprogs util-linux gcc make attr prometheus docker-registry umoci skopeo curl python3
+	e2fsprogs util-linux gcc make attr prometheus docker-registry umoci skopeo curl python3 squashfuse fuse3
 
 .PHONY: all bootstrap bootstrap-test demo test test-unit test-e2e test-faults test-ops bench check stub clean \
 	install uninstall

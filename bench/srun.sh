@@ -5,6 +5,7 @@
 # Each round runs plain, warm and cold steps, in an order that rotates. enroot
 # is the installed one, else the one tests/e2e/run.sh builds into
 # /var/cache/pyxis-cache-test (PYXIS_CACHE_TEST_CACHE).
+# "published <ms>": from a cold step's start until its entry exists.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -46,7 +47,16 @@ warm() { label=warm ms srun -N1 -n1 --container-cache --container-image="$image"
 cold() {
   rm -rf "$E2E_BASE"/0/pyxis_cache_* 2>/dev/null
   sync
+  local start
+  start=$(date +%s%N)
   label=cold ms srun -N1 -n1 --container-cache --container-image="$image" true
+  # From a FUSE mount the entry is still being made: wait for it (untimed for the other
+  # runs, which must not compete with it), and say when it was published.
+  for _ in $(seq 1200); do
+    compgen -G "$E2E_BASE/0/pyxis_cache_u0_*" >/dev/null && break
+    sleep 0.05
+  done
+  echo "published $((($(date +%s%N) - start) / 1000000))"
 }
 
 # Warm-up: Slurm's first steps, and the entry for the warm runs.

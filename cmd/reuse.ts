@@ -1,9 +1,10 @@
+import { UsageError } from "../lib/errors.ts";
 import { reuse } from "../lib/reuse.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, parse, required, wholeNumber } from "./options.ts";
 
 export const help = `pyxis-cache reuse: make sure an image's rootfs is in the cache, and print where
 
-Usage: pyxis-cache reuse --image IMG [--uid N --gid N] [--json | --name-only]
+Usage: pyxis-cache reuse --image IMG [--uid N --gid N] [--json | --name-only] [--no-wait | --unless-busy]
 
 Unpacks the squashfs image IMG into the cache the first time (once, however
 many callers ask at the same moment), refreshes the entry's last-used time on
@@ -20,9 +21,15 @@ warning on stderr). enroot reads ENROOT_CONFIG_PATH (default
   --image IMG          a squashfs file (a path starting with / or ., or a file in the
                        cwd), or a registry reference [docker://][USER@][REGISTRY#]IMAGE[:TAG|@DIGEST]
   --uid N, --gid N     the job user (root only may name another user; default: yourself)
-  --json               print {name, path, lock, created, seconds, image, uid} (and digest, warning)
+  --json               print {name, path, lock, created, state, seconds, image, uid} (and digest, warning)
   --name-only          print only the entry's name (what the SPANK stub reads: it
                        builds <base>/<uid>/NAME itself)
+  --no-wait            create nothing and wait for nothing: print the path (the name with
+                       --name-only) and the entry's state, one of ready, unpacking (a creator
+                       is at work) or absent (what the stub asks before it mounts the image
+                       for a cold step)
+  --unless-busy        create the entry unless a creator is at work already; then exit
+                       at once, state unpacking (the stub's background creator)
 
 ${CONFIG_HELP}
 ${COMMON_HELP}`;
@@ -34,6 +41,8 @@ export async function run(args: string[]): Promise<number> {
     uid: { type: "string" },
     gid: { type: "string" },
     json: { type: "boolean" },
+    "no-wait": { type: "boolean" },
+    "unless-busy": { type: "boolean" },
     "name-only": { type: "boolean" },
   });
   if (values.help) {
@@ -43,9 +52,14 @@ export async function run(args: string[]): Promise<number> {
   const image = required("--image", values.image);
   const uid = wholeNumber("--uid", values.uid);
   const gid = wholeNumber("--gid", values.gid);
+  if (values["no-wait"] && values["unless-busy"]) {
+    throw new UsageError("--no-wait and --unless-busy exclude each other");
+  }
+  const mode = values["no-wait"] ? "no-wait" : values["unless-busy"] ? "unless-busy" : "wait";
   const config = await configFrom(values);
-  const reused = await reuse(config, { image, uid, gid });
+  const reused = await reuse(config, { image, uid, gid, mode });
   if (reused.warning) console.error(`pyxis-cache: reuse: warning: ${reused.warning}`);
-  console.log(values.json ? JSON.stringify(reused) : values["name-only"] ? reused.name : reused.path);
+  const shown = values["name-only"] ? reused.name : reused.path;
+  console.log(values.json ? JSON.stringify(reused) : mode === "wait" ? shown : `${shown} ${reused.state}`);
   return 0;
 }

@@ -8,10 +8,13 @@ Usage: pyxis-cache status [--json] [--prometheus FILE]
        pyxis-cache status --merge [FILE... | -] [--json]
 
 One row per entry you may see (root sees every user's): user, name, image,
-size, last used, and whether a running step holds it. A registry image shows
-its reference and the start of its manifest digest (the whole one in --json).
+size, last used, and whether a running step holds it; then one row per entry
+being unpacked now (since when, and how many running steps started from a
+FUSE mount of its image meanwhile). A registry image shows its reference and
+the start of its manifest digest (the whole one in --json).
 
-  --json               print {node, usage, high, low, entries: [{name, uid, path, bytes, lastUsed, inUse, image, digest}]}
+  --json               print {node, usage, high, low, entries: [{name, uid, path, bytes, lastUsed, inUse, image, digest}],
+                       unpacking: [{name, uid, path, image, startedAt, mountedSteps}], mounted: [{name, uid, path}]}
   --prometheus FILE    also write node_exporter textfile metrics to FILE, atomically (a temporary file
                        in FILE's directory, then rename): filesystem bytes, watermarks, entries and
                        bytes per user, entries in use, and gc's counters; FILE should end in .prom
@@ -38,6 +41,18 @@ function table(s: Status): string {
       e.name,
       // A user writes their entry's record: its image must not forge rows or drive root's terminal.
       (e.image === null ? "?" : shown(e.image)) + (e.digest ? ` (${shown(e.digest.slice(0, 19))})` : ""),
+    ]);
+  }
+  for (const u of s.unpacking ?? []) {
+    const served = u.mountedSteps ? `unpacking, ${u.mountedSteps} step(s) on a mount` : "unpacking";
+    rows.push([
+      u.user,
+      String(u.uid),
+      "-",
+      (u.startedAt ?? "?").replace(/\.\d+Z$/, "Z"),
+      served,
+      u.name,
+      u.image === null ? "?" : shown(u.image),
     ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

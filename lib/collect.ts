@@ -86,6 +86,7 @@ function occupied(path: string): Promise<boolean> {
 
 /**
  * Removes temporaries whose unpack died, evictions that did not finish, dead steps' rootfs,
+ * the mount points of dead cold steps (empty outside the step's own mount namespace),
  * and creation locks nobody holds of entries that do not exist (a create that failed).
  */
 async function removeLeftovers(base: string, leftovers: Leftover[], staleAfter: number, result: Collection) {
@@ -95,7 +96,7 @@ async function removeLeftovers(base: string, leftovers: Leftover[], staleAfter: 
     // The creator holds the creation lock for as long as its unpack runs; a step, its directory.
     const lock = leftover.kind === "temp" || leftover.kind === "create"
       ? tryLockExclusive(createLockPath(base, leftover.uid, leftover.name))
-      : leftover.kind === "step"
+      : leftover.kind === "step" || leftover.kind === "mount"
       ? tryLockExclusive(leftover.path, "directory")
       : "missing";
     if (lock === "busy") continue;

@@ -13,6 +13,11 @@ export interface Config {
   cli: string;
   /** Seconds a registry tag's digest is trusted before the registry is asked again (0: every start). */
   registryInterval: number;
+  /**
+   * A cold step starts from a squashfuse mount of the image while its entry is
+   * unpacked in the background (where FUSE is available); off: it waits for the unpack.
+   */
+  fuse: boolean;
 }
 
 export const KEYS = [
@@ -22,6 +27,7 @@ export const KEYS = [
   "container_cache_runtime",
   "container_cache_cli",
   "container_cache_registry_interval",
+  "container_cache_fuse",
 ] as const;
 
 /** The longest `container_cache_registry_interval`: a day. */
@@ -44,6 +50,13 @@ function seconds(key: string, value: string, source: string): number {
     throw invalid(key, value, `must be a whole number of seconds from 0 to ${MAX_REGISTRY_INTERVAL}`, source);
   }
   return n;
+}
+
+/** A yes/no value, spelled as pyxis spells its booleans. */
+function flag(key: string, value: string, source: string): boolean {
+  if (["1", "yes", "y", "true"].includes(value)) return true;
+  if (["0", "no", "n", "false"].includes(value)) return false;
+  throw invalid(key, value, "must be yes or no", source);
 }
 
 function absolute(key: string, value: string, source: string): string {
@@ -82,6 +95,7 @@ export function parseConfig(args: string[], source: string): Config {
       values.get("container_cache_registry_interval") ?? "60",
       source,
     ),
+    fuse: flag("container_cache_fuse", values.get("container_cache_fuse") ?? "yes", source),
   };
   if (config.gcLow >= config.gcHigh) {
     const reason = `must be below container_cache_gc_high=${config.gcHigh}`;

@@ -2,6 +2,7 @@ import {
   CREATE_NAME,
   ENTRY_NAME,
   LOCK_FILE,
+  MOUNT_NAME,
   RECORD_NAME,
   STAGING_PREFIX,
   STEP_NAME,
@@ -24,6 +25,13 @@ export interface Meta {
   unpackSeconds: number;
 }
 
+/** What a creator writes into the creation lock it holds while it unpacks. */
+export interface Creation {
+  image: string;
+  startedAt: string;
+  pid: number;
+}
+
 export interface Entry {
   uid: number;
   name: string;
@@ -36,7 +44,7 @@ export interface Entry {
 export interface Leftover {
   uid: number;
   path: string;
-  kind: "temp" | "trash" | "staging" | "step" | "create" | "record";
+  kind: "temp" | "trash" | "staging" | "step" | "create" | "record" | "mount";
   /** The entry it was for. */
   name: string;
   mtime: Date;
@@ -187,11 +195,13 @@ function scanUserDir(base: string, uid: number, scan: Scan): void {
         continue;
       }
       scan.entries.push({ uid, name, path, lastUsed: lastUsed(path, stat, scan) });
-    } else if (leftover || STEP_NAME.test(name)) {
+    } else if (leftover || STEP_NAME.test(name) || MOUNT_NAME.test(name)) {
       const stat = lstatOrUndefined(path);
       if (!stat) continue;
-      const kind = !leftover ? "step" : name.startsWith(".pyxis_cache_tmp.") ? "temp" : "trash";
-      scan.leftovers.push({ uid, path, kind, name: leftover?.[1] ?? name, mtime: stat.mtime ?? new Date(0) });
+      const mount = MOUNT_NAME.exec(name);
+      const kind = mount ? "mount" : !leftover ? "step" : name.startsWith(".pyxis_cache_tmp.") ? "temp" : "trash";
+      const entry = leftover?.[1] ?? mount?.[1] ?? name;
+      scan.leftovers.push({ uid, path, kind, name: entry, mtime: stat.mtime ?? new Date(0) });
     } else if (creating) {
       const stat = lstatOrUndefined(path);
       // Only a regular file is a lock of ours: anything else under the name is left alone.

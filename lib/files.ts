@@ -46,10 +46,11 @@ export class Opened {
  * there (a symlink, a FIFO, nothing); `"busy"` when a file lease stands in
  * the way: its holder is using it, as surely as a flock holder would be.
  */
-export function openAt(dir: number, name: libc.Name, kind: Kind = "file"): Opened | "busy" | "missing" {
+export function openAt(dir: number, name: libc.Name, kind: Kind = "file", write = false): Opened | "busy" | "missing" {
   let fd: number;
   try {
-    fd = libc.openAt(dir, name, OPEN_FLAGS | (kind === "directory" ? libc.O_DIRECTORY : 0));
+    const access = write ? (OPEN_FLAGS & ~libc.O_RDONLY) | libc.O_RDWR : OPEN_FLAGS;
+    fd = libc.openAt(dir, name, access | (kind === "directory" ? libc.O_DIRECTORY : 0));
   } catch (error) {
     if (error instanceof libc.OsError && error.code === "EWOULDBLOCK") return "busy";
     if (error instanceof libc.OsError) return "missing";
@@ -62,8 +63,8 @@ export function openAt(dir: number, name: libc.Name, kind: Kind = "file"): Opene
 }
 
 /** openAt by path: only the last component is not followed (see the top of this file). */
-export function openPath(path: string, kind: Kind = "file"): Opened | "busy" | "missing" {
-  return openAt(libc.AT_FDCWD, path, kind);
+export function openPath(path: string, kind: Kind = "file", write = false): Opened | "busy" | "missing" {
+  return openAt(libc.AT_FDCWD, path, kind, write);
 }
 
 /**

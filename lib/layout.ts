@@ -14,6 +14,10 @@
  *   <base>/<uid>/.pyxis_cache_ref.<hash>.lock  held by whoever asks the registry about it
  *   <base>/<uid>/.pyxis_cache_tmp.<name>.<r>   an unpack, or an enroot import, in progress (or killed)
  *   <base>/<uid>/.pyxis_cache_trash.<name>.<r> an eviction in progress (or killed)
+ *   <base>/<uid>/.pyxis_cache_mnt.<name>.<job>.<step>.<r>/
+ *                                              a cold step's mount point for the image of <name>
+ *                                              (mounted in the step's own mount namespace only):
+ *                                              the SPANK stub holds it locked while the step runs
  *   <base>/<uid>/.pyxis_cache_step_<job>.<step>.<r>/
  *                                              a step's own directory, made by `pyxis-cache step`: its rootfs
  *                                              without --container-cache, enroot's paths with the enroot runtime;
@@ -36,6 +40,7 @@ export const CREATE_NAME = /^\.pyxis_cache_create\.(pyxis_cache_u\d+_[0-9a-f]{20
 export const TRASH_NAME = /^\.pyxis_cache_trash\.(pyxis_cache_u\d+_[0-9a-f]{20})\.[0-9a-f]+$/;
 /** A registry reference's record (known.ts), its lock, or a record being written. */
 export const RECORD_NAME = /^\.pyxis_cache_ref\.[0-9a-f]{20}(\.lock|\.[0-9a-f]+\.new)?$/;
+export const MOUNT_NAME = /^\.pyxis_cache_mnt\.(pyxis_cache_u\d+_[0-9a-f]{20})\.\d+\.\d+\.[A-Za-z0-9]{6}$/;
 export const STEP_NAME = /^\.pyxis_cache_step_\d+\.\d+\.[A-Za-z0-9]{6}$/;
 
 export function entryName(uid: number, hash: string): string {

@@ -15,6 +15,8 @@ const SYMBOLS = {
   openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   flock: { parameters: ["i32", "i32"], result: "i32" },
   // A waiting flock(2), on a thread of Deno's: the process goes on meanwhile.
   flockWait: { name: "flock", parameters: ["i32", "i32"], result: "i32", nonblocking: true },
@@ -193,6 +195,18 @@ export function stat(fd: number, name?: Name): Stat {
 /** Reads up to buffer.length bytes. */
 export function read(fd: number, buffer: Uint8Array<ArrayBuffer>): number {
   return check(libc().read(fd, buffer, BigInt(buffer.length)), "read", `fd ${fd}`);
+}
+
+/** Writes all of buffer (a short record: one write(2) in practice). */
+export function writeAll(fd: number, buffer: Uint8Array<ArrayBuffer>): void {
+  for (let at = 0; at < buffer.length;) {
+    at += check(libc().write(fd, buffer.subarray(at), BigInt(buffer.length - at)), "write", `fd ${fd}`);
+  }
+}
+
+/** ftruncate(2) to nothing. */
+export function truncate(fd: number): void {
+  check(libc().ftruncate(fd, 0n), "ftruncate", `fd ${fd}`);
 }
 
 /** flock(2) without waiting: false when someone else holds a conflicting lock. */

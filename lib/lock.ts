@@ -31,9 +31,12 @@ export async function openLockFile(path: string, mode = 0o644): Promise<Deno.FsF
  * The file is in a directory its user can write (root's `reuse --uid` takes
  * it there): it is created with O_EXCL, or opened without following a symlink
  * or waiting on a FIFO (lib/files.ts); while its user holds a lease on it,
- * we wait as for any other holder.
+ * we wait as for any other holder. Without `wait`, `undefined` when someone
+ * else holds it.
  */
-export async function lockExclusive(path: string): Promise<Opened> {
+export async function lockExclusive(path: string): Promise<Opened>;
+export async function lockExclusive(path: string, wait: boolean): Promise<Opened | undefined>;
+export async function lockExclusive(path: string, wait = true): Promise<Opened | undefined> {
   for (let refused = 0;;) {
     let file: Opened | "busy" | "missing";
     try {
@@ -41,8 +44,10 @@ export async function lockExclusive(path: string): Promise<Opened> {
       file = new Opened(fd, libc.stat(fd));
     } catch (error) {
       if (!(error instanceof libc.OsError) || error.code !== "EEXIST") throw error;
-      file = openPath(path);
+      // Read-write, as it was created: a creator writes its record into its creation lock.
+      file = openPath(path, "file", true);
     }
+    if (file === "busy" && !wait) return undefined;
     if (file === "busy") {
       await new Promise((resolve) => setTimeout(resolve, 250));
       continue;
@@ -51,8 +56,12 @@ export async function lockExclusive(path: string): Promise<Opened> {
       if (++refused >= 3) throw new Error(`${path}: not a regular file`);
       continue;
     }
+    if (!wait && !file.tryLock(true)) {
+      file.close();
+      return undefined;
+    }
     try {
-      await libc.flockExclusive(file.fd);
+      if (wait) await libc.flockExclusive(file.fd);
     } catch (error) {
       file.close();
       throw error;

@@ -5,7 +5,7 @@
  */
 import { collect } from "./collect.ts";
 import type { Config } from "./config.ts";
-import type { Meta } from "./entries.ts";
+import type { Creation, Meta } from "./entries.ts";
 import { CacheError, describe } from "./errors.ts";
 import type { Image } from "./identity.ts";
 import type { RegistryImage } from "./resolve.ts";
@@ -13,7 +13,8 @@ import { createLockPath, entryPath, lockPath, TEMP_NAME, tempPath, trashPath, us
 import { lockExclusive } from "./lock.ts";
 import { ensureUserDir } from "./prepare.ts";
 import { placeAsOwner } from "./place.ts";
-import { removeTree, touch } from "./files.ts";
+import { type Opened, removeTree, touch } from "./files.ts";
+import { truncate, writeAll } from "./libc.ts";
 import { unpackedBytes } from "./squashfs.ts";
 import { NoSpaceError, treeBytes, unsquash } from "./unpack.ts";
 import { statfsUsage, type UsageSource } from "./usage.ts";
@@ -154,10 +155,22 @@ async function createEntry(
   }
 }
 
+/** Says in the held creation lock what is being unpacked since when, for `status`. */
+function recordCreation(creating: Opened, image: Image | RegistryImage): void {
+  const creation: Creation = {
+    image: "reference" in image ? image.reference.text : image.path,
+    startedAt: new Date().toISOString(),
+    pid: Deno.pid,
+  };
+  truncate(creating.fd);
+  writeAll(creating.fd, new TextEncoder().encode(JSON.stringify(creation) + "\n"));
+}
+
 /**
  * Creates the image's entry unless a concurrent caller does first: creators
  * take the entry's creation lock and look again once they hold it. Returns
- * whether this call created it. A cold create at or above the high watermark
+ * whether this call created it, or "busy" when `wait` is false and another
+ * creator holds the lock. A cold create at or above the high watermark
  * collects first.
  */
 export async function publish(
@@ -165,9 +178,11 @@ export async function publish(
   image: Image | RegistryImage,
   owner: Owner,
   usage?: UsageSource,
-): Promise<boolean> {
+  wait = true,
+): Promise<boolean | "busy"> {
   await ensureUserDir(config, owner);
-  const creating = await lockExclusive(createLockPath(config.dataPath, owner.uid, image.name));
+  const creating = await lockExclusive(createLockPath(config.dataPath, owner.uid, image.name), wait);
+  if (!creating) return "busy";
   try {
     if (await touch(entryPath(config.dataPath, owner.uid, image.name))) return false;
     if ((await (usage ?? statfsUsage)(config.dataPath)).percent >= config.gcHigh) {
@@ -175,6 +190,7 @@ export async function publish(
       await collect(config, { usage, staleAfterSeconds: 0 });
     }
     await removeDeadUnpacks(config.dataPath, owner.uid, image.name);
+    recordCreation(creating, image);
     if ("reference" in image) await importEntry(config, image, owner, usage);
     else await createEntry(config, image, image.name, { image: image.path }, owner, usage);
     return true;

@@ -3,7 +3,8 @@ import { CacheError } from "./errors.ts";
 import { identify, type Image } from "./identity.ts";
 import { isReference } from "./reference.ts";
 import type { RegistryImage } from "./resolve.ts";
-import { entryPath, lockPath } from "./layout.ts";
+import { createLockPath, entryPath, lockPath } from "./layout.ts";
+import { tryLockExclusive } from "./lock.ts";
 import { touch } from "./files.ts";
 import type { UsageSource } from "./usage.ts";
 import { isRoot, lookupUid, type Owner, self } from "./users.ts";
@@ -16,7 +17,16 @@ export interface ReuseOptions {
   /** Against which a relative image path resolves; the process's cwd by default. */
   cwd?: string;
   usage?: UsageSource;
+  /**
+   * What a cold call does: "wait" (the default) creates the entry, or waits for the
+   * creator that holds its creation lock; "no-wait" creates nothing and says whether
+   * a creator is at work; "unless-busy" creates it unless a creator is at work already.
+   */
+  mode?: "wait" | "no-wait" | "unless-busy";
 }
+
+/** ready: the entry is there. unpacking: a creator holds its creation lock. absent: neither. */
+export type EntryState = "ready" | "unpacking" | "absent";
 
 export interface Reused {
   name: string;
@@ -26,6 +36,7 @@ export interface Reused {
   lock: string;
   /** This call unpacked the image. */
   created: boolean;
+  state: EntryState;
   seconds: number;
   /** The squashfs file's resolved path, or the registry reference as given. */
   image: string;
@@ -71,11 +82,12 @@ export async function reuse(config: Config, options: ReuseOptions): Promise<Reus
   const owner = resolveOwner(options.uid, options.gid);
   const image = await identifyImage(config, options.image, owner, options.cwd ?? Deno.cwd());
   const path = entryPath(config.dataPath, owner.uid, image.name);
-  const result = (created: boolean): Reused => ({
+  const result = (created: boolean, state: EntryState = "ready"): Reused => ({
     name: image.name,
     path,
     lock: lockPath(path),
     created,
+    state,
     seconds: (performance.now() - started) / 1000,
     image: "reference" in image ? image.reference.text : image.path,
     ...("reference" in image ? { digest: image.digest, warning: image.warning } : {}),
@@ -83,6 +95,17 @@ export async function reuse(config: Config, options: ReuseOptions): Promise<Reus
   });
   if (await touch(path)) return result(false);
   // The warm path ends above: it loads none of the modules that creating an entry needs.
+  const mode = options.mode ?? "wait";
+  if (mode === "no-wait") return result(false, creatorAtWork(config.dataPath, owner.uid, image.name));
   const { publish } = await import("./publish.ts");
-  return result(await publish(config, image, owner, options.usage));
+  const created = await publish(config, image, owner, options.usage, mode === "wait");
+  return created === "busy" ? result(false, "unpacking") : result(created);
+}
+
+/** Whether a creator holds the entry's creation lock now (a dead one holds nothing). */
+function creatorAtWork(base: string, uid: number, name: string): EntryState {
+  const lock = tryLockExclusive(createLockPath(base, uid, name));
+  if (lock === "busy") return "unpacking";
+  if (lock !== "missing") lock.close();
+  return "absent";
 }

@@ -1,5 +1,7 @@
 import type { Config } from "./config.ts";
-import { type Meta, openEntryLock, scanEntries } from "./entries.ts";
+import { type Creation, type Leftover, type Meta, openEntryLock, scanEntries } from "./entries.ts";
+import { createLockPath } from "./layout.ts";
+import { openPath } from "./files.ts";
 import { round, statfsUsage, type UsageSource } from "./usage.ts";
 import { lookupUid } from "./users.ts";
 import { nodeName } from "./node.ts";
@@ -19,6 +21,28 @@ export interface StatusEntry {
   createdAt: string | null;
 }
 
+/** An entry whose creator is unpacking it now. */
+export interface Unpacking {
+  name: string;
+  uid: number;
+  user: string;
+  /** The temporary directory it is unpacked into. */
+  path: string;
+  /** From the creator's record in the creation lock; null when there is none to trust. */
+  image: string | null;
+  startedAt: string | null;
+  /** Running steps started from a FUSE mount of the image meanwhile. */
+  mountedSteps: number;
+}
+
+/** A running step served from a FUSE mount of an image whose entry was not there yet. */
+export interface Mounted {
+  name: string;
+  uid: number;
+  /** Its mount point (empty outside the step's own mount namespace). */
+  path: string;
+}
+
 export interface Status {
   /** This node's hostname, so that reports from many nodes can be merged. */
   node: string;
@@ -29,6 +53,9 @@ export interface Status {
   high: number;
   low: number;
   entries: StatusEntry[];
+  /** Optional: reports from nodes running an older version, merged, have none. */
+  unpacking?: Unpacking[];
+  mounted?: Mounted[];
   problems: string[];
 }
 
@@ -43,6 +70,58 @@ function inspect(entry: string): { meta?: Meta; inUse: boolean } {
   } finally {
     lock.file.close();
   }
+}
+
+/** A lock file someone holds now (a collector could not take it; a lease counts as held). */
+function held(path: string, kind: "file" | "directory" = "file"): boolean {
+  const opened = openPath(path, kind);
+  if (typeof opened === "string") return opened === "busy";
+  try {
+    return !opened.tryLock(true);
+  } finally {
+    opened.close();
+  }
+}
+
+const RECORD_LIMIT = 4096;
+
+/** The record a creator wrote into its creation lock, checked field by field. */
+function readCreation(path: string): Creation | undefined {
+  const opened = openPath(path);
+  if (typeof opened === "string") return undefined;
+  try {
+    const buffer = new Uint8Array(RECORD_LIMIT);
+    const record = JSON.parse(new TextDecoder().decode(buffer.subarray(0, opened.read(buffer))));
+    if (typeof record?.image !== "string" || typeof record?.startedAt !== "string") return undefined;
+    if (Number.isNaN(Date.parse(record.startedAt))) return undefined;
+    return { image: record.image, startedAt: record.startedAt, pid: Number(record.pid) };
+  } catch {
+    return undefined;
+  } finally {
+    opened.close();
+  }
+}
+
+/** Unpacks in progress (a temporary directory whose creation lock is held) and steps served from a mount. */
+function inProgress(base: string, leftovers: Leftover[]): { unpacking: Unpacking[]; mounted: Mounted[] } {
+  const mounted = leftovers.filter((l) => l.kind === "mount" && held(l.path, "directory"))
+    .map(({ name, uid, path }) => ({ name, uid, path }));
+  const unpacking: Unpacking[] = [];
+  for (const temp of leftovers.filter((l) => l.kind === "temp")) {
+    const lock = createLockPath(base, temp.uid, temp.name);
+    if (!held(lock)) continue;
+    const creation = readCreation(lock);
+    unpacking.push({
+      name: temp.name,
+      uid: temp.uid,
+      user: lookupUid(temp.uid)?.name ?? String(temp.uid),
+      path: temp.path,
+      image: creation?.image ?? null,
+      startedAt: creation?.startedAt ?? null,
+      mountedSteps: mounted.filter((m) => m.uid === temp.uid && m.name === temp.name).length,
+    });
+  }
+  return { unpacking, mounted };
 }
 
 /** Filesystem use against the watermarks, and every entry the caller may see. */
@@ -76,6 +155,7 @@ export async function status(config: Config, usageSource: UsageSource = statfsUs
     high: config.gcHigh,
     low: config.gcLow,
     entries,
+    ...inProgress(config.dataPath, scan.leftovers),
     problems: scan.problems,
   };
 }

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,8 @@ void child_read_capture(int fd, char *buf, size_t len)
  * the real uid 0 of slurmstepd, so privileges are dropped completely
  * (setgroups/setresgid/setresuid); root's children first regain euid 0.
  */
+int child_mntns_fd = -1;
+
 static int become(const struct pyxis_job *user)
 {
 	if (geteuid() != 0 && seteuid(0) < 0) {
@@ -139,6 +142,12 @@ int child_start(struct child *ch, child_fn fn, void *arg, const struct pyxis_job
 		    dup2(ch->err_fd, STDERR_FILENO) < 0 || (keep_fd >= 0 && keep_fd != 3 && dup2(keep_fd, 3) < 0) ||
 		    (keep_fd == 3 && fcntl(3, F_SETFD, 0) < 0))
 			_exit(126);
+		/* As root (user_init leaves the effective uid the job user's). */
+		if (child_mntns_fd >= 0 &&
+		    ((geteuid() != 0 && seteuid(0) < 0) || setns(child_mntns_fd, CLONE_NEWNS) < 0)) {
+			dprintf(STDERR_FILENO, "couldn't enter the FUSE mount's namespace: %m\n");
+			_exit(126);
+		}
 		close_inherited(keep_fd >= 0 ? 4 : 3);
 		if (become(user) < 0)
 			_exit(126);

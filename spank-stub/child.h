@@ -54,6 +54,12 @@ struct child {
 };
 
 /*
+ * A mount namespace the children started next enter, as root, before they drop
+ * privileges (a cold step's FUSE mount, cold.c); -1: none.
+ */
+extern int child_mntns_fd;
+
+/*
  * Fork fn(arg) as the job user (or root: NULL) in cwd, in its own process
  * group, with every descriptor above stderr closed; keep_fd (-1: none) is
  * passed on as fd 3. 0, or -1 with one line in err.

@@ -17,6 +17,7 @@
 
 #include "child.h"
 #include "cli.h"
+#include "fuse.h"
 #include "lock.h"
 
 #define REUSE_ATTEMPTS 3
@@ -149,6 +150,26 @@ static int user_path(const struct plugin_context *ctx, const char *name, const c
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
+/* Cut "reuse --no-wait"'s reply "<name> <state>" after the name; -1 if it is not one. */
+static int reply_state(char *out, enum entry_state *state)
+{
+	static const char *const words[] = { [ENTRY_READY] = "ready", [ENTRY_UNPACKING] = "unpacking",
+					     [ENTRY_ABSENT] = "absent" };
+	char *space = strchr(out, ' ');
+	int i;
+
+	if (space == NULL)
+		return -1;
+	*space = '\0';
+	for (i = ENTRY_READY; i <= ENTRY_ABSENT; ++i) {
+		if (strcmp(space + 1, words[i]) == 0) {
+			*state = (enum entry_state)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
 /*
  * "<cli> reuse --name-only" as the job user prints the entry's name; then
  * LOCK_SH on <base>/<uid>/<name>/.pyxis_cache_lock, held by slurmstepd until
@@ -156,11 +177,11 @@ static int user_path(const struct plugin_context *ctx, const char *name, const c
  * lock: then the file we locked is no longer the one at that path, and we ask
  * again.
  */
-int cli_reuse(struct plugin_context *ctx, const char *image, char *err, size_t errlen)
+int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *state, char *err, size_t errlen)
 {
 	struct container *c = &ctx->container;
 	char uid[16], gid[16];
-	const char *args[] = { "--image", image, "--uid", uid, "--gid", gid, "--name-only" };
+	const char *args[] = { "--image", image, "--uid", uid, "--gid", gid, "--name-only", "--no-wait" };
 	struct child_output output;
 	char prefix[32];
 	char lock[PATH_MAX];
@@ -172,11 +193,17 @@ int cli_reuse(struct plugin_context *ctx, const char *image, char *err, size_t e
 	snprintf(gid, sizeof(gid), "%u", (unsigned)ctx->job.gid);
 	snprintf(prefix, sizeof(prefix), "pyxis_cache_u%u_", (unsigned)ctx->job.uid);
 	for (attempt = 0; attempt < REUSE_ATTEMPTS && !locked; ++attempt) {
-		if (cli_run(ctx, "reuse", args, 7, &ctx->job, ctx->job.cwd, 0, &output, err, errlen) < 0)
+		if (cli_run(ctx, "reuse", args, state != NULL ? 8 : 7, &ctx->job, ctx->job.cwd, 0, &output, err,
+			    errlen) < 0)
 			goto fail;
 		keep_warning(ctx, &output);
-		if (reply_name(output.out, prefix, 20, 1, c->enroot_name, sizeof(c->enroot_name)) < 0) {
+		if ((state != NULL && reply_state(output.out, state) < 0) ||
+		    reply_name(output.out, prefix, 20, 1, c->enroot_name, sizeof(c->enroot_name)) < 0) {
 			snprintf(err, errlen, PLUGIN_NAME ": reuse: printed no entry name of uid %s", uid);
+			goto fail;
+		}
+		if (state != NULL && *state != ENTRY_READY) {
+			rc = 0;
 			goto fail;
 		}
 		if (user_path(ctx, c->enroot_name, NULL, c->rootfs, sizeof(c->rootfs)) < 0 ||
@@ -204,6 +231,28 @@ int cli_reuse(struct plugin_context *ctx, const char *image, char *err, size_t e
 	}
 	rc = 0;
 fail:
+	return rc;
+}
+
+int cli_start_creator(const struct plugin_context *ctx, const char *image)
+{
+	char uid[16], gid[16];
+	const char *args[] = { "--image", image, "--uid", uid, "--gid", gid, "--name-only", "--unless-busy" };
+	struct fuse_user user = { ctx->job.uid, ctx->job.gid, ctx->job.gids, ctx->job.ngids, ctx->job.cwd };
+	char path_env[] = "PATH=" PYXIS_CACHE_PATH;
+	char home_env[PATH_MAX + 8];
+	char *envp[] = { path_env, home_env, NULL };
+	char **argv;
+	int rc;
+
+	snprintf(uid, sizeof(uid), "%u", (unsigned)ctx->job.uid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)ctx->job.gid);
+	snprintf(home_env, sizeof(home_env), "HOME=%s", ctx->job.home);
+	argv = cli_argv(ctx, "reuse", args, 8);
+	if (argv == NULL)
+		return -1;
+	rc = fuse_start_creator(argv, envp, &user);
+	free(argv);
 	return rc;
 }
 

@@ -12,12 +12,23 @@
 /* As root: "<cli> prepare" creates or repairs <base>/<uid> (skipped when it is right). */
 int cli_prepare(const struct plugin_context *ctx, char *err, size_t errlen);
 
+/* What "reuse --no-wait" says of an entry. */
+enum entry_state { ENTRY_READY, ENTRY_UNPACKING, ENTRY_ABSENT };
+
 /*
  * Cache mode, as the job user: "<cli> reuse" for the image, then hold
  * LOCK_SH on the entry's lock (ctx->container.lock_fd) and fill the rootfs
- * and enroot fields of ctx->container.
+ * and enroot fields of ctx->container. With state, "reuse --no-wait": a cold
+ * entry is neither created nor waited for; *state says what it is, and only
+ * ENTRY_READY locks it (ctx->container.enroot_name is its name either way).
  */
-int cli_reuse(struct plugin_context *ctx, const char *image, char *err, size_t errlen);
+int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *state, char *err, size_t errlen);
+
+/*
+ * "<cli> reuse --unless-busy" as the job user, detached from the step at low
+ * CPU and I/O priority (fuse_start_creator): the entry's background creator.
+ */
+int cli_start_creator(const struct plugin_context *ctx, const char *image);
 
 /*
  * As the job user: "<cli> step" makes a directory of this step's own, then

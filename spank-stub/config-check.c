@@ -17,7 +17,8 @@ int main(int argc, char **argv)
 		printf("%s\n", err);
 		return 1;
 	}
-	printf("ok data_path=%s gc_high=%d gc_low=%d runtime=%s cli=%s registry_interval=%d\n", cfg.data_path,
-	       cfg.gc_high, cfg.gc_low, pyxis_config_runtime_name(cfg.runtime), cfg.cli, cfg.registry_interval);
+	printf("ok data_path=%s gc_high=%d gc_low=%d runtime=%s cli=%s registry_interval=%d fuse=%s\n", cfg.data_path,
+	       cfg.gc_high, cfg.gc_low, pyxis_config_runtime_name(cfg.runtime), cfg.cli, cfg.registry_interval,
+	       cfg.fuse ? "yes" : "no");
 	return 0;
 }

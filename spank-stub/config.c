@@ -12,7 +12,7 @@
 #include "common.h"
 #include "config.h"
 
-enum { DATA_PATH, GC_HIGH, GC_LOW, RUNTIME, CLI, REGISTRY_INTERVAL, NKEYS };
+enum { DATA_PATH, GC_HIGH, GC_LOW, RUNTIME, CLI, REGISTRY_INTERVAL, FUSE, NKEYS };
 
 static const char *const keys[NKEYS] = {
 	[DATA_PATH] = "container_cache_data_path",
@@ -21,6 +21,7 @@ static const char *const keys[NKEYS] = {
 	[RUNTIME] = "container_cache_runtime",
 	[CLI] = "container_cache_cli",
 	[REGISTRY_INTERVAL] = "container_cache_registry_interval",
+	[FUSE] = "container_cache_fuse",
 };
 
 static const char *const defaults[NKEYS] = {
@@ -29,6 +30,7 @@ static const char *const defaults[NKEYS] = {
 	[RUNTIME] = "enroot",
 	[CLI] = "/usr/local/bin/pyxis-cache",
 	[REGISTRY_INTERVAL] = "60",
+	[FUSE] = "yes",
 };
 
 const char *pyxis_config_runtime_name(enum container_runtime runtime)
@@ -72,6 +74,27 @@ static int parse_seconds(int key, const char *s, int *out, char *err, size_t err
 	}
 	*out = (int)v;
 	return 0;
+}
+
+/* A yes/no value, spelled as pyxis spells its booleans. */
+static int parse_flag(int key, const char *s, int *out, char *err, size_t errlen)
+{
+	static const char *const yes[] = { "1", "yes", "y", "true", NULL };
+	static const char *const no[] = { "0", "no", "n", "false", NULL };
+	int i;
+
+	for (i = 0; yes[i] != NULL; ++i) {
+		if (strcmp(s, yes[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+		if (strcmp(s, no[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	}
+	INVALID(key, s, "must be yes or no");
+	return -1;
 }
 
 /* Absolute, no ".." component; trailing slashes dropped (but "/" stays). */
@@ -139,7 +162,8 @@ int pyxis_config_parse(struct plugin_config *cfg, int ac, char **av, char *err, 
 	    parse_percent(GC_HIGH, vals[GC_HIGH], &cfg->gc_high, err, errlen) < 0 ||
 	    parse_percent(GC_LOW, vals[GC_LOW], &cfg->gc_low, err, errlen) < 0 ||
 	    parse_path(CLI, vals[CLI], cfg->cli, sizeof(cfg->cli), err, errlen) < 0 ||
-	    parse_seconds(REGISTRY_INTERVAL, vals[REGISTRY_INTERVAL], &cfg->registry_interval, err, errlen) < 0)
+	    parse_seconds(REGISTRY_INTERVAL, vals[REGISTRY_INTERVAL], &cfg->registry_interval, err, errlen) < 0 ||
+	    parse_flag(FUSE, vals[FUSE], &cfg->fuse, err, errlen) < 0)
 		goto fail;
 	if (cfg->gc_low >= cfg->gc_high) {
 		snprintf(err, errlen, PLUGIN_NAME ": %s: invalid value: %d (must be below %s=%d)", keys[GC_LOW],

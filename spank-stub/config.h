@@ -19,6 +19,7 @@ struct plugin_config {
 	enum container_runtime runtime; /* container_cache_runtime, enroot */
 	char cli[PATH_MAX];             /* container_cache_cli */
 	int registry_interval;          /* container_cache_registry_interval, 60 (the command's; checked here alike) */
+	int fuse;                       /* container_cache_fuse, yes: a cold step starts from a FUSE mount */
 };
 
 /* lib/config.ts's MAX_REGISTRY_INTERVAL: a day. */

@@ -21,6 +21,7 @@
 /* What container_start watches while the runtime sets the container up. */
 struct watch {
 	const char *rootfs;
+	const struct fuse_mount *fuse; /* a cold step's mount: the rootfs is known by its ids there */
 	int info_fd; /* bwrap: the read end of its --info-fd, non-blocking; -1 for enroot */
 	char info[512];
 	size_t len;
@@ -76,14 +77,18 @@ static int is_stopped(pid_t pid)
 }
 
 /* pid's root directory is rootfs: it has switched into the container. */
-static int in_rootfs(pid_t pid, const char *rootfs)
+static int in_rootfs(pid_t pid, const struct watch *w)
 {
 	char path[64];
 	struct stat root, want;
 
 	snprintf(path, sizeof(path), "/proc/%d/root", (int)pid);
-	return stat(path, &root) == 0 && stat(rootfs, &want) == 0 && root.st_dev == want.st_dev &&
-	       root.st_ino == want.st_ino;
+	if (stat(path, &root) < 0)
+		return 0;
+	/* A FUSE mount's rootfs exists only in its namespace: compare with what the mounter saw. */
+	if (w->fuse != NULL && w->fuse->mntns_fd >= 0)
+		return root.st_dev == w->fuse->root_dev && root.st_ino == w->fuse->root_ino;
+	return stat(w->rootfs, &want) == 0 && root.st_dev == want.st_dev && root.st_ino == want.st_ino;
 }
 
 /*
@@ -105,7 +110,7 @@ static int container_stopped(void *arg)
 	stopped = is_stopped(w->target);
 	if (stopped <= 0)
 		return 0; /* running, or gone: the runtime's exit tells why */
-	return in_rootfs(w->target, w->rootfs) ? 1 : -1;
+	return in_rootfs(w->target, w) ? 1 : -1;
 }
 
 static char *read_environ(pid_t pid, size_t *len)
@@ -152,7 +157,7 @@ static int open_ns(pid_t pid, const char *ns)
 int container_start(const struct runtime_task *task, struct container *c, char *err, size_t errlen)
 {
 	const char *name = pyxis_config_runtime_name(task->runtime);
-	struct watch w = { .rootfs = task->rootfs, .info_fd = -1, .target = -1 };
+	struct watch w = { .rootfs = task->rootfs, .fuse = &c->fuse, .info_fd = -1, .target = -1 };
 	struct child ch = { .pid = -1, .out_fd = -1, .err_fd = -1, .pidfd = -1 };
 	struct child_output output = { .out = "", .err = "" };
 	int info[2] = { -1, -1 };

@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "fuse.h"
 
 /* The job's user and places, from Slurm (user_init). */
 struct pyxis_job {
@@ -41,6 +42,7 @@ struct container {
 	int mntns_fd;
 	char *environ;     /* enroot: the container's environment, "K=V\0..." (environ_len bytes) */
 	size_t environ_len;
+	struct fuse_mount fuse;       /* a cold step: the image's mount (mntns_fd >= 0), its entry being made */
 };
 
 struct plugin_context {

@@ -29,7 +29,7 @@
 #include "step.h"
 
 static struct plugin_context context = {
-	.container = { .lock_fd = -1, .step_lock_fd = -1, .userns_fd = -1, .mntns_fd = -1 },
+	.container = { .lock_fd = -1, .step_lock_fd = -1, .userns_fd = -1, .mntns_fd = -1, .fuse = FUSE_MOUNT_INIT },
 };
 
 /* Keep the first error for task_init; log only (task_init sends it to srun, once). */

@@ -11,7 +11,9 @@
 #include <slurm/spank.h>
 
 #include "args.h"
+#include "child.h"
 #include "cli.h"
+#include "cold.h"
 #include "common.h"
 #include "container.h"
 #include "runtime.h"
@@ -104,8 +106,13 @@ static int start_container(spank_t sp, struct plugin_context *ctx, const char *s
 		.job = &ctx->job,
 		.writable = !container_args.cache && container_args.writable,
 	};
-	if (container_start(&task, c, err, errlen) < 0)
+	/* A cold step from a FUSE mount: the runtime starts in the mount's namespace. */
+	child_mntns_fd = c->fuse.mntns_fd;
+	if (container_start(&task, c, err, errlen) < 0) {
+		child_mntns_fd = -1;
 		return -1;
+	}
+	child_mntns_fd = -1;
 	set_environ(sp, c);
 	return 0;
 }
@@ -124,7 +131,7 @@ int step_setup(spank_t sp, struct plugin_context *ctx, char *err, size_t errlen)
 	}
 	if (cli_prepare(ctx, err, errlen) < 0)
 		return -1;
-	if (container_args.cache ? cli_reuse(ctx, container_args.image, err, errlen) < 0
+	if (container_args.cache ? cold_start(ctx, container_args.image, search_path, err, errlen) < 0
 				 : cli_step(ctx, container_args.image, err, errlen) < 0)
 		return -1;
 	return start_container(sp, ctx, search_path, err, errlen);
@@ -133,5 +140,7 @@ int step_setup(spank_t sp, struct plugin_context *ctx, char *err, size_t errlen)
 void step_teardown(struct plugin_context *ctx)
 {
 	container_release(&ctx->container);
+	/* The mount goes with its last user; the daemon then ends by itself (fuse.c). */
+	fuse_release(&ctx->container.fuse);
 	cli_release(ctx);
 }

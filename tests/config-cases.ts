@@ -23,8 +23,12 @@ export interface ConfigCase {
 }
 
 const PATH = "container_cache_data_path";
-const ok = (path: string, rest = "gc_high=85 gc_low=80 runtime=enroot cli=/usr/local/bin/pyxis-cache", interval = 60) =>
-  `ok data_path=${path} ${rest} registry_interval=${interval}`;
+const ok = (
+  path: string,
+  rest = "gc_high=85 gc_low=80 runtime=enroot cli=/usr/local/bin/pyxis-cache",
+  interval = 60,
+  fuse = "yes",
+) => `ok data_path=${path} ${rest} registry_interval=${interval} fuse=${fuse}`;
 const OUR_LINE = "required /usr/local/lib/slurm/spank_pyxis_cache.so";
 
 export const CONFIG_CASES: ConfigCase[] = [
@@ -47,6 +51,18 @@ export const CONFIG_CASES: ConfigCase[] = [
     expect: ok("/b", "gc_high=95 gc_low=80 runtime=enroot cli=/usr/local/bin/pyxis-cache"),
   },
   { name: "/ as the root", words: [`${PATH}=/`], expect: ok("/") },
+  { name: "FUSE off", words: [`${PATH}=/c`, "container_cache_fuse=no"], expect: ok("/c", undefined, 60, "no") },
+  {
+    name: "FUSE off, pyxis's spelling",
+    words: [`${PATH}=/c`, "container_cache_fuse=0"],
+    expect: ok("/c", undefined, 60, "no"),
+  },
+  { name: "FUSE on", words: [`${PATH}=/c`, "container_cache_fuse=true"], expect: ok("/c") },
+  {
+    name: "FUSE neither yes nor no",
+    words: [`${PATH}=/c`, "container_cache_fuse=maybe"],
+    expect: "container_cache_fuse: invalid value: maybe (must be yes or no)",
+  },
   {
     name: "leading zeros",
     words: [`${PATH}=/c`, "container_cache_gc_high=090"],

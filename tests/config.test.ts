@@ -14,7 +14,15 @@ Deno.test("parseConfig() applies the contract's defaults", () => {
     runtime: "enroot",
     cli: "/usr/local/bin/pyxis-cache",
     registryInterval: 60,
+    fuse: true,
   });
+});
+
+Deno.test("parseConfig() reads container_cache_fuse as pyxis reads its booleans", () => {
+  const fuse = (value: string) =>
+    parseConfig(["container_cache_data_path=/c", `container_cache_fuse=${value}`], "t").fuse;
+  for (const value of ["1", "yes", "y", "true"]) assert.equal(fuse(value), true, value);
+  for (const value of ["0", "no", "n", "false"]) assert.equal(fuse(value), false, value);
 });
 
 Deno.test("parseConfig() refuses bad values, naming the key", async (t) => {
@@ -29,6 +37,11 @@ Deno.test("parseConfig() refuses bad values, naming the key", async (t) => {
     ["low not a number", [base, "container_cache_gc_low=lots"], /container_cache_gc_low: invalid value: lots/],
     ["unknown runtime", [base, "container_cache_runtime=docker"], /container_cache_runtime: invalid value: docker/],
     ["relative cli", [base, "container_cache_cli=pyxis-cache"], /container_cache_cli: invalid value/],
+    [
+      "fuse not yes or no",
+      [base, "container_cache_fuse=maybe"],
+      /container_cache_fuse: invalid value: maybe \(must be yes or no/,
+    ],
   ];
   for (const [name, args, message] of cases) {
     await t.step(
@@ -96,9 +109,9 @@ Deno.test("a bad configuration is a one-line error naming the key, exit 2, and c
 
 /** What a reader made of a case, in the table's words. */
 function describeConfig(config: Config): string {
-  const { dataPath, gcHigh, gcLow, runtime, cli, registryInterval } = config;
+  const { dataPath, gcHigh, gcLow, runtime, cli, registryInterval, fuse } = config;
   return `ok data_path=${dataPath} gc_high=${gcHigh} gc_low=${gcLow} runtime=${runtime} cli=${cli} ` +
-    `registry_interval=${registryInterval}`;
+    `registry_interval=${registryInterval} fuse=${fuse ? "yes" : "no"}`;
 }
 
 /** lib/config.ts's message without where the value came from ("; in FILE)" or " (in FILE)"). */

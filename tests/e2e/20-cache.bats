@@ -45,6 +45,7 @@ load helpers
   [[ $name == pyxis_cache_u$(user_uid)_* ]]
   run srun_as_user --container-cache --container-image="$ALPHA" true
   [ "$status" -eq 0 ]
+  wait_entry "$ALPHA"
   local before
   before=$(stat -c %i "$E2E_BASE/$(user_uid)/$name")
   run srun_as_user --container-cache --container-image="$ALPHA" true
@@ -56,6 +57,7 @@ load helpers
 @test "the unpacked files belong to the user" {
   run srun_as_user --container-cache --container-image="$ALPHA" true
   [ "$status" -eq 0 ]
+  wait_entry "$ALPHA"
   [ "$(stat -c %u "$E2E_BASE/$(user_uid)/$(entry_name)/bin/busybox")" = "$(user_uid)" ]
 }
 
@@ -63,7 +65,7 @@ load helpers
   E2E_ENV="PYXIS_CONTAINER_CACHE=1 PYXIS_CONTAINER_IMAGE=$BETA" run srun_as_user cat /etc/os-release
   [ "$status" -eq 0 ]
   [[ $output == *'"pyxis-cache e2e beta"'* ]]
-  [ -d "$E2E_BASE/$(user_uid)/$(entry_name "$BETA")" ]
+  wait_entry "$BETA"
 }
 
 @test "the command line wins over PYXIS_CONTAINER_IMAGE" {
@@ -84,7 +86,8 @@ load helpers
   run srun_as_user --container-cache --container-image=rel.sqsh cat /etc/os-release
   [ "$status" -eq 0 ]
   [[ $output == *'"pyxis-cache e2e alpha"'* ]]
-  [ -d "$E2E_BASE/$(user_uid)/$(cd "$E2E_WORK" && entry_name rel.sqsh)" ]
+  # The image's entry (made in the background after a cold step from a mount).
+  wait_entry "$E2E_WORK/rel.sqsh"
 }
 
 @test "the job's environment, home and working directory reach the task" {
@@ -106,6 +109,7 @@ load helpers
 @test "a warm cache-mode srun reuses the entry as it is (timing is reported)" {
   run srun_as_user --container-cache --container-image="$ALPHA" true
   [ "$status" -eq 0 ]
+  wait_entry "$ALPHA"
   local start end entry before
   entry=$E2E_BASE/$(user_uid)/$(entry_name "$ALPHA")
   before=$(stat -c %i "$entry")

@@ -16,6 +16,8 @@ gc_all() {
   local name marker=$E2E_WORK/pxc-e2e-started release=$E2E_WORK/pxc-e2e-release
   name=$(entry_name "$BETA")
   rm -f "$marker" "$release"
+  # A step holds an entry it found; a cold one runs from a mount and holds none.
+  warm_entry "$BETA"
   # The step runs until the test (or teardown) releases it, not for a time that a slow gc could outlast.
   as "$E2E_USER" srun --container-cache --container-image="$BETA" \
     sh -c "echo started > $marker; i=0; while [ ! -e $release ] && [ \$i -lt 3000 ]; do sleep 0.1; i=\$((i + 1)); done
@@ -47,7 +49,7 @@ gc_all() {
   [ "$status" -eq 0 ]
   local name
   name=$(entry_name "$ALPHA" "$E2E_USER2")
-  [ -d "$E2E_BASE/$(user_uid "$E2E_USER2")/$name" ]
+  wait_entry "$ALPHA" "$E2E_USER2"
 
   run gc_all
   echo "$output"
@@ -59,6 +61,7 @@ gc_all() {
 @test "after an eviction the next step unpacks the image again" {
   run srun_as_user --container-cache --container-image="$ALPHA" cat /etc/os-release
   [ "$status" -eq 0 ]
+  wait_entry "$ALPHA"
   run gc_all
   [ "$status" -eq 0 ]
   [ ! -e "$E2E_BASE/$(user_uid)/$(entry_name "$ALPHA")" ]

@@ -118,19 +118,22 @@ JOB
 
 @test "an entry removed between reuse and lock is created again (retry)" {
   # A stand-in for a collector that wins the race: a wrapper around the real
-  # command removes the entry right after the first 'reuse' printed its name.
+  # command removes the entry right after the first 'reuse' printed its name
+  # (and, with --no-wait, its state after a space).
   local wrapper=$E2E_TMP/racing-cli state=$E2E_WORK/pxc-e2e-raced
   rm -f "$state"
   cat >"$wrapper" <<WRAP
 #!/bin/bash
 out=\$("$E2E_CLI" "\$@") || { rc=\$?; echo "\$out"; exit \$rc; }
 if [[ \$1 == reuse && ! -e $state ]]; then
-  path=$E2E_BASE/\$(id -u)/\$out
+  path=$E2E_BASE/\$(id -u)/\${out%% *}
   rm -rf "\$path" && echo "\$path" >$state
 fi
 echo "\$out"
 WRAP
   chmod 755 "$wrapper"
+  # The first reuse must find the entry (ready) for the race to be on its lock.
+  warm_entry "$BETA"
   slurmd_config "required $E2E_PLUGIN container_cache_data_path=$E2E_BASE container_cache_runtime=bwrap container_cache_cli=$wrapper"
   run srun_as_user --container-cache --container-image="$BETA" cat /etc/os-release
   echo "$output"

@@ -52,3 +52,23 @@ assert_node_idle() {
 entry_name() {
   "$E2E_CLI" key --image "${1:-$ALPHA}" --uid "$(user_uid "${2:-$E2E_USER}")"
 }
+
+# wait_entry IMAGE [USER]: until the image's entry is published (60 s at most). A cold
+# step starts from a FUSE mount and its entry is made in the background (docs/srun.md).
+wait_entry() {
+  local entry
+  entry=$E2E_BASE/$(user_uid "${2:-$E2E_USER}")/$(entry_name "$1" "${2:-$E2E_USER}")
+  for _ in $(seq 600); do
+    [[ -d $entry ]] && return 0
+    sleep 0.1
+  done
+  echo "no entry $entry" >&2
+  return 1
+}
+
+# warm_entry IMAGE [USER]: make the image's entry now (root's pre-warm), so that the
+# next step finds it, as tests of entries in use want.
+warm_entry() {
+  local user=${2:-$E2E_USER}
+  cli reuse --image "$1" --uid "$(user_uid "$user")" --gid "$(user_gid "$user")" >/dev/null
+}

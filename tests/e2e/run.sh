@@ -15,7 +15,7 @@ for tool in slurmctld slurmd munged srun sinfo mksquashfs unsquashfs bwrap bats 
   command -v "$tool" >/dev/null || { echo "tests/e2e/run.sh: $tool not found (make bootstrap)" >&2; exit 2; }
 done
 
-make -s -C "$repo/spank-stub"
+make -s -C "$repo/spank-stub" all test-programs
 
 # enroot for the enroot runtime's cases: the installed one, else enroot 4.1.2
 # built from ../shared/third_party/enroot into a cache outside the checkout

@@ -19,9 +19,10 @@ E2E_NODE=e2enode
 
 slurm_log() { echo "# slurm.sh: $*" >&2; }
 
-# plugstack_line [extra key=value...]: our plugin's line with the e2e defaults.
+# plugstack_line [extra key=value...]: our plugin's line with the e2e defaults
+# (and $E2E_PLUGSTACK_EXTRA, e.g. container_cache_fuse=no for bench/srun.sh).
 plugstack_line() {
-  echo "required $E2E_PLUGIN container_cache_data_path=$E2E_BASE container_cache_runtime=bwrap container_cache_cli=$E2E_CLI $*"
+  echo "required $E2E_PLUGIN container_cache_data_path=$E2E_BASE container_cache_runtime=bwrap container_cache_cli=$E2E_CLI $* ${E2E_PLUGSTACK_EXTRA:-}"
 }
 
 _slurm_conf() { # _slurm_conf PLUGSTACK

@@ -1,0 +1,82 @@
+/*
+ * Cache mode's start in user_init (see cold.h and docs/srun.md, "Cold steps
+ * start from a FUSE mount").
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <slurm/spank.h>
+
+#include "cli.h"
+#include "cold.h"
+#include "fuse.h"
+
+/* The step waits for the unpack, as without FUSE; why it does, said once. */
+static int wait_for_unpack(struct plugin_context *ctx, const char *image, const char *why, char *err, size_t errlen)
+{
+	if (why != NULL)
+		slurm_info(PLUGIN_NAME ": %s: a cold step waits for the unpack", why);
+	return cli_reuse(ctx, image, NULL, err, errlen);
+}
+
+/*
+ * What the mount can open: an image named by a path (/ or . first) or by a squashfs
+ * file's suffix. A registry reference has no file until it is imported, so it waits
+ * for the import and the unpack; so does a bare name, which lib/reference.ts's
+ * isReference can only tell from a reference by looking in the user's directory.
+ */
+static int names_a_file(const char *image)
+{
+	static const char *const suffixes[] = { ".sqsh", ".sqfs", ".squashfs" };
+	size_t len = strlen(image), n, i;
+
+	if (image[0] == '/' || image[0] == '.')
+		return 1;
+	for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); ++i) {
+		n = strlen(suffixes[i]);
+		if (len > n && strcmp(image + len - n, suffixes[i]) == 0 && strncmp(image, "docker://", 9) != 0)
+			return 1;
+	}
+	return 0;
+}
+
+int cold_start(struct plugin_context *ctx, const char *image, const char *search_path, char *err, size_t errlen)
+{
+	struct container *c = &ctx->container;
+	struct fuse_user user = { ctx->job.uid, ctx->job.gid, ctx->job.gids, ctx->job.ngids, ctx->job.cwd };
+	char daemon_bin[PATH_MAX], why[ERROR_MAX], reason[ERROR_MAX + 32], user_dir[PATH_MAX];
+	enum entry_state state;
+
+	if (!ctx->cfg.fuse)
+		return wait_for_unpack(ctx, image, NULL, err, errlen);
+	if (!names_a_file(image))
+		return wait_for_unpack(ctx, image, "not a squashfs file's path (a registry image)", err, errlen);
+	if (fuse_available(search_path, daemon_bin, sizeof(daemon_bin), why, sizeof(why)) < 0) {
+		snprintf(reason, sizeof(reason), "FUSE unavailable (%s)", why);
+		return wait_for_unpack(ctx, image, reason, err, errlen);
+	}
+	if (cli_reuse(ctx, image, &state, err, errlen) < 0)
+		return -1;
+	if (state == ENTRY_READY)
+		return 0;
+	/* First the unpack, which takes longest; a creator already at work is left to it. */
+	if (state == ENTRY_ABSENT && cli_start_creator(ctx, image) < 0)
+		slurm_info(PLUGIN_NAME ": couldn't start the unpack of %s in the background: %m", c->enroot_name);
+	if (snprintf(user_dir, sizeof(user_dir), "%s/%u", ctx->cfg.data_path, (unsigned)ctx->job.uid) >=
+	    (int)sizeof(user_dir))
+		return wait_for_unpack(ctx, image, "FUSE: path too long", err, errlen);
+	if (fuse_mount_image(daemon_bin, image, user_dir, c->enroot_name, ctx->job.jobid, ctx->job.stepid, &user,
+			     &c->fuse, why, sizeof(why)) < 0) {
+		snprintf(reason, sizeof(reason), "FUSE mount failed (%s)", why);
+		return wait_for_unpack(ctx, image, reason, err, errlen);
+	}
+	slurm_info(PLUGIN_NAME ": %s is being unpacked: the step starts from a FUSE mount of %s", c->enroot_name, image);
+	if (snprintf(c->rootfs, sizeof(c->rootfs), "%s", c->fuse.rootfs) >= (int)sizeof(c->rootfs)) {
+		fuse_release(&c->fuse);
+		return wait_for_unpack(ctx, image, "FUSE: path too long", err, errlen);
+	}
+	snprintf(c->enroot_data, sizeof(c->enroot_data), "%s", c->fuse.point);
+	snprintf(c->enroot_name, sizeof(c->enroot_name), "root");
+	return 0;
+}

@@ -1,0 +1,483 @@
+/*
+ * A cold step's rootfs from a squashfuse_ll mount of the image (see fuse.h and
+ * docs/srun.md). Two processes besides slurmstepd:
+ *
+ *   the mounter  forked as root; unshares a user and a mount namespace, whose
+ *                id maps slurmstepd writes (0 -> the job user); opens
+ *                /dev/fuse there, becomes the job user (uid 0 inside) and
+ *                makes every mount: a tmpfs on the mount point, the FUSE
+ *                mount, an overlay with a writable tmpfs upper; then exits.
+ *   the daemon   squashfuse_ll -f IMG /dev/fd/3, as the job user in the
+ *                node's namespaces, on the descriptor slurmstepd takes from
+ *                the mounter (pidfd_getfd). Outside the mount namespace, it
+ *                ends by itself once nothing uses the mount any more.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <libgen.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fuse.h"
+
+#define DAEMON "squashfuse_ll"
+#define MOUNT_PREFIX ".pyxis_cache_mnt."
+/* How long the mounts may take (the first lookups wait for the daemon). */
+#define MOUNT_TIMEOUT_MS (60 * 1000)
+#define UPPER_SIZE "size=64m"
+
+#define IOPRIO_CLASS_IDLE 3
+#define IOPRIO_CLASS_SHIFT 13
+#define IOPRIO_WHO_PROCESS 1
+
+/* One message between slurmstepd and the mounter (shorter than PIPE_BUF: written whole). */
+struct message {
+	char tag;       /* u: namespaces made, g: go on, m: FUSE mounted, o: overlay mounted, e: error */
+	int value;      /* m: the /dev/fuse descriptor (in the mounter) */
+	char text[512]; /* m: the mount point's name; e: what failed */
+};
+
+struct mounter {
+	int in;  /* from slurmstepd */
+	int out; /* to slurmstepd */
+	const char *user_dir;
+	const char *name;
+	uint32_t job, step;
+};
+
+int fuse_available(const char *search_path, char *daemon_bin, size_t len, char *why, size_t whylen)
+{
+	struct stat st;
+	const char *dir = search_path;
+	size_t n;
+
+	if (stat("/dev/fuse", &st) < 0 || !S_ISCHR(st.st_mode)) {
+		snprintf(why, whylen, "no /dev/fuse");
+		return -1;
+	}
+	while (*dir != '\0') {
+		n = strcspn(dir, ":");
+		if (snprintf(daemon_bin, len, "%.*s/" DAEMON, (int)n, dir) < (int)len && access(daemon_bin, X_OK) == 0)
+			return 0;
+		dir += n;
+		dir += strspn(dir, ":");
+	}
+	snprintf(why, whylen, DAEMON ": not found in %.300s", search_path);
+	return -1;
+}
+
+static int send_message(int fd, char tag, int value, const char *text)
+{
+	struct message msg = { .tag = tag, .value = value };
+
+	if (text != NULL)
+		snprintf(msg.text, sizeof(msg.text), "%s", text);
+	return write(fd, &msg, sizeof(msg)) == sizeof(msg) ? 0 : -1;
+}
+
+/* The next message, waiting at most timeout_ms; tag 0 on end of file or timeout. */
+static void receive_message(int fd, int timeout_ms, struct message *msg)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	ssize_t n;
+
+	memset(msg, 0, sizeof(*msg));
+	while (poll(&p, 1, timeout_ms) < 0)
+		if (errno != EINTR)
+			return;
+	if (!(p.revents & (POLLIN | POLLHUP)))
+		return;
+	do
+		n = read(fd, msg, sizeof(*msg));
+	while (n < 0 && errno == EINTR);
+	if (n != sizeof(*msg))
+		msg->tag = 0;
+	msg->text[sizeof(msg->text) - 1] = '\0';
+}
+
+static void mounter_fail(const struct mounter *mt, const char *what)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text), "%s: %s", what, strerror(errno));
+	send_message(mt->out, 'e', errno, text);
+	_exit(1);
+}
+
+static int wait_go(const struct mounter *mt)
+{
+	struct message msg;
+
+	receive_message(mt->in, -1, &msg);
+	return msg.tag == 'g' ? 0 : -1;
+}
+
+/* The mounter's part, in the forked child (root until it becomes the user). */
+static int mounter_main(const struct mounter *mt)
+{
+	char point[PATH_MAX], lower[PATH_MAX + 8], upper[PATH_MAX + 8], work[PATH_MAX + 8], root[PATH_MAX + 8];
+	char options[3 * PATH_MAX + 64];
+	struct stat st;
+	int fd;
+
+	/* All root first (user_init leaves slurmstepd's effective ids the job user's). */
+	if ((geteuid() != 0 && seteuid(0) < 0) || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 ||
+	    setgroups(0, NULL) < 0)
+		mounter_fail(mt, "become root");
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
+		mounter_fail(mt, "unshare a user and mount namespace");
+	send_message(mt->out, 'u', 0, NULL);
+	if (wait_go(mt) < 0)
+		_exit(1);
+	/* Still kernel uid 0, the device's owner; the mount wants a descriptor opened in this namespace. */
+	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		mounter_fail(mt, "/dev/fuse");
+	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+		mounter_fail(mt, "become the job user in the namespace");
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
+	if (snprintf(point, sizeof(point), "%s/" MOUNT_PREFIX "%s.%u.%u.XXXXXX", mt->user_dir, mt->name, mt->job,
+		     mt->step) >= (int)sizeof(point)) {
+		errno = ENAMETOOLONG;
+		mounter_fail(mt, "mount point");
+	}
+	if (mkdtemp(point) == NULL)
+		mounter_fail(mt, "mkdtemp");
+	snprintf(lower, sizeof(lower), "%s/lower", point);
+	snprintf(upper, sizeof(upper), "%s/upper", point);
+	snprintf(work, sizeof(work), "%s/work", point);
+	snprintf(root, sizeof(root), "%s/root", point);
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		mounter_fail(mt, "make / private");
+	if (mount("pyxis-cache", point, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700," UPPER_SIZE) < 0)
+		mounter_fail(mt, "mount a tmpfs");
+	if (mkdir(lower, 0755) < 0 || mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(root, 0755) < 0)
+		mounter_fail(mt, "mkdir");
+	snprintf(options, sizeof(options), "fd=%d,rootmode=40000,user_id=0,group_id=0,default_permissions", fd);
+	if (mount("squashfuse", lower, "fuse." DAEMON, MS_RDONLY | MS_NOSUID | MS_NODEV, options) < 0)
+		mounter_fail(mt, "mount fuse." DAEMON);
+	send_message(mt->out, 'm', fd, strrchr(point, '/') + 1);
+	if (wait_go(mt) < 0)
+		_exit(1);
+	/* The rootfs's top as in an entry: the image's mode, writable by its owner (the user). */
+	if (stat(lower, &st) < 0)
+		mounter_fail(mt, "the image's root");
+	if (chmod(upper, (st.st_mode & 07777) | 0200) < 0)
+		mounter_fail(mt, "chmod");
+	snprintf(options, sizeof(options), "lowerdir=%s,upperdir=%s,workdir=%s,userxattr", lower, upper, work);
+	if (mount("overlay", root, "overlay", MS_NOSUID | MS_NODEV, options) < 0 || stat(root, &st) < 0)
+		mounter_fail(mt, "mount an overlay");
+	snprintf(options, sizeof(options), "%llu %llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	send_message(mt->out, 'o', 0, options);
+	_exit(0);
+}
+
+static int write_file(pid_t pid, const char *file, const char *text)
+{
+	char path[64];
+	int fd;
+	int rc = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (write(fd, text, strlen(text)) == (ssize_t)strlen(text))
+		rc = 0;
+	close(fd);
+	return rc;
+}
+
+/* The namespace's ids: inside, 0 is the job user and group, and nothing else exists. */
+static int write_id_maps(pid_t pid, const struct fuse_user *user)
+{
+	char map[64];
+
+	snprintf(map, sizeof(map), "0 %u 1", (unsigned)user->uid);
+	if (write_file(pid, "uid_map", map) < 0 || write_file(pid, "setgroups", "deny") < 0)
+		return -1;
+	snprintf(map, sizeof(map), "0 %u 1", (unsigned)user->gid);
+	return write_file(pid, "gid_map", map);
+}
+
+struct daemon_args {
+	const char *bin;
+	const char *image;
+	int fd;
+	const struct fuse_user *user;
+	int err_fd;
+};
+
+static void daemon_exec(const struct daemon_args *d)
+{
+	char *argv[] = { DAEMON, "-f", (char *)d->image, "/dev/fd/3", NULL };
+	char path_env[] = "PATH=/usr/local/bin:/usr/bin:/bin";
+	char *envp[] = { path_env, NULL };
+	sigset_t mask;
+	int null_fd;
+
+	sigemptyset(&mask);
+	sigprocmask(SIG_SETMASK, &mask, NULL);
+	null_fd = open("/dev/null", O_RDWR);
+	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(null_fd, STDOUT_FILENO) < 0 ||
+	    dup2(d->err_fd, STDERR_FILENO) < 0 || dup2(d->fd, 3) < 0)
+		_exit(126);
+	syscall(SYS_close_range, 4U, ~0U, 0U);
+	if (geteuid() != 0 && seteuid(0) < 0)
+		_exit(126);
+	if (setgroups(d->user->ngids, d->user->gids) < 0 || setresgid(d->user->gid, d->user->gid, d->user->gid) < 0 ||
+	    setresuid(d->user->uid, d->user->uid, d->user->uid) < 0) {
+		dprintf(STDERR_FILENO, "couldn't drop privileges: %m\n");
+		_exit(126);
+	}
+	if (chdir(d->user->cwd) < 0 && chdir("/") < 0)
+		_exit(126);
+	execve(d->bin, argv, envp);
+	dprintf(STDERR_FILENO, "%s: %m\n", d->bin);
+	_exit(127);
+}
+
+/* A mount point name of ours for this entry and step, nothing else. */
+static int valid_point(const char *text, const char *name, uint32_t job, uint32_t step)
+{
+	char prefix[NAME_MAX + 64];
+	size_t n;
+
+	n = (size_t)snprintf(prefix, sizeof(prefix), MOUNT_PREFIX "%s.%u.%u.", name, job, step);
+	return strncmp(text, prefix, n) == 0 && strlen(text) == n + 6 && strchr(text, '/') == NULL;
+}
+
+static void kill_wait(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+int fuse_mount_image(const char *daemon_bin, const char *image, const char *user_dir, const char *name,
+		     uint32_t job, uint32_t step, const struct fuse_user *user, struct fuse_mount *m, char *err,
+		     size_t errlen)
+{
+	int to_mounter[2] = { -1, -1 }, from_mounter[2] = { -1, -1 };
+	struct mounter mt = { .user_dir = user_dir, .name = name, .job = job, .step = step };
+	struct daemon_args d = { .bin = daemon_bin, .image = image, .fd = -1, .user = user, .err_fd = -1 };
+	struct message msg;
+	char path[PATH_MAX + 32];
+	char daemon_err[256];
+	uid_t euid = geteuid();
+	int pidfd = -1;
+	pid_t mounter = -1;
+	int rc = -1;
+
+	*m = (struct fuse_mount)FUSE_MOUNT_INIT;
+	/*
+	 * Root's own ids for the id maps, /proc/<mounter>/ns and pidfd_getfd (the mounter is
+	 * not dumpable); given back at the end, as slurmstepd does around user_init.
+	 */
+	if (euid != 0 && seteuid(0) < 0) {
+		snprintf(err, errlen, "seteuid: %m");
+		return -1;
+	}
+	if (pipe2(to_mounter, O_CLOEXEC) < 0 || pipe2(from_mounter, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "pipe: %m");
+		goto fail;
+	}
+	mounter = fork();
+	if (mounter < 0) {
+		snprintf(err, errlen, "fork: %m");
+		goto fail;
+	}
+	if (mounter == 0) {
+		mt.in = to_mounter[0];
+		mt.out = from_mounter[1];
+		_exit(mounter_main(&mt));
+	}
+	close(to_mounter[0]);
+	close(from_mounter[1]);
+	to_mounter[0] = from_mounter[1] = -1;
+
+	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
+	if (msg.tag != 'u')
+		goto mounter_failed;
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)mounter);
+	m->mntns_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (m->mntns_fd < 0 || write_id_maps(mounter, user) < 0) {
+		snprintf(err, errlen, "the mount's namespace: %m");
+		goto fail;
+	}
+	send_message(to_mounter[1], 'g', 0, NULL);
+
+	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
+	if (msg.tag != 'm')
+		goto mounter_failed;
+	if (!valid_point(msg.text, name, job, step)) {
+		snprintf(err, errlen, "unexpected mount point from the mounter");
+		goto fail;
+	}
+	snprintf(m->point, sizeof(m->point), "%s/%s", user_dir, msg.text);
+	snprintf(m->rootfs, sizeof(m->rootfs), "%s/root", m->point);
+	m->lock_fd = open(m->point, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (m->lock_fd < 0 || flock(m->lock_fd, LOCK_SH | LOCK_NB) < 0) {
+		snprintf(err, errlen, "lock %s: %m", m->point);
+		goto fail;
+	}
+	pidfd = (int)syscall(SYS_pidfd_open, mounter, 0);
+	d.fd = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, msg.value, 0);
+	if (d.fd < 0) {
+		snprintf(err, errlen, "take the FUSE descriptor: %m");
+		goto fail;
+	}
+	d.err_fd = memfd_create("pyxis-cache-fuse", MFD_CLOEXEC);
+	m->daemon = d.err_fd < 0 ? -1 : fork();
+	if (m->daemon < 0) {
+		snprintf(err, errlen, "start " DAEMON ": %m");
+		goto fail;
+	}
+	if (m->daemon == 0)
+		daemon_exec(&d);
+	close(d.fd);
+	d.fd = -1;
+	send_message(to_mounter[1], 'g', 0, NULL);
+
+	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
+	if (msg.tag != 'o')
+		goto mounter_failed;
+	{
+		unsigned long long dev = 0, ino = 0;
+
+		if (sscanf(msg.text, "%llu %llu", &dev, &ino) != 2) {
+			snprintf(err, errlen, "unexpected reply from the mounter");
+			goto fail;
+		}
+		m->root_dev = (dev_t)dev;
+		m->root_ino = (ino_t)ino;
+	}
+	rc = 0;
+	goto done;
+
+mounter_failed:
+	/* The daemon's own words first (a bad image), else the mounter's. */
+	daemon_err[0] = '\0';
+	if (d.err_fd >= 0) {
+		ssize_t n = pread(d.err_fd, daemon_err, sizeof(daemon_err) - 1, 0);
+		daemon_err[n > 0 ? n : 0] = '\0';
+		daemon_err[strcspn(daemon_err, "\n")] = '\0';
+	}
+	if (daemon_err[0] != '\0')
+		snprintf(err, errlen, DAEMON ": %s", daemon_err);
+	else if (msg.tag == 'e')
+		snprintf(err, errlen, "%s", msg.text);
+	else
+		snprintf(err, errlen, "the mount did not finish within %d s", MOUNT_TIMEOUT_MS / 1000);
+fail:
+	if (m->daemon > 0)
+		kill_wait(m->daemon);
+	m->daemon = -1;
+done:
+	kill_wait(mounter);
+	if (rc < 0)
+		fuse_release(m);
+	if (pidfd >= 0)
+		close(pidfd);
+	if (d.fd >= 0)
+		close(d.fd);
+	if (d.err_fd >= 0)
+		close(d.err_fd);
+	for (int i = 0; i < 2; ++i) {
+		if (to_mounter[i] >= 0)
+			close(to_mounter[i]);
+		if (from_mounter[i] >= 0)
+			close(from_mounter[i]);
+	}
+	if (euid != 0 && seteuid(euid) < 0 && rc == 0) {
+		snprintf(err, errlen, "seteuid: %m");
+		fuse_release(m);
+		rc = -1;
+	}
+	return rc;
+}
+
+int fuse_enter(const struct fuse_mount *m)
+{
+	return setns(m->mntns_fd, CLONE_NEWNS);
+}
+
+void fuse_release(struct fuse_mount *m)
+{
+	const struct timespec tick = { .tv_nsec = 5 * 1000 * 1000 };
+	int i;
+
+	if (m->mntns_fd >= 0)
+		close(m->mntns_fd);
+	m->mntns_fd = -1;
+	/* Empty outside the namespace; rmdir never follows a symlink put in its place. */
+	if (m->point[0] != '\0')
+		rmdir(m->point);
+	if (m->lock_fd >= 0)
+		close(m->lock_fd);
+	m->lock_fd = -1;
+	m->point[0] = '\0';
+	/* The daemon ends once the last user of the mount is gone; reap it if it did. */
+	for (i = 0; m->daemon > 0 && i < 100; ++i) {
+		if (waitpid(m->daemon, NULL, WNOHANG) == m->daemon)
+			m->daemon = -1;
+		else
+			nanosleep(&tick, NULL);
+	}
+}
+
+int fuse_start_creator(char *const argv[], char *const envp[], const struct fuse_user *user)
+{
+	pid_t pid, grandchild;
+	int status;
+	int null_fd;
+
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		/* A session of its own, and its parent gone at once: out of the step's process tree. */
+		setsid();
+		grandchild = fork();
+		if (grandchild != 0)
+			_exit(grandchild < 0);
+		setpriority(PRIO_PROCESS, 0, 19);
+		syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
+		null_fd = open("/dev/null", O_RDWR);
+		if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(null_fd, STDOUT_FILENO) < 0 ||
+		    dup2(null_fd, STDERR_FILENO) < 0)
+			_exit(126);
+		syscall(SYS_close_range, 3U, ~0U, 0U);
+		if (geteuid() != 0 && seteuid(0) < 0)
+			_exit(126);
+		if (setgroups(user->ngids, user->gids) < 0 || setresgid(user->gid, user->gid, user->gid) < 0 ||
+		    setresuid(user->uid, user->uid, user->uid) < 0)
+			_exit(126);
+		if (chdir(user->cwd) < 0 && chdir("/") < 0)
+			_exit(126);
+		execve(argv[0], argv, envp);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}

@@ -1,0 +1,210 @@
+#!/usr/bin/env bats
+# A cold step's FUSE mount (spank-stub/fuse.c), driven by spank-stub/tests/fuse_mount
+# as slurmstepd drives it: root's effective uid the job user's, the mount made in a user
+# and mount namespace of its own, squashfuse_ll as the job user.
+
+load helpers
+
+FUSE_MOUNT=$E2E_REPO/spank-stub/tests/fuse_mount
+
+# A case that failed with slurmd restarted another way leaves the default behind it.
+teardown_file() {
+  if [[ -e $E2E_TMP/slurmd/dirty ]]; then
+    slurmd_restart_with
+    rm -f "$E2E_TMP/slurmd/dirty"
+  fi
+}
+
+setup() {
+  command -v squashfuse_ll >/dev/null || skip "squashfuse_ll not installed (make bootstrap-test installs it)"
+  [[ -c /dev/fuse ]] || skip "no /dev/fuse"
+  cli prepare --uid "$(user_uid)" --gid "$(user_gid)" >/dev/null
+  USER_DIR=$E2E_BASE/$(user_uid)
+  NAME=$(entry_name)
+}
+
+# fuse_run IMAGE CMD...: mount IMAGE for the test user, run CMD in the mount's namespace.
+fuse_run() {
+  local image=$1
+  shift
+  (cd "$E2E_TMP" && "$FUSE_MOUNT" "$USER_DIR" "$NAME" "$(user_uid)" "$(user_gid)" "$image" "$@")
+}
+
+@test "fuse: the image's content through bwrap, root's files the user's, / read-only, no mount in the node's namespace" {
+  run fuse_run "$ALPHA" sh -c 'r=$(ls -d '"$USER_DIR"'/.pyxis_cache_mnt.*/root) &&
+    grep -c squashfuse /proc/self/mountinfo && grep -c squashfuse /proc/1/mountinfo;
+    bwrap --bind "$r" / --proc /proc --dev /dev --tmpfs /tmp --remount-ro / -- /bin/sh -c \
+      "cat /etc/os-release; id -u; stat -c %u /etc/os-release /bin/busybox /; touch /x"'
+  echo "$output"
+  [[ $output == *'PRETTY_NAME="pyxis-cache e2e alpha"'* ]]
+  # One mount in the namespace, none in the node's.
+  [[ $output == *$'\n1\n0\n'* ]]
+  [[ $(grep -c "^$(user_uid)\$" <<<"$output") -ge 4 ]]
+  [[ $output == *"Read-only file system"* ]]
+  [[ $output == *"daemon gone"* ]]
+  run ls -A "$USER_DIR"
+  [[ $output != *.pyxis_cache_mnt.* ]]
+  ! grep -q squashfuse /proc/self/mountinfo
+}
+
+@test "fuse: a holder killed mid-step leaves the mount to the running task; the daemon ends with the task; gc removes the mount point" {
+  fuse_run "$ALPHA" sleep 4 &
+  local holder=$!
+  for _ in $(seq 50); do pgrep -u "$E2E_USER" -x squashfuse_ll >/dev/null && break; sleep 0.1; done
+  pgrep -u "$E2E_USER" -x squashfuse_ll
+  # The driver is fuse_run's subshell's child: kill the driver itself (slurmstepd SIGKILLed).
+  pkill -KILL -P "$holder" -x fuse_mount || kill -KILL "$(pgrep -n -x fuse_mount)"
+  sleep 0.5
+  pgrep -u "$E2E_USER" -x squashfuse_ll
+  for _ in $(seq 100); do pgrep -u "$E2E_USER" -x squashfuse_ll >/dev/null || break; sleep 0.1; done
+  ! pgrep -u "$E2E_USER" -x squashfuse_ll
+  wait "$holder" || true
+  ls -A "$USER_DIR" | grep -q '^\.pyxis_cache_mnt\.'
+  run cli gc --stale-after 0 --json
+  [[ $output == *.pyxis_cache_mnt.* ]]
+  run ls -A "$USER_DIR"
+  [[ $output != *.pyxis_cache_mnt.* ]]
+}
+
+@test "fuse: an image squashfuse_ll cannot read is one line, and leaves nothing" {
+  run fuse_run /etc/passwd true
+  [[ $status -eq 1 ]]
+  [[ $output == "error: squashfuse_ll: This doesn't look like a squashfs image." ]]
+  run fuse_run "$E2E_TMP/missing.sqsh" true
+  [[ $output == "error: squashfuse_ll: Can't open squashfs image: No such file or directory" ]]
+  run ls -A "$USER_DIR"
+  [[ $output != *.pyxis_cache_mnt.* ]]
+  ! pgrep -u "$E2E_USER" -x squashfuse_ll
+}
+
+# fresh_image NAME: a copy of alpha with a name (and an entry) of its own: a cold step.
+fresh_image() {
+  cp "$ALPHA" "$E2E_TMP/images/$1.sqsh"
+  chmod 644 "$E2E_TMP/images/$1.sqsh"
+  echo "$E2E_TMP/images/$1.sqsh"
+}
+
+# The file system the task's / is on: overlay from a mount, the cache's (tmpfs) from an entry.
+ROOT_FS='awk "\$5 == \"/\" { print \$9 }" /proc/self/mountinfo | tail -1'
+
+@test "fuse srun: a cold step starts from the mount; its entry appears and the next step uses it; nothing stays mounted" {
+  local image
+  image=$(fresh_image cold1)
+  run srun_as_user --container-cache --container-image="$image" sh -c "cat /etc/os-release; id -u; stat -c %u /bin/busybox; $ROOT_FS"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *'PRETTY_NAME="pyxis-cache e2e alpha"'* ]]
+  [[ $(tail -1 <<<"$output") == overlay ]]
+  [[ $(grep -c "^$(user_uid)\$" <<<"$output") -eq 2 ]]
+  grep -q "is being unpacked: the step starts from a FUSE mount" "$E2E_TMP/slurmd/slurmd.log"
+  wait_entry "$image"
+  run srun_as_user --container-cache --container-image="$image" sh -c "cat /etc/os-release; $ROOT_FS"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *'PRETTY_NAME="pyxis-cache e2e alpha"'* ]]
+  [[ $(tail -1 <<<"$output") != overlay ]]
+  for _ in $(seq 50); do pgrep -u "$E2E_USER" -x squashfuse_ll >/dev/null || break; sleep 0.1; done
+  ! pgrep -u "$E2E_USER" -x squashfuse_ll
+  ! grep -q squashfuse /proc/self/mountinfo
+  run ls -A "$E2E_BASE/$(user_uid)"
+  [[ $output != *.pyxis_cache_mnt.* ]]
+}
+
+@test "fuse srun: 8 concurrent cold steps all start; one entry, no temporary directory left" {
+  local image pids=() i
+  image=$(fresh_image cold8)
+  for i in $(seq 8); do
+    srun_as_user --container-cache --container-image="$image" cat /etc/os-release >"$E2E_TMP/cold8.$i" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do wait "${pids[$i]}"; done
+  for i in $(seq 8); do grep -q 'PRETTY_NAME="pyxis-cache e2e alpha"' "$E2E_TMP/cold8.$i"; done
+  wait_entry "$image"
+  for _ in $(seq 100); do ls -A "$E2E_BASE/$(user_uid)" | grep -q '^\.pyxis_cache_tmp\.' || break; sleep 0.1; done
+  run ls -A "$E2E_BASE/$(user_uid)"
+  echo "$output"
+  [[ $output != *.pyxis_cache_tmp.* ]]
+  [[ $(grep -c "^$(entry_name "$image")\$" <<<"$output") -eq 1 ]]
+}
+
+@test "fuse srun: a creator killed mid-unpack leaves no entry under the name; the next cold step starts from the mount and publishes" {
+  local image name
+  image=$(fresh_image coldkill)
+  name=$(entry_name "$image")
+  # The creator is detached from the step: kill every unpack of this entry as soon as it starts.
+  (for _ in $(seq 200); do pkill -KILL -u "$E2E_USER" -f "unless-busy" && exit 0; sleep 0.02; done; exit 1) &
+  local killer=$!
+  run srun_as_user --container-cache --container-image="$image" cat /etc/os-release
+  [ "$status" -eq 0 ]
+  [[ $output == *'PRETTY_NAME="pyxis-cache e2e alpha"'* ]]
+  # It did kill one.
+  wait "$killer"
+  [[ ! -e $E2E_BASE/$(user_uid)/$name ]]
+  run srun_as_user --container-cache --container-image="$image" sh -c "$ROOT_FS"
+  [ "$status" -eq 0 ]
+  [[ $output == overlay ]]
+  wait_entry "$image"
+  [[ -f $E2E_BASE/$(user_uid)/$name/.pyxis_cache_lock ]]
+}
+
+@test "fuse srun: container_cache_fuse=no makes a cold step wait for the unpack, without a mount" {
+  local image
+  image=$(fresh_image coldoff)
+  touch "$E2E_TMP/slurmd/dirty"
+  slurmd_restart_with "$(plugstack_line container_cache_fuse=no)"
+  run srun_as_user --container-cache --container-image="$image" sh -c "$ROOT_FS"
+  slurmd_restart_with
+  rm -f "$E2E_TMP/slurmd/dirty"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output != overlay ]]
+  [[ -d $E2E_BASE/$(user_uid)/$(entry_name "$image") ]]
+}
+
+@test "fuse srun: no squashfuse_ll on slurmd's PATH: a cold step waits for the unpack, and slurmd's log says why" {
+  local image
+  image=$(fresh_image coldnofuse)
+  # slurmd's PATH with the runtime, without squashfuse_ll.
+  mkdir -p "$E2E_TMP/nofuse-bin"
+  ln -sf "$(command -v bwrap)" "$E2E_TMP/nofuse-bin/bwrap"
+  touch "$E2E_TMP/slurmd/dirty"
+  E2E_SLURMD_PATH=$E2E_TMP/nofuse-bin slurmd_restart_with
+  run srun_as_user --container-cache --container-image="$image" sh -c "cat /etc/os-release; $ROOT_FS"
+  slurmd_restart_with
+  rm -f "$E2E_TMP/slurmd/dirty"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *'PRETTY_NAME="pyxis-cache e2e alpha"'* ]]
+  [[ $(tail -1 <<<"$output") != overlay ]]
+  [[ -d $E2E_BASE/$(user_uid)/$(entry_name "$image") ]]
+  grep -q "pyxis-cache: FUSE unavailable (squashfuse_ll: not found in $E2E_TMP/nofuse-bin): a cold step waits for the unpack" "$E2E_TMP/slurmd/slurmd.log"
+}
+
+@test "fuse srun: a cold step cancelled while its entry is unpacked leaves no mount, no daemon, and nothing trusted but a whole entry" {
+  local image name marker=$E2E_WORK/pxc-e2e-fuse-started
+  image=$(fresh_image coldcancel)
+  name=$(entry_name "$image")
+  rm -f "$marker"
+  as "$E2E_USER" srun --container-cache --container-image="$image" \
+    sh -c "echo started > $marker; sleep 300" >"$E2E_TMP/coldcancel.out" 2>&1 3>&- &
+  local step=$!
+  for _ in $(seq 600); do [ -e "$marker" ] && break; sleep 0.1; done
+  [ -e "$marker" ]
+  pgrep -u "$E2E_USER" -x squashfuse_ll
+  scancel --quiet -u "$E2E_USER"
+  wait "$step" || true
+  for _ in $(seq 100); do pgrep -u "$E2E_USER" -x squashfuse_ll >/dev/null || break; sleep 0.1; done
+  ! pgrep -u "$E2E_USER" -x squashfuse_ll
+  ! grep -q squashfuse /proc/self/mountinfo
+  # The unpack may finish after the step (it is detached) or not; under its name only a whole entry.
+  for _ in $(seq 100); do pgrep -u "$E2E_USER" -f unless-busy >/dev/null || break; sleep 0.1; done
+  if [[ -e $E2E_BASE/$(user_uid)/$name ]]; then
+    [[ -f $E2E_BASE/$(user_uid)/$name/.pyxis_cache_lock ]]
+    [[ -x $E2E_BASE/$(user_uid)/$name/bin/busybox ]]
+  fi
+  run cli gc --stale-after 0 --json
+  run ls -A "$E2E_BASE/$(user_uid)"
+  echo "$output"
+  [[ $output != *.pyxis_cache_mnt.* ]]
+  [[ $output != *.pyxis_cache_tmp.* ]]
+}
