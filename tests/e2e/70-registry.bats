@@ -41,6 +41,9 @@ entries_of() { find "$E2E_BASE/$(user_uid "$1")" -maxdepth 1 -name 'pyxis_cache_
   run srun_ref --quiet --container-image="$E2E_REGISTRY#e2e/app:1" cat /etc/marker
   [ "$status" -eq 0 ]
   [ "$output" = one ]
+  # No file to mount before the import: the cold step waited for its entry (FUSE is on here).
+  grep -q "pyxis-cache: not a squashfs file's path (a registry image): a cold step waits for the unpack" \
+    "$E2E_TMP/slurmd/slurmd.log"
   first=$(ENROOT_ALLOW_HTTP=y "$E2E_CLI" key --image "$E2E_REGISTRY#e2e/app:1" --uid "$(user_uid)")
   entries=$(entries_of "$E2E_USER")
   inode=$(stat -c %i "$E2E_BASE/$(user_uid)/$first")
