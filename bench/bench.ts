@@ -440,6 +440,19 @@ async function p6(image: string, runtime: "bwrap" | "enroot", id: string): Promi
     met: overhead <= 120,
     note: `overhead ${overhead.toFixed(0)} ms`,
   });
+  const published = runs.get("published") ?? [];
+  const unsquashfs = runs.get("unsquashfs") ?? [];
+  if (published.length && unsquashfs.length) {
+    const ratio = median(published.map((r) => r.ms)) / median(unsquashfs.map((r) => r.ms));
+    rows.push({
+      id: `${id}p`,
+      what: `a cold step's entry published (from the step's start) / plain \`unsquashfs\` (${runtime})`,
+      a: published,
+      b: unsquashfs,
+      target: "≤ 1.2×",
+      met: ratio <= 1.2,
+    });
+  }
   if (cold.length) {
     rows.push({
       id: `${id}c`,

@@ -21,6 +21,7 @@ setup() {
 }
 
 cached() { srun_as_user --container-cache --container-image="$ALPHA" "$@"; }
+cached_image() { srun_as_user --container-cache --container-image="$1" "${@:2}"; }
 
 @test "$RUNTIME: the task sees the image, its own uid and groups, and srun's working directory" {
   run cached sh -c 'cat /etc/os-release; id -u; id -g; pwd'
@@ -131,4 +132,25 @@ cached() { srun_as_user --container-cache --container-image="$ALPHA" "$@"; }
   wait "$step" || status=$?
   [ "$status" -eq 0 ]
   grep -q '"pyxis-cache e2e alpha"' "$E2E_TMP/runtime-gc.out"
+}
+
+@test "$RUNTIME: a cold step starts from a FUSE mount (the image, root's files the user's, / read-only, the task's status); the next step uses the entry" {
+  command -v squashfuse_ll >/dev/null || skip "squashfuse_ll not installed (make bootstrap-test installs it)"
+  [[ -c /dev/fuse ]] || skip "no /dev/fuse"
+  local image
+  image=$(fresh_image "cold-$RUNTIME")
+  run cached_image "$image" sh -c "cat /etc/os-release; id -u; stat -c %u /bin/busybox /root; touch /x; $ROOT_FS; exit 7"
+  echo "$output"
+  [ "$status" -eq 7 ]
+  [[ $output == *'PRETTY_NAME="pyxis-cache e2e alpha"'* ]]
+  [[ $output == *"Read-only file system"* ]]
+  [[ $(grep -c "^$(user_uid)\$" <<<"$output") -eq 3 ]]
+  [ "${lines[-1]}" = overlay ]
+  grep -q "$(entry_name "$image") is being unpacked: the step starts from a FUSE mount" "$E2E_TMP/slurmd/slurmd.log"
+  wait_entry "$image"
+  run cached_image "$image" sh -c "cat /etc/os-release; $ROOT_FS"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *'PRETTY_NAME="pyxis-cache e2e alpha"'* ]]
+  [ "${lines[-1]}" != overlay ]
 }

@@ -9,6 +9,10 @@ FUSE_MOUNT=$E2E_REPO/spank-stub/tests/fuse_mount
 
 # A case that failed with slurmd restarted another way leaves the default behind it.
 teardown_file() {
+  if [[ -e $E2E_TMP/slurmd/dirty-proctrack ]]; then
+    slurmd_restart_proctrack linuxproc
+    rm -f "$E2E_TMP/slurmd/dirty-proctrack"
+  fi
   if [[ -e $E2E_TMP/slurmd/dirty ]]; then
     slurmd_restart_with
     rm -f "$E2E_TMP/slurmd/dirty"
@@ -76,16 +80,6 @@ fuse_run() {
   [[ $output != *.pyxis_cache_mnt.* ]]
   ! pgrep -u "$E2E_USER" -x squashfuse_ll
 }
-
-# fresh_image NAME: a copy of alpha with a name (and an entry) of its own: a cold step.
-fresh_image() {
-  cp "$ALPHA" "$E2E_TMP/images/$1.sqsh"
-  chmod 644 "$E2E_TMP/images/$1.sqsh"
-  echo "$E2E_TMP/images/$1.sqsh"
-}
-
-# The file system the task's / is on: overlay from a mount, the cache's (tmpfs) from an entry.
-ROOT_FS='awk "\$5 == \"/\" { print \$9 }" /proc/self/mountinfo | tail -1'
 
 @test "fuse srun: a cold step starts from the mount; its entry appears and the next step uses it; nothing stays mounted" {
   local image
@@ -207,4 +201,65 @@ ROOT_FS='awk "\$5 == \"/\" { print \$9 }" /proc/self/mountinfo | tail -1'
   echo "$output"
   [[ $output != *.pyxis_cache_mnt.* ]]
   [[ $output != *.pyxis_cache_tmp.* ]]
+}
+
+# stop_creator IMAGE: SIGSTOP the background creator of IMAGE's entry before it publishes;
+# prints its pid. Fails when the creator published first (the caller tries a fresh image).
+stop_creator() {
+  local pid entry=$E2E_BASE/$(user_uid)/$(entry_name "$1")
+  for _ in $(seq 1000); do
+    pid=$(pgrep -u "$E2E_USER" -f -- "--image $1 .*--unless-busy" | head -1)
+    [[ -z $pid ]] || break
+    sleep 0.005
+  done
+  [[ -n $pid ]] && kill -STOP "$pid" && [[ ! -e $entry ]] && echo "$pid"
+}
+
+# A creator a failed case left stopped (stop_creator) finishes what it started.
+teardown() {
+  pkill -CONT -u "$E2E_USER" -f -- "--unless-busy" || true
+}
+
+# outlives_short_step PROCTRACK: the stub forks the creator from slurmstepd in user_init, before
+# any task exists: under proctrack/linuxproc it leaves the step's process tree (a session of its
+# own, its parent gone), and under proctrack/cgroup it stays in slurmstepd's own cgroup, the job's,
+# not the step's. Either way it outlives a step shorter than the unpack and its job: stopped
+# until the job has ended, it then publishes.
+outlives_short_step() {
+  local image pid="" try
+  if [[ $1 != linuxproc ]]; then
+    touch "$E2E_TMP/slurmd/dirty-proctrack"
+    slurmd_restart_proctrack "$1"
+  fi
+  for try in 1 2 3 4 5; do
+    image=$(fresh_image "outlive-$1-$try")
+    as "$E2E_USER" srun --quiet --container-cache --container-image="$image" true >"$E2E_TMP/outlive.out" 2>&1 3>&- &
+    local step=$!
+    pid=$(stop_creator "$image") || pid=""
+    wait "$step"
+    [[ -z $pid ]] || break
+  done
+  # The creator was stopped before it published, in one of the tries.
+  [[ -n $pid ]]
+  # The job and its step are over: Slurm has done whatever it does with their processes
+  # (SIGKILL would have reached the stopped creator).
+  wait_for 30 eval '[[ -z $(squeue -h -u "$E2E_USER") ]]'
+  if [[ $1 != linuxproc ]]; then
+    slurmd_restart_proctrack linuxproc
+    rm -f "$E2E_TMP/slurmd/dirty-proctrack"
+  fi
+  kill -0 "$pid"
+  [[ ! -e $E2E_BASE/$(user_uid)/$(entry_name "$image") ]]
+  kill -CONT "$pid"
+  wait_entry "$image"
+  [[ -f $E2E_BASE/$(user_uid)/$(entry_name "$image")/.pyxis_cache_lock ]]
+}
+
+@test "fuse srun: the unpack outlives a step shorter than it and its job (proctrack/linuxproc), and publishes after" {
+  outlives_short_step linuxproc
+}
+
+@test "fuse srun: the unpack outlives a step shorter than it and its job (proctrack/cgroup), and publishes after" {
+  [[ -d /sys/fs/cgroup/freezer ]] || skip "no cgroup v1 freezer hierarchy for proctrack/cgroup"
+  outlives_short_step cgroup
 }

@@ -66,6 +66,18 @@ wait_entry() {
   return 1
 }
 
+# fresh_image NAME: a copy of alpha with a name (and an entry) of its own: a cold step.
+fresh_image() {
+  cp "$ALPHA" "$E2E_TMP/images/$1.sqsh"
+  chmod 644 "$E2E_TMP/images/$1.sqsh"
+  echo "$E2E_TMP/images/$1.sqsh"
+}
+
+# The file system the task's / is on: overlay from a cold step's FUSE mount, the cache's
+# (tmpfs) from an entry.
+# shellcheck disable=SC2034
+ROOT_FS='awk "\$5 == \"/\" { print \$9 }" /proc/self/mountinfo | tail -1'
+
 # warm_entry IMAGE [USER]: make the image's entry now (root's pre-warm), so that the
 # next step finds it, as tests of entries in use want.
 warm_entry() {

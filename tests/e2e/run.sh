@@ -55,6 +55,8 @@ cleanup() {
   set +e
   slurm_stop
   mountpoint -q "$E2E_BASE" && umount "$E2E_BASE"
+  # proctrack/cgroup's hierarchy (70-fuse.bats), once empty.
+  find /sys/fs/cgroup/*/"slurm_$E2E_NODE" -depth -type d -exec rmdir {} + 2>/dev/null
   for u in "${created_users[@]}"; do userdel -r "$u" >/dev/null 2>&1; done
   if [[ -z ${E2E_KEEP:-} ]]; then rm -rf "$E2E_TMP"; else echo "# kept $E2E_TMP" >&2; fi
 }

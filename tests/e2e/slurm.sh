@@ -74,6 +74,17 @@ slurmd_restart_with() {
   slurmd_start
 }
 
+# slurmd_restart_proctrack TYPE: slurmd (and so slurmstepd) with ProctrackType=proctrack/TYPE;
+# for cgroup, cgroup v1's freezer (what these machines have), as the default plugstack.conf.
+slurmd_restart_proctrack() {
+  slurmd_stop
+  sed -i "s|^ProctrackType=.*|ProctrackType=proctrack/$1|" "$E2E_TMP/slurmd/slurm.conf"
+  printf '%s\n' CgroupPlugin=cgroup/v1 CgroupMountpoint=/sys/fs/cgroup ConstrainCores=no \
+    ConstrainRAMSpace=no ConstrainDevices=no >"$E2E_TMP/slurmd/cgroup.conf"
+  write_plugstack "$E2E_TMP/slurmd/plugstack.conf"
+  slurmd_start
+}
+
 slurm_start() {
   mkdir -p "$E2E_TMP"/{state,slurmd/spool}
   write_plugstack "$E2E_TMP/plugstack.conf"
