@@ -1,10 +1,11 @@
 /**
- * The few system calls root needs in directories users can write and Deno
- * cannot express: openat(2) with O_NOFOLLOW|O_NONBLOCK|O_DIRECTORY, flock(2)
- * on such a descriptor, renameat/unlinkat relative to directory descriptors,
- * getdents64(2) that returns a name's bytes, statx(2). Through Deno.dlopen of the
- * C library alone (the launcher grants --allow-ffi for that one file); loaded
- * on first use, so the warm path never pays for it. See docs/operations.md.
+ * The few system calls Deno cannot express: for root in directories users can
+ * write, openat(2) with O_NOFOLLOW|O_NONBLOCK|O_DIRECTORY, flock(2) on such a
+ * descriptor, renameat/unlinkat relative to directory descriptors, getdents64(2)
+ * that returns a name's bytes, statx(2); for anyone, statfs(2) (node:fs has it,
+ * but takes ~70 ms to load). Through Deno.dlopen of the C library alone (the
+ * launcher grants --allow-ffi for that one file); loaded on first use, so the
+ * warm path never pays for it. See docs/operations.md.
  */
 
 const ARCH = Deno.build.arch;
@@ -29,6 +30,7 @@ const SYMBOLS = {
   futimens: { parameters: ["i32", "buffer"], result: "i32" },
   getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
+  statfs: { parameters: ["buffer", "buffer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   // Reads errno through its address: Deno's pointer views need --allow-ffi for every library.
   memcpy: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
@@ -190,6 +192,20 @@ export function stat(fd: number, name?: Name): Stat {
     isSymlink: type === 0o120000,
     isDevice: type === 0o020000 || type === 0o060000,
   };
+}
+
+/** statfs(2)'s block counts: struct statfs of 64-bit Linux, whose fields are 8 bytes each. */
+export interface FsBlocks {
+  bsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+}
+
+export function statfs(path: string): FsBlocks {
+  const fields = new BigUint64Array(15);
+  check(libc().statfs(cstr(path), new Uint8Array(fields.buffer)), "statfs", path);
+  return { bsize: Number(fields[1]), blocks: Number(fields[2]), bfree: Number(fields[3]), bavail: Number(fields[4]) };
 }
 
 /** Reads up to buffer.length bytes. */

@@ -10,9 +10,9 @@ export interface Usage {
 export type UsageSource = (base: string) => Promise<Usage>;
 
 export const statfsUsage: UsageSource = async (base) => {
-  // node:fs is the only statfs we have, and costs ~57 ms to load: only the cold path pays.
-  const { statfsSync } = await import("node:fs");
-  const fs = statfsSync(base);
+  // Loaded here, so that only the cold path pays for it.
+  const { statfs } = await import("./libc.ts");
+  const fs = statfs(base);
   const usedBytes = (fs.blocks - fs.bfree) * fs.bsize;
   const availableBytes = fs.bavail * fs.bsize;
   const total = usedBytes + availableBytes;
