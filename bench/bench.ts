@@ -394,9 +394,14 @@ async function p5(image: string): Promise<void> {
  * Runs a srun harness (bench/srun*.sh), which prints one "<label> <ms>" line per measured
  * run: the runs by label, or why it was skipped.
  */
-async function srunHarness(script: string, args: string[]): Promise<Map<string, Run[]> | string> {
+async function srunHarness(
+  script: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<Map<string, Run[]> | string> {
   const out = await new Deno.Command("bash", {
     args: [`${REPO}/bench/${script}`, ...args],
+    env,
     stdin: "null",
     stderr: "inherit",
   })
@@ -463,6 +468,36 @@ async function p6(image: string, runtime: "bwrap" | "enroot", id: string): Promi
       met: true,
     });
   }
+}
+
+// P10: a cold step today (it waits for the unpack: container_cache_fuse=no) against a cold
+// step from a FUSE mount (issue 14), each configuration's rounds one after the other.
+async function p10(image: string): Promise<void> {
+  const what =
+    `\`srun --container-cache … true\` cold, waiting for the unpack / from a FUSE mount (${MEGABYTES} MB image)`;
+  const mounted = await srunHarness("srun.sh", [image, String(REPS)]);
+  const today = await srunHarness("srun.sh", [image, String(REPS)], {
+    E2E_PLUGSTACK_EXTRA: "container_cache_fuse=no",
+  });
+  if (typeof mounted === "string" || typeof today === "string") {
+    rows.push({
+      id: "P10",
+      what,
+      a: [],
+      b: [],
+      target: "(figure)",
+      met: [mounted, today].find((r) => typeof r === "string") as string,
+    });
+    return;
+  }
+  rows.push({
+    id: "P10",
+    what,
+    a: today.get("cold") ?? [],
+    b: mounted.get("cold") ?? [],
+    target: "(figure)",
+    met: true,
+  });
 }
 
 // ---------------------------------------------------------------- registry images (P8, P9)
@@ -654,6 +689,7 @@ if (import.meta.main) {
     ["P8", () => p8(image)],
     ["P8s", () => p8s(image)],
     ["P9", p9],
+    ["P10", () => p10(image)],
   ];
   for (const [id, figure] of figures) {
     if (!want(id)) continue;
