@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { scanEntries, validMeta } from "../lib/entries.ts";
 import { openPath, removeTree, walkTree } from "../lib/files.ts";
 import { lockExclusive } from "../lib/lock.ts";
-import { nameText } from "../lib/libc.ts";
-import { run, tempDir } from "./helpers.ts";
+import { LIBC_PATHS, nameText } from "../lib/libc.ts";
+import { ROOT, run, tempDir } from "./helpers.ts";
 
 /** A chain of `levels` nested directories under `dir` (by a process that can mkdir relative to its cwd: Deno cannot). */
 async function deepChain(dir: string, levels: number): Promise<void> {
@@ -152,6 +152,14 @@ Deno.test("statx's device and inode are lstat's", async () => {
   const seen = Deno.lstatSync(`${tmp.path}/f`);
   assert.deepEqual([opened.info.dev, opened.info.ino], [seen.dev, BigInt(seen.ino!)]);
   opened.close();
+});
+
+Deno.test("the launcher's --allow-ffi grants the C libraries lib/libc.ts tries, in its order", async () => {
+  const launcher = await Deno.readTextFile(`${ROOT}/bin/pyxis-cache`);
+  const granted = /--allow-ffi="([^"]*)"/.exec(launcher)?.[1];
+  assert.ok(granted, 'bin/pyxis-cache has no --allow-ffi="..."');
+  // bash's $HOSTTYPE names the machine as Deno.build.arch does (x86_64, aarch64).
+  assert.deepEqual(granted.replaceAll("$HOSTTYPE", Deno.build.arch).split(","), LIBC_PATHS);
 });
 
 Deno.test("lockExclusive waits for the holder, refuses a FIFO at once, and creates what is missing", async () => {
