@@ -2,6 +2,7 @@ import type { Config } from "./config.ts";
 import { type Creation, type Leftover, type Meta, openEntryLock, scanEntries } from "./entries.ts";
 import { createLockPath } from "./layout.ts";
 import { openPath } from "./files.ts";
+import { isHeld } from "./lock.ts";
 import { round, statfsUsage, type UsageSource } from "./usage.ts";
 import { lookupUid } from "./users.ts";
 import { nodeName } from "./node.ts";
@@ -72,17 +73,6 @@ function inspect(entry: string): { meta?: Meta; inUse: boolean } {
   }
 }
 
-/** A lock file someone holds now (a collector could not take it; a lease counts as held). */
-function held(path: string, kind: "file" | "directory" = "file"): boolean {
-  const opened = openPath(path, kind);
-  if (typeof opened === "string") return opened === "busy";
-  try {
-    return !opened.tryLock(true);
-  } finally {
-    opened.close();
-  }
-}
-
 const RECORD_LIMIT = 4096;
 
 /** The record a creator wrote into its creation lock, checked field by field. */
@@ -104,12 +94,12 @@ function readCreation(path: string): Creation | undefined {
 
 /** Unpacks in progress (a temporary directory whose creation lock is held) and steps served from a mount. */
 function inProgress(base: string, leftovers: Leftover[]): { unpacking: Unpacking[]; mounted: Mounted[] } {
-  const mounted = leftovers.filter((l) => l.kind === "mount" && held(l.path, "directory"))
+  const mounted = leftovers.filter((l) => l.kind === "mount" && isHeld(l.path, "directory"))
     .map(({ name, uid, path }) => ({ name, uid, path }));
   const unpacking: Unpacking[] = [];
   for (const temp of leftovers.filter((l) => l.kind === "temp")) {
     const lock = createLockPath(base, temp.uid, temp.name);
-    if (!held(lock)) continue;
+    if (!isHeld(lock)) continue;
     const creation = readCreation(lock);
     unpacking.push({
       name: temp.name,
