@@ -7,7 +7,7 @@
 import { CacheError } from "./errors.ts";
 import { NoSpaceError } from "./unpack.ts";
 import { isRoot, lookupUid, type Owner } from "./users.ts";
-import { openPath } from "./files.ts";
+import { readSmall } from "./files.ts";
 import type { Reference } from "./reference.ts";
 import type { AskOptions } from "./registry.ts";
 
@@ -32,25 +32,16 @@ export function configPath(owner: Owner): string {
 
 /**
  * What the digest lookup needs from enroot's settings: http or https, and the user's
- * `.credentials` (netrc) when there is one. Root reads it only as a regular file the user
- * owns: a symlink to a file of root's would otherwise be sent to a registry.
+ * `.credentials` (netrc, its first 64 KiB) when there is one. Root reads it only as a regular
+ * file the user owns: a symlink to a file of root's would otherwise be sent to a registry.
  */
-export async function registryOptions(owner: Owner): Promise<AskOptions> {
+export function registryOptions(owner: Owner): AskOptions {
   const path = `${configPath(owner)}/.credentials`;
-  return { allowHttp: allowHttp(), credentials: await readCredentials(path, owner), credentialsFile: path };
-}
-
-async function readCredentials(path: string, owner: Owner): Promise<string | undefined> {
-  if (!isRoot()) return await Deno.readTextFile(path).catch(() => undefined);
-  const opened = openPath(path);
-  if (typeof opened === "string") return undefined;
-  try {
-    if (opened.info.uid !== owner.uid) return undefined;
-    const buffer = new Uint8Array(CREDENTIALS_LIMIT);
-    return new TextDecoder().decode(buffer.subarray(0, opened.read(buffer)));
-  } finally {
-    opened.close();
-  }
+  return {
+    allowHttp: allowHttp(),
+    credentials: readSmall(path, CREDENTIALS_LIMIT, { owner: owner.uid }),
+    credentialsFile: path,
+  };
 }
 
 const CREDENTIALS_LIMIT = 64 * 1024;

@@ -68,6 +68,36 @@ export function openPath(path: string, kind: Kind = "file", write = false): Open
 }
 
 /**
+ * The text of up to `limit` bytes of a small file (one read), or `undefined` when it
+ * cannot be read. A user reads their own files as any file (the warm path loads no C
+ * library); root, in a directory the user can write, only a regular file through openPath,
+ * and with `owner` only one that uid owns.
+ */
+export function readSmall(path: string, limit: number, options: { owner?: number } = {}): string | undefined {
+  const buffer = new Uint8Array(limit);
+  try {
+    if (!isRoot()) {
+      const file = Deno.openSync(path, { read: true });
+      try {
+        return new TextDecoder().decode(buffer.subarray(0, file.readSync(buffer) ?? 0));
+      } finally {
+        file.close();
+      }
+    }
+    const opened = openPath(path);
+    if (typeof opened === "string") return undefined;
+    try {
+      if (options.owner !== undefined && opened.info.uid !== options.owner) return undefined;
+      return new TextDecoder().decode(buffer.subarray(0, opened.read(buffer)));
+    } finally {
+      opened.close();
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Opens an existing regular file (or directory) in a root-owned directory
  * read-only, through Deno (a Deno.FsFile can be locked and read
  * asynchronously), without trusting a symlink at `path`: the file opened must

@@ -1,7 +1,7 @@
 import type { Config } from "./config.ts";
-import { type Creation, type Leftover, type Meta, openEntryLock, scanEntries } from "./entries.ts";
+import { type Creation, type Leftover, type Meta, openEntryLock, scanEntries, validCreation } from "./entries.ts";
 import { createLockPath } from "./layout.ts";
-import { openPath } from "./files.ts";
+import { readSmall } from "./files.ts";
 import { isHeld } from "./lock.ts";
 import { round, statfsUsage, type UsageSource } from "./usage.ts";
 import { lookupUid } from "./users.ts";
@@ -77,18 +77,10 @@ const RECORD_LIMIT = 4096;
 
 /** The record a creator wrote into its creation lock, checked field by field. */
 function readCreation(path: string): Creation | undefined {
-  const opened = openPath(path);
-  if (typeof opened === "string") return undefined;
   try {
-    const buffer = new Uint8Array(RECORD_LIMIT);
-    const record = JSON.parse(new TextDecoder().decode(buffer.subarray(0, opened.read(buffer))));
-    if (typeof record?.image !== "string" || typeof record?.startedAt !== "string") return undefined;
-    if (Number.isNaN(Date.parse(record.startedAt))) return undefined;
-    return { image: record.image, startedAt: record.startedAt, pid: Number(record.pid) };
+    return validCreation(JSON.parse(readSmall(path, RECORD_LIMIT) ?? ""));
   } catch {
     return undefined;
-  } finally {
-    opened.close();
   }
 }
 
