@@ -34,6 +34,7 @@ export async function run(args: string[]): Promise<number> {
   const job = required("--job", wholeNumber("--job", values.job));
   const step = required("--step", wholeNumber("--step", values.step));
   const created = await createStep(await configFrom(values), { image, job, step });
+  if (created.warning) console.error(`pyxis-cache: step: warning: ${created.warning}`);
   console.log(created.name);
   return 0;
 }

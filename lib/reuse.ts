@@ -1,6 +1,6 @@
 import type { Config } from "./config.ts";
 import { CacheError } from "./errors.ts";
-import { identify, type Image } from "./identity.ts";
+import { identify, type Image, imageText, isRegistryImage } from "./identity.ts";
 import { isReference } from "./reference.ts";
 import type { RegistryImage } from "./resolve.ts";
 import { createLockPath, entryPath, lockPath } from "./layout.ts";
@@ -89,8 +89,8 @@ export async function reuse(config: Config, options: ReuseOptions): Promise<Reus
     created,
     state,
     seconds: (performance.now() - started) / 1000,
-    image: "reference" in image ? image.reference.text : image.path,
-    ...("reference" in image ? { digest: image.digest, warning: image.warning } : {}),
+    image: imageText(image),
+    ...(isRegistryImage(image) ? { digest: image.digest, warning: image.warning } : {}),
     uid: owner.uid,
   });
   if (await touch(path)) return result(false);
