@@ -5,16 +5,20 @@ import { describe } from "../lib/errors.ts";
 
 export const help = `pyxis-cache gc: keep the cache filesystem between its watermarks
 
-Usage: pyxis-cache gc [--dry-run] [--json] [--uid N [--all]] [--prometheus FILE]
-                      [--journal] [--quiet] [--fail-if-full]
+Usage: pyxis-cache gc [--dry-run] [--json] [--uid N [--all]] [--stale-after SECS]
+                      [--prometheus FILE] [--journal] [--quiet] [--fail-if-full]
 
 When filesystem use is at or above container_cache_gc_high, evicts entries
-least recently used first, skipping entries a running step holds, until use
-is at or below container_cache_gc_low. Always removes what killed unpacks and
-evictions left behind. One collector runs at a time: a second one says it
-skipped and exits 0. Every run that is not a dry run adds to counters kept in
-<base>/pyxis-cache-gc.state.json (runs, evictions, bytes freed, last success)
-for --prometheus.
+least recently used first, skipping entries a running step holds, until use is
+at or below container_cache_gc_low. Always removes what dead work left behind:
+once --stale-after old, the temporary directories of killed unpacks and
+imports (and root's <base>/.pyxis_cache_staging.*), the directories and mount
+points (.pyxis_cache_mnt.*) of dead steps, and the creation locks of failed
+creates; at any age, what killed evictions left; and registry records
+(.pyxis_cache_ref.*) not rewritten for 30 days. One collector runs at a time:
+a second one says it skipped and exits 0. Every run that is not a dry run adds
+to counters kept in <base>/pyxis-cache-gc.state.json (runs, evictions, bytes
+freed, last success) for --prometheus.
 
 Exit status: 0 done (or skipped); 1 an eviction or removal failed, the
 metrics file could not be written, or (with --fail-if-full) use is still at
@@ -24,7 +28,8 @@ or above the high watermark afterwards; 2 usage or configuration error.
   --json               print {evicted, skippedInUse, usageBefore, usageAfter, ...}
   --uid N              only this user's entries
   --all                evict every entry not in use, whatever the watermarks (with --uid: one user's)
-  --stale-after SECS   remove a dead unpack's temporary directory, or a failed create's lock, once this old (default ${STALE_AFTER_SECONDS})
+  --stale-after SECS   remove a dead unpack's temporary directory, a dead step's directory or mount point, or a
+                       failed create's lock, once this old (default ${STALE_AFTER_SECONDS})
   --prometheus FILE    afterwards, write node_exporter textfile metrics to FILE (as status --prometheus)
   --journal            start each line with its syslog priority (<3> error, <4> warning, <5> notice,
                        <6> info) for the systemd journal; on by itself when $JOURNAL_STREAM is stdout/stderr

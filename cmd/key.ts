@@ -27,7 +27,7 @@ async function referenceName(image: string, uid: number): Promise<string> {
   ]);
   const reference = parseReference(image);
   const owner = { uid, gid: self().gid };
-  const digest = reference.digest ?? await askDigest(reference, await registryOptions(owner));
+  const digest = reference.digest ?? await askDigest(reference, registryOptions(owner));
   return await digestName(uid, digest);
 }
 

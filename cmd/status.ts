@@ -1,4 +1,5 @@
 import { shown } from "../lib/entries.ts";
+import { describe } from "../lib/errors.ts";
 import { type Status, status } from "../lib/status.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, formatBytes, parse } from "./options.ts";
 
@@ -55,8 +56,7 @@ function table(s: Status): string {
       u.image === null ? "?" : shown(u.image),
     ]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return [head, ...rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd())].join("\n");
+  return `${head}\n${columns(rows)}`;
 }
 
 function percent(n: number): string {
@@ -135,7 +135,7 @@ export async function run(args: string[]): Promise<number> {
       const { exportMetrics } = await import("../lib/textfile.ts");
       await exportMetrics(config, values.prometheus, result);
     } catch (error) {
-      console.error(`pyxis-cache: status: ${values.prometheus}: cannot write metrics: ${(error as Error).message}`);
+      console.error(`pyxis-cache: status: ${values.prometheus}: cannot write metrics: ${describe(error)}`);
       return 1;
     }
   }

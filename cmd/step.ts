@@ -8,12 +8,14 @@ Usage: pyxis-cache step --job N --step N [--image IMG]
 What the SPANK stub runs, as the job user: makes a new directory
 <base>/<uid>/NAME (NAME is .pyxis_cache_step_<job>.<step>.<random>) and prints
 NAME, one line. With --image (--container-image without --container-cache) it
-unpacks IMG into NAME/rootfs; without (the enroot runtime in cache mode) the
+unpacks IMG into NAME/rootfs (a registry reference is imported with 'enroot
+import' as the job user first); without (the enroot runtime in cache mode) the
 directory stays empty, for enroot's own paths of the step.
 'pyxis-cache release --name NAME' removes it; the collector removes one whose
 step died (it is unlocked).
 
-  --image IMG          squashfs image (a relative path resolves against the cwd)
+  --image IMG          a squashfs file (a path starting with / or ., or a file in the
+                       cwd), or a registry reference [docker://][USER@][REGISTRY#]IMAGE[:TAG|@DIGEST]
   --job N, --step N    Slurm's job and step ids (part of the name)
 
 ${CONFIG_HELP}
@@ -34,6 +36,7 @@ export async function run(args: string[]): Promise<number> {
   const job = required("--job", wholeNumber("--job", values.job));
   const step = required("--step", wholeNumber("--step", values.step));
   const created = await createStep(await configFrom(values), { image, job, step });
+  if (created.warning) console.error(`pyxis-cache: step: warning: ${created.warning}`);
   console.log(created.name);
   return 0;
 }

@@ -6,8 +6,9 @@
  */
 import { CacheError } from "./errors.ts";
 import { NoSpaceError } from "./unpack.ts";
-import { isRoot, lookupUid, type Owner } from "./users.ts";
-import { openPath } from "./files.ts";
+import { noSpace, runAsOwner } from "./spawn.ts";
+import { lookupUid, type Owner } from "./users.ts";
+import { readSmall } from "./files.ts";
 import type { Reference } from "./reference.ts";
 import type { AskOptions } from "./registry.ts";
 
@@ -32,43 +33,30 @@ export function configPath(owner: Owner): string {
 
 /**
  * What the digest lookup needs from enroot's settings: http or https, and the user's
- * `.credentials` (netrc) when there is one. Root reads it only as a regular file the user
- * owns: a symlink to a file of root's would otherwise be sent to a registry.
+ * `.credentials` (netrc, its first 64 KiB) when there is one. Root reads it only as a regular
+ * file the user owns: a symlink to a file of root's would otherwise be sent to a registry.
  */
-export async function registryOptions(owner: Owner): Promise<AskOptions> {
+export function registryOptions(owner: Owner): AskOptions {
   const path = `${configPath(owner)}/.credentials`;
-  return { allowHttp: allowHttp(), credentials: await readCredentials(path, owner), credentialsFile: path };
-}
-
-async function readCredentials(path: string, owner: Owner): Promise<string | undefined> {
-  if (!isRoot()) return await Deno.readTextFile(path).catch(() => undefined);
-  const opened = openPath(path);
-  if (typeof opened === "string") return undefined;
-  try {
-    if (opened.info.uid !== owner.uid) return undefined;
-    const buffer = new Uint8Array(CREDENTIALS_LIMIT);
-    return new TextDecoder().decode(buffer.subarray(0, opened.read(buffer)));
-  } finally {
-    opened.close();
-  }
+  return {
+    allowHttp: allowHttp(),
+    credentials: readSmall(path, CREDENTIALS_LIMIT, { owner: owner.uid }),
+    credentialsFile: path,
+  };
 }
 
 const CREDENTIALS_LIMIT = 64 * 1024;
 
-/**
- * Through `setpriv --pdeathsig KILL`, as unsquashfs (unpack.ts): enroot's script dies with
- * the command; what it started (a download, a tar) may run to its end, into a directory
- * nothing trusts. setpriv finds enroot on the PATH enroot is given.
- */
-const ENROOT = ["setpriv", "--pdeathsig", "KILL", "--", "enroot"];
-
 /** The intermediate squashfs is unpacked at once and removed: compressing it would only cost time. */
 const SQUASH_OPTIONS = "-noI -noD -noF -noX";
 
+/** enroot colours its [ERROR] and [INFO] tags when it thinks it has a terminal. */
+const COLOUR = new RegExp("\u001b\\[[0-9;]*m", "g");
+
 /**
  * `enroot import` of `ref` into `<work>/image.sqsh`, as `owner`. `work` exists and is the
- * owner's. Its output goes into pipes that are drained: should we be killed, enroot's next
- * write gets SIGPIPE instead of running on unseen.
+ * owner's. enroot's script dies with us (runAsOwner: spawn.ts); what it started (a download,
+ * a tar) may run to its end, into a directory nothing trusts.
  */
 export async function enrootImport(ref: Reference, work: string, owner: Owner): Promise<string> {
   const output = `${work}/image.sqsh`;
@@ -85,35 +73,15 @@ export async function enrootImport(ref: Reference, work: string, owner: Owner): 
     ENROOT_SQUASH_OPTIONS: SQUASH_OPTIONS,
   };
   if (allowHttp()) environment.ENROOT_ALLOW_HTTP = "y";
-  let child: Deno.ChildProcess;
-  try {
-    child = new Deno.Command(ENROOT[0]!, {
-      args: [...ENROOT.slice(1), "import", "--output", output, "--", ref.uri],
-      cwd: work,
-      clearEnv: true,
-      env: environment,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      ...(isRoot() && owner.uid !== 0 ? { uid: owner.uid, gid: owner.gid } : {}),
-    }).spawn();
-  } catch (error) {
-    throw new CacheError(`cannot run ${ENROOT.join(" ")}: ${(error as Error).message}`);
-  }
-  const [result, stderr] = await Promise.all([
-    child.status,
-    new Response(child.stderr).text(),
-    child.stdout.pipeTo(new WritableStream()),
-  ]);
+  const argv = ["enroot", "import", "--output", output, "--", ref.uri];
+  const result = await runAsOwner(argv, { env: environment, cwd: work }, owner);
   if (result.success) return output;
-  if (result.code === 127 && /failed to execute enroot/.test(stderr)) {
+  if (result.code === 127 && result.stderrLines.some((l) => /failed to execute enroot/.test(l))) {
     throw new CacheError(`enroot not found in PATH=${environment.PATH} (it imports registry images)`);
   }
-  // enroot colours its [ERROR] and [INFO] tags when it thinks it has a terminal.
-  const lines = stderr.split("\n").map((l) => l.replace(new RegExp("\u001b\\[[0-9;]*m", "g"), "").trim())
-    .filter(Boolean);
+  const lines = result.stderrLines.map((l) => l.replace(COLOUR, "").trim()).filter(Boolean);
   const why = lines.findLast((l) => /^\[ERROR\]/.test(l))?.replace(/^\[ERROR\]\s*/, "") ??
     lines.findLast((l) => !/^\[INFO\]/.test(l)) ?? `exit status ${result.code}`;
   const message = `enroot import ${ref.uri} failed: ${why}`;
-  throw lines.some((l) => /No space left on device/i.test(l)) ? new NoSpaceError(message) : new CacheError(message);
+  throw noSpace(lines) ? new NoSpaceError(message) : new CacheError(message);
 }

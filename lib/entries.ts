@@ -95,6 +95,14 @@ export function validMeta(raw: unknown): Meta | undefined {
   return { image: m.image, ...digest, bytes: m.bytes, createdAt: m.createdAt, unpackSeconds: seconds };
 }
 
+/** What a creator's record (in its creation lock) may claim: an image, a start that is a date, and a pid. */
+export function validCreation(raw: unknown): Creation | undefined {
+  const c = raw as Partial<Creation> | null;
+  if (typeof c?.image !== "string" || typeof c?.startedAt !== "string") return undefined;
+  if (Number.isNaN(Date.parse(c.startedAt))) return undefined;
+  return { image: c.image, startedAt: c.startedAt, pid: Number(c.pid) };
+}
+
 /**
  * Opens an entry's lock file and reads its record, in one open: a collector
  * does this for every entry it considers. The entry is opened without

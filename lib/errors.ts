@@ -20,13 +20,3 @@ export function describe(error: unknown): string {
   if (error instanceof Error) return error.message.split("\n")[0] ?? error.name;
   return String(error);
 }
-
-/** Runs `fn`, turning a missing path into `undefined` instead of an error. */
-export async function ifExists<T>(fn: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await fn();
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
-}

@@ -68,34 +68,62 @@ export function openPath(path: string, kind: Kind = "file", write = false): Open
 }
 
 /**
+ * The text of up to `limit` bytes of a small file (one read), or `undefined` when it
+ * cannot be read. A user reads their own files as any file (the warm path loads no C
+ * library); root, in a directory the user can write, only a regular file through openPath,
+ * and with `owner` only one that uid owns.
+ */
+export function readSmall(path: string, limit: number, options: { owner?: number } = {}): string | undefined {
+  const buffer = new Uint8Array(limit);
+  try {
+    if (!isRoot()) {
+      const file = Deno.openSync(path, { read: true });
+      try {
+        return new TextDecoder().decode(buffer.subarray(0, file.readSync(buffer) ?? 0));
+      } finally {
+        file.close();
+      }
+    }
+    const opened = openPath(path);
+    if (typeof opened === "string") return undefined;
+    try {
+      if (options.owner !== undefined && opened.info.uid !== options.owner) return undefined;
+      return new TextDecoder().decode(buffer.subarray(0, opened.read(buffer)));
+    } finally {
+      opened.close();
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Opens an existing regular file (or directory) in a root-owned directory
  * read-only, through Deno (a Deno.FsFile can be locked and read
  * asynchronously), without trusting a symlink at `path`: the file opened must
  * be the one lstat(2) saw. In a directory a user can write, use openPath.
  */
-export function openRegularSync(path: string, kind: Kind = "file"): Deno.FsFile | undefined {
-  let seen: Deno.FileInfo;
-  try {
-    seen = Deno.lstatSync(path);
-  } catch {
-    return undefined;
-  }
-  const isKind = (info: Deno.FileInfo) => kind === "file" ? info.isFile : info.isDirectory;
-  if (!isKind(seen)) return undefined;
-  let file: Deno.FsFile;
-  try {
-    file = Deno.openSync(path, { read: true });
-  } catch {
-    return undefined;
-  }
-  const opened = file.statSync();
-  if (isKind(opened) && opened.ino === seen.ino && opened.dev === seen.dev) return file;
-  file.close();
-  return undefined;
-}
-
 export function openRegular(path: string, kind: Kind = "file"): Promise<Deno.FsFile | undefined> {
-  return Promise.try(() => openRegularSync(path, kind));
+  return Promise.try(() => {
+    let seen: Deno.FileInfo;
+    try {
+      seen = Deno.lstatSync(path);
+    } catch {
+      return undefined;
+    }
+    const isKind = (info: Deno.FileInfo) => kind === "file" ? info.isFile : info.isDirectory;
+    if (!isKind(seen)) return undefined;
+    let file: Deno.FsFile;
+    try {
+      file = Deno.openSync(path, { read: true });
+    } catch {
+      return undefined;
+    }
+    const opened = file.statSync();
+    if (isKind(opened) && opened.ino === seen.ino && opened.dev === seen.dev) return file;
+    file.close();
+    return undefined;
+  });
 }
 
 /**
@@ -137,7 +165,7 @@ export function removeTree(path: string): Promise<void> {
   return Promise.try(() => removeTreeSync(path));
 }
 
-export function removeTreeSync(path: string): void {
+function removeTreeSync(path: string): void {
   const slash = path.lastIndexOf("/");
   const parent = libc.openAt(libc.AT_FDCWD, slash <= 0 ? "/" : path.slice(0, slash), libc.O_RDONLY | libc.O_DIRECTORY);
   try {
@@ -152,7 +180,7 @@ function code(error: unknown): string | undefined {
 }
 
 /** Removes `name` in `parent`, whatever it is. */
-export function removeAt(parent: number, name: libc.Name): void {
+function removeAt(parent: number, name: libc.Name): void {
   const top = openDirToEmpty(parent, name);
   if (top === undefined) return unlinkIfThere(parent, name);
   try {

@@ -1,5 +1,6 @@
 import { CacheError } from "./errors.ts";
 import { hashedName } from "./layout.ts";
+import type { RegistryImage } from "./resolve.ts";
 
 /** What we know about an image once it has passed its checks. */
 export interface Image {
@@ -10,6 +11,19 @@ export interface Image {
   bytes: number;
   /** Its superblock, read and checked once here (squashfs.ts reads the inode table it points to). */
   superblock: Superblock;
+}
+
+/**
+ * A registry reference (resolve.ts), not a squashfs file. Here, beside Image, and not in
+ * resolve.ts: a file's warm path loads nothing of the registry's.
+ */
+export function isRegistryImage(image: Image | RegistryImage): image is RegistryImage {
+  return "reference" in image;
+}
+
+/** What an image is called in records and reports: a file's resolved path, or the reference as given. */
+export function imageText(image: Image | RegistryImage): string {
+  return isRegistryImage(image) ? image.reference.text : image.path;
 }
 
 /** The squashfs 4 superblock fields we use. */

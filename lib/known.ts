@@ -6,10 +6,10 @@
  * configured interval has passed since `asked`.
  */
 import type { Config } from "./config.ts";
-import { openPath } from "./files.ts";
+import { readSmall } from "./files.ts";
 import { placeAsOwner } from "./place.ts";
 import { MANIFEST_DIGEST } from "./reference.ts";
-import { isRoot, type Owner } from "./users.ts";
+import type { Owner } from "./users.ts";
 
 export interface Known {
   reference: string;
@@ -25,35 +25,12 @@ const LIMIT = 4096;
 /** The record at `path`, when it is a regular file (never a symlink, for root) about `reference`. */
 export function readKnown(path: string, reference: string): Known | undefined {
   try {
-    const known = JSON.parse(new TextDecoder().decode(readSmall(path)));
+    const known = JSON.parse(readSmall(path, LIMIT) ?? "");
     const valid = known?.reference === reference && MANIFEST_DIGEST.test(known?.digest) &&
       !Number.isNaN(Date.parse(known?.confirmed)) && !Number.isNaN(Date.parse(known?.asked));
     return valid ? known as Known : undefined;
   } catch {
     return undefined;
-  }
-}
-
-/**
- * Up to LIMIT bytes of a file. A user reads their own record as any file (the warm path
- * loads no C library); root, in a directory the user can write, through openPath.
- */
-function readSmall(path: string): Uint8Array {
-  const buffer = new Uint8Array(LIMIT);
-  if (!isRoot()) {
-    const file = Deno.openSync(path, { read: true });
-    try {
-      return buffer.subarray(0, file.readSync(buffer) ?? 0);
-    } finally {
-      file.close();
-    }
-  }
-  const opened = openPath(path);
-  if (typeof opened === "string") return buffer.subarray(0, 0);
-  try {
-    return buffer.subarray(0, opened.read(buffer));
-  } finally {
-    opened.close();
   }
 }
 

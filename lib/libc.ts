@@ -26,7 +26,6 @@ const SYMBOLS = {
   unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   fchmodat: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
   fchmod: { parameters: ["i32", "u32"], result: "i32" },
-  fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
   futimens: { parameters: ["i32", "buffer"], result: "i32" },
   getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
@@ -258,10 +257,6 @@ export function chmodAt(dir: number, name: Name, mode: number): void {
 
 export function fchmod(fd: number, mode: number): void {
   check(libc().fchmod(fd, mode), "chmod", `fd ${fd}`);
-}
-
-export function fchown(fd: number, uid: number, gid: number): void {
-  check(libc().fchown(fd, uid, gid), "chown", `fd ${fd}`);
 }
 
 /** Sets a descriptor's access and modification times to now. */

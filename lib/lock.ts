@@ -88,3 +88,14 @@ export function tryLockExclusive(path: string, kind: Kind = "file"): Opened | "b
   opened.close();
   return "busy";
 }
+
+/**
+ * Whether someone holds the lock file (or directory) at `path` now, as a collector would
+ * find it: a lease counts as held, nothing at `path` as not held (a dead holder holds nothing).
+ */
+export function isHeld(path: string, kind: Kind = "file"): boolean {
+  const lock = tryLockExclusive(path, kind);
+  if (lock === "busy") return true;
+  if (lock !== "missing") lock.close();
+  return false;
+}

@@ -7,7 +7,7 @@ import { collect } from "./collect.ts";
 import type { Config } from "./config.ts";
 import type { Creation, Meta } from "./entries.ts";
 import { CacheError, describe } from "./errors.ts";
-import type { Image } from "./identity.ts";
+import { type Image, imageText, isRegistryImage } from "./identity.ts";
 import type { RegistryImage } from "./resolve.ts";
 import { createLockPath, entryPath, lockPath, TEMP_NAME, tempPath, trashPath, userDir } from "./layout.ts";
 import { lockExclusive } from "./lock.ts";
@@ -158,7 +158,7 @@ async function createEntry(
 /** Says in the held creation lock what is being unpacked since when, for `status`. */
 function recordCreation(creating: Opened, image: Image | RegistryImage): void {
   const creation: Creation = {
-    image: "reference" in image ? image.reference.text : image.path,
+    image: imageText(image),
     startedAt: new Date().toISOString(),
     pid: Deno.pid,
   };
@@ -191,7 +191,7 @@ export async function publish(
     }
     await removeDeadUnpacks(config.dataPath, owner.uid, image.name);
     recordCreation(creating, image);
-    if ("reference" in image) await importEntry(config, image, owner, usage);
+    if (isRegistryImage(image)) await importEntry(config, image, owner, usage);
     else await createEntry(config, image, image.name, { image: image.path }, owner, usage);
     return true;
   } finally {

@@ -20,7 +20,7 @@ const MANIFEST_TYPES = [
 ];
 const ACCEPT = [...MANIFEST_TYPES, ...LIST_TYPES].join(", ");
 /** How long one request may take before the registry counts as unreachable. */
-export const REQUEST_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 10_000;
 
 /** The registry could not be asked (refused, unknown host, timeout, 5xx): a digest the node knows may serve. */
 export class UnreachableError extends CacheError {
@@ -34,7 +34,6 @@ export interface AskOptions {
   credentials?: string;
   /** Where it was read from, for messages. */
   credentialsFile?: string;
-  timeoutMs?: number;
 }
 
 interface NetrcEntry {
@@ -98,7 +97,7 @@ class Client {
       return await fetch(url, {
         ...init,
         headers,
-        signal: AbortSignal.timeout(this.options.timeoutMs ?? REQUEST_TIMEOUT_MS),
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
     } catch (error) {
       // Deno says "fetch failed" and puts what failed (refused, dns error, ...) in the cause.

@@ -56,7 +56,7 @@ async function ask(
     ]);
     const now = new Date().toISOString();
     try {
-      const digest = await askDigest(reference, await registryOptions(owner));
+      const digest = await askDigest(reference, registryOptions(owner));
       const known = { reference: reference.text, digest, confirmed: now, asked: now };
       await writeKnown(config, owner, path, known);
       return { known };

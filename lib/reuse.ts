@@ -1,10 +1,10 @@
 import type { Config } from "./config.ts";
 import { CacheError } from "./errors.ts";
-import { identify, type Image } from "./identity.ts";
+import { identify, type Image, imageText, isRegistryImage } from "./identity.ts";
 import { isReference } from "./reference.ts";
 import type { RegistryImage } from "./resolve.ts";
 import { createLockPath, entryPath, lockPath } from "./layout.ts";
-import { tryLockExclusive } from "./lock.ts";
+import { isHeld } from "./lock.ts";
 import { touch } from "./files.ts";
 import type { UsageSource } from "./usage.ts";
 import { isRoot, lookupUid, type Owner, self } from "./users.ts";
@@ -89,23 +89,18 @@ export async function reuse(config: Config, options: ReuseOptions): Promise<Reus
     created,
     state,
     seconds: (performance.now() - started) / 1000,
-    image: "reference" in image ? image.reference.text : image.path,
-    ...("reference" in image ? { digest: image.digest, warning: image.warning } : {}),
+    image: imageText(image),
+    ...(isRegistryImage(image) ? { digest: image.digest, warning: image.warning } : {}),
     uid: owner.uid,
   });
   if (await touch(path)) return result(false);
   // The warm path ends above: it loads none of the modules that creating an entry needs.
   const mode = options.mode ?? "wait";
-  if (mode === "no-wait") return result(false, creatorAtWork(config.dataPath, owner.uid, image.name));
+  if (mode === "no-wait") {
+    // A creator at work holds the creation lock; a dead one holds nothing.
+    return result(false, isHeld(createLockPath(config.dataPath, owner.uid, image.name)) ? "unpacking" : "absent");
+  }
   const { publish } = await import("./publish.ts");
   const created = await publish(config, image, owner, options.usage, mode === "wait");
   return created === "busy" ? result(false, "unpacking") : result(created);
-}
-
-/** Whether a creator holds the entry's creation lock now (a dead one holds nothing). */
-function creatorAtWork(base: string, uid: number, name: string): EntryState {
-  const lock = tryLockExclusive(createLockPath(base, uid, name));
-  if (lock === "busy") return "unpacking";
-  if (lock !== "missing") lock.close();
-  return "absent";
 }

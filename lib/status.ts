@@ -1,7 +1,8 @@
 import type { Config } from "./config.ts";
-import { type Creation, type Leftover, type Meta, openEntryLock, scanEntries } from "./entries.ts";
+import { type Creation, type Leftover, type Meta, openEntryLock, scanEntries, validCreation } from "./entries.ts";
 import { createLockPath } from "./layout.ts";
-import { openPath } from "./files.ts";
+import { readSmall } from "./files.ts";
+import { isHeld } from "./lock.ts";
 import { round, statfsUsage, type UsageSource } from "./usage.ts";
 import { lookupUid } from "./users.ts";
 import { nodeName } from "./node.ts";
@@ -72,44 +73,25 @@ function inspect(entry: string): { meta?: Meta; inUse: boolean } {
   }
 }
 
-/** A lock file someone holds now (a collector could not take it; a lease counts as held). */
-function held(path: string, kind: "file" | "directory" = "file"): boolean {
-  const opened = openPath(path, kind);
-  if (typeof opened === "string") return opened === "busy";
-  try {
-    return !opened.tryLock(true);
-  } finally {
-    opened.close();
-  }
-}
-
 const RECORD_LIMIT = 4096;
 
 /** The record a creator wrote into its creation lock, checked field by field. */
 function readCreation(path: string): Creation | undefined {
-  const opened = openPath(path);
-  if (typeof opened === "string") return undefined;
   try {
-    const buffer = new Uint8Array(RECORD_LIMIT);
-    const record = JSON.parse(new TextDecoder().decode(buffer.subarray(0, opened.read(buffer))));
-    if (typeof record?.image !== "string" || typeof record?.startedAt !== "string") return undefined;
-    if (Number.isNaN(Date.parse(record.startedAt))) return undefined;
-    return { image: record.image, startedAt: record.startedAt, pid: Number(record.pid) };
+    return validCreation(JSON.parse(readSmall(path, RECORD_LIMIT) ?? ""));
   } catch {
     return undefined;
-  } finally {
-    opened.close();
   }
 }
 
 /** Unpacks in progress (a temporary directory whose creation lock is held) and steps served from a mount. */
 function inProgress(base: string, leftovers: Leftover[]): { unpacking: Unpacking[]; mounted: Mounted[] } {
-  const mounted = leftovers.filter((l) => l.kind === "mount" && held(l.path, "directory"))
+  const mounted = leftovers.filter((l) => l.kind === "mount" && isHeld(l.path, "directory"))
     .map(({ name, uid, path }) => ({ name, uid, path }));
   const unpacking: Unpacking[] = [];
   for (const temp of leftovers.filter((l) => l.kind === "temp")) {
     const lock = createLockPath(base, temp.uid, temp.name);
-    if (!held(lock)) continue;
+    if (!isHeld(lock)) continue;
     const creation = readCreation(lock);
     unpacking.push({
       name: temp.name,

@@ -15,6 +15,7 @@ import { lockExclusive } from "./lock.ts";
 import { ensureUserDir } from "./prepare.ts";
 import { unsquashMakingRoom, withImport } from "./publish.ts";
 import type { RegistryImage } from "./resolve.ts";
+import { isRegistryImage } from "./identity.ts";
 import { identifyImage } from "./reuse.ts";
 import { removeTree } from "./files.ts";
 import type { UsageSource } from "./usage.ts";
@@ -37,6 +38,8 @@ export interface Step {
   path: string;
   /** `<path>/rootfs`: what the task runs in (with an image). */
   rootfs?: string;
+  /** Said on stderr: a registry could not be asked, and the digest the node knew served. */
+  warning?: string;
 }
 
 /**
@@ -50,7 +53,6 @@ export async function createStep(config: Config, options: StepOptions): Promise<
   const image = options.image === undefined
     ? undefined
     : await identifyImage(config, options.image, owner, options.cwd ?? Deno.cwd());
-  if (image && "reference" in image && image.warning) console.error(`pyxis-cache: step: warning: ${image.warning}`);
   await ensureUserDir(config, owner);
   let name = stepName(options.job, options.step);
   let path = `${userDir(config.dataPath, owner.uid)}/${name}`;
@@ -69,9 +71,10 @@ export async function createStep(config: Config, options: StepOptions): Promise<
   try {
     await held.lock(false);
     const rootfs = `${path}/rootfs`;
-    if ("reference" in image) await importForStep(config, image, rootfs, options.usage);
+    if (isRegistryImage(image)) await importForStep(config, image, rootfs, options.usage);
     else await unsquashMakingRoom(config, image, rootfs, owner, options.usage);
-    return { name, path, rootfs: `${path}/rootfs` };
+    const warning = isRegistryImage(image) && image.warning ? { warning: image.warning } : {};
+    return { name, path, rootfs: `${path}/rootfs`, ...warning };
   } catch (error) {
     await removeTree(path).catch(() => {});
     throw error;

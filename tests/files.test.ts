@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { scanEntries, validMeta } from "../lib/entries.ts";
-import { openPath, removeTree, walkTree } from "../lib/files.ts";
+import { openPath, readSmall, removeTree, walkTree } from "../lib/files.ts";
 import { lockExclusive } from "../lib/lock.ts";
-import { nameText } from "../lib/libc.ts";
-import { run, tempDir } from "./helpers.ts";
+import { LIBC_PATHS, nameText } from "../lib/libc.ts";
+import { IS_ROOT, NOBODY, ROOT, run, tempDir } from "./helpers.ts";
 
 /** A chain of `levels` nested directories under `dir` (by a process that can mkdir relative to its cwd: Deno cannot). */
 async function deepChain(dir: string, levels: number): Promise<void> {
@@ -57,6 +57,25 @@ Deno.test("openPath refuses a symlink, a FIFO (without waiting) and the wrong ki
   assert.ok(typeof file === "object" && file.info.isFile);
   assert.ok(file.tryLock(true));
   file.close();
+});
+
+Deno.test({
+  name: "readSmall as root: a regular file up to the limit; not a symlink, a FIFO, a directory, or another uid's file",
+  ignore: !IS_ROOT,
+  fn: async () => {
+    await using tmp = await tempDir();
+    Deno.writeTextFileSync(`${tmp.path}/file`, "0123456789");
+    Deno.chownSync(`${tmp.path}/file`, NOBODY.uid, NOBODY.gid);
+    Deno.symlinkSync(`${tmp.path}/file`, `${tmp.path}/link`);
+    Deno.mkdirSync(`${tmp.path}/dir`);
+    assert.equal((await run("mkfifo", [`${tmp.path}/fifo`])).code, 0);
+    assert.equal(readSmall(`${tmp.path}/file`, 4), "0123");
+    assert.equal(readSmall(`${tmp.path}/file`, 64, { owner: NOBODY.uid }), "0123456789");
+    assert.equal(readSmall(`${tmp.path}/file`, 64, { owner: 0 }), undefined);
+    for (const name of ["link", "fifo", "dir", "nothing"]) {
+      assert.equal(readSmall(`${tmp.path}/${name}`, 64), undefined);
+    }
+  },
 });
 
 Deno.test("openPath of a file another process holds a write lease on is busy at once, not after the lease-break time", async () => {
@@ -152,6 +171,14 @@ Deno.test("statx's device and inode are lstat's", async () => {
   const seen = Deno.lstatSync(`${tmp.path}/f`);
   assert.deepEqual([opened.info.dev, opened.info.ino], [seen.dev, BigInt(seen.ino!)]);
   opened.close();
+});
+
+Deno.test("the launcher's --allow-ffi grants the C libraries lib/libc.ts tries, in its order", async () => {
+  const launcher = await Deno.readTextFile(`${ROOT}/bin/pyxis-cache`);
+  const granted = /--allow-ffi="([^"]*)"/.exec(launcher)?.[1];
+  assert.ok(granted, 'bin/pyxis-cache has no --allow-ffi="..."');
+  // bash's $HOSTTYPE names the machine as Deno.build.arch does (x86_64, aarch64).
+  assert.deepEqual(granted.replaceAll("$HOSTTYPE", Deno.build.arch).split(","), LIBC_PATHS);
 });
 
 Deno.test("lockExclusive waits for the holder, refuses a FIFO at once, and creates what is missing", async () => {
