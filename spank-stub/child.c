@@ -26,20 +26,16 @@ int child_find_executable(const char *name, const char *path, char *buf, size_t 
 {
 	const char *dir = path;
 	size_t n;
-	int rc = -1;
 
 	while (*dir != '\0') {
 		n = strcspn(dir, ":");
-		if (n > 0 && snprintf(buf, len, "%.*s/%s", (int)n, dir, name) < (int)len && access(buf, X_OK) == 0) {
-			rc = 0;
-			goto done;
-		}
+		if (n > 0 && snprintf(buf, len, "%.*s/%s", (int)n, dir, name) < (int)len && access(buf, X_OK) == 0)
+			return 0;
 		dir += n;
 		dir += strspn(dir, ":");
 	}
 	buf[0] = '\0';
-done:
-	return rc;
+	return -1;
 }
 
 void child_read_capture(int fd, char *buf, size_t len)

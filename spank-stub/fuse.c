@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "fuse.h"
 
 #define DAEMON "squashfuse_ll"
@@ -63,22 +64,16 @@ struct mounter {
 int fuse_available(const char *search_path, char *daemon_bin, size_t len, char *why, size_t whylen)
 {
 	struct stat st;
-	const char *dir = search_path;
-	size_t n;
 
 	if (stat("/dev/fuse", &st) < 0 || !S_ISCHR(st.st_mode)) {
 		snprintf(why, whylen, "no /dev/fuse");
 		return -1;
 	}
-	while (*dir != '\0') {
-		n = strcspn(dir, ":");
-		if (snprintf(daemon_bin, len, "%.*s/" DAEMON, (int)n, dir) < (int)len && access(daemon_bin, X_OK) == 0)
-			return 0;
-		dir += n;
-		dir += strspn(dir, ":");
+	if (child_find_executable(DAEMON, search_path, daemon_bin, len) < 0) {
+		snprintf(why, whylen, DAEMON ": not found in %.300s", search_path);
+		return -1;
 	}
-	snprintf(why, whylen, DAEMON ": not found in %.300s", search_path);
-	return -1;
+	return 0;
 }
 
 static int send_message(int fd, char tag, int value, const char *text)
