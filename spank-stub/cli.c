@@ -238,7 +238,6 @@ int cli_start_creator(const struct plugin_context *ctx, const char *image)
 {
 	char uid[16], gid[16];
 	const char *args[] = { "--image", image, "--uid", uid, "--gid", gid, "--name-only", "--unless-busy" };
-	struct fuse_user user = { ctx->job.uid, ctx->job.gid, ctx->job.gids, ctx->job.ngids, ctx->job.cwd };
 	char path_env[] = "PATH=" PYXIS_CACHE_PATH;
 	char home_env[PATH_MAX + 8];
 	char *envp[] = { path_env, home_env, NULL };
@@ -251,7 +250,7 @@ int cli_start_creator(const struct plugin_context *ctx, const char *image)
 	argv = cli_argv(ctx, "reuse", args, 8);
 	if (argv == NULL)
 		return -1;
-	rc = fuse_start_creator(argv, envp, &user);
+	rc = fuse_start_creator(argv, envp, &ctx->job);
 	free(argv);
 	return rc;
 }

@@ -44,7 +44,6 @@ static int names_a_file(const char *image)
 int cold_start(struct plugin_context *ctx, const char *image, const char *search_path, char *err, size_t errlen)
 {
 	struct container *c = &ctx->container;
-	struct fuse_user user = { ctx->job.uid, ctx->job.gid, ctx->job.gids, ctx->job.ngids, ctx->job.cwd };
 	char daemon_bin[PATH_MAX], why[ERROR_MAX], reason[ERROR_MAX + 32], user_dir[PATH_MAX];
 	enum entry_state state;
 
@@ -66,8 +65,7 @@ int cold_start(struct plugin_context *ctx, const char *image, const char *search
 	if (snprintf(user_dir, sizeof(user_dir), "%s/%u", ctx->cfg.data_path, (unsigned)ctx->job.uid) >=
 	    (int)sizeof(user_dir))
 		return wait_for_unpack(ctx, image, "FUSE: path too long", err, errlen);
-	if (fuse_mount_image(daemon_bin, image, user_dir, c->enroot_name, ctx->job.jobid, ctx->job.stepid, &user,
-			     &c->fuse, why, sizeof(why)) < 0) {
+	if (fuse_mount_image(daemon_bin, image, user_dir, c->enroot_name, &ctx->job, &c->fuse, why, sizeof(why)) < 0) {
 		snprintf(reason, sizeof(reason), "FUSE mount failed (%s)", why);
 		return wait_for_unpack(ctx, image, reason, err, errlen);
 	}

@@ -200,7 +200,7 @@ static int write_file(pid_t pid, const char *file, const char *text)
 }
 
 /* The namespace's ids: inside, 0 is the job user and group, and nothing else exists. */
-static int write_id_maps(pid_t pid, const struct fuse_user *user)
+static int write_id_maps(pid_t pid, const struct pyxis_job *user)
 {
 	char map[64];
 
@@ -214,8 +214,8 @@ static int write_id_maps(pid_t pid, const struct fuse_user *user)
 struct daemon_args {
 	const char *bin;
 	const char *image;
-	int fd;
-	const struct fuse_user *user;
+	int fd; /* the /dev/fuse descriptor, taken from the mounter */
+	const struct pyxis_job *job;
 	int err_fd;
 };
 
@@ -236,12 +236,12 @@ static void daemon_exec(const struct daemon_args *d)
 	syscall(SYS_close_range, 4U, ~0U, 0U);
 	if (geteuid() != 0 && seteuid(0) < 0)
 		_exit(126);
-	if (setgroups(d->user->ngids, d->user->gids) < 0 || setresgid(d->user->gid, d->user->gid, d->user->gid) < 0 ||
-	    setresuid(d->user->uid, d->user->uid, d->user->uid) < 0) {
+	if (setgroups(d->job->ngids, d->job->gids) < 0 || setresgid(d->job->gid, d->job->gid, d->job->gid) < 0 ||
+	    setresuid(d->job->uid, d->job->uid, d->job->uid) < 0) {
 		dprintf(STDERR_FILENO, "couldn't drop privileges: %m\n");
 		_exit(126);
 	}
-	if (chdir(d->user->cwd) < 0 && chdir("/") < 0)
+	if (chdir(d->job->cwd) < 0 && chdir("/") < 0)
 		_exit(126);
 	execve(d->bin, argv, envp);
 	dprintf(STDERR_FILENO, "%s: %m\n", d->bin);
@@ -268,12 +268,11 @@ static void kill_wait(pid_t pid)
 }
 
 int fuse_mount_image(const char *daemon_bin, const char *image, const char *user_dir, const char *name,
-		     uint32_t job, uint32_t step, const struct fuse_user *user, struct fuse_mount *m, char *err,
-		     size_t errlen)
+		     const struct pyxis_job *job, struct fuse_mount *m, char *err, size_t errlen)
 {
 	int to_mounter[2] = { -1, -1 }, from_mounter[2] = { -1, -1 };
-	struct mounter mt = { .user_dir = user_dir, .name = name, .job = job, .step = step };
-	struct daemon_args d = { .bin = daemon_bin, .image = image, .fd = -1, .user = user, .err_fd = -1 };
+	struct mounter mt = { .user_dir = user_dir, .name = name, .job = job->jobid, .step = job->stepid };
+	struct daemon_args d = { .bin = daemon_bin, .image = image, .fd = -1, .job = job, .err_fd = -1 };
 	struct message msg;
 	char path[PATH_MAX + 32];
 	char daemon_err[256];
@@ -314,7 +313,7 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 		goto mounter_failed;
 	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)mounter);
 	m->mntns_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (m->mntns_fd < 0 || write_id_maps(mounter, user) < 0) {
+	if (m->mntns_fd < 0 || write_id_maps(mounter, job) < 0) {
 		snprintf(err, errlen, "the mount's namespace: %m");
 		goto fail;
 	}
@@ -323,7 +322,7 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
 	if (msg.tag != 'm')
 		goto mounter_failed;
-	if (!valid_point(msg.text, name, job, step)) {
+	if (!valid_point(msg.text, name, mt.job, mt.step)) {
 		snprintf(err, errlen, "unexpected mount point from the mounter");
 		goto fail;
 	}
@@ -439,7 +438,7 @@ void fuse_release(struct fuse_mount *m)
 	}
 }
 
-int fuse_start_creator(char *const argv[], char *const envp[], const struct fuse_user *user)
+int fuse_start_creator(char *const argv[], char *const envp[], const struct pyxis_job *user)
 {
 	pid_t pid, grandchild;
 	int status;

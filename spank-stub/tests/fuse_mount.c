@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <grp.h>
 
+#include "../context.h"
 #include "../fuse.h"
 
 static double now_ms(void)
@@ -31,8 +32,8 @@ static double now_ms(void)
 int main(int argc, char **argv)
 {
 	struct fuse_mount m;
-	struct fuse_user user;
-	char daemon_bin[4096], why[512], err[1024], cwd[4096];
+	struct pyxis_job user = { .jobid = 7, .stepid = 0 };
+	char daemon_bin[4096], why[512], err[1024];
 	double started;
 	pid_t pid;
 	int status;
@@ -41,9 +42,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s USER_DIR NAME UID GID IMG CMD...\n", argv[0]);
 		return 2;
 	}
-	if (getcwd(cwd, sizeof(cwd)) == NULL)
-		strcpy(cwd, "/");
-	user = (struct fuse_user){ .uid = (uid_t)atoi(argv[3]), .gid = (gid_t)atoi(argv[4]), .cwd = cwd };
+	if (getcwd(user.cwd, sizeof(user.cwd)) == NULL)
+		strcpy(user.cwd, "/");
+	user.uid = (uid_t)atoi(argv[3]);
+	user.gid = (gid_t)atoi(argv[4]);
 	if (fuse_available("/usr/local/bin:/usr/bin:/bin", daemon_bin, sizeof(daemon_bin), why, sizeof(why)) < 0) {
 		printf("unavailable: %s\n", why);
 		return 3;
@@ -52,7 +54,7 @@ int main(int argc, char **argv)
 	if (setegid(user.gid) < 0 || seteuid(user.uid) < 0)
 		return 1;
 	started = now_ms();
-	if (fuse_mount_image(daemon_bin, argv[5], argv[1], argv[2], 7, 0, &user, &m, err, sizeof(err)) < 0) {
+	if (fuse_mount_image(daemon_bin, argv[5], argv[1], argv[2], &user, &m, err, sizeof(err)) < 0) {
 		printf("error: %s\n", err);
 		return 1;
 	}
