@@ -22,6 +22,8 @@
 
 #include "child.h"
 
+int child_mntns_fd = -1;
+
 int child_find_executable(const char *name, const char *path, char *buf, size_t len)
 {
 	const char *dir = path;
@@ -51,38 +53,28 @@ void child_read_capture(int fd, char *buf, size_t len)
 }
 
 /*
- * In the child: become who it should be. Children of user_init otherwise keep
- * the real uid 0 of slurmstepd, so privileges are dropped completely
- * (setgroups/setresgid/setresuid); root's children first regain euid 0.
+ * Children of user_init otherwise keep the real uid 0 of slurmstepd, so
+ * privileges are dropped completely (setgroups/setresgid/setresuid); root's
+ * children first regain euid 0.
  */
-int child_mntns_fd = -1;
-
-static int become(const struct pyxis_job *user)
+int child_become(const struct pyxis_job *user)
 {
-	if (geteuid() != 0 && seteuid(0) < 0) {
-		dprintf(STDERR_FILENO, "seteuid: %m\n");
+	uid_t uid = user != NULL ? user->uid : 0;
+	gid_t gid = user != NULL ? user->gid : 0;
+
+	if ((geteuid() != 0 && seteuid(0) < 0) ||
+	    setgroups(user != NULL ? user->ngids : 0, user != NULL ? user->gids : NULL) < 0 ||
+	    setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
 		return -1;
-	}
-	if (user != NULL) {
-		if (setgroups(user->ngids, user->gids) < 0 || setresgid(user->gid, user->gid, user->gid) < 0 ||
-		    setresuid(user->uid, user->uid, user->uid) < 0) {
-			dprintf(STDERR_FILENO, "couldn't drop privileges: %m\n");
-			return -1;
-		}
-	} else if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
-		dprintf(STDERR_FILENO, "couldn't become root: %m\n");
-		return -1;
-	}
 	return 0;
 }
 
 /*
- * In the child: close every descriptor from first on. slurmstepd holds some
- * without O_CLOEXEC (its sockets, other plugins' files), and the child runs as
- * the job user, who may ptrace it. close_range(2) since Linux 5.9; else by
- * the list in /proc/self/fd.
+ * slurmstepd holds some descriptors without O_CLOEXEC (its sockets, other
+ * plugins' files), and the child runs as the job user, who may ptrace it.
+ * close_range(2) since Linux 5.9; else by the list in /proc/self/fd.
  */
-static void close_inherited(int first)
+void child_close_from(int first)
 {
 	struct dirent *d;
 	DIR *dir;
@@ -103,6 +95,23 @@ static void close_inherited(int first)
 	closedir(dir);
 }
 
+/* The signal mask survives fork and exec: slurmstepd's (it blocks some) is not the child's. */
+int child_reset(int out_fd, int err_fd)
+{
+	sigset_t mask;
+	int null_fd;
+
+	sigemptyset(&mask);
+	sigprocmask(SIG_SETMASK, &mask, NULL);
+	null_fd = open("/dev/null", O_RDWR);
+	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(out_fd >= 0 ? out_fd : null_fd, STDOUT_FILENO) < 0 ||
+	    dup2(err_fd >= 0 ? err_fd : null_fd, STDERR_FILENO) < 0)
+		return -1;
+	if (null_fd > STDERR_FILENO)
+		close(null_fd);
+	return 0;
+}
+
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -114,9 +123,6 @@ static long long now_ms(void)
 int child_start(struct child *ch, child_fn fn, void *arg, const struct pyxis_job *user, const char *cwd, int keep_fd,
 		char *err, size_t errlen)
 {
-	int null_fd;
-	sigset_t mask;
-
 	ch->pid = ch->pidfd = -1;
 	ch->out_fd = memfd_create("pyxis-cache-stdout", MFD_CLOEXEC);
 	ch->err_fd = memfd_create("pyxis-cache-stderr", MFD_CLOEXEC);
@@ -130,12 +136,8 @@ int child_start(struct child *ch, child_fn fn, void *arg, const struct pyxis_job
 		goto fail;
 	}
 	if (ch->pid == 0) {
-		sigemptyset(&mask);
-		sigprocmask(SIG_SETMASK, &mask, NULL);
 		setpgid(0, 0);
-		null_fd = open("/dev/null", O_RDONLY);
-		if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(ch->out_fd, STDOUT_FILENO) < 0 ||
-		    dup2(ch->err_fd, STDERR_FILENO) < 0 || (keep_fd >= 0 && keep_fd != 3 && dup2(keep_fd, 3) < 0) ||
+		if (child_reset(ch->out_fd, ch->err_fd) < 0 || (keep_fd >= 0 && keep_fd != 3 && dup2(keep_fd, 3) < 0) ||
 		    (keep_fd == 3 && fcntl(3, F_SETFD, 0) < 0))
 			_exit(126);
 		/* As root (user_init leaves the effective uid the job user's). */
@@ -144,9 +146,11 @@ int child_start(struct child *ch, child_fn fn, void *arg, const struct pyxis_job
 			dprintf(STDERR_FILENO, "couldn't enter the FUSE mount's namespace: %m\n");
 			_exit(126);
 		}
-		close_inherited(keep_fd >= 0 ? 4 : 3);
-		if (become(user) < 0)
+		child_close_from(keep_fd >= 0 ? 4 : 3);
+		if (child_become(user) < 0) {
+			dprintf(STDERR_FILENO, "couldn't %s: %m\n", user != NULL ? "drop privileges" : "become root");
 			_exit(126);
+		}
 		if (chdir(cwd) < 0) {
 			dprintf(STDERR_FILENO, "%s: %m\n", cwd);
 			_exit(1);

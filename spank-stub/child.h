@@ -53,6 +53,8 @@ struct child {
 	int pidfd;
 };
 
+#define CHILD_INIT { .pid = -1, .out_fd = -1, .err_fd = -1, .pidfd = -1 }
+
 /*
  * A mount namespace the children started next enter, as root, before they drop
  * privileges (a cold step's FUSE mount, cold.c); -1: none.
@@ -93,5 +95,20 @@ void child_read_capture(int fd, char *buf, size_t len);
  * with "pyxis-cache: <what>: " unless it already starts with "pyxis-cache:".
  */
 void child_error(const char *what, int status, const struct child_output *output, char *err, size_t errlen);
+
+/*
+ * In a new child, before it execs: an empty signal mask, stdin at /dev/null,
+ * stdout and stderr to out_fd and err_fd (-1: /dev/null). 0 or -1.
+ */
+int child_reset(int out_fd, int err_fd);
+
+/* In a new child: close every descriptor from first on. */
+void child_close_from(int first);
+
+/*
+ * In a new child: become user (NULL: root) for good, real, effective and saved
+ * ids and groups alike. 0, or -1 (errno).
+ */
+int child_become(const struct pyxis_job *user);
 
 #endif /* PYXIS_CACHE_CHILD_H */

@@ -14,10 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <libgen.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,8 +128,7 @@ static int mounter_main(const struct mounter *mt)
 	int fd;
 
 	/* All root first (user_init leaves slurmstepd's effective ids the job user's). */
-	if ((geteuid() != 0 && seteuid(0) < 0) || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 ||
-	    setgroups(0, NULL) < 0)
+	if (child_become(NULL) < 0)
 		mounter_fail(mt, "become root");
 	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
 		mounter_fail(mt, "unshare a user and mount namespace");
@@ -216,28 +212,18 @@ struct daemon_args {
 	const char *image;
 	int fd; /* the /dev/fuse descriptor, taken from the mounter */
 	const struct pyxis_job *job;
-	int err_fd;
 };
 
-static void daemon_exec(const struct daemon_args *d)
+static void daemon_exec(const struct daemon_args *d, int err_fd)
 {
 	char *argv[] = { DAEMON, "-f", (char *)d->image, "/dev/fd/3", NULL };
 	char path_env[] = "PATH=/usr/local/bin:/usr/bin:/bin";
 	char *envp[] = { path_env, NULL };
-	sigset_t mask;
-	int null_fd;
 
-	sigemptyset(&mask);
-	sigprocmask(SIG_SETMASK, &mask, NULL);
-	null_fd = open("/dev/null", O_RDWR);
-	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(null_fd, STDOUT_FILENO) < 0 ||
-	    dup2(d->err_fd, STDERR_FILENO) < 0 || dup2(d->fd, 3) < 0)
+	if (child_reset(-1, err_fd) < 0 || dup2(d->fd, 3) < 0)
 		_exit(126);
-	syscall(SYS_close_range, 4U, ~0U, 0U);
-	if (geteuid() != 0 && seteuid(0) < 0)
-		_exit(126);
-	if (setgroups(d->job->ngids, d->job->gids) < 0 || setresgid(d->job->gid, d->job->gid, d->job->gid) < 0 ||
-	    setresuid(d->job->uid, d->job->uid, d->job->uid) < 0) {
+	child_close_from(4);
+	if (child_become(d->job) < 0) {
 		dprintf(STDERR_FILENO, "couldn't drop privileges: %m\n");
 		_exit(126);
 	}
@@ -258,13 +244,19 @@ static int valid_point(const char *text, const char *name, uint32_t job, uint32_
 	return strncmp(text, prefix, n) == 0 && strlen(text) == n + 6 && strchr(text, '/') == NULL;
 }
 
-static void kill_wait(pid_t pid)
+/* The mounter did not say what it should have: the daemon's own words first (a bad image), else the mounter's. */
+static void mounter_error(const struct message *msg, int daemon_err_fd, char *err, size_t errlen)
 {
-	if (pid <= 0)
-		return;
-	kill(pid, SIGKILL);
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
+	char daemon_err[256];
+
+	child_read_capture(daemon_err_fd, daemon_err, sizeof(daemon_err));
+	daemon_err[strcspn(daemon_err, "\n")] = '\0';
+	if (daemon_err[0] != '\0')
+		snprintf(err, errlen, DAEMON ": %s", daemon_err);
+	else if (msg->tag == 'e')
+		snprintf(err, errlen, "%s", msg->text);
+	else
+		snprintf(err, errlen, "the mount did not finish within %d s", MOUNT_TIMEOUT_MS / 1000);
 }
 
 int fuse_mount_image(const char *daemon_bin, const char *image, const char *user_dir, const char *name,
@@ -272,13 +264,11 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 {
 	int to_mounter[2] = { -1, -1 }, from_mounter[2] = { -1, -1 };
 	struct mounter mt = { .user_dir = user_dir, .name = name, .job = job->jobid, .step = job->stepid };
-	struct daemon_args d = { .bin = daemon_bin, .image = image, .fd = -1, .job = job, .err_fd = -1 };
+	struct daemon_args d = { .bin = daemon_bin, .image = image, .fd = -1, .job = job };
+	struct child mounter = CHILD_INIT, daemon = CHILD_INIT;
 	struct message msg;
 	char path[PATH_MAX + 32];
-	char daemon_err[256];
 	uid_t euid = geteuid();
-	int pidfd = -1;
-	pid_t mounter = -1;
 	int rc = -1;
 
 	*m = (struct fuse_mount)FUSE_MOUNT_INIT;
@@ -294,12 +284,12 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 		snprintf(err, errlen, "pipe: %m");
 		goto fail;
 	}
-	mounter = fork();
-	if (mounter < 0) {
+	mounter.pid = fork();
+	if (mounter.pid < 0) {
 		snprintf(err, errlen, "fork: %m");
 		goto fail;
 	}
-	if (mounter == 0) {
+	if (mounter.pid == 0) {
 		mt.in = to_mounter[0];
 		mt.out = from_mounter[1];
 		_exit(mounter_main(&mt));
@@ -309,19 +299,23 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 	to_mounter[0] = from_mounter[1] = -1;
 
 	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
-	if (msg.tag != 'u')
-		goto mounter_failed;
-	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)mounter);
+	if (msg.tag != 'u') {
+		mounter_error(&msg, daemon.err_fd, err, errlen);
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)mounter.pid);
 	m->mntns_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (m->mntns_fd < 0 || write_id_maps(mounter, job) < 0) {
+	if (m->mntns_fd < 0 || write_id_maps(mounter.pid, job) < 0) {
 		snprintf(err, errlen, "the mount's namespace: %m");
 		goto fail;
 	}
 	send_message(to_mounter[1], 'g', 0, NULL);
 
 	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
-	if (msg.tag != 'm')
-		goto mounter_failed;
+	if (msg.tag != 'm') {
+		mounter_error(&msg, daemon.err_fd, err, errlen);
+		goto fail;
+	}
 	if (!valid_point(msg.text, name, mt.job, mt.step)) {
 		snprintf(err, errlen, "unexpected mount point from the mounter");
 		goto fail;
@@ -333,27 +327,29 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 		snprintf(err, errlen, "lock %s: %m", m->point);
 		goto fail;
 	}
-	pidfd = (int)syscall(SYS_pidfd_open, mounter, 0);
-	d.fd = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, msg.value, 0);
+	mounter.pidfd = (int)syscall(SYS_pidfd_open, mounter.pid, 0);
+	d.fd = mounter.pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, mounter.pidfd, msg.value, 0);
 	if (d.fd < 0) {
 		snprintf(err, errlen, "take the FUSE descriptor: %m");
 		goto fail;
 	}
-	d.err_fd = memfd_create("pyxis-cache-fuse", MFD_CLOEXEC);
-	m->daemon = d.err_fd < 0 ? -1 : fork();
-	if (m->daemon < 0) {
+	daemon.err_fd = memfd_create("pyxis-cache-fuse", MFD_CLOEXEC);
+	daemon.pid = daemon.err_fd < 0 ? -1 : fork();
+	if (daemon.pid < 0) {
 		snprintf(err, errlen, "start " DAEMON ": %m");
 		goto fail;
 	}
-	if (m->daemon == 0)
-		daemon_exec(&d);
+	if (daemon.pid == 0)
+		daemon_exec(&d, daemon.err_fd);
 	close(d.fd);
 	d.fd = -1;
 	send_message(to_mounter[1], 'g', 0, NULL);
 
 	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
-	if (msg.tag != 'o')
-		goto mounter_failed;
+	if (msg.tag != 'o') {
+		mounter_error(&msg, daemon.err_fd, err, errlen);
+		goto fail;
+	}
 	{
 		unsigned long long dev = 0, ino = 0;
 
@@ -364,37 +360,17 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 		m->root_dev = (dev_t)dev;
 		m->root_ino = (ino_t)ino;
 	}
+	/* It lives on: fuse_release reaps it. */
+	m->daemon = daemon.pid;
+	daemon.pid = -1;
 	rc = 0;
-	goto done;
-
-mounter_failed:
-	/* The daemon's own words first (a bad image), else the mounter's. */
-	daemon_err[0] = '\0';
-	if (d.err_fd >= 0) {
-		ssize_t n = pread(d.err_fd, daemon_err, sizeof(daemon_err) - 1, 0);
-		daemon_err[n > 0 ? n : 0] = '\0';
-		daemon_err[strcspn(daemon_err, "\n")] = '\0';
-	}
-	if (daemon_err[0] != '\0')
-		snprintf(err, errlen, DAEMON ": %s", daemon_err);
-	else if (msg.tag == 'e')
-		snprintf(err, errlen, "%s", msg.text);
-	else
-		snprintf(err, errlen, "the mount did not finish within %d s", MOUNT_TIMEOUT_MS / 1000);
 fail:
-	if (m->daemon > 0)
-		kill_wait(m->daemon);
-	m->daemon = -1;
-done:
-	kill_wait(mounter);
+	child_end(&daemon);
+	child_end(&mounter);
 	if (rc < 0)
 		fuse_release(m);
-	if (pidfd >= 0)
-		close(pidfd);
 	if (d.fd >= 0)
 		close(d.fd);
-	if (d.err_fd >= 0)
-		close(d.err_fd);
 	for (int i = 0; i < 2; ++i) {
 		if (to_mounter[i] >= 0)
 			close(to_mounter[i]);
@@ -442,7 +418,6 @@ int fuse_start_creator(char *const argv[], char *const envp[], const struct pyxi
 {
 	pid_t pid, grandchild;
 	int status;
-	int null_fd;
 
 	pid = fork();
 	if (pid < 0)
@@ -455,17 +430,10 @@ int fuse_start_creator(char *const argv[], char *const envp[], const struct pyxi
 			_exit(grandchild < 0);
 		setpriority(PRIO_PROCESS, 0, 19);
 		syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
-		null_fd = open("/dev/null", O_RDWR);
-		if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(null_fd, STDOUT_FILENO) < 0 ||
-		    dup2(null_fd, STDERR_FILENO) < 0)
+		if (child_reset(-1, -1) < 0)
 			_exit(126);
-		syscall(SYS_close_range, 3U, ~0U, 0U);
-		if (geteuid() != 0 && seteuid(0) < 0)
-			_exit(126);
-		if (setgroups(user->ngids, user->gids) < 0 || setresgid(user->gid, user->gid, user->gid) < 0 ||
-		    setresuid(user->uid, user->uid, user->uid) < 0)
-			_exit(126);
-		if (chdir(user->cwd) < 0 && chdir("/") < 0)
+		child_close_from(3);
+		if (child_become(user) < 0 || (chdir(user->cwd) < 0 && chdir("/") < 0))
 			_exit(126);
 		execve(argv[0], argv, envp);
 		_exit(127);

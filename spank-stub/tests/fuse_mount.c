@@ -9,16 +9,14 @@
  * Prints "rootfs <path>", CMD's output, "mount <ms> ms", and after release
  * "daemon gone" once squashfuse_ll has exited. Used by tests/e2e/70-fuse.bats.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <grp.h>
 
-#include "../context.h"
+#include "../child.h"
 #include "../fuse.h"
 
 static double now_ms(void)
@@ -64,8 +62,7 @@ int main(int argc, char **argv)
 		return 1;
 	pid = fork();
 	if (pid == 0) {
-		if (fuse_enter(&m) < 0 || setgroups(0, NULL) < 0 || setresgid(user.gid, user.gid, user.gid) < 0 ||
-		    setresuid(user.uid, user.uid, user.uid) < 0) {
+		if (fuse_enter(&m) < 0 || child_become(&user) < 0) {
 			perror("enter");
 			_exit(126);
 		}
