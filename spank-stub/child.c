@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -21,6 +22,10 @@
 #include <unistd.h>
 
 #include "child.h"
+
+#define IOPRIO_CLASS_IDLE 3
+#define IOPRIO_CLASS_SHIFT 13
+#define IOPRIO_WHO_PROCESS 1
 
 int child_mntns_fd = -1;
 
@@ -234,7 +239,6 @@ void child_end(struct child *ch)
 
 struct exec_args {
 	char *const *argv;
-	const char *home;
 	const struct pyxis_job *user; /* NULL: root */
 	unsigned flags;
 };
@@ -244,7 +248,8 @@ struct exec_args {
  * ours, then slurmd's (where enroot is, as for the runtime: the command runs
  * `enroot import` for a registry image); as the job user, the job's
  * ENROOT_CONFIG_PATH and ENROOT_ALLOW_HTTP too, which enroot and the command's
- * digest lookup read for that user's own import.
+ * digest lookup read for that user's own import. As before the split, a
+ * child whose uid is 0 gets HOME=/root.
  */
 static int exec_fn(void *arg)
 {
@@ -259,7 +264,8 @@ static int exec_fn(void *arg)
 
 	snprintf(path_env, sizeof(path_env), "PATH=" PYXIS_CACHE_PATH "%s%s", slurmd_path != NULL ? ":" : "",
 		 slurmd_path != NULL ? slurmd_path : "");
-	snprintf(home_env, sizeof(home_env), "HOME=%s", exec->home);
+	snprintf(home_env, sizeof(home_env), "HOME=%s",
+		 exec->user != NULL && exec->user->uid != 0 ? exec->user->home : "/root");
 	if (exec->user != NULL && exec->user->enroot_config[0] != '\0') {
 		snprintf(config_env, sizeof(config_env), "ENROOT_CONFIG_PATH=%s", exec->user->enroot_config);
 		envp[n++] = config_env;
@@ -278,9 +284,7 @@ static int exec_fn(void *arg)
 int child_exec(char *const argv[], const struct pyxis_job *user, const char *cwd, unsigned flags,
 	       struct child_output *output)
 {
-	/* As before the split: a child whose uid is 0 gets /root. */
-	struct exec_args exec = { .argv = argv, .home = user != NULL && user->uid != 0 ? user->home : "/root",
-				  .user = user, .flags = flags };
+	struct exec_args exec = { .argv = argv, .user = user, .flags = flags };
 	struct child ch;
 	int status;
 	int rc = -1;
@@ -297,6 +301,36 @@ int child_exec(char *const argv[], const struct pyxis_job *user, const char *cwd
 fail:
 	child_end(&ch);
 	return rc;
+}
+
+int child_spawn_detached(char *const argv[], const struct pyxis_job *user)
+{
+	struct exec_args exec = { .argv = argv, .user = user };
+	pid_t pid, grandchild;
+	int status;
+
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		/* A session of its own, and its parent gone at once: out of the step's process tree. */
+		setsid();
+		grandchild = fork();
+		if (grandchild != 0)
+			_exit(grandchild < 0);
+		setpriority(PRIO_PROCESS, 0, 19);
+		syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
+		if (child_reset(-1, -1) < 0)
+			_exit(126);
+		child_close_from(3);
+		if (child_become(user) < 0 || (chdir(user->cwd) < 0 && chdir("/") < 0))
+			_exit(126);
+		_exit(exec_fn(&exec));
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 void child_error(const char *what, int status, const struct child_output *output, char *err, size_t errlen)

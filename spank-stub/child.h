@@ -97,6 +97,14 @@ void child_read_capture(int fd, char *buf, size_t len);
 void child_error(const char *what, int status, const struct child_output *output, char *err, size_t errlen);
 
 /*
+ * Run argv (argv[0] an absolute path) as user, with child_exec's environment,
+ * detached from the step: in a session of its own, its parent gone, at nice 19
+ * and the idle I/O class, stdio at /dev/null, in user->cwd (else /). 0 once it
+ * is started, or -1 (errno).
+ */
+int child_spawn_detached(char *const argv[], const struct pyxis_job *user);
+
+/*
  * In a new child, before it execs: an empty signal mask, stdin at /dev/null,
  * stdout and stderr to out_fd and err_fd (-1: /dev/null). 0 or -1.
  */

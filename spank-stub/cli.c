@@ -17,7 +17,6 @@
 
 #include "child.h"
 #include "cli.h"
-#include "fuse.h"
 #include "lock.h"
 
 #define REUSE_ATTEMPTS 3
@@ -238,19 +237,15 @@ int cli_start_creator(const struct plugin_context *ctx, const char *image)
 {
 	char uid[16], gid[16];
 	const char *args[] = { "--image", image, "--uid", uid, "--gid", gid, "--name-only", "--unless-busy" };
-	char path_env[] = "PATH=" PYXIS_CACHE_PATH;
-	char home_env[PATH_MAX + 8];
-	char *envp[] = { path_env, home_env, NULL };
 	char **argv;
 	int rc;
 
 	snprintf(uid, sizeof(uid), "%u", (unsigned)ctx->job.uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)ctx->job.gid);
-	snprintf(home_env, sizeof(home_env), "HOME=%s", ctx->job.home);
 	argv = cli_argv(ctx, "reuse", args, 8);
 	if (argv == NULL)
 		return -1;
-	rc = fuse_start_creator(argv, envp, &ctx->job);
+	rc = child_spawn_detached(argv, &ctx->job);
 	free(argv);
 	return rc;
 }

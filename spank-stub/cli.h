@@ -26,7 +26,7 @@ int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *s
 
 /*
  * "<cli> reuse --unless-busy" as the job user, detached from the step at low
- * CPU and I/O priority (fuse_start_creator): the entry's background creator.
+ * CPU and I/O priority (child_spawn_detached): the entry's background creator.
  */
 int cli_start_creator(const struct plugin_context *ctx, const char *image);
 

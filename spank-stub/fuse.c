@@ -22,7 +22,6 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -38,10 +37,6 @@
 /* How long the mounts may take (the first lookups wait for the daemon). */
 #define MOUNT_TIMEOUT_MS (60 * 1000)
 #define UPPER_SIZE "size=64m"
-
-#define IOPRIO_CLASS_IDLE 3
-#define IOPRIO_CLASS_SHIFT 13
-#define IOPRIO_WHO_PROCESS 1
 
 /* One message between slurmstepd and the mounter (shorter than PIPE_BUF: written whole). */
 struct message {
@@ -412,34 +407,4 @@ void fuse_release(struct fuse_mount *m)
 		else
 			nanosleep(&tick, NULL);
 	}
-}
-
-int fuse_start_creator(char *const argv[], char *const envp[], const struct pyxis_job *user)
-{
-	pid_t pid, grandchild;
-	int status;
-
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		/* A session of its own, and its parent gone at once: out of the step's process tree. */
-		setsid();
-		grandchild = fork();
-		if (grandchild != 0)
-			_exit(grandchild < 0);
-		setpriority(PRIO_PROCESS, 0, 19);
-		syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
-		if (child_reset(-1, -1) < 0)
-			_exit(126);
-		child_close_from(3);
-		if (child_become(user) < 0 || (chdir(user->cwd) < 0 && chdir("/") < 0))
-			_exit(126);
-		execve(argv[0], argv, envp);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }

@@ -1,9 +1,9 @@
 /*
  * A cold step's rootfs: a squashfuse_ll mount of the image, made with the job
  * user's credentials in a user and mount namespace of the step's own (root
- * only opens /dev/fuse and writes the namespace's id maps), and the detached,
- * low-priority creator of the entry. See docs/srun.md, "Cold steps start from
- * a FUSE mount". No Slurm calls.
+ * only opens /dev/fuse and writes the namespace's id maps). The entry's
+ * creator runs meanwhile (cli_start_creator). See docs/srun.md, "Cold steps
+ * start from a FUSE mount". No Slurm calls.
  */
 #ifndef PYXIS_CACHE_FUSE_H
 #define PYXIS_CACHE_FUSE_H
@@ -55,12 +55,5 @@ int fuse_enter(const struct fuse_mount *m);
  * mount point, reap the daemon (which exits once the namespace is gone).
  */
 void fuse_release(struct fuse_mount *m);
-
-/*
- * Start argv (the command's "reuse --unless-busy ...") detached from the step,
- * in a session of its own, at nice 19 and the idle I/O class, as the user, with
- * stdio at /dev/null and the fixed environment envp. Returns 0 or -1 (errno).
- */
-int fuse_start_creator(char *const argv[], char *const envp[], const struct pyxis_job *user);
 
 #endif /* PYXIS_CACHE_FUSE_H */
