@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -31,6 +30,7 @@
 
 #include "child.h"
 #include "fuse.h"
+#include "lock.h"
 
 #define DAEMON "squashfuse_ll"
 #define MOUNT_PREFIX ".pyxis_cache_mnt."
@@ -264,6 +264,7 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 	struct message msg;
 	char path[PATH_MAX + 32];
 	uid_t euid = geteuid();
+	int locked;
 	int rc = -1;
 
 	*m = (struct fuse_mount)FUSE_MOUNT_INIT;
@@ -317,11 +318,11 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 	}
 	snprintf(m->point, sizeof(m->point), "%s/%s", user_dir, msg.text);
 	snprintf(m->rootfs, sizeof(m->rootfs), "%s/root", m->point);
-	m->lock_fd = open(m->point, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (m->lock_fd < 0 || flock(m->lock_fd, LOCK_SH | LOCK_NB) < 0) {
-		snprintf(err, errlen, "lock %s: %m", m->point);
+	locked = lock_shared(m->point, O_DIRECTORY, job->uid, &m->lock_fd, err, errlen);
+	if (locked == 0)
+		snprintf(err, errlen, "%s was removed before it was locked", m->point);
+	if (locked <= 0)
 		goto fail;
-	}
 	mounter.pidfd = (int)syscall(SYS_pidfd_open, mounter.pid, 0);
 	d.fd = mounter.pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, mounter.pidfd, msg.value, 0);
 	if (d.fd < 0) {

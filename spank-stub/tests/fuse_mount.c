@@ -1,8 +1,8 @@
 /*
- * fuse.c (with child.c) on its own, without Slurm: mounts IMG as slurmstepd
- * would for a cold step of USER (effective uid the user's, as in user_init),
- * runs CMD as the user in the mount's namespace with the rootfs as its
- * argument, then releases.
+ * fuse.c (with child.c and lock.c) on its own, without Slurm: mounts IMG as
+ * slurmstepd would for a cold step of USER (effective uid the user's, as in
+ * user_init), runs CMD as the user in the mount's namespace with the rootfs as
+ * its argument, then releases.
  *
  *   fuse_mount USER_DIR NAME UID GID IMG CMD...
  *
