@@ -27,8 +27,6 @@
 #define IOPRIO_CLASS_SHIFT 13
 #define IOPRIO_WHO_PROCESS 1
 
-int child_mntns_fd = -1;
-
 int child_find_executable(const char *name, const char *path, char *buf, size_t len)
 {
 	const char *dir = path;
@@ -126,7 +124,7 @@ static long long now_ms(void)
 }
 
 int child_start(struct child *ch, child_fn fn, void *arg, const struct pyxis_job *user, const char *cwd, int keep_fd,
-		char *err, size_t errlen)
+		int mntns_fd, char *err, size_t errlen)
 {
 	ch->pid = ch->pidfd = -1;
 	ch->out_fd = memfd_create("pyxis-cache-stdout", MFD_CLOEXEC);
@@ -146,8 +144,7 @@ int child_start(struct child *ch, child_fn fn, void *arg, const struct pyxis_job
 		    (keep_fd == 3 && fcntl(3, F_SETFD, 0) < 0))
 			_exit(126);
 		/* As root (user_init leaves the effective uid the job user's). */
-		if (child_mntns_fd >= 0 &&
-		    ((geteuid() != 0 && seteuid(0) < 0) || setns(child_mntns_fd, CLONE_NEWNS) < 0)) {
+		if (mntns_fd >= 0 && ((geteuid() != 0 && seteuid(0) < 0) || setns(mntns_fd, CLONE_NEWNS) < 0)) {
 			dprintf(STDERR_FILENO, "couldn't enter the FUSE mount's namespace: %m\n");
 			_exit(126);
 		}
@@ -290,7 +287,7 @@ int child_exec(char *const argv[], const struct pyxis_job *user, const char *cwd
 	int rc = -1;
 
 	output->out[0] = output->err[0] = '\0';
-	if (child_start(&ch, exec_fn, &exec, user, cwd, -1, output->err, sizeof(output->err)) < 0)
+	if (child_start(&ch, exec_fn, &exec, user, cwd, -1, -1, output->err, sizeof(output->err)) < 0)
 		return -1;
 	/* Before the wait: a stopped child's stdout is not read (the user may be rewriting it). */
 	if (child_wait(&ch, NULL, NULL, &status, output->err, sizeof(output->err)) < 0)

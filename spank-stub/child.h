@@ -56,18 +56,14 @@ struct child {
 #define CHILD_INIT { .pid = -1, .out_fd = -1, .err_fd = -1, .pidfd = -1 }
 
 /*
- * A mount namespace the children started next enter, as root, before they drop
- * privileges (a cold step's FUSE mount, cold.c); -1: none.
- */
-extern int child_mntns_fd;
-
-/*
  * Fork fn(arg) as the job user (or root: NULL) in cwd, in its own process
  * group, with every descriptor above stderr closed; keep_fd (-1: none) is
- * passed on as fd 3. 0, or -1 with one line in err.
+ * passed on as fd 3. With mntns_fd >= 0 (a cold step's FUSE mount, cold.c),
+ * the child enters that mount namespace, as root, before it drops privileges.
+ * 0, or -1 with one line in err.
  */
 int child_start(struct child *ch, child_fn fn, void *arg, const struct pyxis_job *user, const char *cwd, int keep_fd,
-		char *err, size_t errlen);
+		int mntns_fd, char *err, size_t errlen);
 
 /*
  * Called by child_wait on every tick and whenever the child stops: 1 when the

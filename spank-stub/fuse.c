@@ -381,11 +381,6 @@ fail:
 	return rc;
 }
 
-int fuse_enter(const struct fuse_mount *m)
-{
-	return setns(m->mntns_fd, CLONE_NEWNS);
-}
-
 void fuse_release(struct fuse_mount *m)
 {
 	const struct timespec tick = { .tv_nsec = 5 * 1000 * 1000 };

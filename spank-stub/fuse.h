@@ -45,12 +45,6 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 		     const struct pyxis_job *job, struct fuse_mount *m, char *err, size_t errlen);
 
 /*
- * Enter the mount's namespace (in a child of slurmstepd, as root, before it
- * drops to the user and starts the runtime). Returns 0 or -1 (errno).
- */
-int fuse_enter(const struct fuse_mount *m);
-
-/*
  * The step is over: close the namespace and the lock, remove the (empty)
  * mount point, reap the daemon (which exits once the namespace is gone).
  */

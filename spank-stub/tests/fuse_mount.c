@@ -9,6 +9,7 @@
  * Prints "rootfs <path>", CMD's output, "mount <ms> ms", and after release
  * "daemon gone" once squashfuse_ll has exited. Used by tests/e2e/70-fuse.bats.
  */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,7 @@ int main(int argc, char **argv)
 		return 1;
 	pid = fork();
 	if (pid == 0) {
-		if (fuse_enter(&m) < 0 || child_become(&user) < 0) {
+		if (setns(m.mntns_fd, CLONE_NEWNS) < 0 || child_become(&user) < 0) {
 			perror("enter");
 			_exit(126);
 		}
