@@ -1,7 +1,8 @@
 /*
  * Child processes of slurmstepd, pyxis enroot.c style: stdin at /dev/null,
  * stdout and stderr in memfds, privileges dropped completely before the
- * child's code runs.
+ * child's code runs. One is not waited for: the entry's creator
+ * (child_spawn_detached), stdio at /dev/null.
  */
 #include <dirent.h>
 #include <errno.h>

@@ -1,6 +1,7 @@
 /*
  * Child processes of slurmstepd (pyxis's enroot.c): forked with stdin at
- * /dev/null and their output captured, as the job user or as root.
+ * /dev/null and their output captured, as the job user or as root; the steps
+ * every new child takes (fuse.c's too); the entry's creator, detached.
  */
 #ifndef PYXIS_CACHE_CHILD_H
 #define PYXIS_CACHE_CHILD_H
