@@ -1,7 +1,8 @@
 /*
  * Child processes of slurmstepd, pyxis enroot.c style: stdin at /dev/null,
  * stdout and stderr in memfds, privileges dropped completely before the
- * child's code runs.
+ * child's code runs. One is not waited for: the entry's creator
+ * (child_spawn_detached), stdio at /dev/null.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -22,24 +24,24 @@
 
 #include "child.h"
 
+#define IOPRIO_CLASS_IDLE 3
+#define IOPRIO_CLASS_SHIFT 13
+#define IOPRIO_WHO_PROCESS 1
+
 int child_find_executable(const char *name, const char *path, char *buf, size_t len)
 {
 	const char *dir = path;
 	size_t n;
-	int rc = -1;
 
 	while (*dir != '\0') {
 		n = strcspn(dir, ":");
-		if (n > 0 && snprintf(buf, len, "%.*s/%s", (int)n, dir, name) < (int)len && access(buf, X_OK) == 0) {
-			rc = 0;
-			goto done;
-		}
+		if (n > 0 && snprintf(buf, len, "%.*s/%s", (int)n, dir, name) < (int)len && access(buf, X_OK) == 0)
+			return 0;
 		dir += n;
 		dir += strspn(dir, ":");
 	}
 	buf[0] = '\0';
-done:
-	return rc;
+	return -1;
 }
 
 void child_read_capture(int fd, char *buf, size_t len)
@@ -55,38 +57,28 @@ void child_read_capture(int fd, char *buf, size_t len)
 }
 
 /*
- * In the child: become who it should be. Children of user_init otherwise keep
- * the real uid 0 of slurmstepd, so privileges are dropped completely
- * (setgroups/setresgid/setresuid); root's children first regain euid 0.
+ * Children of user_init otherwise keep the real uid 0 of slurmstepd, so
+ * privileges are dropped completely (setgroups/setresgid/setresuid); root's
+ * children first regain euid 0.
  */
-int child_mntns_fd = -1;
-
-static int become(const struct pyxis_job *user)
+int child_become(const struct pyxis_job *user)
 {
-	if (geteuid() != 0 && seteuid(0) < 0) {
-		dprintf(STDERR_FILENO, "seteuid: %m\n");
+	uid_t uid = user != NULL ? user->uid : 0;
+	gid_t gid = user != NULL ? user->gid : 0;
+
+	if ((geteuid() != 0 && seteuid(0) < 0) ||
+	    setgroups(user != NULL ? user->ngids : 0, user != NULL ? user->gids : NULL) < 0 ||
+	    setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
 		return -1;
-	}
-	if (user != NULL) {
-		if (setgroups(user->ngids, user->gids) < 0 || setresgid(user->gid, user->gid, user->gid) < 0 ||
-		    setresuid(user->uid, user->uid, user->uid) < 0) {
-			dprintf(STDERR_FILENO, "couldn't drop privileges: %m\n");
-			return -1;
-		}
-	} else if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
-		dprintf(STDERR_FILENO, "couldn't become root: %m\n");
-		return -1;
-	}
 	return 0;
 }
 
 /*
- * In the child: close every descriptor from first on. slurmstepd holds some
- * without O_CLOEXEC (its sockets, other plugins' files), and the child runs as
- * the job user, who may ptrace it. close_range(2) since Linux 5.9; else by
- * the list in /proc/self/fd.
+ * slurmstepd holds some descriptors without O_CLOEXEC (its sockets, other
+ * plugins' files), and the child runs as the job user, who may ptrace it.
+ * close_range(2) since Linux 5.9; else by the list in /proc/self/fd.
  */
-static void close_inherited(int first)
+void child_close_from(int first)
 {
 	struct dirent *d;
 	DIR *dir;
@@ -107,6 +99,23 @@ static void close_inherited(int first)
 	closedir(dir);
 }
 
+/* The signal mask survives fork and exec: slurmstepd's (it blocks some) is not the child's. */
+int child_reset(int out_fd, int err_fd)
+{
+	sigset_t mask;
+	int null_fd;
+
+	sigemptyset(&mask);
+	sigprocmask(SIG_SETMASK, &mask, NULL);
+	null_fd = open("/dev/null", O_RDWR);
+	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(out_fd >= 0 ? out_fd : null_fd, STDOUT_FILENO) < 0 ||
+	    dup2(err_fd >= 0 ? err_fd : null_fd, STDERR_FILENO) < 0)
+		return -1;
+	if (null_fd > STDERR_FILENO)
+		close(null_fd);
+	return 0;
+}
+
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -116,11 +125,8 @@ static long long now_ms(void)
 }
 
 int child_start(struct child *ch, child_fn fn, void *arg, const struct pyxis_job *user, const char *cwd, int keep_fd,
-		char *err, size_t errlen)
+		int mntns_fd, char *err, size_t errlen)
 {
-	int null_fd;
-	sigset_t mask;
-
 	ch->pid = ch->pidfd = -1;
 	ch->out_fd = memfd_create("pyxis-cache-stdout", MFD_CLOEXEC);
 	ch->err_fd = memfd_create("pyxis-cache-stderr", MFD_CLOEXEC);
@@ -134,23 +140,20 @@ int child_start(struct child *ch, child_fn fn, void *arg, const struct pyxis_job
 		goto fail;
 	}
 	if (ch->pid == 0) {
-		sigemptyset(&mask);
-		sigprocmask(SIG_SETMASK, &mask, NULL);
 		setpgid(0, 0);
-		null_fd = open("/dev/null", O_RDONLY);
-		if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(ch->out_fd, STDOUT_FILENO) < 0 ||
-		    dup2(ch->err_fd, STDERR_FILENO) < 0 || (keep_fd >= 0 && keep_fd != 3 && dup2(keep_fd, 3) < 0) ||
+		if (child_reset(ch->out_fd, ch->err_fd) < 0 || (keep_fd >= 0 && keep_fd != 3 && dup2(keep_fd, 3) < 0) ||
 		    (keep_fd == 3 && fcntl(3, F_SETFD, 0) < 0))
 			_exit(126);
 		/* As root (user_init leaves the effective uid the job user's). */
-		if (child_mntns_fd >= 0 &&
-		    ((geteuid() != 0 && seteuid(0) < 0) || setns(child_mntns_fd, CLONE_NEWNS) < 0)) {
+		if (mntns_fd >= 0 && ((geteuid() != 0 && seteuid(0) < 0) || setns(mntns_fd, CLONE_NEWNS) < 0)) {
 			dprintf(STDERR_FILENO, "couldn't enter the FUSE mount's namespace: %m\n");
 			_exit(126);
 		}
-		close_inherited(keep_fd >= 0 ? 4 : 3);
-		if (become(user) < 0)
+		child_close_from(keep_fd >= 0 ? 4 : 3);
+		if (child_become(user) < 0) {
+			dprintf(STDERR_FILENO, "couldn't %s: %m\n", user != NULL ? "drop privileges" : "become root");
 			_exit(126);
+		}
 		if (chdir(cwd) < 0) {
 			dprintf(STDERR_FILENO, "%s: %m\n", cwd);
 			_exit(1);
@@ -234,7 +237,6 @@ void child_end(struct child *ch)
 
 struct exec_args {
 	char *const *argv;
-	const char *home;
 	const struct pyxis_job *user; /* NULL: root */
 	unsigned flags;
 };
@@ -244,7 +246,8 @@ struct exec_args {
  * ours, then slurmd's (where enroot is, as for the runtime: the command runs
  * `enroot import` for a registry image); as the job user, the job's
  * ENROOT_CONFIG_PATH and ENROOT_ALLOW_HTTP too, which enroot and the command's
- * digest lookup read for that user's own import.
+ * digest lookup read for that user's own import. As before the split, a
+ * child whose uid is 0 gets HOME=/root.
  */
 static int exec_fn(void *arg)
 {
@@ -259,7 +262,8 @@ static int exec_fn(void *arg)
 
 	snprintf(path_env, sizeof(path_env), "PATH=" PYXIS_CACHE_PATH "%s%s", slurmd_path != NULL ? ":" : "",
 		 slurmd_path != NULL ? slurmd_path : "");
-	snprintf(home_env, sizeof(home_env), "HOME=%s", exec->home);
+	snprintf(home_env, sizeof(home_env), "HOME=%s",
+		 exec->user != NULL && exec->user->uid != 0 ? exec->user->home : "/root");
 	if (exec->user != NULL && exec->user->enroot_config[0] != '\0') {
 		snprintf(config_env, sizeof(config_env), "ENROOT_CONFIG_PATH=%s", exec->user->enroot_config);
 		envp[n++] = config_env;
@@ -278,15 +282,13 @@ static int exec_fn(void *arg)
 int child_exec(char *const argv[], const struct pyxis_job *user, const char *cwd, unsigned flags,
 	       struct child_output *output)
 {
-	/* As before the split: a child whose uid is 0 gets /root. */
-	struct exec_args exec = { .argv = argv, .home = user != NULL && user->uid != 0 ? user->home : "/root",
-				  .user = user, .flags = flags };
+	struct exec_args exec = { .argv = argv, .user = user, .flags = flags };
 	struct child ch;
 	int status;
 	int rc = -1;
 
 	output->out[0] = output->err[0] = '\0';
-	if (child_start(&ch, exec_fn, &exec, user, cwd, -1, output->err, sizeof(output->err)) < 0)
+	if (child_start(&ch, exec_fn, &exec, user, cwd, -1, -1, output->err, sizeof(output->err)) < 0)
 		return -1;
 	/* Before the wait: a stopped child's stdout is not read (the user may be rewriting it). */
 	if (child_wait(&ch, NULL, NULL, &status, output->err, sizeof(output->err)) < 0)
@@ -297,6 +299,36 @@ int child_exec(char *const argv[], const struct pyxis_job *user, const char *cwd
 fail:
 	child_end(&ch);
 	return rc;
+}
+
+int child_spawn_detached(char *const argv[], const struct pyxis_job *user)
+{
+	struct exec_args exec = { .argv = argv, .user = user };
+	pid_t pid, grandchild;
+	int status;
+
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		/* A session of its own, and its parent gone at once: out of the step's process tree. */
+		setsid();
+		grandchild = fork();
+		if (grandchild != 0)
+			_exit(grandchild < 0);
+		setpriority(PRIO_PROCESS, 0, 19);
+		syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
+		if (child_reset(-1, -1) < 0)
+			_exit(126);
+		child_close_from(3);
+		if (child_become(user) < 0 || (chdir(user->cwd) < 0 && chdir("/") < 0))
+			_exit(126);
+		_exit(exec_fn(&exec));
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 void child_error(const char *what, int status, const struct child_output *output, char *err, size_t errlen)

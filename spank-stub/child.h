@@ -1,6 +1,7 @@
 /*
  * Child processes of slurmstepd (pyxis's enroot.c): forked with stdin at
- * /dev/null and their output captured, as the job user or as root.
+ * /dev/null and their output captured, as the job user or as root; the steps
+ * every new child takes (fuse.c's too); the entry's creator, detached.
  */
 #ifndef PYXIS_CACHE_CHILD_H
 #define PYXIS_CACHE_CHILD_H
@@ -53,19 +54,17 @@ struct child {
 	int pidfd;
 };
 
-/*
- * A mount namespace the children started next enter, as root, before they drop
- * privileges (a cold step's FUSE mount, cold.c); -1: none.
- */
-extern int child_mntns_fd;
+#define CHILD_INIT { .pid = -1, .out_fd = -1, .err_fd = -1, .pidfd = -1 }
 
 /*
  * Fork fn(arg) as the job user (or root: NULL) in cwd, in its own process
  * group, with every descriptor above stderr closed; keep_fd (-1: none) is
- * passed on as fd 3. 0, or -1 with one line in err.
+ * passed on as fd 3. With mntns_fd >= 0 (a cold step's FUSE mount, cold.c),
+ * the child enters that mount namespace, as root, before it drops privileges.
+ * 0, or -1 with one line in err.
  */
 int child_start(struct child *ch, child_fn fn, void *arg, const struct pyxis_job *user, const char *cwd, int keep_fd,
-		char *err, size_t errlen);
+		int mntns_fd, char *err, size_t errlen);
 
 /*
  * Called by child_wait on every tick and whenever the child stops: 1 when the
@@ -93,5 +92,28 @@ void child_read_capture(int fd, char *buf, size_t len);
  * with "pyxis-cache: <what>: " unless it already starts with "pyxis-cache:".
  */
 void child_error(const char *what, int status, const struct child_output *output, char *err, size_t errlen);
+
+/*
+ * Run argv (argv[0] an absolute path) as user, with child_exec's environment,
+ * detached from the step: in a session of its own, its parent gone, at nice 19
+ * and the idle I/O class, stdio at /dev/null, in user->cwd (else /). 0 once it
+ * is started, or -1 (errno).
+ */
+int child_spawn_detached(char *const argv[], const struct pyxis_job *user);
+
+/*
+ * In a new child, before it execs: an empty signal mask, stdin at /dev/null,
+ * stdout and stderr to out_fd and err_fd (-1: /dev/null). 0 or -1.
+ */
+int child_reset(int out_fd, int err_fd);
+
+/* In a new child: close every descriptor from first on. */
+void child_close_from(int first);
+
+/*
+ * In a new child: become user (NULL: root) for good, real, effective and saved
+ * ids and groups alike. 0, or -1 (errno).
+ */
+int child_become(const struct pyxis_job *user);
 
 #endif /* PYXIS_CACHE_CHILD_H */

@@ -17,10 +17,10 @@
 
 #include "child.h"
 #include "cli.h"
-#include "fuse.h"
 #include "lock.h"
 
 #define REUSE_ATTEMPTS 3
+#define PATH_TOO_LONG PLUGIN_NAME ": container_cache_data_path: path too long"
 
 /* argv for "<cli> <sub> ... --set <key=value>..." (NULL-terminated, free()). */
 static char **cli_argv(const struct plugin_context *ctx, const char *sub, const char *const *args, int nargs)
@@ -116,7 +116,7 @@ static int user_dir_ready(const struct plugin_context *ctx)
 
 	if (lstat(ctx->cfg.data_path, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0)
 		return 0;
-	if (snprintf(dir, sizeof(dir), "%s/%u", ctx->cfg.data_path, (unsigned)ctx->job.uid) >= (int)sizeof(dir))
+	if (cli_user_path(ctx, NULL, NULL, dir, sizeof(dir)) < 0)
 		return 0;
 	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != ctx->job.uid || st.st_gid != ctx->job.gid ||
 	    (st.st_mode & 07777) != 0700)
@@ -141,11 +141,10 @@ int cli_prepare(const struct plugin_context *ctx, char *err, size_t errlen)
 	return cli_run(ctx, "prepare", args, 4, NULL, "/", 0, &output, err, errlen);
 }
 
-/* "<base>/<uid>/<name>[/<file>]", or -1 when it does not fit. */
-static int user_path(const struct plugin_context *ctx, const char *name, const char *file, char *buf, size_t len)
+int cli_user_path(const struct plugin_context *ctx, const char *name, const char *file, char *buf, size_t len)
 {
-	int n = snprintf(buf, len, "%s/%u/%s%s%s", ctx->cfg.data_path, (unsigned)ctx->job.uid, name,
-			 file != NULL ? "/" : "", file != NULL ? file : "");
+	int n = snprintf(buf, len, "%s/%u%s%s%s%s", ctx->cfg.data_path, (unsigned)ctx->job.uid, name != NULL ? "/" : "",
+			 name != NULL ? name : "", file != NULL ? "/" : "", file != NULL ? file : "");
 
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
@@ -206,9 +205,11 @@ int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *s
 			rc = 0;
 			goto fail;
 		}
-		if (user_path(ctx, c->enroot_name, NULL, c->rootfs, sizeof(c->rootfs)) < 0 ||
-		    user_path(ctx, c->enroot_name, ".pyxis_cache_lock", lock, sizeof(lock)) < 0) {
-			snprintf(err, errlen, PLUGIN_NAME ": container_cache_data_path: path too long");
+		/* ENROOT_DATA_PATH is the entry's parent, <base>/<uid>. */
+		if (cli_user_path(ctx, NULL, NULL, c->enroot_data, sizeof(c->enroot_data)) < 0 ||
+		    cli_user_path(ctx, c->enroot_name, NULL, c->rootfs, sizeof(c->rootfs)) < 0 ||
+		    cli_user_path(ctx, c->enroot_name, ".pyxis_cache_lock", lock, sizeof(lock)) < 0) {
+			snprintf(err, errlen, PATH_TOO_LONG);
 			goto fail;
 		}
 		locked = lock_shared(lock, 0, ctx->job.uid, &c->lock_fd, err, errlen);
@@ -222,13 +223,6 @@ int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *s
 			 REUSE_ATTEMPTS);
 		goto fail;
 	}
-
-	/* ENROOT_DATA_PATH is the entry's parent, <base>/<uid>. */
-	if (snprintf(c->enroot_data, sizeof(c->enroot_data), "%s/%u", ctx->cfg.data_path, (unsigned)ctx->job.uid) >=
-	    (int)sizeof(c->enroot_data)) {
-		snprintf(err, errlen, PLUGIN_NAME ": container_cache_data_path: path too long");
-		goto fail;
-	}
 	rc = 0;
 fail:
 	return rc;
@@ -238,20 +232,15 @@ int cli_start_creator(const struct plugin_context *ctx, const char *image)
 {
 	char uid[16], gid[16];
 	const char *args[] = { "--image", image, "--uid", uid, "--gid", gid, "--name-only", "--unless-busy" };
-	struct fuse_user user = { ctx->job.uid, ctx->job.gid, ctx->job.gids, ctx->job.ngids, ctx->job.cwd };
-	char path_env[] = "PATH=" PYXIS_CACHE_PATH;
-	char home_env[PATH_MAX + 8];
-	char *envp[] = { path_env, home_env, NULL };
 	char **argv;
 	int rc;
 
 	snprintf(uid, sizeof(uid), "%u", (unsigned)ctx->job.uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)ctx->job.gid);
-	snprintf(home_env, sizeof(home_env), "HOME=%s", ctx->job.home);
 	argv = cli_argv(ctx, "reuse", args, 8);
 	if (argv == NULL)
 		return -1;
-	rc = fuse_start_creator(argv, envp, &user);
+	rc = child_spawn_detached(argv, &ctx->job);
 	free(argv);
 	return rc;
 }
@@ -282,9 +271,9 @@ int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t er
 		snprintf(err, errlen, PLUGIN_NAME ": step: printed no step name of job %s.%s", job, step);
 		goto fail;
 	}
-	if (user_path(ctx, c->step_name, NULL, c->step_dir, sizeof(c->step_dir)) < 0 ||
-	    (image != NULL && user_path(ctx, c->step_name, "rootfs", c->rootfs, sizeof(c->rootfs)) < 0)) {
-		snprintf(err, errlen, PLUGIN_NAME ": container_cache_data_path: path too long");
+	if (cli_user_path(ctx, c->step_name, NULL, c->step_dir, sizeof(c->step_dir)) < 0 ||
+	    (image != NULL && cli_user_path(ctx, c->step_name, "rootfs", c->rootfs, sizeof(c->rootfs)) < 0)) {
+		snprintf(err, errlen, PATH_TOO_LONG);
 		goto fail;
 	}
 	locked = lock_shared(c->step_dir, O_DIRECTORY, ctx->job.uid, &c->step_lock_fd, err, errlen);

@@ -9,6 +9,9 @@
 
 #include "context.h"
 
+/* "<base>/<uid>[/<name>[/<file>]]" (name NULL: the user's directory), or -1 when it does not fit. */
+int cli_user_path(const struct plugin_context *ctx, const char *name, const char *file, char *buf, size_t len);
+
 /* As root: "<cli> prepare" creates or repairs <base>/<uid> (skipped when it is right). */
 int cli_prepare(const struct plugin_context *ctx, char *err, size_t errlen);
 
@@ -26,7 +29,7 @@ int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *s
 
 /*
  * "<cli> reuse --unless-busy" as the job user, detached from the step at low
- * CPU and I/O priority (fuse_start_creator): the entry's background creator.
+ * CPU and I/O priority (child_spawn_detached): the entry's background creator.
  */
 int cli_start_creator(const struct plugin_context *ctx, const char *image);
 

@@ -44,7 +44,6 @@ static int names_a_file(const char *image)
 int cold_start(struct plugin_context *ctx, const char *image, const char *search_path, char *err, size_t errlen)
 {
 	struct container *c = &ctx->container;
-	struct fuse_user user = { ctx->job.uid, ctx->job.gid, ctx->job.gids, ctx->job.ngids, ctx->job.cwd };
 	char daemon_bin[PATH_MAX], why[ERROR_MAX], reason[ERROR_MAX + 32], user_dir[PATH_MAX];
 	enum entry_state state;
 
@@ -63,11 +62,9 @@ int cold_start(struct plugin_context *ctx, const char *image, const char *search
 	/* First the unpack, which takes longest; a creator already at work is left to it. */
 	if (state == ENTRY_ABSENT && cli_start_creator(ctx, image) < 0)
 		slurm_info(PLUGIN_NAME ": couldn't start the unpack of %s in the background: %m", c->enroot_name);
-	if (snprintf(user_dir, sizeof(user_dir), "%s/%u", ctx->cfg.data_path, (unsigned)ctx->job.uid) >=
-	    (int)sizeof(user_dir))
+	if (cli_user_path(ctx, NULL, NULL, user_dir, sizeof(user_dir)) < 0)
 		return wait_for_unpack(ctx, image, "FUSE: path too long", err, errlen);
-	if (fuse_mount_image(daemon_bin, image, user_dir, c->enroot_name, ctx->job.jobid, ctx->job.stepid, &user,
-			     &c->fuse, why, sizeof(why)) < 0) {
+	if (fuse_mount_image(daemon_bin, image, user_dir, c->enroot_name, &ctx->job, &c->fuse, why, sizeof(why)) < 0) {
 		snprintf(reason, sizeof(reason), "FUSE mount failed (%s)", why);
 		return wait_for_unpack(ctx, image, reason, err, errlen);
 	}

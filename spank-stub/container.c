@@ -158,7 +158,7 @@ int container_start(const struct runtime_task *task, struct container *c, char *
 {
 	const char *name = pyxis_config_runtime_name(task->runtime);
 	struct watch w = { .rootfs = task->rootfs, .fuse = &c->fuse, .info_fd = -1, .target = -1 };
-	struct child ch = { .pid = -1, .out_fd = -1, .err_fd = -1, .pidfd = -1 };
+	struct child ch = CHILD_INIT;
 	struct child_output output = { .out = "", .err = "" };
 	int info[2] = { -1, -1 };
 	int status = -1;
@@ -170,7 +170,9 @@ int container_start(const struct runtime_task *task, struct container *c, char *
 		snprintf(err, errlen, PLUGIN_NAME ": pipe: %m");
 		goto fail;
 	}
-	if (child_start(&ch, runtime_exec, (void *)task, task->job, "/", info[1], output.err, sizeof(output.err)) < 0) {
+	/* A cold step from a FUSE mount: the runtime starts in the mount's namespace. */
+	if (child_start(&ch, runtime_exec, (void *)task, task->job, "/", info[1], c->fuse.mntns_fd, output.err,
+			sizeof(output.err)) < 0) {
 		child_error(name, -1, &output, err, errlen);
 		goto fail;
 	}

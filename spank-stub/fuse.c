@@ -14,18 +14,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <libgen.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -33,17 +28,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "fuse.h"
+#include "lock.h"
 
 #define DAEMON "squashfuse_ll"
 #define MOUNT_PREFIX ".pyxis_cache_mnt."
 /* How long the mounts may take (the first lookups wait for the daemon). */
 #define MOUNT_TIMEOUT_MS (60 * 1000)
 #define UPPER_SIZE "size=64m"
-
-#define IOPRIO_CLASS_IDLE 3
-#define IOPRIO_CLASS_SHIFT 13
-#define IOPRIO_WHO_PROCESS 1
 
 /* One message between slurmstepd and the mounter (shorter than PIPE_BUF: written whole). */
 struct message {
@@ -63,22 +56,16 @@ struct mounter {
 int fuse_available(const char *search_path, char *daemon_bin, size_t len, char *why, size_t whylen)
 {
 	struct stat st;
-	const char *dir = search_path;
-	size_t n;
 
 	if (stat("/dev/fuse", &st) < 0 || !S_ISCHR(st.st_mode)) {
 		snprintf(why, whylen, "no /dev/fuse");
 		return -1;
 	}
-	while (*dir != '\0') {
-		n = strcspn(dir, ":");
-		if (snprintf(daemon_bin, len, "%.*s/" DAEMON, (int)n, dir) < (int)len && access(daemon_bin, X_OK) == 0)
-			return 0;
-		dir += n;
-		dir += strspn(dir, ":");
+	if (child_find_executable(DAEMON, search_path, daemon_bin, len) < 0) {
+		snprintf(why, whylen, DAEMON ": not found in %.300s", search_path);
+		return -1;
 	}
-	snprintf(why, whylen, DAEMON ": not found in %.300s", search_path);
-	return -1;
+	return 0;
 }
 
 static int send_message(int fd, char tag, int value, const char *text)
@@ -136,8 +123,7 @@ static int mounter_main(const struct mounter *mt)
 	int fd;
 
 	/* All root first (user_init leaves slurmstepd's effective ids the job user's). */
-	if ((geteuid() != 0 && seteuid(0) < 0) || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 ||
-	    setgroups(0, NULL) < 0)
+	if (child_become(NULL) < 0)
 		mounter_fail(mt, "become root");
 	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
 		mounter_fail(mt, "unshare a user and mount namespace");
@@ -205,7 +191,7 @@ static int write_file(pid_t pid, const char *file, const char *text)
 }
 
 /* The namespace's ids: inside, 0 is the job user and group, and nothing else exists. */
-static int write_id_maps(pid_t pid, const struct fuse_user *user)
+static int write_id_maps(pid_t pid, const struct pyxis_job *user)
 {
 	char map[64];
 
@@ -219,34 +205,24 @@ static int write_id_maps(pid_t pid, const struct fuse_user *user)
 struct daemon_args {
 	const char *bin;
 	const char *image;
-	int fd;
-	const struct fuse_user *user;
-	int err_fd;
+	int fd; /* the /dev/fuse descriptor, taken from the mounter */
+	const struct pyxis_job *job;
 };
 
-static void daemon_exec(const struct daemon_args *d)
+static void daemon_exec(const struct daemon_args *d, int err_fd)
 {
 	char *argv[] = { DAEMON, "-f", (char *)d->image, "/dev/fd/3", NULL };
 	char path_env[] = "PATH=/usr/local/bin:/usr/bin:/bin";
 	char *envp[] = { path_env, NULL };
-	sigset_t mask;
-	int null_fd;
 
-	sigemptyset(&mask);
-	sigprocmask(SIG_SETMASK, &mask, NULL);
-	null_fd = open("/dev/null", O_RDWR);
-	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(null_fd, STDOUT_FILENO) < 0 ||
-	    dup2(d->err_fd, STDERR_FILENO) < 0 || dup2(d->fd, 3) < 0)
+	if (child_reset(-1, err_fd) < 0 || dup2(d->fd, 3) < 0)
 		_exit(126);
-	syscall(SYS_close_range, 4U, ~0U, 0U);
-	if (geteuid() != 0 && seteuid(0) < 0)
-		_exit(126);
-	if (setgroups(d->user->ngids, d->user->gids) < 0 || setresgid(d->user->gid, d->user->gid, d->user->gid) < 0 ||
-	    setresuid(d->user->uid, d->user->uid, d->user->uid) < 0) {
+	child_close_from(4);
+	if (child_become(d->job) < 0) {
 		dprintf(STDERR_FILENO, "couldn't drop privileges: %m\n");
 		_exit(126);
 	}
-	if (chdir(d->user->cwd) < 0 && chdir("/") < 0)
+	if (chdir(d->job->cwd) < 0 && chdir("/") < 0)
 		_exit(126);
 	execve(d->bin, argv, envp);
 	dprintf(STDERR_FILENO, "%s: %m\n", d->bin);
@@ -263,28 +239,32 @@ static int valid_point(const char *text, const char *name, uint32_t job, uint32_
 	return strncmp(text, prefix, n) == 0 && strlen(text) == n + 6 && strchr(text, '/') == NULL;
 }
 
-static void kill_wait(pid_t pid)
+/* The mounter did not say what it should have: the daemon's own words first (a bad image), else the mounter's. */
+static void mounter_error(const struct message *msg, int daemon_err_fd, char *err, size_t errlen)
 {
-	if (pid <= 0)
-		return;
-	kill(pid, SIGKILL);
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
+	char daemon_err[256];
+
+	child_read_capture(daemon_err_fd, daemon_err, sizeof(daemon_err));
+	daemon_err[strcspn(daemon_err, "\n")] = '\0';
+	if (daemon_err[0] != '\0')
+		snprintf(err, errlen, DAEMON ": %s", daemon_err);
+	else if (msg->tag == 'e')
+		snprintf(err, errlen, "%s", msg->text);
+	else
+		snprintf(err, errlen, "the mount did not finish within %d s", MOUNT_TIMEOUT_MS / 1000);
 }
 
 int fuse_mount_image(const char *daemon_bin, const char *image, const char *user_dir, const char *name,
-		     uint32_t job, uint32_t step, const struct fuse_user *user, struct fuse_mount *m, char *err,
-		     size_t errlen)
+		     const struct pyxis_job *job, struct fuse_mount *m, char *err, size_t errlen)
 {
 	int to_mounter[2] = { -1, -1 }, from_mounter[2] = { -1, -1 };
-	struct mounter mt = { .user_dir = user_dir, .name = name, .job = job, .step = step };
-	struct daemon_args d = { .bin = daemon_bin, .image = image, .fd = -1, .user = user, .err_fd = -1 };
+	struct mounter mt = { .user_dir = user_dir, .name = name, .job = job->jobid, .step = job->stepid };
+	struct daemon_args d = { .bin = daemon_bin, .image = image, .fd = -1, .job = job };
+	struct child mounter = CHILD_INIT, daemon = CHILD_INIT;
 	struct message msg;
 	char path[PATH_MAX + 32];
-	char daemon_err[256];
 	uid_t euid = geteuid();
-	int pidfd = -1;
-	pid_t mounter = -1;
+	int locked;
 	int rc = -1;
 
 	*m = (struct fuse_mount)FUSE_MOUNT_INIT;
@@ -300,12 +280,12 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 		snprintf(err, errlen, "pipe: %m");
 		goto fail;
 	}
-	mounter = fork();
-	if (mounter < 0) {
+	mounter.pid = fork();
+	if (mounter.pid < 0) {
 		snprintf(err, errlen, "fork: %m");
 		goto fail;
 	}
-	if (mounter == 0) {
+	if (mounter.pid == 0) {
 		mt.in = to_mounter[0];
 		mt.out = from_mounter[1];
 		_exit(mounter_main(&mt));
@@ -315,51 +295,57 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 	to_mounter[0] = from_mounter[1] = -1;
 
 	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
-	if (msg.tag != 'u')
-		goto mounter_failed;
-	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)mounter);
+	if (msg.tag != 'u') {
+		mounter_error(&msg, daemon.err_fd, err, errlen);
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)mounter.pid);
 	m->mntns_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (m->mntns_fd < 0 || write_id_maps(mounter, user) < 0) {
+	if (m->mntns_fd < 0 || write_id_maps(mounter.pid, job) < 0) {
 		snprintf(err, errlen, "the mount's namespace: %m");
 		goto fail;
 	}
 	send_message(to_mounter[1], 'g', 0, NULL);
 
 	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
-	if (msg.tag != 'm')
-		goto mounter_failed;
-	if (!valid_point(msg.text, name, job, step)) {
+	if (msg.tag != 'm') {
+		mounter_error(&msg, daemon.err_fd, err, errlen);
+		goto fail;
+	}
+	if (!valid_point(msg.text, name, mt.job, mt.step)) {
 		snprintf(err, errlen, "unexpected mount point from the mounter");
 		goto fail;
 	}
 	snprintf(m->point, sizeof(m->point), "%s/%s", user_dir, msg.text);
 	snprintf(m->rootfs, sizeof(m->rootfs), "%s/root", m->point);
-	m->lock_fd = open(m->point, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (m->lock_fd < 0 || flock(m->lock_fd, LOCK_SH | LOCK_NB) < 0) {
-		snprintf(err, errlen, "lock %s: %m", m->point);
+	locked = lock_shared(m->point, O_DIRECTORY, job->uid, &m->lock_fd, err, errlen);
+	if (locked == 0)
+		snprintf(err, errlen, "%s was removed before it was locked", m->point);
+	if (locked <= 0)
 		goto fail;
-	}
-	pidfd = (int)syscall(SYS_pidfd_open, mounter, 0);
-	d.fd = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, msg.value, 0);
+	mounter.pidfd = (int)syscall(SYS_pidfd_open, mounter.pid, 0);
+	d.fd = mounter.pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, mounter.pidfd, msg.value, 0);
 	if (d.fd < 0) {
 		snprintf(err, errlen, "take the FUSE descriptor: %m");
 		goto fail;
 	}
-	d.err_fd = memfd_create("pyxis-cache-fuse", MFD_CLOEXEC);
-	m->daemon = d.err_fd < 0 ? -1 : fork();
-	if (m->daemon < 0) {
+	daemon.err_fd = memfd_create("pyxis-cache-fuse", MFD_CLOEXEC);
+	daemon.pid = daemon.err_fd < 0 ? -1 : fork();
+	if (daemon.pid < 0) {
 		snprintf(err, errlen, "start " DAEMON ": %m");
 		goto fail;
 	}
-	if (m->daemon == 0)
-		daemon_exec(&d);
+	if (daemon.pid == 0)
+		daemon_exec(&d, daemon.err_fd);
 	close(d.fd);
 	d.fd = -1;
 	send_message(to_mounter[1], 'g', 0, NULL);
 
 	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
-	if (msg.tag != 'o')
-		goto mounter_failed;
+	if (msg.tag != 'o') {
+		mounter_error(&msg, daemon.err_fd, err, errlen);
+		goto fail;
+	}
 	{
 		unsigned long long dev = 0, ino = 0;
 
@@ -370,37 +356,17 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 		m->root_dev = (dev_t)dev;
 		m->root_ino = (ino_t)ino;
 	}
+	/* It lives on: fuse_release reaps it. */
+	m->daemon = daemon.pid;
+	daemon.pid = -1;
 	rc = 0;
-	goto done;
-
-mounter_failed:
-	/* The daemon's own words first (a bad image), else the mounter's. */
-	daemon_err[0] = '\0';
-	if (d.err_fd >= 0) {
-		ssize_t n = pread(d.err_fd, daemon_err, sizeof(daemon_err) - 1, 0);
-		daemon_err[n > 0 ? n : 0] = '\0';
-		daemon_err[strcspn(daemon_err, "\n")] = '\0';
-	}
-	if (daemon_err[0] != '\0')
-		snprintf(err, errlen, DAEMON ": %s", daemon_err);
-	else if (msg.tag == 'e')
-		snprintf(err, errlen, "%s", msg.text);
-	else
-		snprintf(err, errlen, "the mount did not finish within %d s", MOUNT_TIMEOUT_MS / 1000);
 fail:
-	if (m->daemon > 0)
-		kill_wait(m->daemon);
-	m->daemon = -1;
-done:
-	kill_wait(mounter);
+	child_end(&daemon);
+	child_end(&mounter);
 	if (rc < 0)
 		fuse_release(m);
-	if (pidfd >= 0)
-		close(pidfd);
 	if (d.fd >= 0)
 		close(d.fd);
-	if (d.err_fd >= 0)
-		close(d.err_fd);
 	for (int i = 0; i < 2; ++i) {
 		if (to_mounter[i] >= 0)
 			close(to_mounter[i]);
@@ -413,11 +379,6 @@ done:
 		rc = -1;
 	}
 	return rc;
-}
-
-int fuse_enter(const struct fuse_mount *m)
-{
-	return setns(m->mntns_fd, CLONE_NEWNS);
 }
 
 void fuse_release(struct fuse_mount *m)
@@ -442,42 +403,4 @@ void fuse_release(struct fuse_mount *m)
 		else
 			nanosleep(&tick, NULL);
 	}
-}
-
-int fuse_start_creator(char *const argv[], char *const envp[], const struct fuse_user *user)
-{
-	pid_t pid, grandchild;
-	int status;
-	int null_fd;
-
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		/* A session of its own, and its parent gone at once: out of the step's process tree. */
-		setsid();
-		grandchild = fork();
-		if (grandchild != 0)
-			_exit(grandchild < 0);
-		setpriority(PRIO_PROCESS, 0, 19);
-		syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
-		null_fd = open("/dev/null", O_RDWR);
-		if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(null_fd, STDOUT_FILENO) < 0 ||
-		    dup2(null_fd, STDERR_FILENO) < 0)
-			_exit(126);
-		syscall(SYS_close_range, 3U, ~0U, 0U);
-		if (geteuid() != 0 && seteuid(0) < 0)
-			_exit(126);
-		if (setgroups(user->ngids, user->gids) < 0 || setresgid(user->gid, user->gid, user->gid) < 0 ||
-		    setresuid(user->uid, user->uid, user->uid) < 0)
-			_exit(126);
-		if (chdir(user->cwd) < 0 && chdir("/") < 0)
-			_exit(126);
-		execve(argv[0], argv, envp);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }

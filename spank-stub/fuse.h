@@ -1,9 +1,9 @@
 /*
  * A cold step's rootfs: a squashfuse_ll mount of the image, made with the job
  * user's credentials in a user and mount namespace of the step's own (root
- * only opens /dev/fuse and writes the namespace's id maps), and the detached,
- * low-priority creator of the entry. See docs/srun.md, "Cold steps start from
- * a FUSE mount". No Slurm calls.
+ * only opens /dev/fuse and writes the namespace's id maps). The entry's
+ * creator runs meanwhile (cli_start_creator). See docs/srun.md, "Cold steps
+ * start from a FUSE mount". No Slurm calls.
  */
 #ifndef PYXIS_CACHE_FUSE_H
 #define PYXIS_CACHE_FUSE_H
@@ -13,14 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Who the mount is for, and where relative image paths resolve. */
-struct fuse_user {
-	uid_t uid;
-	gid_t gid;
-	const gid_t *gids; /* the job's supplementary groups (the daemon's) */
-	int ngids;
-	const char *cwd;
-};
+struct pyxis_job; /* context.h: who the mount is for, and where relative image paths resolve */
 
 struct fuse_mount {
 	char point[PATH_MAX]; /* <user_dir>/.pyxis_cache_mnt.<name>.<job>.<step>.XXXXXX */
@@ -42,32 +35,19 @@ struct fuse_mount {
 int fuse_available(const char *search_path, char *daemon_bin, size_t len, char *why, size_t whylen);
 
 /*
- * Mount image (relative: against user->cwd) read-only for the entry `name`
- * of user_dir (<base>/<uid>), with a per-step writable tmpfs over it (an
- * overlay); m->rootfs is the rootfs in the mount namespace m->mntns_fd.
- * Returns 0, or -1 with one line in err (everything undone).
+ * Mount image (relative: against job->cwd) read-only for the entry `name` of
+ * user_dir (<base>/<uid>) and the step job->jobid.job->stepid, with a
+ * per-step writable tmpfs over it (an overlay); m->rootfs is the rootfs in the
+ * mount namespace m->mntns_fd. Returns 0, or -1 with one line in err
+ * (everything undone).
  */
 int fuse_mount_image(const char *daemon_bin, const char *image, const char *user_dir, const char *name,
-		     uint32_t job, uint32_t step, const struct fuse_user *user, struct fuse_mount *m, char *err,
-		     size_t errlen);
-
-/*
- * Enter the mount's namespace (in a child of slurmstepd, as root, before it
- * drops to the user and starts the runtime). Returns 0 or -1 (errno).
- */
-int fuse_enter(const struct fuse_mount *m);
+		     const struct pyxis_job *job, struct fuse_mount *m, char *err, size_t errlen);
 
 /*
  * The step is over: close the namespace and the lock, remove the (empty)
  * mount point, reap the daemon (which exits once the namespace is gone).
  */
 void fuse_release(struct fuse_mount *m);
-
-/*
- * Start argv (the command's "reuse --unless-busy ...") detached from the step,
- * in a session of its own, at nice 19 and the idle I/O class, as the user, with
- * stdio at /dev/null and the fixed environment envp. Returns 0 or -1 (errno).
- */
-int fuse_start_creator(char *const argv[], char *const envp[], const struct fuse_user *user);
 
 #endif /* PYXIS_CACHE_FUSE_H */

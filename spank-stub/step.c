@@ -11,7 +11,6 @@
 #include <slurm/spank.h>
 
 #include "args.h"
-#include "child.h"
 #include "cli.h"
 #include "cold.h"
 #include "common.h"
@@ -106,13 +105,8 @@ static int start_container(spank_t sp, struct plugin_context *ctx, const char *s
 		.job = &ctx->job,
 		.writable = !container_args.cache && container_args.writable,
 	};
-	/* A cold step from a FUSE mount: the runtime starts in the mount's namespace. */
-	child_mntns_fd = c->fuse.mntns_fd;
-	if (container_start(&task, c, err, errlen) < 0) {
-		child_mntns_fd = -1;
+	if (container_start(&task, c, err, errlen) < 0)
 		return -1;
-	}
-	child_mntns_fd = -1;
 	set_environ(sp, c);
 	return 0;
 }

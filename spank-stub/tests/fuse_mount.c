@@ -1,22 +1,23 @@
 /*
- * fuse.c on its own, without Slurm: mounts IMG as slurmstepd would for a cold
- * step of USER (effective uid the user's, as in user_init), runs CMD as the
- * user in the mount's namespace with the rootfs as its argument, then releases.
+ * fuse.c (with child.c and lock.c) on its own, without Slurm: mounts IMG as
+ * slurmstepd would for a cold step of USER (effective uid the user's, as in
+ * user_init), runs CMD as the user in the mount's namespace with the rootfs as
+ * its argument, then releases.
  *
  *   fuse_mount USER_DIR NAME UID GID IMG CMD...
  *
  * Prints "rootfs <path>", CMD's output, "mount <ms> ms", and after release
  * "daemon gone" once squashfuse_ll has exited. Used by tests/e2e/70-fuse.bats.
  */
-#include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <grp.h>
 
+#include "../child.h"
 #include "../fuse.h"
 
 static double now_ms(void)
@@ -30,8 +31,8 @@ static double now_ms(void)
 int main(int argc, char **argv)
 {
 	struct fuse_mount m;
-	struct fuse_user user;
-	char daemon_bin[4096], why[512], err[1024], cwd[4096];
+	struct pyxis_job user = { .jobid = 7, .stepid = 0 };
+	char daemon_bin[4096], why[512], err[1024];
 	double started;
 	pid_t pid;
 	int status;
@@ -40,9 +41,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s USER_DIR NAME UID GID IMG CMD...\n", argv[0]);
 		return 2;
 	}
-	if (getcwd(cwd, sizeof(cwd)) == NULL)
-		strcpy(cwd, "/");
-	user = (struct fuse_user){ .uid = (uid_t)atoi(argv[3]), .gid = (gid_t)atoi(argv[4]), .cwd = cwd };
+	if (getcwd(user.cwd, sizeof(user.cwd)) == NULL)
+		strcpy(user.cwd, "/");
+	user.uid = (uid_t)atoi(argv[3]);
+	user.gid = (gid_t)atoi(argv[4]);
 	if (fuse_available("/usr/local/bin:/usr/bin:/bin", daemon_bin, sizeof(daemon_bin), why, sizeof(why)) < 0) {
 		printf("unavailable: %s\n", why);
 		return 3;
@@ -51,7 +53,7 @@ int main(int argc, char **argv)
 	if (setegid(user.gid) < 0 || seteuid(user.uid) < 0)
 		return 1;
 	started = now_ms();
-	if (fuse_mount_image(daemon_bin, argv[5], argv[1], argv[2], 7, 0, &user, &m, err, sizeof(err)) < 0) {
+	if (fuse_mount_image(daemon_bin, argv[5], argv[1], argv[2], &user, &m, err, sizeof(err)) < 0) {
 		printf("error: %s\n", err);
 		return 1;
 	}
@@ -61,8 +63,7 @@ int main(int argc, char **argv)
 		return 1;
 	pid = fork();
 	if (pid == 0) {
-		if (fuse_enter(&m) < 0 || setgroups(0, NULL) < 0 || setresgid(user.gid, user.gid, user.gid) < 0 ||
-		    setresuid(user.uid, user.uid, user.uid) < 0) {
+		if (setns(m.mntns_fd, CLONE_NEWNS) < 0 || child_become(&user) < 0) {
 			perror("enter");
 			_exit(126);
 		}
