@@ -161,6 +161,11 @@ static int mounter_main(const struct mounter *mt)
 	send_message(mt->out, 'm', fd, strrchr(point, '/') + 1);
 	if (wait_go(mt) < 0)
 		_exit(1);
+	/*
+	 * The daemon holds its copy now. Ours would keep the connection up if the daemon
+	 * exits (an image it cannot read): the lookups below would wait until the timeout.
+	 */
+	close(fd);
 	/* The rootfs's top as in an entry: the image's mode, writable by its owner (the user). */
 	if (stat(lower, &st) < 0)
 		mounter_fail(mt, "the image's root");
