@@ -51,7 +51,8 @@ cached_image() { srun_as_user --container-cache --container-image="$1" "${@:2}";
   run cached sh -c 'touch /pxc-e2e-file; echo written > pxc-e2e-runtime-file && cat pxc-e2e-runtime-file'
   echo "$output"
   [[ $output == *"Read-only file system"* ]]
-  [ "${lines[-1]}" = written ]
+  # stdout's line, wherever srun put it among the task's stderr.
+  grep -qx written <<<"$output"
   [ "$(cat "$E2E_WORK/pxc-e2e-runtime-file")" = written ]
 }
 
@@ -145,12 +146,12 @@ cached_image() { srun_as_user --container-cache --container-image="$1" "${@:2}";
   [[ $output == *'PRETTY_NAME="pyxis-cache e2e alpha"'* ]]
   [[ $output == *"Read-only file system"* ]]
   [[ $(grep -c "^$(user_uid)\$" <<<"$output") -eq 3 ]]
-  [ "${lines[-1]}" = overlay ]
+  grep -qx overlay <<<"$output"
   grep -q "$(entry_name "$image") is being unpacked: the step starts from a FUSE mount" "$E2E_TMP/slurmd/slurmd.log"
   wait_entry "$image"
   run cached_image "$image" sh -c "cat /etc/os-release; $ROOT_FS"
   echo "$output"
   [ "$status" -eq 0 ]
   [[ $output == *'PRETTY_NAME="pyxis-cache e2e alpha"'* ]]
-  [ "${lines[-1]}" != overlay ]
+  ! grep -qx overlay <<<"$output"
 }
