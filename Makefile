@@ -14,7 +14,7 @@ DEMO_PACKAGES := squashfs-tools busybox-static
 TEST_PACKAGES := $(DEMO_PACKAGES) slurmctld slurmd munge slurm-client libslurm-dev bubblewrap bats \
 	e2fsprogs util-linux gcc make attr prometheus docker-registry umoci skopeo curl python3 squashfuse fuse3
 
-.PHONY: all bootstrap bootstrap-test demo test test-unit test-e2e test-faults test-ops bench check stub clean \
+.PHONY: all bootstrap bootstrap-test deno-dir demo test test-unit test-e2e test-faults test-ops bench check stub clean \
 	install uninstall
 
 # Where `make install` puts things; INSTALL_DENO=1 also installs the bootstrapped Deno beside
@@ -38,11 +38,16 @@ define apt_install
 	fi
 endef
 
-bootstrap: $(DENO)
+bootstrap: $(DENO) deno-dir
 	$(call apt_install,$(DEMO_PACKAGES))
 
-bootstrap-test: $(DENO)
+bootstrap-test: $(DENO) deno-dir
 	$(call apt_install,$(TEST_PACKAGES))
+
+# The transpiled code, in a directory the launcher gives every caller as DENO_DIR (see bin/pyxis-cache).
+deno-dir: $(DENO)
+	DENO_DIR=$(CURDIR)/.deno-dir $(DENO) cache --quiet --no-config --no-lock cmd/main.ts
+	chmod -R a+rX .deno-dir
 
 demo: bootstrap
 	bash scripts/demo.sh
@@ -81,4 +86,4 @@ bench: bootstrap-test stub
 
 clean:
 	$(MAKE) -C spank-stub clean
-	rm -rf dist
+	rm -rf dist .deno-dir

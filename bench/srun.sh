@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # P6/P7 of bench/run.sh: srun with the cache against plain srun, on the private
-# single-node Slurm of the e2e suite (tests/e2e/slurm.sh), as root.
+# single-node Slurm of the e2e suite (tests/e2e/slurm.sh), as root (srun as an unprivileged user: BENCH_UID, default 65534).
 #   bash bench/srun.sh IMAGE REPS [bwrap|enroot]   (prints "plain|warm|cold <ms>" per run)
 # Each round runs plain, warm and cold steps, in an order that rotates. enroot
 # is the installed one, else the one tests/e2e/run.sh builds into
@@ -34,7 +34,14 @@ if [[ $runtime != bwrap ]]; then
   slurmd_restart_with "$(plugstack_line "container_cache_runtime=$runtime")" >&2 ||
     { echo "skipped: slurmd did not restart with container_cache_runtime=$runtime"; exit 0; }
 fi
-cd "$E2E_TMP"
+# srun as an unprivileged user, as jobs run: for uid 0 an entry is unpacked by root, which
+# then strips setuid bits and device nodes in a walk of its own (docs/performance.md, P2).
+uid=${BENCH_UID:-65534}
+gid=$(id -g "$uid" 2>/dev/null || echo "$uid")
+as_user() { setpriv --reuid="$uid" --regid="$gid" --clear-groups "$@"; }
+mkdir "$E2E_TMP/work"
+chown "$uid:$gid" "$E2E_TMP/work"
+cd "$E2E_TMP/work"
 
 ms() { # ms LABEL CMD...: one timed run
   local start end
@@ -43,31 +50,31 @@ ms() { # ms LABEL CMD...: one timed run
   end=$(date +%s%N)
   echo "$label $(((end - start) / 1000))" | awk '{ printf "%s %.1f\n", $1, $2 / 1000 }'
 }
-plain() { label=plain ms srun -N1 -n1 true; }
-warm() { label=warm ms srun -N1 -n1 --container-cache --container-image="$image" true; }
+plain() { label=plain ms as_user srun -N1 -n1 true; }
+warm() { label=warm ms as_user srun -N1 -n1 --container-cache --container-image="$image" true; }
 cold() {
-  rm -rf "$E2E_BASE"/0/pyxis_cache_* 2>/dev/null
+  rm -rf "$E2E_BASE/$uid"/pyxis_cache_* 2>/dev/null
   sync
   local start
   start=$(date +%s%N)
-  label=cold ms srun -N1 -n1 --container-cache --container-image="$image" true
+  label=cold ms as_user srun -N1 -n1 --container-cache --container-image="$image" true
   # From a FUSE mount the entry is still being made: wait for it (untimed for the other
   # runs, which must not compete with it), and say when it was published.
   for _ in $(seq 1200); do
-    compgen -G "$E2E_BASE/0/pyxis_cache_u0_*" >/dev/null && break
+    compgen -G "$E2E_BASE/$uid/pyxis_cache_u${uid}_*" >/dev/null && break
     sleep 0.05
   done
   echo "published $((($(date +%s%N) - start) / 1000000))"
 }
 # A plain unsquashfs of the image into the cache's filesystem: what "published" is held to.
 unpack() {
-  rm -rf "$E2E_TMP/plain"
+  rm -rf "$E2E_TMP/work/plain"
   sync
-  label=unsquashfs ms unsquashfs -no-progress -quiet -d "$E2E_TMP/plain" "$image"
+  label=unsquashfs ms as_user unsquashfs -no-progress -quiet -d "$E2E_TMP/work/plain" "$image"
 }
 
 # Warm-up: Slurm's first steps, and the entry for the warm runs.
-srun -N1 -n1 true >/dev/null
+as_user srun -N1 -n1 true >/dev/null
 cold >/dev/null
 warm >/dev/null
 for ((i = 0; i < reps; i++)); do

@@ -44,6 +44,19 @@ do_install() {
     [[ -x $DENO ]] || { echo "install: $DENO: no Deno to install (run 'make bootstrap')" >&2; exit 1; }
     put 755 "$DENO" "$PKGLIBDIR/deno"
   fi
+  # The transpiled code for every caller (bin/pyxis-cache's DENO_DIR); its cache keys are the
+  # code's final paths, so only an installation in place fills it. uninstall removes it whole.
+  if [[ -z $DESTDIR ]]; then
+    local deno=$DENO
+    [[ $INSTALL_DENO == 1 ]] && deno=$PKGLIBDIR/deno
+    [[ -x $deno ]] || deno=$(command -v deno || true)
+    if [[ -n $deno ]]; then
+      DENO_DIR=$PKGLIBDIR/.deno-dir "$deno" cache --quiet --no-config --no-lock "$PKGLIBDIR/cmd/main.ts"
+      chmod -R a+rX "$PKGLIBDIR/.deno-dir"
+    else
+      echo "install: no deno yet: each user's first call transpiles into their own ~/.cache/deno" >&2
+    fi
+  fi
   install -d -m 755 "$DESTDIR$BINDIR"
   ln -sr "$DESTDIR$PKGLIBDIR/bin/pyxis-cache" "$DESTDIR$BINDIR/pyxis-cache"
   installed+=("$BINDIR/pyxis-cache")
@@ -67,6 +80,7 @@ do_uninstall() {
   fi
   local path dirs=()
   mapfile -t paths <"$DESTDIR$manifest"
+  rm -rf -- "$DESTDIR$PKGLIBDIR/.deno-dir"
   for path in "${paths[@]}"; do
     case $path in /*) ;; *) echo "uninstall: skipping odd manifest line: $path" >&2; continue ;; esac
     rm -f -- "$DESTDIR$path"

@@ -247,6 +247,14 @@ check "timer: RandomizedDelaySec, runs measured from the end of the last one; se
   sh -c "grep -q '^RandomizedDelaySec=' '$prefix/lib/systemd/system/pyxis-cache-gc.timer' &&
          grep -q '^OnUnitInactiveSec=' '$prefix/lib/systemd/system/pyxis-cache-gc.timer' &&
          grep -q '^Type=oneshot' '$prefix/lib/systemd/system/pyxis-cache-gc.service'"
+# Every caller reads the Deno cache install filled (DENO_DIR): a user's call writes no cache of its own.
+mkdir -p "$T/nobody-home"
+chown 65534:65534 "$T/nobody-home"
+out=$(setpriv --reuid=65534 --regid=65534 --clear-groups env -i HOME="$T/nobody-home" \
+  PATH="$here/.tools/node_modules/deno:/usr/bin:/bin" "$prefix/bin/pyxis-cache" key --image "$T/a.sqfs" 2>&1)
+check "a real install fills the Deno cache that every user's call reads (no ~/.cache/deno of the user's)" \
+  sh -c "[ -d '$prefix/lib/pyxis-cache/.deno-dir/gen' ] && [ ! -e '$T/nobody-home/.cache' ] &&
+         printf '%s' \"\$1\" | grep -q '^pyxis_cache_u65534_'" _ "$out"
 make -s -C "$here" uninstall PREFIX="$prefix" >/dev/null 2>&1
 check "uninstall from a real prefix leaves no file" test -z "$(find "$prefix" ! -type d 2>/dev/null)"
 
