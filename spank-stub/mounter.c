@@ -1,0 +1,163 @@
+/*
+ * The mounter (see fuse.c): forked as root by slurmstepd, it unshares a user and
+ * a mount namespace, whose id maps slurmstepd writes (0 -> the job user); opens
+ * /dev/fuse there, becomes the job user (uid 0 inside) and makes every mount: a
+ * tmpfs on the mount point, the FUSE mount, an overlay with a writable tmpfs
+ * upper; then exits. It and slurmstepd talk in struct message over two pipes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "context.h"
+#include "mounter.h"
+
+#define UPPER_SIZE "size=64m"
+
+int send_message(int fd, char tag, int value, const char *text)
+{
+	struct message msg = { .tag = tag, .value = value };
+
+	if (text != NULL)
+		snprintf(msg.text, sizeof(msg.text), "%s", text);
+	return write(fd, &msg, sizeof(msg)) == sizeof(msg) ? 0 : -1;
+}
+
+/* The next message, waiting at most timeout_ms; tag 0 on end of file or timeout. */
+void receive_message(int fd, int timeout_ms, struct message *msg)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	ssize_t n;
+
+	memset(msg, 0, sizeof(*msg));
+	while (poll(&p, 1, timeout_ms) < 0)
+		if (errno != EINTR)
+			return;
+	if (!(p.revents & (POLLIN | POLLHUP)))
+		return;
+	do
+		n = read(fd, msg, sizeof(*msg));
+	while (n < 0 && errno == EINTR);
+	if (n != sizeof(*msg))
+		msg->tag = 0;
+	msg->text[sizeof(msg->text) - 1] = '\0';
+}
+
+static void mounter_fail(const struct mounter *mt, const char *what)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text), "%s: %s", what, strerror(errno));
+	send_message(mt->out, 'e', errno, text);
+	_exit(1);
+}
+
+static int wait_go(const struct mounter *mt)
+{
+	struct message msg;
+
+	receive_message(mt->in, -1, &msg);
+	return msg.tag == 'g' ? 0 : -1;
+}
+
+/* The mounter's part, in the forked child (root until it becomes the user). */
+int mounter_main(const struct mounter *mt)
+{
+	char point[PATH_MAX], lower[PATH_MAX + 8], upper[PATH_MAX + 8], work[PATH_MAX + 8], root[PATH_MAX + 8];
+	char options[3 * PATH_MAX + 64];
+	struct stat st;
+	int fd;
+
+	/* All root first (user_init leaves slurmstepd's effective ids the job user's). */
+	if (child_become(NULL) < 0)
+		mounter_fail(mt, "become root");
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
+		mounter_fail(mt, "unshare a user and mount namespace");
+	send_message(mt->out, 'u', 0, NULL);
+	if (wait_go(mt) < 0)
+		_exit(1);
+	/* Still kernel uid 0, the device's owner; the mount wants a descriptor opened in this namespace. */
+	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		mounter_fail(mt, "/dev/fuse");
+	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+		mounter_fail(mt, "become the job user in the namespace");
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
+	if (snprintf(point, sizeof(point), "%s/" MOUNT_PREFIX "%s.%u.%u.XXXXXX", mt->user_dir, mt->name, mt->job,
+		     mt->step) >= (int)sizeof(point)) {
+		errno = ENAMETOOLONG;
+		mounter_fail(mt, "mount point");
+	}
+	if (mkdtemp(point) == NULL)
+		mounter_fail(mt, "mkdtemp");
+	snprintf(lower, sizeof(lower), "%s/lower", point);
+	snprintf(upper, sizeof(upper), "%s/upper", point);
+	snprintf(work, sizeof(work), "%s/work", point);
+	snprintf(root, sizeof(root), "%s/root", point);
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		mounter_fail(mt, "make / private");
+	if (mount("pyxis-cache", point, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700," UPPER_SIZE) < 0)
+		mounter_fail(mt, "mount a tmpfs");
+	if (mkdir(lower, 0755) < 0 || mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(root, 0755) < 0)
+		mounter_fail(mt, "mkdir");
+	snprintf(options, sizeof(options), "fd=%d,rootmode=40000,user_id=0,group_id=0,default_permissions", fd);
+	if (mount("squashfuse", lower, "fuse." DAEMON, MS_RDONLY | MS_NOSUID | MS_NODEV, options) < 0)
+		mounter_fail(mt, "mount fuse." DAEMON);
+	send_message(mt->out, 'm', fd, strrchr(point, '/') + 1);
+	if (wait_go(mt) < 0)
+		_exit(1);
+	/*
+	 * The daemon holds its copy now. Ours would keep the connection up if the daemon
+	 * exits (an image it cannot read): the lookups below would wait until the timeout.
+	 */
+	close(fd);
+	/* The rootfs's top as in an entry: the image's mode, writable by its owner (the user). */
+	if (stat(lower, &st) < 0)
+		mounter_fail(mt, "the image's root");
+	if (chmod(upper, (st.st_mode & 07777) | 0200) < 0)
+		mounter_fail(mt, "chmod");
+	snprintf(options, sizeof(options), "lowerdir=%s,upperdir=%s,workdir=%s,userxattr", lower, upper, work);
+	if (mount("overlay", root, "overlay", MS_NOSUID | MS_NODEV, options) < 0 || stat(root, &st) < 0)
+		mounter_fail(mt, "mount an overlay");
+	snprintf(options, sizeof(options), "%llu %llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	send_message(mt->out, 'o', 0, options);
+	_exit(0);
+}
+
+static int write_file(pid_t pid, const char *file, const char *text)
+{
+	char path[64];
+	int fd;
+	int rc = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (write(fd, text, strlen(text)) == (ssize_t)strlen(text))
+		rc = 0;
+	close(fd);
+	return rc;
+}
+
+/* The namespace's ids: inside, 0 is the job user and group, and nothing else exists. */
+int write_id_maps(pid_t pid, const struct pyxis_job *user)
+{
+	char map[64];
+
+	snprintf(map, sizeof(map), "0 %u 1", (unsigned)user->uid);
+	if (write_file(pid, "uid_map", map) < 0 || write_file(pid, "setgroups", "deny") < 0)
+		return -1;
+	snprintf(map, sizeof(map), "0 %u 1", (unsigned)user->gid);
+	return write_file(pid, "gid_map", map);
+}
