@@ -76,13 +76,12 @@ slurmd_restart_with() {
 
 # slurmd_restart_proctrack TYPE: slurmd (and so slurmstepd) with ProctrackType=proctrack/TYPE;
 # for cgroup, cgroup v1's freezer (what these machines have), as the default plugstack.conf.
+# slurmd reads both files only when it starts.
 slurmd_restart_proctrack() {
-  slurmd_stop
   sed -i "s|^ProctrackType=.*|ProctrackType=proctrack/$1|" "$E2E_TMP/slurmd/slurm.conf"
   printf '%s\n' CgroupPlugin=cgroup/v1 CgroupMountpoint=/sys/fs/cgroup ConstrainCores=no \
     ConstrainRAMSpace=no ConstrainDevices=no >"$E2E_TMP/slurmd/cgroup.conf"
-  write_plugstack "$E2E_TMP/slurmd/plugstack.conf"
-  slurmd_start
+  slurmd_restart_with
 }
 
 slurm_start() {
