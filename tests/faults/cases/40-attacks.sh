@@ -100,7 +100,10 @@ case_leased_locks() {
 # root calls FN, for 20 s and at most 40 times; RUNS says how many. The loop must have run.
 exchange_race() {
   local apid end
-  as1 /usr/bin/python3 "$here/attack.py" exchange 30 "$1" "$2" >"$WORK/attack.out" &
+  # Emptied here, not by the background job's redirection, which may come after the wait
+  # below has read the previous case's "exchanging" (fifo_create_lock once began too early).
+  : >"$WORK/attack.out"
+  as1 /usr/bin/python3 "$here/attack.py" exchange 30 "$1" "$2" >>"$WORK/attack.out" &
   apid=$!
   # Python starts slowly on a loaded machine: root's calls begin once the swaps have.
   end=$((SECONDS + 30))
