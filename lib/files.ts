@@ -218,11 +218,7 @@ function openDirToEmpty(parent: number, name: libc.Name): number | undefined {
 }
 
 function unlinkIfThere(dir: number, name: libc.Name): void {
-  try {
-    libc.unlinkAt(dir, name);
-  } catch (error) {
-    if (code(error) !== "ENOENT") throw error;
-  }
+  ifThere(() => libc.unlinkAt(dir, name));
 }
 
 /** A user's own read-only directory, made writable so that it can be emptied. */
@@ -234,9 +230,14 @@ function makeOwnWritable(fd: number): boolean {
   return true;
 }
 
+/**
+ * Empties `dir`. Another remover may be emptying the same tree (root's
+ * collector and a user's both take a trash directory): whatever it removed or
+ * hoisted first is simply gone, and a directory it removed reads as empty.
+ */
 function emptyDir(dir: number, top: number, depth: number): void {
   makeOwnWritable(dir);
-  for (const { name, isDirectory } of libc.listDir(dir)) {
+  for (const { name, isDirectory } of listIfThere(dir)) {
     if (!isDirectory) {
       try {
         libc.unlinkAt(dir, name);
@@ -247,7 +248,7 @@ function emptyDir(dir: number, top: number, depth: number): void {
       }
     }
     if (depth >= REMOVE_DEPTH) {
-      libc.renameAt(dir, name, top, `.pyxis_cache_deep.${randomSuffix()}`);
+      ifThere(() => libc.renameAt(dir, name, top, `.pyxis_cache_deep.${randomSuffix()}`));
       continue;
     }
     const child = openDirToEmpty(dir, name);
@@ -260,7 +261,26 @@ function emptyDir(dir: number, top: number, depth: number): void {
     } finally {
       libc.close(child);
     }
-    libc.unlinkAt(dir, name, true);
+    ifThere(() => libc.unlinkAt(dir, name, true));
+  }
+}
+
+/** A directory's names; none once it is removed (getdents64 on a removed directory fails with ENOENT). */
+function listIfThere(dir: number): libc.DirEntry[] {
+  try {
+    return libc.listDir(dir);
+  } catch (error) {
+    if (code(error) === "ENOENT") return [];
+    throw error;
+  }
+}
+
+/** Runs `call` on a name that may be gone already. */
+function ifThere(call: () => void): void {
+  try {
+    call();
+  } catch (error) {
+    if (code(error) !== "ENOENT") throw error;
   }
 }
 

@@ -202,3 +202,60 @@ Deno.test("walkTree refuses a tree deeper than it walks, with one line", async (
   assert.throws(() => walkTree(tmp.path, () => {}), /^Error: more than 512 directory levels$/);
   await removeTree(`${tmp.path}/d`);
 });
+
+/** A tree of `width` directories, each holding directories and files two levels down, and a chain 100 levels deep. */
+async function bushyTree(dir: string, width: number): Promise<void> {
+  const made = await run("/usr/bin/python3", [
+    "-c",
+    `import os,sys
+top, width = sys.argv[1], int(sys.argv[2])
+for i in range(width):
+    for j in range(4):
+        leaf = os.path.join(top, f"d{i}", f"e{j}")
+        os.makedirs(leaf)
+        for k in range(4): open(os.path.join(leaf, f"f{k}"), "w").close()
+os.chdir(top)
+for _ in range(100): os.mkdir("c"); os.chdir("c")`,
+    dir,
+    String(width),
+  ]);
+  assert.equal(made.code, 0, made.stderr);
+}
+
+Deno.test("removeTree by four processes at once on one tree: each ends without error (two collectors take one trash)", async () => {
+  await using tmp = await tempDir();
+  const remover = `import { removeTree } from ${JSON.stringify(`${ROOT}/lib/files.ts`)};
+console.log("ready");
+await Deno.stdin.read(new Uint8Array(1));
+const started = performance.timeOrigin + performance.now();
+await removeTree(Deno.args[0]);
+console.log(JSON.stringify([started, performance.timeOrigin + performance.now()]));`;
+  // Grown until the removals really overlapped in time, however fast this machine removes.
+  let overlapped = 0;
+  for (let width = 50, round = 0; overlapped < 3 && round < 12; width = Math.min(width * 2, 3200), round++) {
+    const top = `${tmp.path}/trash`;
+    Deno.mkdirSync(top);
+    await bushyTree(top, width);
+    const removers = Array.from({ length: 4 }, () =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["eval", "--ext=ts", remover, top],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn());
+    const lines = removers.map((child) => child.stdout.pipeThrough(new TextDecoderStream()).values());
+    // None starts before all have loaded their code and said so.
+    for (const line of lines) assert.equal((await line.next()).value, "ready\n");
+    for (const child of removers) await child.stdin.close();
+    const spans: [number, number][] = [];
+    for (const [i, child] of removers.entries()) {
+      const stderr = await new Response(child.stderr).text();
+      assert.equal((await child.status).code, 0, stderr);
+      spans.push(JSON.parse((await lines[i]!.next()).value));
+      await lines[i]!.return?.();
+    }
+    assert.deepEqual([...Deno.readDirSync(tmp.path)], []);
+    if (spans.some(([s, e], i) => spans.some(([s2, e2], j) => i !== j && s < e2 && s2 < e))) overlapped++;
+  }
+  assert.equal(overlapped, 3, "the removals never overlapped");
+});
