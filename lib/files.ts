@@ -151,6 +151,13 @@ export async function touch(path: string): Promise<boolean> {
 
 /** How deep removeTree descends before it moves a directory up to the top instead. */
 const REMOVE_DEPTH = 32;
+/**
+ * How long removeTree goes on with passes once one left the tree non-empty:
+ * deep trees need passes (75,000 levels take about 5 s), but a user who keeps
+ * adding names to their own trash must not hold root's collector, and its
+ * lock, for ever. What is left is the next collection's.
+ */
+export const REMOVE_RETRY_SECONDS = 60;
 
 /**
  * Removes a tree without following a symlink and without recursion as deep as
@@ -161,15 +168,15 @@ const REMOVE_DEPTH = 32;
  * user could redirect. A user's own read-only directories are made writable
  * first (root needs no such help, and never chmods user paths).
  */
-export function removeTree(path: string): Promise<void> {
-  return Promise.try(() => removeTreeSync(path));
+export function removeTree(path: string, retrySeconds = REMOVE_RETRY_SECONDS): Promise<void> {
+  return Promise.try(() => removeTreeSync(path, retrySeconds));
 }
 
-function removeTreeSync(path: string): void {
+function removeTreeSync(path: string, retrySeconds: number): void {
   const slash = path.lastIndexOf("/");
   const parent = libc.openAt(libc.AT_FDCWD, slash <= 0 ? "/" : path.slice(0, slash), libc.O_RDONLY | libc.O_DIRECTORY);
   try {
-    removeAt(parent, path.slice(slash + 1));
+    removeAt(parent, path.slice(slash + 1), retrySeconds);
   } finally {
     libc.close(parent);
   }
@@ -179,19 +186,29 @@ function code(error: unknown): string | undefined {
   return error instanceof libc.OsError ? error.code : undefined;
 }
 
+/** One removal: the tree's top, where deep directories are hoisted, and when its passes must end. */
+interface Removal {
+  top: number;
+  retrySeconds: number;
+  /** Unbounded for the first pass; then `retrySeconds` from the end of it. */
+  deadline: number;
+}
+
 /** Removes `name` in `parent`, whatever it is. */
-function removeAt(parent: number, name: libc.Name): void {
+function removeAt(parent: number, name: libc.Name, retrySeconds: number): void {
   const top = openDirToEmpty(parent, name);
   if (top === undefined) return unlinkIfThere(parent, name);
+  const removal: Removal = { top, retrySeconds, deadline: Infinity };
   try {
     // Each pass empties what it reaches; directories hoisted into the top wait for the next one.
     for (;;) {
-      emptyDir(top, top, 0);
+      emptyDir(top, removal, 0);
       try {
         return libc.unlinkAt(parent, name, true);
       } catch (error) {
         if (code(error) === "ENOENT") return;
         if (code(error) !== "ENOTEMPTY") throw error;
+        if (removal.deadline === Infinity) removal.deadline = performance.now() + retrySeconds * 1000;
       }
     }
   } finally {
@@ -235,9 +252,13 @@ function makeOwnWritable(fd: number): boolean {
  * collector and a user's both take a trash directory): whatever it removed or
  * hoisted first is simply gone, and a directory it removed reads as empty.
  */
-function emptyDir(dir: number, top: number, depth: number): void {
+function emptyDir(dir: number, removal: Removal, depth: number): void {
   makeOwnWritable(dir);
   for (const { name, isDirectory } of listIfThere(dir)) {
+    // Checked name by name: somebody adding faster than this removes would make any one pass endless.
+    if (performance.now() > removal.deadline) {
+      throw new Error(`names kept appearing in it for ${removal.retrySeconds} s`);
+    }
     if (!isDirectory) {
       try {
         libc.unlinkAt(dir, name);
@@ -248,7 +269,7 @@ function emptyDir(dir: number, top: number, depth: number): void {
       }
     }
     if (depth >= REMOVE_DEPTH) {
-      ifThere(() => libc.renameAt(dir, name, top, `.pyxis_cache_deep.${randomSuffix()}`));
+      ifThere(() => libc.renameAt(dir, name, removal.top, `.pyxis_cache_deep.${randomSuffix()}`));
       continue;
     }
     const child = openDirToEmpty(dir, name);
@@ -257,7 +278,7 @@ function emptyDir(dir: number, top: number, depth: number): void {
       continue;
     }
     try {
-      emptyDir(child, top, depth + 1);
+      emptyDir(child, removal, depth + 1);
     } finally {
       libc.close(child);
     }

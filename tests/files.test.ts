@@ -203,6 +203,17 @@ Deno.test("walkTree refuses a tree deeper than it walks, with one line", async (
   await removeTree(`${tmp.path}/d`);
 });
 
+/** The first line a child writes, its newline dropped; whatever came, if the child ended first. */
+async function firstLine(chunks: AsyncIterator<string>): Promise<string> {
+  let text = "";
+  while (!text.includes("\n")) {
+    const { done, value } = await chunks.next();
+    if (done) return text;
+    text += value;
+  }
+  return text.slice(0, text.indexOf("\n"));
+}
+
 /** A tree of `width` directories, each holding directories and files two levels down, and a chain 100 levels deep. */
 async function bushyTree(dir: string, width: number): Promise<void> {
   const made = await run("/usr/bin/python3", [
@@ -245,17 +256,67 @@ console.log(JSON.stringify([started, performance.timeOrigin + performance.now()]
       }).spawn());
     const lines = removers.map((child) => child.stdout.pipeThrough(new TextDecoderStream()).values());
     // None starts before all have loaded their code and said so.
-    for (const line of lines) assert.equal((await line.next()).value, "ready\n");
+    for (const line of lines) assert.equal(await firstLine(line), "ready");
     for (const child of removers) await child.stdin.close();
     const spans: [number, number][] = [];
     for (const [i, child] of removers.entries()) {
       const stderr = await new Response(child.stderr).text();
       assert.equal((await child.status).code, 0, stderr);
-      spans.push(JSON.parse((await lines[i]!.next()).value));
+      spans.push(JSON.parse(await firstLine(lines[i]!)));
       await lines[i]!.return?.();
     }
     assert.deepEqual([...Deno.readDirSync(tmp.path)], []);
     if (spans.some(([s, e], i) => spans.some(([s2, e2], j) => i !== j && s < e2 && s2 < e))) overlapped++;
   }
   assert.equal(overlapped, 3, "the removals never overlapped");
+});
+
+Deno.test("removeTree of a tree somebody keeps adding names to ends with one error, not a loop for ever", async () => {
+  await using tmp = await tempDir();
+  const top = `${tmp.path}/trash`;
+  // A pass that finds the tree empty wins outright (the attacker was not scheduled): then again, until one does not.
+  let heldOff = false;
+  for (let round = 0; !heldOff && round < 10; round++) {
+    Deno.mkdirSync(top);
+    // The attacker adds new names as fast as it can, so that the passes keep finding the top non-empty.
+    const attacker = new Deno.Command("/usr/bin/python3", {
+      args: [
+        "-c",
+        "import os,sys\nos.chdir(sys.argv[1]); print('adding', flush=True); n = 0\n" +
+        "while True:\n    try: os.mkdir(f'n{n}'); n += 1\n    except FileNotFoundError: break",
+        top,
+      ],
+      stdout: "piped",
+    }).spawn();
+    const lines = attacker.stdout.pipeThrough(new TextDecoderStream()).values();
+    try {
+      assert.equal(await firstLine(lines), "adding");
+      const remover = new Deno.Command(Deno.execPath(), {
+        args: [
+          "eval",
+          "--ext=ts",
+          `import { removeTree } from ${JSON.stringify(`${ROOT}/lib/files.ts`)};
+await removeTree(Deno.args[0], 2).then(() => console.log("removed"), (error) => console.log(String(error)));`,
+          top,
+        ],
+        stdout: "piped",
+      }).spawn();
+      // The passes give up after 2 s (a minute by default); without a bound they never end.
+      const timer = setTimeout(() => remover.kill("SIGKILL"), 120_000);
+      const out = new TextDecoder().decode((await remover.output()).stdout).trim();
+      clearTimeout(timer);
+      assert.notEqual(out, "", "removeTree was still emptying the tree after 120 s");
+      if (out !== "removed") {
+        assert.equal(out, "Error: names kept appearing in it for 2 s");
+        heldOff = true;
+      }
+    } finally {
+      attacker.kill();
+      await attacker.status;
+      await lines.return?.();
+    }
+    await removeTree(top);
+  }
+  assert.ok(heldOff, "the attacker never kept the tree non-empty");
+  assert.deepEqual([...Deno.readDirSync(tmp.path)], []);
 });
