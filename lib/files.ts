@@ -157,7 +157,7 @@ const REMOVE_DEPTH = 32;
  * adding names to their own trash must not hold root's collector, and its
  * lock, for ever. What is left is the next collection's.
  */
-export const REMOVE_RETRY_SECONDS = 60;
+const REMOVE_RETRY_SECONDS = 60;
 
 /**
  * Removes a tree without following a symlink and without recursion as deep as
@@ -235,7 +235,7 @@ function openDirToEmpty(parent: number, name: libc.Name): number | undefined {
 }
 
 function unlinkIfThere(dir: number, name: libc.Name): void {
-  ifThere(() => libc.unlinkAt(dir, name));
+  ifThere(() => libc.unlinkAt(dir, name), undefined);
 }
 
 /** A user's own read-only directory, made writable so that it can be emptied. */
@@ -254,7 +254,8 @@ function makeOwnWritable(fd: number): boolean {
  */
 function emptyDir(dir: number, removal: Removal, depth: number): void {
   makeOwnWritable(dir);
-  for (const { name, isDirectory } of listIfThere(dir)) {
+  // A directory another remover removed lists as empty (getdents64 fails with ENOENT).
+  for (const { name, isDirectory } of ifThere(() => libc.listDir(dir), [])) {
     // Checked name by name: somebody adding faster than this removes would make any one pass endless.
     if (performance.now() > removal.deadline) {
       throw new Error(`names kept appearing in it for ${removal.retrySeconds} s`);
@@ -269,7 +270,7 @@ function emptyDir(dir: number, removal: Removal, depth: number): void {
       }
     }
     if (depth >= REMOVE_DEPTH) {
-      ifThere(() => libc.renameAt(dir, name, removal.top, `.pyxis_cache_deep.${randomSuffix()}`));
+      ifThere(() => libc.renameAt(dir, name, removal.top, `.pyxis_cache_deep.${randomSuffix()}`), undefined);
       continue;
     }
     const child = openDirToEmpty(dir, name);
@@ -282,26 +283,17 @@ function emptyDir(dir: number, removal: Removal, depth: number): void {
     } finally {
       libc.close(child);
     }
-    ifThere(() => libc.unlinkAt(dir, name, true));
+    ifThere(() => libc.unlinkAt(dir, name, true), undefined);
   }
 }
 
-/** A directory's names; none once it is removed (getdents64 on a removed directory fails with ENOENT). */
-function listIfThere(dir: number): libc.DirEntry[] {
+/** What `call` returns, or `gone` when what it works on was removed already (ENOENT). */
+function ifThere<T>(call: () => T, gone: T): T {
   try {
-    return libc.listDir(dir);
+    return call();
   } catch (error) {
-    if (code(error) === "ENOENT") return [];
+    if (code(error) === "ENOENT") return gone;
     throw error;
-  }
-}
-
-/** Runs `call` on a name that may be gone already. */
-function ifThere(call: () => void): void {
-  try {
-    call();
-  } catch (error) {
-    if (code(error) !== "ENOENT") throw error;
   }
 }
 
@@ -325,13 +317,8 @@ export function walkTree(path: string, visit: (dir: number, name: Uint8Array, in
 function walkAt(dir: number, visit: (dir: number, name: Uint8Array, info: libc.Stat) => void, depth: number): void {
   if (depth > WALK_DEPTH) throw new Error(`more than ${WALK_DEPTH} directory levels`);
   for (const { name } of libc.listDir(dir)) {
-    let info: libc.Stat;
-    try {
-      info = libc.stat(dir, name);
-    } catch (error) {
-      if (code(error) === "ENOENT") continue;
-      throw error;
-    }
+    const info = ifThere(() => libc.stat(dir, name), undefined);
+    if (info === undefined) continue;
     visit(dir, name, info);
     if (!info.isDirectory) continue;
     const child = libc.openAt(dir, name, OPEN_FLAGS | libc.O_DIRECTORY);
