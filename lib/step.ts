@@ -74,7 +74,7 @@ export async function createStep(config: Config, options: StepOptions): Promise<
     if (isRegistryImage(image)) await importForStep(config, image, rootfs, options.usage);
     else await unsquashMakingRoom(config, image, rootfs, owner, options.usage);
     const warning = isRegistryImage(image) && image.warning ? { warning: image.warning } : {};
-    return { name, path, rootfs: `${path}/rootfs`, ...warning };
+    return { name, path, rootfs, ...warning };
   } catch (error) {
     await removeTree(path).catch(() => {});
     throw error;
