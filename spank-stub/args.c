@@ -56,6 +56,7 @@ static int opt_cache(int val, const char *optarg, int remote)
 {
 	(void)val; (void)optarg; (void)remote;
 	container_args.cache = 1;
+	container_args.cache_flag = 1;
 	return 0;
 }
 
@@ -127,13 +128,23 @@ static int get_env(spank_t sp, int remote, const char *name, char *buf, size_t l
 	return 0;
 }
 
+int pyxis_parse_bool(const char *s)
+{
+	if (strcmp(s, "1") == 0 || strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "y") == 0)
+		return 1;
+	if (strcmp(s, "0") == 0 || strcmp(s, "false") == 0 || strcmp(s, "no") == 0 || strcmp(s, "n") == 0)
+		return 0;
+	return -1;
+}
+
 int pyxis_args_apply_env(spank_t sp, int remote)
 {
 	char buf[PATH_MAX];
 	int rc = -1;
 
+	/* As pyxis treats its boolean variables: a value it cannot read is ignored. */
 	if (!container_args.cache && get_env(sp, remote, "PYXIS_CONTAINER_CACHE", buf, sizeof(buf)) == 0)
-		container_args.cache = strcmp(buf, "1") == 0;
+		container_args.cache = pyxis_parse_bool(buf) == 1;
 
 	if (container_args.image == NULL && get_env(sp, remote, "PYXIS_CONTAINER_IMAGE", buf, sizeof(buf)) == 0 &&
 	    buf[0] != '\0') {
@@ -149,7 +160,7 @@ fail:
 
 int pyxis_args_active(void)
 {
-	return container_args.cache || container_args.image != NULL;
+	return container_args.cache_flag || container_args.image != NULL;
 }
 
 int pyxis_args_check(char *err, size_t errlen)

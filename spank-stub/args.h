@@ -10,7 +10,8 @@
 #include <slurm/spank.h>
 
 struct container_args {
-	int cache;    /* --container-cache or PYXIS_CONTAINER_CACHE=1 */
+	int cache;      /* --container-cache, or PYXIS_CONTAINER_CACHE true on a step with an image */
+	int cache_flag; /* --container-cache on the command line: an error without an image */
 	char *image;  /* --container-image or PYXIS_CONTAINER_IMAGE */
 	int writable; /* --container-writable */
 	char *save;   /* --container-save */
@@ -29,7 +30,14 @@ int pyxis_args_register(spank_t sp);
  */
 int pyxis_args_apply_env(spank_t sp, int remote);
 
-/* 1 when the step asks for a container at all. */
+/* pyxis's boolean words: 1, true, yes, y and 0, false, no, n; -1 for anything else. */
+int pyxis_parse_bool(const char *s);
+
+/*
+ * 1 when the step asks for a container: it has an image, or --container-cache
+ * was given on the command line (which the check then refuses without one).
+ * PYXIS_CONTAINER_CACHE alone changes nothing.
+ */
 int pyxis_args_active(void);
 
 /* Returns 0, or -1 with the contract's message in err. */

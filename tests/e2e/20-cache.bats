@@ -68,6 +68,23 @@ load helpers
   wait_entry "$BETA"
 }
 
+@test "PYXIS_CONTAINER_CACHE takes pyxis's boolean words; false ones and others leave cache mode off" {
+  local word image
+  for word in true yes y; do
+    image=$(fresh_image "bool-$word")
+    E2E_ENV="PYXIS_CONTAINER_CACHE=$word" run srun_as_user --container-image="$image" true
+    [ "$status" -eq 0 ]
+    wait_entry "$image"
+  done
+  for word in 0 false no n maybe; do
+    image=$(fresh_image "bool-$word")
+    E2E_ENV="PYXIS_CONTAINER_CACHE=$word" run srun_as_user --container-image="$image" cat /etc/os-release
+    [ "$status" -eq 0 ]
+    [[ $output == *'"pyxis-cache e2e alpha"'* ]]
+    [ ! -e "$E2E_BASE/$(user_uid)/$(entry_name "$image")" ]
+  done
+}
+
 @test "the command line wins over PYXIS_CONTAINER_IMAGE" {
   E2E_ENV="PYXIS_CONTAINER_CACHE=1 PYXIS_CONTAINER_IMAGE=$BETA" run srun_as_user --container-image="$ALPHA" cat /etc/os-release
   [ "$status" -eq 0 ]
