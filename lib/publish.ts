@@ -29,21 +29,23 @@ function writeLock(config: Config, temp: string, meta: Meta, owner: Owner): Prom
  * Runs `attempt`, and when the filesystem fills up, undoes what it left, evicts least
  * recently used entries (never one in use) until `need` bytes are free, and tries again.
  * How much room is needed is known only by trying: at first `need` (0: down to the low
- * watermark), then twice as much as the last try, until nothing more can be evicted.
+ * watermark), then twice the room the last try had, until nothing more can be evicted.
  */
-async function makingRoom<T>(
+export async function makingRoom<T>(
   config: Config,
   need: number,
   attempt: () => Promise<T>,
   undo: () => Promise<void>,
   usage?: UsageSource,
 ): Promise<T> {
+  let roomOfLastTry = 0;
   for (let tries = 1;; tries++) {
     try {
       return await attempt();
     } catch (error) {
       if (!(error instanceof NoSpaceError) || tries > 8) throw error;
       await undo();
+      need = Math.max(need, roomOfLastTry * 2);
       const room = { usage, force: true, freeBytes: need, staleAfterSeconds: 0 };
       let freed = await collect(config, room);
       // Another collector is running: it frees space too. Wait for it, then collect ourselves.
@@ -54,7 +56,7 @@ async function makingRoom<T>(
         freed = await collect(config, room);
       }
       if (freed.evicted.length === 0 && !waited) throw error;
-      need *= 2;
+      roomOfLastTry = (await (usage ?? statfsUsage)(config.dataPath)).availableBytes;
     }
   }
 }

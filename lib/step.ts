@@ -93,7 +93,13 @@ async function importForStep(config: Config, image: RegistryImage, rootfs: strin
   const owner = self();
   const creating = await lockExclusive(createLockPath(config.dataPath, owner.uid, image.name));
   try {
-    await withImport(config, image, owner, (squashfs) => unsquashMakingRoom(config, squashfs, rootfs, owner), usage);
+    await withImport(
+      config,
+      image,
+      owner,
+      (squashfs) => unsquashMakingRoom(config, squashfs, rootfs, owner, usage),
+      usage,
+    );
   } finally {
     creating.close();
   }
