@@ -59,6 +59,7 @@ test: bootstrap-test
 	$(DENO) task check
 	$(DENO) task lint
 	$(DENO) fmt --check
+	bash tests/lint-bats.sh
 	$(MAKE) test-unit test-e2e test-faults test-ops
 
 test-unit: $(DENO)

@@ -1,7 +1,9 @@
 import type { Config } from "./config.ts";
 import { CacheError } from "./errors.ts";
 import { GC_LOCK_MODE, gcLockPath, userDir } from "./layout.ts";
-import { openLockFile } from "./lock.ts";
+import { lockExclusive, openLockFile } from "./lock.ts";
+import type { Opened } from "./files.ts";
+import { OsError } from "./libc.ts";
 import { isRoot, type Owner } from "./users.ts";
 
 export interface Prepared {
@@ -97,5 +99,30 @@ export async function ensureUserDir(config: Config, owner: Owner): Promise<void>
   }
   if (!info.isDirectory || info.uid !== owner.uid) {
     throw new CacheError(`${dir} is not a directory owned by uid ${owner.uid}; refusing to use it`);
+  }
+}
+
+/**
+ * lockExclusive on a lock file in the owner's directory, which ensureUserDir makes sure of
+ * first, and again when the open found no directory (ENOENT: it was removed after it was
+ * checked, or while the lock was awaited): root makes it again and goes on; a user gets
+ * ensureUserDir's line (root must prepare it; the stub then does, and runs the command
+ * again), not the open's ENOENT.
+ */
+export async function lockInUserDir(config: Config, owner: Owner, path: string): Promise<Opened>;
+export async function lockInUserDir(
+  config: Config,
+  owner: Owner,
+  path: string,
+  wait: boolean,
+): Promise<Opened | undefined>;
+export async function lockInUserDir(config: Config, owner: Owner, path: string, wait = true) {
+  for (let attempt = 1;; attempt++) {
+    await ensureUserDir(config, owner);
+    try {
+      return await lockExclusive(path, wait);
+    } catch (error) {
+      if (!(error instanceof OsError && error.code === "ENOENT") || attempt >= 3) throw error;
+    }
   }
 }

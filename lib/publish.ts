@@ -10,8 +10,7 @@ import { CacheError, describe } from "./errors.ts";
 import { type Image, imageText, isRegistryImage } from "./identity.ts";
 import type { RegistryImage } from "./resolve.ts";
 import { createLockPath, entryPath, lockPath, TEMP_NAME, tempPath, trashPath, userDir } from "./layout.ts";
-import { lockExclusive } from "./lock.ts";
-import { ensureUserDir } from "./prepare.ts";
+import { lockInUserDir } from "./prepare.ts";
 import { placeAsOwner } from "./place.ts";
 import { type Opened, removeTree, touch } from "./files.ts";
 import { truncate, writeAll } from "./libc.ts";
@@ -182,8 +181,7 @@ export async function publish(
   usage?: UsageSource,
   wait = true,
 ): Promise<boolean | "busy"> {
-  await ensureUserDir(config, owner);
-  const creating = await lockExclusive(createLockPath(config.dataPath, owner.uid, image.name), wait);
+  const creating = await lockInUserDir(config, owner, createLockPath(config.dataPath, owner.uid, image.name), wait);
   if (!creating) return "busy";
   try {
     if (await touch(entryPath(config.dataPath, owner.uid, image.name))) return false;

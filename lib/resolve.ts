@@ -9,7 +9,6 @@ import type { Config } from "./config.ts";
 import { CacheError, describe } from "./errors.ts";
 import { isFresh, type Known, readKnown, writeKnown } from "./known.ts";
 import { knownPath } from "./layout.ts";
-import { lockExclusive } from "./lock.ts";
 import { digestName, parseReference, type Reference } from "./reference.ts";
 import type { Owner } from "./users.ts";
 
@@ -44,9 +43,8 @@ async function ask(
   owner: Owner,
   path: string,
 ): Promise<{ known: Known; warning?: string }> {
-  const { ensureUserDir } = await import("./prepare.ts");
-  await ensureUserDir(config, owner);
-  const asking = await lockExclusive(`${path}.lock`);
+  const { lockInUserDir } = await import("./prepare.ts");
+  const asking = await lockInUserDir(config, owner, `${path}.lock`);
   try {
     const before = readKnown(path, reference.text);
     if (before && isFresh(before, config.registryInterval)) return { known: before };

@@ -149,6 +149,25 @@ int cli_user_path(const struct plugin_context *ctx, const char *name, const char
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
+/*
+ * "<cli> <sub>" as the job user, in the user's directory that cli_prepare made ready. When it
+ * failed and that directory is no longer ready (removed or changed since: by an administrator,
+ * a cache wiped under a running node), root prepares it again and the command runs once more:
+ * a step does not fail because the directory went away between the two.
+ */
+static int cli_run_as_user(struct plugin_context *ctx, const char *sub, const char *const *args, int nargs,
+			   struct child_output *output, char *err, size_t errlen)
+{
+	if (cli_run(ctx, sub, args, nargs, &ctx->job, ctx->job.cwd, 0, output, err, errlen) == 0)
+		return 0;
+	if (user_dir_ready(ctx))
+		return -1;
+	slurm_info(PLUGIN_NAME ": %s failed and the user's directory is not ready: preparing it again", sub);
+	if (cli_prepare(ctx, err, errlen) < 0)
+		return -1;
+	return cli_run(ctx, sub, args, nargs, &ctx->job, ctx->job.cwd, 0, output, err, errlen);
+}
+
 /* Cut "reuse --no-wait"'s reply "<name> <state>" after the name; -1 if it is not one. */
 static int reply_state(char *out, enum entry_state *state)
 {
@@ -192,8 +211,7 @@ int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *s
 	snprintf(gid, sizeof(gid), "%u", (unsigned)ctx->job.gid);
 	snprintf(prefix, sizeof(prefix), "pyxis_cache_u%u_", (unsigned)ctx->job.uid);
 	for (attempt = 0; attempt < REUSE_ATTEMPTS && !locked; ++attempt) {
-		if (cli_run(ctx, "reuse", args, state != NULL ? 8 : 7, &ctx->job, ctx->job.cwd, 0, &output, err,
-			    errlen) < 0)
+		if (cli_run_as_user(ctx, "reuse", args, state != NULL ? 8 : 7, &output, err, errlen) < 0)
 			goto fail;
 		keep_warning(ctx, &output);
 		if ((state != NULL && reply_state(output.out, state) < 0) ||
@@ -264,7 +282,7 @@ int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t er
 	snprintf(job, sizeof(job), "%u", ctx->job.jobid);
 	snprintf(step, sizeof(step), "%u", ctx->job.stepid);
 	snprintf(prefix, sizeof(prefix), ".pyxis_cache_step_%s.%s.", job, step);
-	if (cli_run(ctx, "step", args, image != NULL ? 6 : 4, &ctx->job, ctx->job.cwd, 0, &output, err, errlen) < 0)
+	if (cli_run_as_user(ctx, "step", args, image != NULL ? 6 : 4, &output, err, errlen) < 0)
 		goto fail;
 	keep_warning(ctx, &output);
 	if (reply_name(output.out, prefix, 6, 0, c->step_name, sizeof(c->step_name)) < 0) {

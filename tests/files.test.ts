@@ -271,6 +271,16 @@ console.log(JSON.stringify([started, performance.timeOrigin + performance.now()]
   assert.equal(overlapped, 3, "the removals never overlapped");
 });
 
+/** Ends `child` with SIGTERM unless it has ended by itself (kill() then throws "already terminated"); its status. */
+async function stop(child: Deno.ChildProcess): Promise<Deno.CommandStatus> {
+  try {
+    child.kill();
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+  }
+  return await child.status;
+}
+
 Deno.test("removeTree of a tree somebody keeps adding names to ends with one error, not a loop for ever", async () => {
   await using tmp = await tempDir();
   const top = `${tmp.path}/trash`;
@@ -289,6 +299,8 @@ Deno.test("removeTree of a tree somebody keeps adding names to ends with one err
       stdout: "piped",
     }).spawn();
     const lines = attacker.stdout.pipeThrough(new TextDecoderStream()).values();
+    let out = "";
+    let attackerEnd: Deno.CommandStatus;
     try {
       assert.equal(await firstLine(lines), "adding");
       const remover = new Deno.Command(Deno.execPath(), {
@@ -303,7 +315,7 @@ await removeTree(Deno.args[0], 2).then(() => console.log("removed"), (error) => 
       }).spawn();
       // The passes give up after 2 s (a minute by default); without a bound they never end.
       const timer = setTimeout(() => remover.kill("SIGKILL"), 120_000);
-      const out = new TextDecoder().decode((await remover.output()).stdout).trim();
+      out = new TextDecoder().decode((await remover.output()).stdout).trim();
       clearTimeout(timer);
       assert.notEqual(out, "", "removeTree was still emptying the tree after 120 s");
       if (out !== "removed") {
@@ -311,9 +323,15 @@ await removeTree(Deno.args[0], 2).then(() => console.log("removed"), (error) => 
         heldOff = true;
       }
     } finally {
-      attacker.kill();
-      await attacker.status;
+      attackerEnd = await stop(attacker);
       await lines.return?.();
+    }
+    // The attacker ends by itself only when the tree is gone under it: when removeTree won the round.
+    if (attackerEnd.signal !== "SIGTERM") {
+      assert.ok(
+        attackerEnd.success && out === "removed",
+        `the attacker ended by itself (${JSON.stringify(attackerEnd)}) and removeTree said ${JSON.stringify(out)}`,
+      );
     }
     await removeTree(top);
   }

@@ -3,6 +3,7 @@
  * images built with umoci and pushed with skopeo, imported by enroot 4.1.2.
  */
 import assert from "node:assert/strict";
+import { knownPath } from "../lib/layout.ts";
 import { CLI, cli, IS_ROOT, listing, NOBODY, run, settings, tempDir } from "./helpers.ts";
 import { enrootDir, enrootEnv, type Registry, startProxy, startRegistry } from "./registry.ts";
 
@@ -242,6 +243,82 @@ registryTest(
     }
     const forThem = await reuse([...config, "--uid", String(NOBODY.uid)], ref);
     assert.deepEqual([forThem.json.created, forThem.json.path], [false, theirs.json.path]);
+  },
+  { rootOnly: true },
+);
+
+/** Holds an exclusive flock(2) on `path` (util-linux flock) until the returned release is called. */
+async function holdLock(path: string): Promise<{ release(): Promise<void> }> {
+  const holder = new Deno.Command("flock", {
+    args: ["-x", path, "-c", "echo held; cat >/dev/null"],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  assert.equal((await reader.read()).value?.trim(), "held");
+  return {
+    async release() {
+      await holder.stdin.close();
+      await reader.cancel();
+      assert.equal((await holder.status).code, 0);
+    },
+  };
+}
+
+/** Until a process waits in flock(2) for the file `path` (a "->" line of /proc/locks): the event, not a time. */
+async function someoneWaitsFor(path: string, alive: Promise<unknown>): Promise<void> {
+  const inode = String((await Deno.stat(path)).ino);
+  let ended = false;
+  alive.finally(() => ended = true);
+  for (;;) {
+    // Through cat: Deno reads /proc/locks only with --allow-all.
+    const waiting = (await run("cat", ["/proc/locks"])).stdout.split("\n")
+      .some((line) => / -> FLOCK /.test(line) && line.split(/\s+/).some((f) => f.split(":")[2] === inode));
+    if (waiting) return;
+    assert.ok(!ended, "the command ended before it waited for the lock");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/*
+ * A user's directory gone while a registry reference's record lock is awaited (removed and
+ * the lock file with it): when the lock comes free, the file is no longer the one at its
+ * path, and the next open, O_CREAT in a directory that is not there, fails with ENOENT.
+ */
+registryTest(
+  "the user's directory removed while its record lock is awaited: root makes it again and goes on; a user gets one line",
+  async (dir, registry) => {
+    await registry.push("test/app:1", { "etc/marker": "one" });
+    const ref = `${registry.address}#test/app:1`;
+    const config = settings(`${dir}/cache`, { container_cache_registry_interval: 0 });
+    const ids = ["--uid", String(NOBODY.uid), "--gid", String(NOBODY.gid)];
+    const userDir = `${dir}/cache/${NOBODY.uid}`;
+    const lock = `${await knownPath(`${dir}/cache`, NOBODY.uid, ref)}.lock`;
+    for (const as of ["root", "user"] as const) {
+      assert.equal((await cli(["prepare", ...ids, ...config])).code, 0);
+      await Deno.writeTextFile(lock, "");
+      await Deno.chown(lock, NOBODY.uid, NOBODY.gid);
+      const held = await holdLock(lock);
+      // What the stub runs first for a cold step (reuse --no-wait): it identifies the image, creates nothing.
+      const probe = ["reuse", "--image", ref, "--name-only", "--no-wait", ...config];
+      const command = as === "root" ? cli([...probe, ...ids], { env }) : cli(probe, { env, as: NOBODY });
+      await someoneWaitsFor(lock, command);
+      await Deno.remove(userDir, { recursive: true });
+      await held.release();
+      const out = await command;
+      if (as === "root") {
+        assert.deepEqual([out.code, out.stderr], [0, ""]);
+        assert.match(out.stdout, new RegExp(`^pyxis_cache_u${NOBODY.uid}_[0-9a-f]{20} absent\n$`));
+        const made = await Deno.lstat(userDir);
+        assert.deepEqual([made.isDirectory, made.uid, made.mode! & 0o7777], [true, NOBODY.uid, 0o700]);
+      } else {
+        assert.deepEqual([out.code, out.stdout], [1, ""]);
+        assert.equal(
+          out.stderr,
+          `pyxis-cache: reuse: ${userDir} does not exist: run 'pyxis-cache prepare ${ids.join(" ")}' as root\n`,
+        );
+      }
+    }
   },
   { rootOnly: true },
 );

@@ -61,7 +61,7 @@ fuse_run() {
   sleep 0.5
   pgrep -u "$E2E_USER" -x squashfuse_ll
   for _ in $(seq 100); do pgrep -u "$E2E_USER" -x squashfuse_ll >/dev/null || break; sleep 0.1; done
-  ! pgrep -u "$E2E_USER" -x squashfuse_ll
+  ! pgrep -u "$E2E_USER" -x squashfuse_ll || false
   wait "$holder" || true
   ls -A "$USER_DIR" | grep -q '^\.pyxis_cache_mnt\.'
   run cli gc --stale-after 0 --json
@@ -101,8 +101,8 @@ fuse_run() {
   [[ $output == *'PRETTY_NAME="pyxis-cache e2e alpha"'* ]]
   [[ $(tail -1 <<<"$output") != overlay ]]
   for _ in $(seq 50); do pgrep -u "$E2E_USER" -x squashfuse_ll >/dev/null || break; sleep 0.1; done
-  ! pgrep -u "$E2E_USER" -x squashfuse_ll
-  ! grep -q squashfuse /proc/self/mountinfo
+  ! pgrep -u "$E2E_USER" -x squashfuse_ll || false
+  ! grep -q squashfuse /proc/self/mountinfo || false
   run ls -A "$E2E_BASE/$(user_uid)"
   [[ $output != *.pyxis_cache_mnt.* ]]
 }
@@ -191,8 +191,8 @@ fuse_run() {
   scancel --quiet -u "$E2E_USER"
   wait "$step" || true
   for _ in $(seq 100); do pgrep -u "$E2E_USER" -x squashfuse_ll >/dev/null || break; sleep 0.1; done
-  ! pgrep -u "$E2E_USER" -x squashfuse_ll
-  ! grep -q squashfuse /proc/self/mountinfo
+  ! pgrep -u "$E2E_USER" -x squashfuse_ll || false
+  ! grep -q squashfuse /proc/self/mountinfo || false
   # The unpack may finish after the step (it is detached) or not; under its name only a whole entry.
   for _ in $(seq 100); do pgrep -u "$E2E_USER" -f unless-busy >/dev/null || break; sleep 0.1; done
   if [[ -e $E2E_BASE/$(user_uid)/$name ]]; then

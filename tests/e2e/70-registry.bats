@@ -22,8 +22,21 @@ setup_file() {
   E2E_REGISTRY=$(registry start "$E2E_REGISTRY_DIR")
   export E2E_REGISTRY
   registry push "$E2E_REGISTRY_DIR" e2e/app:1 etc/marker=one >/dev/null
+  # The command, through a wrapper that does nothing else unless a case asks it to remove a
+  # user's directory right after the stub's `prepare` made it (once: the file names the uid).
+  cat >"$E2E_TMP/registry-cli" <<WRAP
+#!/bin/bash
+if [[ \$1 == prepare && -s $E2E_TMP/remove-after-prepare ]]; then
+  "$E2E_CLI" "\$@" || exit
+  rm -rf "$E2E_BASE/\$(cat $E2E_TMP/remove-after-prepare)" && rm -f $E2E_TMP/remove-after-prepare
+  exit
+fi
+exec "$E2E_CLI" "\$@"
+WRAP
+  chmod 755 "$E2E_TMP/registry-cli"
   # The stub gives the command slurmd's PATH, where enroot is found, as for the runtime.
-  E2E_SLURMD_PATH=$enroot:$PATH PATH=$enroot:$PATH slurmd_restart_with "$(plugstack_line container_cache_registry_interval=0)"
+  E2E_SLURMD_PATH=$enroot:$PATH PATH=$enroot:$PATH slurmd_restart_with \
+    "$(plugstack_line container_cache_registry_interval=0 | sed "s|container_cache_cli=[^ ]*|container_cache_cli=$E2E_TMP/registry-cli|")"
 }
 
 teardown_file() {
@@ -90,6 +103,22 @@ entries_of() { find "$E2E_BASE/$(user_uid "$1")" -maxdepth 1 -name 'pyxis_cache_
   theirs=$(entries_of "$E2E_USER2")
   [ -n "$theirs" ]
   [ "$(stat -c %u "$E2E_BASE/$(user_uid "$E2E_USER2")/$theirs/etc/marker")" = "$(user_uid "$E2E_USER2")" ]
+}
+
+@test "a user's directory removed between the stub's prepare and their first registry step: prepared again, the step starts" {
+  local uid
+  uid=$(user_uid "$E2E_USER2")
+  rm -rf "${E2E_BASE:?}/$uid"
+  echo "$uid" >"$E2E_TMP/remove-after-prepare"
+  run as "$E2E_USER2" env ENROOT_ALLOW_HTTP=y srun --quiet --container-cache --container-image="$E2E_REGISTRY#e2e/app:1" \
+    sh -c 'cat /etc/marker; id -u'
+  echo "$output"
+  rm -f "$E2E_TMP/remove-after-prepare"
+  [ "$status" -eq 0 ]
+  grep -qxE 'one|two' <<<"$output"
+  grep -qx "$uid" <<<"$output"
+  grep -q "pyxis-cache: reuse failed and the user's directory is not ready: preparing it again" "$E2E_TMP/slurmd/slurmd.log"
+  [ "$(stat -c '%u %a' "$E2E_BASE/$uid")" = "$uid 700" ]
 }
 
 @test "without --container-cache a registry image is imported for the step alone, and nothing of it stays" {

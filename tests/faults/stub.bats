@@ -199,7 +199,7 @@ skip_without_runtime() {
   [ "$(grep -c 'pyxis-cache: ' <<<"$output")" -eq 1 ]
   [[ $output == *"pyxis-cache: $RUNTIME: was stopped (SIGSTOP or the like), killed"* ]]
   # Nothing of it is left, stopped or not.
-  ! pgrep -f "$E2E_TMP/stand-in-$RUNTIME" >/dev/null
+  ! pgrep -f "$E2E_TMP/stand-in-$RUNTIME" >/dev/null || false
   assert_node_idle
 }
 
