@@ -29,7 +29,8 @@
 #include "step.h"
 
 static struct plugin_context context = {
-	.container = { .lock_fd = -1, .step_lock_fd = -1, .userns_fd = -1, .mntns_fd = -1, .fuse = FUSE_MOUNT_INIT },
+	.container = { .lock_fd = -1, .step_lock_fd = -1, .userns_fd = -1, .mntns_fd = -1, .netns_fd = -1,
+		       .ipcns_fd = -1, .utsns_fd = -1, .fuse = FUSE_MOUNT_INIT },
 };
 
 /* Keep the first error for task_init; log only (task_init sends it to srun, once). */
@@ -60,16 +61,19 @@ int pyxis_slurmstepd_init(spank_t sp, int ac, char **av)
 int pyxis_slurmstepd_post_opt(spank_t sp, int ac, char **av)
 {
 	char err[ERROR_MAX];
+	int env_rc;
 
 	if (spank_get_item(sp, S_JOB_STEPID, &context.job.stepid) != ESPANK_SUCCESS ||
 	    context.job.stepid >= SLURM_MAX_NORMAL_STEP_ID)
 		goto done;
-	if (pyxis_args_apply_env(sp, 1) < 0) {
-		record_error(PLUGIN_NAME ": out of memory");
-		goto done;
-	}
+	/* PYXIS_CONTAINER_IMAGE is read first: the other variables matter only to a step with a container. */
+	env_rc = pyxis_args_apply_env(sp, 1, err, sizeof(err));
 	if (!pyxis_args_active())
 		goto done;
+	if (env_rc < 0) {
+		record_error(err);
+		goto done;
+	}
 
 	context.active = 1;
 	context.ac = ac;
@@ -145,11 +149,19 @@ int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 		goto done;
 	}
 	/* Once per step (task 0), on the task's stderr, which srun shows. */
-	if (context.warning[0] != '\0' && spank_get_item(sp, S_TASK_GLOBAL_ID, &task_id) == ESPANK_SUCCESS &&
-	    task_id == 0)
-		fprintf(stderr, "%s\n", context.warning);
+	if (spank_get_item(sp, S_TASK_GLOBAL_ID, &task_id) == ESPANK_SUCCESS && task_id == 0) {
+		if (context.warning[0] != '\0')
+			fprintf(stderr, "%s\n", context.warning);
+		if (context.container.entrypoint_log != NULL)
+			fprintf(stderr, "%s\n", context.container.entrypoint_log);
+	}
 	if (container_join_user(&context.container, err, sizeof(err)) < 0) {
 		slurm_error("%s", err);
+		goto done;
+	}
+	/* --container-workdir, as the user inside, as pyxis does (relative: to the job's directory). */
+	if (container_args.workdir != NULL && chdir(container_args.workdir) < 0) {
+		slurm_error(PLUGIN_NAME ": couldn't chdir to %s: %m", container_args.workdir);
 		goto done;
 	}
 	rc = 0;

@@ -29,17 +29,17 @@ int pyxis_srun_post_opt(spank_t sp, int ac, char **av)
 {
 	struct plugin_config cfg;
 	char err[ERROR_MAX];
+	int env_rc;
 	int rc = -1;
 
-	if (pyxis_args_apply_env(sp, 0) < 0) {
-		snprintf(err, sizeof(err), PLUGIN_NAME ": out of memory");
-		goto fail;
-	}
-
+	/* PYXIS_CONTAINER_IMAGE is read first: the other variables matter only to a step with a container. */
+	env_rc = pyxis_args_apply_env(sp, 0, err, sizeof(err));
 	if (!pyxis_args_active()) {
 		rc = 0;
 		goto done;
 	}
+	if (env_rc < 0)
+		goto fail;
 
 	if (pyxis_args_check(err, sizeof(err)) < 0)
 		goto fail;

@@ -52,16 +52,24 @@ fail:
 
 /*
  * The container's environment (enroot: the image's environment files,
- * enroot's environ.d, its hooks) is laid over the job's, as pyxis does,
- * except what belongs to the shell that reported it.
+ * enroot's environ.d, its hooks; either runtime: what the image's entrypoint
+ * exported) is laid over the job's, as pyxis does: except what belongs to the
+ * shell that reported it, the variables --container-env keeps from the job,
+ * and with bwrap the PATH and HOME the stub itself gave it. LANG, LANGUAGE and
+ * LC_ALL of the job are dropped first (the image may lack that locale), unless
+ * --container-env keeps them.
  */
-static void set_environ(spank_t sp, struct container *c)
+static void set_environ(spank_t sp, struct container *c, const struct runtime_task *task)
 {
 	static const char *const shell_vars[] = { "PWD", "OLDPWD", "SHLVL", "_", NULL };
+	static const char *const locale_vars[] = { "LANG", "LANGUAGE", "LC_ALL", NULL };
 	char *var, *value;
 	size_t i;
 	int j;
 
+	for (j = 0; locale_vars[j] != NULL; ++j)
+		if (!pyxis_args_env_listed(locale_vars[j], strlen(locale_vars[j])))
+			spank_unsetenv(sp, locale_vars[j]);
 	for (i = 0; i < c->environ_len; i += strlen(c->environ + i) + 1) {
 		var = c->environ + i;
 		value = strchr(var, '=');
@@ -70,7 +78,13 @@ static void set_environ(spank_t sp, struct container *c)
 		*value = '\0';
 		for (j = 0; shell_vars[j] != NULL && strcmp(var, shell_vars[j]) != 0; ++j)
 			;
-		if (shell_vars[j] == NULL && spank_setenv(sp, var, value + 1, 1) != ESPANK_SUCCESS)
+		if (shell_vars[j] != NULL || pyxis_args_env_listed(var, strlen(var)) ||
+		    (task->runtime == RUNTIME_BWRAP && ((strcmp(var, "PATH") == 0 && strcmp(value + 1, task->search_path) == 0) ||
+							(strcmp(var, "HOME") == 0 && strcmp(value + 1, task->job->home) == 0)))) {
+			*value = '=';
+			continue;
+		}
+		if (spank_setenv(sp, var, value + 1, 1) != ESPANK_SUCCESS)
 			slurm_info(PLUGIN_NAME ": couldn't set %s", var);
 		*value = '=';
 	}
@@ -103,11 +117,16 @@ static int start_container(spank_t sp, struct plugin_context *ctx, const char *s
 		.enroot_paths = enroot_paths,
 		.job_env = job_env,
 		.job = &ctx->job,
-		.writable = !container_args.cache && container_args.writable,
+		.args = &container_args,
+		.writable = !container_args.cache && container_args.writable == 1,
+		.mount_home = pyxis_args_mount_home() && runtime_home_is_dir(ctx->job.home),
+		.remap_root = pyxis_args_remap_root(),
+		/* pyxis's execute_entrypoint key defaults to off; the key itself is not read yet. */
+		.entrypoint = pyxis_args_entrypoint(0),
 	};
-	if (container_start(&task, c, err, errlen) < 0)
+	if (runtime_check(&task, err, errlen) < 0 || container_start(&task, c, err, errlen) < 0)
 		return -1;
-	set_environ(sp, c);
+	set_environ(sp, c, &task);
 	return 0;
 }
 
