@@ -121,8 +121,8 @@ static int start_container(spank_t sp, struct plugin_context *ctx, const char *s
 		.writable = !container_args.cache && container_args.writable == 1,
 		.mount_home = pyxis_args_mount_home() && runtime_home_is_dir(ctx->job.home),
 		.remap_root = pyxis_args_remap_root(),
-		/* pyxis's execute_entrypoint key defaults to off; the key itself is not read yet. */
-		.entrypoint = pyxis_args_entrypoint(0),
+		/* --[no-]container-entrypoint, else pyxis's execute_entrypoint key (default off). */
+		.entrypoint = pyxis_args_entrypoint(ctx->cfg.pyxis.execute_entrypoint),
 	};
 	if (runtime_check(&task, err, errlen) < 0 || container_start(&task, c, err, errlen) < 0)
 		return -1;
