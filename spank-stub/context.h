@@ -26,6 +26,7 @@ struct pyxis_job {
 	char home[PATH_MAX];
 	char enroot_config[PATH_MAX];  /* the job's ENROOT_CONFIG_PATH, or "" */
 	char enroot_allow_http[16];    /* the job's ENROOT_ALLOW_HTTP, or "" */
+	char batch_script[PATH_MAX];   /* the batch step: the script slurmstepd execs (in its spool), or "" */
 };
 
 /* The rootfs the task runs in and what holds it. */

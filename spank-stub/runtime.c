@@ -173,6 +173,30 @@ int runtime_check(const struct runtime_task *task, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The batch script lives in slurmd's spool (<spool>/job<id>/slurm_script); it
+ * is bound into the container at the same path, read-only, as pyxis binds it,
+ * under a tmpfs on <spool>, so that the job's own directory is made in that
+ * tmpfs (and not in the rootfs, a cached entry: one per job) and no other
+ * job's directory shows. 0 with <spool> in buf, -1 when the script is not at
+ * least two directories deep (then it is bound alone).
+ */
+static int batch_spool(const char *script, char *buf, size_t len)
+{
+	char *slash;
+	int i;
+
+	if (snprintf(buf, len, "%s", script) >= (int)len)
+		return -1;
+	for (i = 0; i < 2; ++i) {
+		slash = strrchr(buf, '/');
+		if (slash == NULL || slash == buf)
+			return -1;
+		*slash = '\0';
+	}
+	return 0;
+}
+
 /* The job's value of name, or NULL. */
 static const char *job_env(const struct runtime_task *task, const char *name)
 {
@@ -277,6 +301,17 @@ static int bwrap_exec(void *arg)
 		push(&a, "--bind");
 		push(&a, job->cwd);
 		push(&a, job->cwd);
+	}
+	if (task->batch_script != NULL) {
+		if (batch_spool(task->batch_script, source, sizeof(source)) == 0) {
+			push(&a, "--perms");
+			push(&a, "0755");
+			push(&a, "--tmpfs");
+			push(&a, dup_or_die(source));
+		}
+		push(&a, "--ro-bind");
+		push(&a, task->batch_script);
+		push(&a, task->batch_script);
 	}
 	/* --container-mounts, after the runtime's own, as enroot applies them. */
 	for (i = 0; i < args->mounts_len; ++i) {
@@ -421,6 +456,11 @@ static int write_enroot_config(const struct runtime_task *task, const char *path
 	fputs("mounts() {\n", f);
 	if (strcmp(job->cwd, "/") != 0)
 		put_mount(f, job->cwd, job->cwd, "x-create=dir,rbind,rw,nosuid");
+	if (task->batch_script != NULL) {
+		if (batch_spool(task->batch_script, source, sizeof(source)) == 0)
+			put_mount(f, "tmpfs", source, "x-create=dir,mode=755,nosuid,nodev");
+		put_mount(f, task->batch_script, task->batch_script, "x-create=file,bind,ro,nosuid,nodev,private");
+	}
 	for (i = 0; i < args->mounts_len; ++i) {
 		if (is_path(args->mounts[i].source))
 			mount_source(&args->mounts[i], job, source, sizeof(source));

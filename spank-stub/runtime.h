@@ -29,6 +29,7 @@ struct runtime_task {
 	const char *enroot_paths; /* enroot: a directory of the step's own for its other paths */
 	char *const *job_env;     /* the job's environment (enroot's hooks see SLURM_*, ...) */
 	const struct pyxis_job *job;
+	const char *batch_script; /* the batch step's script, bound at its own path (read-only), or NULL */
 	/* The step's container as args.c describes it, and what the stub resolved from it: */
 	const struct container_args *args; /* mounts, --container-env, --container-unshare */
 	int writable;   /* leave / writable (a per-step copy only) */

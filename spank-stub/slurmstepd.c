@@ -55,20 +55,29 @@ int pyxis_slurmstepd_init(spank_t sp, int ac, char **av)
 
 /*
  * slurm_spank_init_post_opt, S_CTX_REMOTE: in slurmstepd, as root, with the
- * options from srun. Only job steps launched by srun are handled (not the
- * batch script, the extern or the interactive step).
+ * options from srun (or, through the job's environment, from sbatch or
+ * salloc). Job steps are handled, and with pyxis's sbatch_support the batch
+ * script and salloc's interactive step too (as pyxis does); the extern step
+ * never.
  */
 int pyxis_slurmstepd_post_opt(spank_t sp, int ac, char **av)
 {
-	char err[ERROR_MAX];
-	int env_rc;
+	char err[ERROR_MAX], cfg_err[ERROR_MAX];
+	int env_rc, cfg_rc;
+	int job_step;
 
-	if (spank_get_item(sp, S_JOB_STEPID, &context.job.stepid) != ESPANK_SUCCESS ||
-	    context.job.stepid >= SLURM_MAX_NORMAL_STEP_ID)
+	if (spank_get_item(sp, S_JOB_STEPID, &context.job.stepid) != ESPANK_SUCCESS)
+		goto done;
+	job_step = context.job.stepid < SLURM_MAX_NORMAL_STEP_ID;
+	if (!job_step && context.job.stepid != SLURM_BATCH_SCRIPT && context.job.stepid != SLURM_INTERACTIVE_STEP)
 		goto done;
 	/* PYXIS_CONTAINER_IMAGE is read first: the other variables matter only to a step with a container. */
 	env_rc = pyxis_args_apply_env(sp, 1, err, sizeof(err));
 	if (!pyxis_args_active())
+		goto done;
+	cfg_rc = pyxis_config_parse(&context.cfg, ac, av, cfg_err, sizeof(cfg_err));
+	/* sbatch_support=0: the batch script and the interactive step run outside, whatever their environment says. */
+	if (!job_step && cfg_rc == 0 && !context.cfg.pyxis.sbatch_support)
 		goto done;
 	if (env_rc < 0) {
 		record_error(err);
@@ -80,8 +89,8 @@ int pyxis_slurmstepd_post_opt(spank_t sp, int ac, char **av)
 	context.av = av;
 	if (pyxis_args_check(err, sizeof(err)) < 0)
 		record_error(err);
-	else if (pyxis_config_parse(&context.cfg, ac, av, err, sizeof(err)) < 0)
-		record_error(err);
+	else if (cfg_rc < 0)
+		record_error(cfg_err);
 
 done:
 	return 0;

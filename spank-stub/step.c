@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <slurm/slurm.h>
 #include <slurm/spank.h>
 
 #include "args.h"
@@ -22,6 +23,8 @@
 static int get_job(spank_t sp, struct pyxis_job *job, char *err, size_t errlen)
 {
 	struct passwd *pw;
+	char **argv;
+	int argc;
 	int rc = -1;
 
 	if (spank_get_item(sp, S_JOB_UID, &job->uid) != ESPANK_SUCCESS ||
@@ -44,6 +47,16 @@ static int get_job(spank_t sp, struct pyxis_job *job, char *err, size_t errlen)
 	if (spank_getenv(sp, "HOME", job->home, sizeof(job->home)) != ESPANK_SUCCESS) {
 		pw = getpwuid(job->uid);
 		snprintf(job->home, sizeof(job->home), "%s", pw != NULL ? pw->pw_dir : "/");
+	}
+	/* The batch script, which slurmstepd execs from its spool once the task is in the container: bound there. */
+	job->batch_script[0] = '\0';
+	if (job->stepid == SLURM_BATCH_SCRIPT) {
+		if (spank_get_item(sp, S_JOB_ARGV, &argc, &argv) != ESPANK_SUCCESS || argc < 1 || argv[0][0] != '/' ||
+		    strlen(argv[0]) >= sizeof(job->batch_script)) {
+			snprintf(err, errlen, PLUGIN_NAME ": couldn't get the batch script's path");
+			goto fail;
+		}
+		strcpy(job->batch_script, argv[0]);
 	}
 	rc = 0;
 fail:
@@ -117,6 +130,7 @@ static int start_container(spank_t sp, struct plugin_context *ctx, const char *s
 		.enroot_paths = enroot_paths,
 		.job_env = job_env,
 		.job = &ctx->job,
+		.batch_script = ctx->job.batch_script[0] != '\0' ? ctx->job.batch_script : NULL,
 		.args = &container_args,
 		.writable = !container_args.cache && container_args.writable == 1,
 		.mount_home = pyxis_args_mount_home() && runtime_home_is_dir(ctx->job.home),
