@@ -12,6 +12,10 @@ RUNTIME=${E2E_RUNTIME:-bwrap}
 # execute_entrypoint's and sbatch_support's).
 PYXIS_KEYS="runtime_path=/run/pyxis container_scope=job use_enroot_load=1 importer= use_squashfuse=1"
 
+# slurmd's spool, where the batch script is, outside /tmp for this file (bwrap's /tmp is a
+# tmpfs, which would hide where the script's mount point is made): as a site's /var/spool/slurmd.
+SPOOL=/var/spool/pxc-e2e-spool.${E2E_TMP##*.}
+
 setup_file() {
   [[ $RUNTIME == bwrap || -n ${E2E_ENROOT:-} ]] || return 0
   # An image with an entrypoint, as 57-pyxis-options.bats builds it: /etc/rc runs
@@ -36,12 +40,17 @@ EOF
   chmod 644 "$E2E_TMP/images/keys-$RUNTIME.sqsh"
   warm_entry "$E2E_TMP/images/keys-$RUNTIME.sqsh"
   warm_entry "$ALPHA"
+  mkdir -p "$SPOOL"
+  sed -i "s|^SlurmdSpoolDir=.*|SlurmdSpoolDir=$SPOOL|" "$E2E_TMP/slurmd/slurm.conf"
+  slurmd_restart_with "$(plugstack_line "container_cache_runtime=$RUNTIME")"
 }
 
 teardown_file() {
   [[ $RUNTIME == bwrap || -n ${E2E_ENROOT:-} ]] || return 0
   write_plugstack "$E2E_TMP/plugstack.conf"
+  sed -i "s|^SlurmdSpoolDir=.*|SlurmdSpoolDir=$E2E_TMP/slurmd/spool|" "$E2E_TMP/slurmd/slurm.conf"
   slurmd_restart_with
+  rm -rf "$SPOOL"
 }
 
 setup() {
@@ -71,6 +80,7 @@ in_mode() {
 batch_script() {
   local file=$1 line
   shift
+  runuser -u "$E2E_USER" -- mkdir -p "$E2E_WORK"
   {
     echo '#!/bin/sh'
     for line in "$@"; do echo "#SBATCH $line"; done
@@ -143,7 +153,7 @@ batch_script() {
     cat "$out"
     [ "$status" -eq 0 ]
     grep -qx 'PRETTY_NAME="pyxis-cache e2e alpha"' "$out"
-    grep -qx "uid=$(user_uid) pwd=$E2E_WORK script=.*/slurm_script" "$out"
+    grep -qx "uid=$(user_uid) pwd=$E2E_WORK script=$SPOOL/job[0-9]*/slurm_script" "$out"
   done
   # The script is bound under a tmpfs on slurmd's spool: no job's directory is made in the cached entry.
   local entry
