@@ -212,6 +212,27 @@ batch_script() {
   assert_node_idle
 }
 
+@test "$RUNTIME: pyxis-keys: salloc's interactive step (LaunchParameters=use_interactive_step) runs in the image" {
+  use_keys $PYXIS_KEYS
+  # salloc reads these from the client's slurm.conf: its interactive step prints the image's name.
+  local conf=$E2E_TMP/slurm-interactive.conf
+  grep -v '^LaunchParameters=\|^InteractiveStepOptions=' "$E2E_TMP/slurm.conf" >"$conf"
+  printf '%s\n' LaunchParameters=use_interactive_step \
+    'InteractiveStepOptions="--interactive --preserve-env cat /etc/os-release"' >>"$conf"
+  chmod 644 "$conf"
+  E2E_ENV="SLURM_CONF=$conf" run as "$E2E_USER" salloc --container-image="$ALPHA" --container-cache
+  echo "$output"
+  [ "$status" -eq 0 ]
+  grep -qx 'PRETTY_NAME="pyxis-cache e2e alpha"' <<<"$output"
+  # With sbatch_support=0 it runs outside, as the batch script does, whatever the environment says.
+  use_keys $PYXIS_KEYS sbatch_support=0
+  E2E_ENV="SLURM_CONF=$conf PYXIS_CONTAINER_IMAGE=$ALPHA" run as "$E2E_USER" salloc
+  echo "$output"
+  [ "$status" -eq 0 ]
+  grep -qx "$(grep PRETTY_NAME /etc/os-release)" <<<"$output"
+  assert_node_idle
+}
+
 @test "$RUNTIME: pyxis-keys: sbatch_support=0: sbatch and salloc do not know the options, and the batch script runs outside the container" {
   use_keys $PYXIS_KEYS sbatch_support=0
   batch_script "$E2E_WORK/batch.sh" "--container-image=$ALPHA"
