@@ -241,11 +241,11 @@ batch_script() {
   echo "#SBATCH: $output"
   cat "$E2E_WORK/batch.out" || true
   [ "$status" -ne 0 ]
-  [[ $output == *container-image* ]]
+  [[ $output == *"sbatch: unrecognized option '--container-image=$ALPHA'"* ]]
   run as "$E2E_USER" salloc --container-image="$ALPHA" true
   echo "salloc: $output"
   [ "$status" -ne 0 ]
-  [[ $output == *container-image* ]]
+  [[ $output == *"salloc: unrecognized option '--container-image=$ALPHA'"* ]]
   # The variable in the job's environment: the batch script outside, its srun steps inside.
   batch_script "$E2E_WORK/batch.sh"
   echo 'srun grep PRETTY_NAME /etc/os-release' >>"$E2E_WORK/batch.sh"
@@ -267,6 +267,14 @@ batch_script() {
   [ "$status" -ne 0 ]
   [[ $output == *"pyxis-cache: importer: invalid value: $importer (pyxis's importers are not supported"* ]]
   run srun_as_user true
+  [ "$status" -eq 0 ]
+  # sbatch alike: refused before submission when the job asks for a container, and only then.
+  run as "$E2E_USER" sbatch --container-image="$ALPHA" --wrap true
+  echo "$output"
+  [ "$status" -ne 0 ]
+  [[ $output == *"pyxis-cache: importer: invalid value: $importer"* ]]
+  run as "$E2E_USER" sbatch --wait -o /dev/null --wrap true
+  echo "$output"
   [ "$status" -eq 0 ]
   # slurmd's line alone: the step fails in slurmstepd, with the same message.
   write_plugstack "$E2E_TMP/plugstack.conf" "$(plugstack_line "container_cache_runtime=$RUNTIME")"
