@@ -107,7 +107,9 @@ static struct spank_option spank_opts[] = {
 	{ "container-entrypoint", NULL, "[pyxis-cache] execute the entrypoint from the container image", 0, 1,
 	  opt_entrypoint },
 	{ "no-container-entrypoint", NULL,
-	  "[pyxis-cache] do not execute the entrypoint from the container image (the default)", 0, 0, opt_entrypoint },
+	  "[pyxis-cache] do not execute the entrypoint from the container image (the default, unless the plugin's "
+	  "execute_entrypoint key is set)",
+	  0, 0, opt_entrypoint },
 	{ "container-entrypoint-log", NULL, "[pyxis-cache] print the output of the entrypoint script", 0, 1,
 	  opt_entrypoint_log },
 	{ "container-writable", NULL, "[pyxis-cache] make the container filesystem writable (not with --container-cache)",
