@@ -138,15 +138,18 @@ batch_script() {
   grep -qx from=none <<<"$output"
 }
 
-@test "$RUNTIME: pyxis-keys: sbatch_support (pyxis's default): #SBATCH --container-image runs the batch script in the image, in cache mode and out of it" {
+@test "$RUNTIME: pyxis-keys: sbatch_support (pyxis's default): #SBATCH --container-image runs the batch script in the image, in cache mode (warm and cold) and out of it" {
   use_keys $PYXIS_KEYS
-  local mode out=$E2E_WORK/batch.out
-  for mode in cache plain; do
-    if [[ $mode == cache ]]; then
-      batch_script "$E2E_WORK/batch.sh" "--container-image=$ALPHA" --container-cache
-    else
-      batch_script "$E2E_WORK/batch.sh" "--container-image=$ALPHA"
-    fi
+  local mode out=$E2E_WORK/batch.out cold
+  cold=$(fresh_image "keys-batch-cold-$RUNTIME")
+  for mode in cache cold plain; do
+    case $mode in
+      cache) batch_script "$E2E_WORK/batch.sh" "--container-image=$ALPHA" --container-cache ;;
+      # A cold cache-mode batch script: it starts from a FUSE mount of the image while its entry is made.
+      cold) batch_script "$E2E_WORK/batch.sh" "--container-image=$cold" --container-cache ;;
+      plain) batch_script "$E2E_WORK/batch.sh" "--container-image=$ALPHA" ;;
+    esac
+    echo "echo root_fs=\$($ROOT_FS)" >>"$E2E_WORK/batch.sh"
     rm -f "$out"
     run as "$E2E_USER" sbatch --wait -o "$out" "$E2E_WORK/batch.sh"
     echo "$mode: $output"
@@ -154,6 +157,11 @@ batch_script() {
     [ "$status" -eq 0 ]
     grep -qx 'PRETTY_NAME="pyxis-cache e2e alpha"' "$out"
     grep -qx "uid=$(user_uid) pwd=$E2E_WORK script=$SPOOL/job[0-9]*/slurm_script" "$out"
+    # The cold one from its FUSE mount (an overlay, where there is FUSE), the warm one from its entry.
+    case $mode in
+      cache) ! grep -qx root_fs=overlay "$out" || false ;;
+      cold) [[ ! -c /dev/fuse ]] || grep -qx root_fs=overlay "$out" ;;
+    esac
   done
   # The script is bound under a tmpfs on slurmd's spool: no job's directory is made in the cached entry.
   local entry
