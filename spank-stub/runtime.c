@@ -291,17 +291,7 @@ static int bwrap_exec(void *arg)
 	push(&a, "/dev");
 	push(&a, "--tmpfs");
 	push(&a, "/tmp");
-	/* As enroot's home hook: at the same path, or at /root for a user remapped to root. */
-	if (task->mount_home) {
-		push(&a, "--bind");
-		push(&a, job->home);
-		push(&a, task->remap_root ? "/root" : job->home);
-	}
-	if (strcmp(job->cwd, "/") != 0) {
-		push(&a, "--bind");
-		push(&a, job->cwd);
-		push(&a, job->cwd);
-	}
+	/* The batch script first: a home or working directory under the spool is then made in its tmpfs, not hidden. */
 	if (task->batch_script != NULL) {
 		if (batch_spool(task->batch_script, source, sizeof(source)) == 0) {
 			push(&a, "--perms");
@@ -312,6 +302,17 @@ static int bwrap_exec(void *arg)
 		push(&a, "--ro-bind");
 		push(&a, task->batch_script);
 		push(&a, task->batch_script);
+	}
+	/* As enroot's home hook: at the same path, or at /root for a user remapped to root. */
+	if (task->mount_home) {
+		push(&a, "--bind");
+		push(&a, job->home);
+		push(&a, task->remap_root ? "/root" : job->home);
+	}
+	if (strcmp(job->cwd, "/") != 0) {
+		push(&a, "--bind");
+		push(&a, job->cwd);
+		push(&a, job->cwd);
 	}
 	/* --container-mounts, after the runtime's own, as enroot applies them. */
 	for (i = 0; i < args->mounts_len; ++i) {
@@ -454,13 +455,14 @@ static int write_enroot_config(const struct runtime_task *task, const char *path
 		return -1;
 	}
 	fputs("mounts() {\n", f);
-	if (strcmp(job->cwd, "/") != 0)
-		put_mount(f, job->cwd, job->cwd, "x-create=dir,rbind,rw,nosuid");
+	/* The batch script first, as for bwrap. */
 	if (task->batch_script != NULL) {
 		if (batch_spool(task->batch_script, source, sizeof(source)) == 0)
 			put_mount(f, "tmpfs", source, "x-create=dir,mode=755,nosuid,nodev");
 		put_mount(f, task->batch_script, task->batch_script, "x-create=file,bind,ro,nosuid,nodev,private");
 	}
+	if (strcmp(job->cwd, "/") != 0)
+		put_mount(f, job->cwd, job->cwd, "x-create=dir,rbind,rw,nosuid");
 	for (i = 0; i < args->mounts_len; ++i) {
 		if (is_path(args->mounts[i].source))
 			mount_source(&args->mounts[i], job, source, sizeof(source));
