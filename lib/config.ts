@@ -18,7 +18,38 @@ export interface Config {
    * unpacked in the background (where FUSE is available); off: it waits for the unpack.
    */
   fuse: boolean;
+  /** pyxis 0.24's own keys, accepted with pyxis's meaning (docs/pyxis.md, "plugstack keys"). */
+  pyxis: PyxisKeys;
 }
+
+/**
+ * pyxis's keys on the plugin's line, so that a site's pyxis line keeps working.
+ * `importer` is not here: only its empty value (pyxis's default) is accepted.
+ */
+export interface PyxisKeys {
+  /** pyxis's directory of per-user runtime files; unused (a step's files live in its directory under `<base>`). */
+  runtimePath: string;
+  /** The default of `--container-entrypoint`. */
+  executeEntrypoint: boolean;
+  /** Where a `--container-name` lives (named containers are not built yet). */
+  containerScope: "job" | "global";
+  /** The options in sbatch and salloc, and the batch script in the container. */
+  sbatchSupport: boolean;
+  /** pyxis imports with `enroot load`; the cache imports with `enroot import` either way. */
+  useEnrootLoad: boolean;
+  /** pyxis starts a squashfs from squashfuse; the cache's equivalent is `container_cache_fuse`. */
+  useSquashfuse: boolean;
+}
+
+export const PYXIS_KEYS = [
+  "runtime_path",
+  "execute_entrypoint",
+  "container_scope",
+  "sbatch_support",
+  "use_enroot_load",
+  "importer",
+  "use_squashfuse",
+] as const;
 
 export const KEYS = [
   "container_cache_data_path",
@@ -28,6 +59,8 @@ export const KEYS = [
   "container_cache_cli",
   "container_cache_registry_interval",
   "container_cache_fuse",
+  // pyxis's own keys
+  ...PYXIS_KEYS,
 ] as const;
 
 /** The longest `container_cache_registry_interval`: a day. */
@@ -65,6 +98,34 @@ function absolute(key: string, value: string, source: string): string {
   return value.length > 1 ? value.replace(/\/+$/, "") : value;
 }
 
+/** pyxis's PATH_MAX, NUL included: the longest runtime_path pyxis takes is one byte shorter. */
+const PATH_MAX = 4096;
+
+/** pyxis's own keys, checked after ours, in pyxis's order, with pyxis's messages. */
+function pyxisKeys(values: Map<string, string>, source: string): PyxisKeys {
+  const runtimePath = values.get("runtime_path") ?? "/run/pyxis";
+  const bytes = new TextEncoder().encode(runtimePath).length;
+  if (bytes >= PATH_MAX) {
+    throw new UsageError(
+      `runtime_path: invalid value: path too long (${bytes} bytes, at most ${PATH_MAX - 1}; in ${source})`,
+    );
+  }
+  const executeEntrypoint = flag("execute_entrypoint", values.get("execute_entrypoint") ?? "no", source);
+  const containerScope = values.get("container_scope") ?? "global";
+  if (containerScope !== "job" && containerScope !== "global") {
+    throw invalid("container_scope", containerScope, "must be job or global", source);
+  }
+  const sbatchSupport = flag("sbatch_support", values.get("sbatch_support") ?? "yes", source);
+  const useEnrootLoad = flag("use_enroot_load", values.get("use_enroot_load") ?? "no", source);
+  const importer = values.get("importer") ?? "";
+  if (importer !== "") {
+    const reason = "pyxis's importers are not supported: pyxis-cache imports registry images itself; remove the key";
+    throw invalid("importer", importer, reason, source);
+  }
+  const useSquashfuse = flag("use_squashfuse", values.get("use_squashfuse") ?? "no", source);
+  return { runtimePath, executeEntrypoint, containerScope, sbatchSupport, useEnrootLoad, useSquashfuse };
+}
+
 /**
  * Builds a validated Config from `key=value` arguments, later ones winning.
  * `source` names where they came from, for error messages.
@@ -84,7 +145,7 @@ export function parseConfig(args: string[], source: string): Config {
   if (dataPath === undefined || dataPath === "") {
     throw new UsageError(`container_cache_data_path: required but not set (in ${source})`);
   }
-  const config: Config = {
+  const config: Omit<Config, "pyxis"> = {
     dataPath: absolute("container_cache_data_path", dataPath, source),
     gcHigh: percent("container_cache_gc_high", values.get("container_cache_gc_high") ?? "85", source),
     gcLow: percent("container_cache_gc_low", values.get("container_cache_gc_low") ?? "80", source),
@@ -106,7 +167,7 @@ export function parseConfig(args: string[], source: string): Config {
     throw invalid("container_cache_runtime", runtime, "must be enroot or bwrap", source);
   }
   config.runtime = runtime;
-  return config;
+  return { ...config, pyxis: pyxisKeys(values, source) };
 }
 
 export interface ConfigSource {

@@ -17,8 +17,15 @@ int main(int argc, char **argv)
 		printf("%s\n", err);
 		return 1;
 	}
-	printf("ok data_path=%s gc_high=%d gc_low=%d runtime=%s cli=%s registry_interval=%d fuse=%s\n", cfg.data_path,
+	printf("ok data_path=%s gc_high=%d gc_low=%d runtime=%s cli=%s registry_interval=%d fuse=%s", cfg.data_path,
 	       cfg.gc_high, cfg.gc_low, pyxis_config_runtime_name(cfg.runtime), cfg.cli, cfg.registry_interval,
 	       cfg.fuse ? "yes" : "no");
+	/* pyxis's own keys */
+	printf(" | runtime_path=%s execute_entrypoint=%s container_scope=%s sbatch_support=%s use_enroot_load=%s "
+	       "use_squashfuse=%s",
+	       cfg.pyxis.runtime_path, cfg.pyxis.execute_entrypoint ? "yes" : "no",
+	       pyxis_config_scope_name(cfg.pyxis.container_scope), cfg.pyxis.sbatch_support ? "yes" : "no",
+	       cfg.pyxis.use_enroot_load ? "yes" : "no", cfg.pyxis.use_squashfuse ? "yes" : "no");
+	printf("\n");
 	return 0;
 }

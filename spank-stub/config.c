@@ -12,7 +12,12 @@
 #include "common.h"
 #include "config.h"
 
-enum { DATA_PATH, GC_HIGH, GC_LOW, RUNTIME, CLI, REGISTRY_INTERVAL, FUSE, NKEYS };
+enum {
+	DATA_PATH, GC_HIGH, GC_LOW, RUNTIME, CLI, REGISTRY_INTERVAL, FUSE,
+	/* pyxis's own keys */
+	RUNTIME_PATH, EXECUTE_ENTRYPOINT, CONTAINER_SCOPE, SBATCH_SUPPORT, USE_ENROOT_LOAD, IMPORTER, USE_SQUASHFUSE,
+	NKEYS
+};
 
 static const char *const keys[NKEYS] = {
 	[DATA_PATH] = "container_cache_data_path",
@@ -22,6 +27,13 @@ static const char *const keys[NKEYS] = {
 	[CLI] = "container_cache_cli",
 	[REGISTRY_INTERVAL] = "container_cache_registry_interval",
 	[FUSE] = "container_cache_fuse",
+	[RUNTIME_PATH] = "runtime_path",
+	[EXECUTE_ENTRYPOINT] = "execute_entrypoint",
+	[CONTAINER_SCOPE] = "container_scope",
+	[SBATCH_SUPPORT] = "sbatch_support",
+	[USE_ENROOT_LOAD] = "use_enroot_load",
+	[IMPORTER] = "importer",
+	[USE_SQUASHFUSE] = "use_squashfuse",
 };
 
 static const char *const defaults[NKEYS] = {
@@ -31,11 +43,24 @@ static const char *const defaults[NKEYS] = {
 	[CLI] = "/usr/local/bin/pyxis-cache",
 	[REGISTRY_INTERVAL] = "60",
 	[FUSE] = "yes",
+	/* pyxis 0.24's defaults */
+	[RUNTIME_PATH] = "/run/pyxis",
+	[EXECUTE_ENTRYPOINT] = "no",
+	[CONTAINER_SCOPE] = "global",
+	[SBATCH_SUPPORT] = "yes",
+	[USE_ENROOT_LOAD] = "no",
+	[IMPORTER] = "",
+	[USE_SQUASHFUSE] = "no",
 };
 
 const char *pyxis_config_runtime_name(enum container_runtime runtime)
 {
 	return runtime == RUNTIME_BWRAP ? "bwrap" : "enroot";
+}
+
+const char *pyxis_config_scope_name(enum container_scope scope)
+{
+	return scope == SCOPE_JOB ? "job" : "global";
 }
 
 #define INVALID(key, val, reason) \
@@ -127,6 +152,43 @@ static int parse_path(int key, const char *s, char *out, size_t len, char *err, 
 	return 0;
 }
 
+/*
+ * pyxis's own keys, after ours, in pyxis's order, with pyxis's messages
+ * ("<key>: invalid value: ..."). See docs/pyxis.md, "plugstack keys".
+ */
+static int parse_pyxis_keys(struct pyxis_keys *p, const char *const *vals, char *err, size_t errlen)
+{
+	size_t n = strlen(vals[RUNTIME_PATH]);
+
+	/* Unused (a step's own files live in its directory under <base>): pyxis checks only its length. */
+	if (n >= sizeof(p->runtime_path)) {
+		snprintf(err, errlen, PLUGIN_NAME ": %s: invalid value: path too long (%zu bytes, at most %zu)",
+			 keys[RUNTIME_PATH], n, sizeof(p->runtime_path) - 1);
+		return -1;
+	}
+	memcpy(p->runtime_path, vals[RUNTIME_PATH], n + 1);
+	if (parse_flag(EXECUTE_ENTRYPOINT, vals[EXECUTE_ENTRYPOINT], &p->execute_entrypoint, err, errlen) < 0)
+		return -1;
+	if (strcmp(vals[CONTAINER_SCOPE], "global") == 0) {
+		p->container_scope = SCOPE_GLOBAL;
+	} else if (strcmp(vals[CONTAINER_SCOPE], "job") == 0) {
+		p->container_scope = SCOPE_JOB;
+	} else {
+		INVALID(CONTAINER_SCOPE, vals[CONTAINER_SCOPE], "must be job or global");
+		return -1;
+	}
+	if (parse_flag(SBATCH_SUPPORT, vals[SBATCH_SUPPORT], &p->sbatch_support, err, errlen) < 0 ||
+	    parse_flag(USE_ENROOT_LOAD, vals[USE_ENROOT_LOAD], &p->use_enroot_load, err, errlen) < 0)
+		return -1;
+	/* An importer would fetch images by another mechanism than the cache's: refused rather than ignored. */
+	if (vals[IMPORTER][0] != '\0') {
+		INVALID(IMPORTER, vals[IMPORTER],
+			"pyxis's importers are not supported: pyxis-cache imports registry images itself; remove the key");
+		return -1;
+	}
+	return parse_flag(USE_SQUASHFUSE, vals[USE_SQUASHFUSE], &p->use_squashfuse, err, errlen);
+}
+
 int pyxis_config_parse(struct plugin_config *cfg, int ac, char **av, char *err, size_t errlen)
 {
 	const char *vals[NKEYS];
@@ -178,6 +240,8 @@ int pyxis_config_parse(struct plugin_config *cfg, int ac, char **av, char *err, 
 		INVALID(RUNTIME, vals[RUNTIME], "must be enroot or bwrap");
 		goto fail;
 	}
+	if (parse_pyxis_keys(&cfg->pyxis, vals, err, errlen) < 0)
+		goto fail;
 	rc = 0;
 fail:
 	return rc;

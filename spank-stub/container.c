@@ -154,6 +154,75 @@ static int open_ns(pid_t pid, const char *ns)
 	return open(path, O_RDONLY | O_CLOEXEC);
 }
 
+/*
+ * --container-unshare: the container's net, ipc and uts namespaces, when they
+ * are not the node's; one that was asked for and is the node's is pyxis's
+ * error (enroot 4.1 does not unshare them).
+ */
+static int open_unshared(pid_t pid, const struct container_args *args, struct container *c, char *err, size_t errlen)
+{
+	static const char *const names[] = { "net", "ipc", "uts" };
+	static const char *const what[] = { "network", "IPC", "UTS" };
+	const int asked[] = { args->unshare_net == 1, args->unshare_ipc == 1, args->unshare_uts == 1 };
+	int *fds[] = { &c->netns_fd, &c->ipcns_fd, &c->utsns_fd };
+	char self_path[64];
+	struct stat ns, self;
+	int i, fd;
+
+	for (i = 0; i < 3; ++i) {
+		if (!asked[i])
+			continue;
+		snprintf(self_path, sizeof(self_path), "/proc/self/ns/%s", names[i]);
+		fd = open_ns(pid, names[i]);
+		if (fd < 0 || fstat(fd, &ns) < 0 || stat(self_path, &self) < 0) {
+			snprintf(err, errlen, PLUGIN_NAME ": couldn't open the container's %s namespace: %m", names[i]);
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		if (ns.st_dev == self.st_dev && ns.st_ino == self.st_ino) {
+			close(fd);
+			snprintf(err, errlen,
+				 PLUGIN_NAME ": error: --container-unshare=%s requested but the container is not in a "
+					     "separate %s namespace",
+				 names[i], what[i]);
+			return -1;
+		}
+		*fds[i] = fd;
+	}
+	return 0;
+}
+
+/* The runtime's stdout then stderr, NUL-terminated (NULL when empty). */
+static char *read_log(const struct child *ch)
+{
+	const int fds[] = { ch->out_fd, ch->err_fd };
+	char *buf = NULL, *grown;
+	size_t len = 0;
+	ssize_t n;
+	off_t off;
+	int i;
+
+	for (i = 0; i < 2; ++i) {
+		for (off = 0; fds[i] >= 0; off += n) {
+			grown = realloc(buf, len + 65536 + 1);
+			if (grown == NULL)
+				break;
+			buf = grown;
+			n = pread(fds[i], buf + len, 65536, off);
+			if (n <= 0)
+				break;
+			len += (size_t)n;
+		}
+	}
+	if (buf == NULL || len == 0) {
+		free(buf);
+		return NULL;
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
 int container_start(const struct runtime_task *task, struct container *c, char *err, size_t errlen)
 {
 	const char *name = pyxis_config_runtime_name(task->runtime);
@@ -195,10 +264,15 @@ int container_start(const struct runtime_task *task, struct container *c, char *
 	c->mntns_fd = open_ns(w.target, "mnt");
 	if (c->userns_fd < 0 || c->mntns_fd < 0)
 		snprintf(err, errlen, PLUGIN_NAME ": %s: couldn't open the container's namespaces: %m", name);
-	else if (task->runtime == RUNTIME_ENROOT && (c->environ = read_environ(w.target, &c->environ_len)) == NULL)
+	else if (open_unshared(w.target, task->args, c, err, errlen) < 0)
+		;
+	else if ((c->environ = read_environ(w.target, &c->environ_len)) == NULL)
 		snprintf(err, errlen, PLUGIN_NAME ": %s: couldn't read the container's environment: %m", name);
 	else
 		rc = 0;
+	/* What the entrypoint printed (with the runtime's own lines), as pyxis shows enroot's log. */
+	if (rc == 0 && task->entrypoint && task->args->entrypoint_log == 1)
+		c->entrypoint_log = read_log(&ch);
 	kill(w.target, SIGKILL);
 
 fail:
@@ -224,6 +298,23 @@ int container_join_mounts(const struct container *c, const char *cwd, char *err,
 	return 0;
 }
 
+/* --container-unshare's namespaces, once the task holds the capabilities of the container's user namespace. */
+static int join_unshared(const struct container *c, char *err, size_t errlen)
+{
+	static const char *const names[] = { "network", "IPC", "UTS" };
+	const int fds[] = { c->netns_fd, c->ipcns_fd, c->utsns_fd };
+	const int types[] = { CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS };
+	int i;
+
+	for (i = 0; i < 3; ++i) {
+		if (fds[i] >= 0 && setns(fds[i], types[i]) < 0) {
+			snprintf(err, errlen, PLUGIN_NAME ": couldn't join the container's %s namespace: %m", names[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int container_join_user(const struct container *c, char *err, size_t errlen)
 {
 	struct stat ns, self;
@@ -231,12 +322,12 @@ int container_join_user(const struct container *c, char *err, size_t errlen)
 	/* bwrap run by root makes no user namespace, and joining one's own fails. */
 	if (fstat(c->userns_fd, &ns) == 0 && stat("/proc/self/ns/user", &self) == 0 && ns.st_dev == self.st_dev &&
 	    ns.st_ino == self.st_ino)
-		return 0;
+		return join_unshared(c, err, errlen);
 	if (setns(c->userns_fd, CLONE_NEWUSER) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": couldn't join the container's user namespace: %m");
 		return -1;
 	}
-	return 0;
+	return join_unshared(c, err, errlen);
 }
 
 void container_release(struct container *c)
@@ -246,6 +337,15 @@ void container_release(struct container *c)
 	if (c->mntns_fd >= 0)
 		close(c->mntns_fd);
 	c->userns_fd = c->mntns_fd = -1;
+	if (c->netns_fd >= 0)
+		close(c->netns_fd);
+	if (c->ipcns_fd >= 0)
+		close(c->ipcns_fd);
+	if (c->utsns_fd >= 0)
+		close(c->utsns_fd);
+	c->netns_fd = c->ipcns_fd = c->utsns_fd = -1;
+	free(c->entrypoint_log);
+	c->entrypoint_log = NULL;
 	free(c->environ);
 	c->environ = NULL;
 	c->environ_len = 0;

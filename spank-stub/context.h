@@ -26,6 +26,7 @@ struct pyxis_job {
 	char home[PATH_MAX];
 	char enroot_config[PATH_MAX];  /* the job's ENROOT_CONFIG_PATH, or "" */
 	char enroot_allow_http[16];    /* the job's ENROOT_ALLOW_HTTP, or "" */
+	char batch_script[PATH_MAX];   /* the batch step: the script slurmstepd execs (in its spool), or "" */
 };
 
 /* The rootfs the task runs in and what holds it. */
@@ -40,7 +41,11 @@ struct container {
 	int step_lock_fd;             /* LOCK_SH on it: tells the collector the step is alive */
 	int userns_fd;                /* the started container's namespaces, which every task joins */
 	int mntns_fd;
-	char *environ;     /* enroot: the container's environment, "K=V\0..." (environ_len bytes) */
+	int netns_fd;                 /* --container-unshare's, -1 when the container shares the node's */
+	int ipcns_fd;
+	int utsns_fd;
+	char *entrypoint_log;         /* --container-entrypoint-log: what the runtime printed, shown by task 0 */
+	char *environ;     /* the container's environment, "K=V\0..." (environ_len bytes) */
 	size_t environ_len;
 	struct fuse_mount fuse;       /* a cold step: the image's mount (mntns_fd >= 0), its entry being made */
 };

@@ -1,8 +1,9 @@
 /*
  * Entry points: hand each SPANK callback to the file for the context it runs
- * in. srun.c is the srun side (S_CTX_LOCAL), slurmstepd.c the node side
- * (S_CTX_REMOTE). Every other context (slurmd, sbatch/salloc, prolog/epilog)
- * is left alone, so a misconfiguration can never fail slurmd or drain a node.
+ * in. srun.c is the client side (srun's S_CTX_LOCAL; sbatch's and salloc's
+ * S_CTX_ALLOCATOR, with pyxis's sbatch_support), slurmstepd.c the node side
+ * (S_CTX_REMOTE). Every other context (slurmd, prolog/epilog) is left alone,
+ * so a misconfiguration can never fail slurmd or drain a node.
  */
 #include <slurm/spank.h>
 
@@ -16,6 +17,8 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 	switch (spank_context()) {
 	case S_CTX_LOCAL:
 		return pyxis_srun_init(sp, ac, av);
+	case S_CTX_ALLOCATOR:
+		return pyxis_alloc_init(sp, ac, av);
 	case S_CTX_REMOTE:
 		return pyxis_slurmstepd_init(sp, ac, av);
 	default:
@@ -28,6 +31,8 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	switch (spank_context()) {
 	case S_CTX_LOCAL:
 		return pyxis_srun_post_opt(sp, ac, av);
+	case S_CTX_ALLOCATOR:
+		return pyxis_alloc_post_opt(sp, ac, av);
 	case S_CTX_REMOTE:
 		return pyxis_slurmstepd_post_opt(sp, ac, av);
 	default:

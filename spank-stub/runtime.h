@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "args.h"
 #include "config.h"
 #include "context.h"
 
@@ -28,7 +29,13 @@ struct runtime_task {
 	const char *enroot_paths; /* enroot: a directory of the step's own for its other paths */
 	char *const *job_env;     /* the job's environment (enroot's hooks see SLURM_*, ...) */
 	const struct pyxis_job *job;
-	int writable; /* leave / writable (a per-step copy only) */
+	const char *batch_script; /* the batch step's script, bound at its own path (read-only), or NULL */
+	/* The step's container as args.c describes it, and what the stub resolved from it: */
+	const struct container_args *args; /* mounts, --container-env, --container-unshare */
+	int writable;   /* leave / writable (a per-step copy only) */
+	int mount_home; /* bind the job's home (asked, and a directory on the host) */
+	int remap_root; /* root inside (the user namespace maps 0 to the user) */
+	int entrypoint; /* run the image's entrypoint (/etc/rc) around the stopping shell */
 };
 
 /*
@@ -39,6 +46,16 @@ struct runtime_task {
  */
 int runtime_find(enum container_runtime runtime, char *buf, size_t len, const char **search_path, char *err,
 		 size_t errlen);
+
+/* Whether home is a directory on the host that can be bound (not "/"). */
+int runtime_home_is_dir(const char *home);
+
+/*
+ * Before the runtime starts (in slurmstepd, effective uid the job user's):
+ * every --container-mounts source that is a path exists (pyxis's check), and
+ * every flag means something to this runtime. 0, or -1 with one line in err.
+ */
+int runtime_check(const struct runtime_task *task, char *err, size_t errlen);
 
 /*
  * child_fn (arg: the struct runtime_task), in a child as the job user: exec

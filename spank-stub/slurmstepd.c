@@ -29,7 +29,8 @@
 #include "step.h"
 
 static struct plugin_context context = {
-	.container = { .lock_fd = -1, .step_lock_fd = -1, .userns_fd = -1, .mntns_fd = -1, .fuse = FUSE_MOUNT_INIT },
+	.container = { .lock_fd = -1, .step_lock_fd = -1, .userns_fd = -1, .mntns_fd = -1, .netns_fd = -1,
+		       .ipcns_fd = -1, .utsns_fd = -1, .fuse = FUSE_MOUNT_INIT },
 };
 
 /* Keep the first error for task_init; log only (task_init sends it to srun, once). */
@@ -54,30 +55,42 @@ int pyxis_slurmstepd_init(spank_t sp, int ac, char **av)
 
 /*
  * slurm_spank_init_post_opt, S_CTX_REMOTE: in slurmstepd, as root, with the
- * options from srun. Only job steps launched by srun are handled (not the
- * batch script, the extern or the interactive step).
+ * options from srun (or, through the job's environment, from sbatch or
+ * salloc). Job steps are handled, and with pyxis's sbatch_support the batch
+ * script and salloc's interactive step too (as pyxis does); the extern step
+ * never.
  */
 int pyxis_slurmstepd_post_opt(spank_t sp, int ac, char **av)
 {
-	char err[ERROR_MAX];
+	char err[ERROR_MAX], cfg_err[ERROR_MAX];
+	int env_rc, cfg_rc;
+	int job_step;
 
-	if (spank_get_item(sp, S_JOB_STEPID, &context.job.stepid) != ESPANK_SUCCESS ||
-	    context.job.stepid >= SLURM_MAX_NORMAL_STEP_ID)
+	if (spank_get_item(sp, S_JOB_STEPID, &context.job.stepid) != ESPANK_SUCCESS)
 		goto done;
-	if (pyxis_args_apply_env(sp, 1) < 0) {
-		record_error(PLUGIN_NAME ": out of memory");
+	job_step = context.job.stepid < SLURM_MAX_NORMAL_STEP_ID;
+	if (!job_step && context.job.stepid != SLURM_BATCH_SCRIPT && context.job.stepid != SLURM_INTERACTIVE_STEP)
 		goto done;
-	}
+	/* PYXIS_CONTAINER_IMAGE is read first: the other variables matter only to a step with a container. */
+	env_rc = pyxis_args_apply_env(sp, 1, err, sizeof(err));
 	if (!pyxis_args_active())
 		goto done;
+	cfg_rc = pyxis_config_parse(&context.cfg, ac, av, cfg_err, sizeof(cfg_err));
+	/* sbatch_support=0: the batch script and the interactive step run outside, whatever their environment says. */
+	if (!job_step && cfg_rc == 0 && !context.cfg.pyxis.sbatch_support)
+		goto done;
+	if (env_rc < 0) {
+		record_error(err);
+		goto done;
+	}
 
 	context.active = 1;
 	context.ac = ac;
 	context.av = av;
 	if (pyxis_args_check(err, sizeof(err)) < 0)
 		record_error(err);
-	else if (pyxis_config_parse(&context.cfg, ac, av, err, sizeof(err)) < 0)
-		record_error(err);
+	else if (cfg_rc < 0)
+		record_error(cfg_err);
 
 done:
 	return 0;
@@ -145,11 +158,19 @@ int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 		goto done;
 	}
 	/* Once per step (task 0), on the task's stderr, which srun shows. */
-	if (context.warning[0] != '\0' && spank_get_item(sp, S_TASK_GLOBAL_ID, &task_id) == ESPANK_SUCCESS &&
-	    task_id == 0)
-		fprintf(stderr, "%s\n", context.warning);
+	if (spank_get_item(sp, S_TASK_GLOBAL_ID, &task_id) == ESPANK_SUCCESS && task_id == 0) {
+		if (context.warning[0] != '\0')
+			fprintf(stderr, "%s\n", context.warning);
+		if (context.container.entrypoint_log != NULL)
+			fprintf(stderr, "%s\n", context.container.entrypoint_log);
+	}
 	if (container_join_user(&context.container, err, sizeof(err)) < 0) {
 		slurm_error("%s", err);
+		goto done;
+	}
+	/* --container-workdir, as the user inside, as pyxis does (relative: to the job's directory). */
+	if (container_args.workdir != NULL && chdir(container_args.workdir) < 0) {
+		slurm_error(PLUGIN_NAME ": couldn't chdir to %s: %m", container_args.workdir);
 		goto done;
 	}
 	rc = 0;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <slurm/slurm.h>
 #include <slurm/spank.h>
 
 #include "args.h"
@@ -22,6 +23,8 @@
 static int get_job(spank_t sp, struct pyxis_job *job, char *err, size_t errlen)
 {
 	struct passwd *pw;
+	char **argv;
+	int argc;
 	int rc = -1;
 
 	if (spank_get_item(sp, S_JOB_UID, &job->uid) != ESPANK_SUCCESS ||
@@ -45,6 +48,16 @@ static int get_job(spank_t sp, struct pyxis_job *job, char *err, size_t errlen)
 		pw = getpwuid(job->uid);
 		snprintf(job->home, sizeof(job->home), "%s", pw != NULL ? pw->pw_dir : "/");
 	}
+	/* The batch script, which slurmstepd execs from its spool once the task is in the container: bound there. */
+	job->batch_script[0] = '\0';
+	if (job->stepid == SLURM_BATCH_SCRIPT) {
+		if (spank_get_item(sp, S_JOB_ARGV, &argc, &argv) != ESPANK_SUCCESS || argc < 1 || argv[0][0] != '/' ||
+		    strlen(argv[0]) >= sizeof(job->batch_script)) {
+			snprintf(err, errlen, PLUGIN_NAME ": couldn't get the batch script's path");
+			goto fail;
+		}
+		strcpy(job->batch_script, argv[0]);
+	}
 	rc = 0;
 fail:
 	return rc;
@@ -52,16 +65,24 @@ fail:
 
 /*
  * The container's environment (enroot: the image's environment files,
- * enroot's environ.d, its hooks) is laid over the job's, as pyxis does,
- * except what belongs to the shell that reported it.
+ * enroot's environ.d, its hooks; either runtime: what the image's entrypoint
+ * exported) is laid over the job's, as pyxis does: except what belongs to the
+ * shell that reported it, the variables --container-env keeps from the job,
+ * and with bwrap the PATH and HOME the stub itself gave it. LANG, LANGUAGE and
+ * LC_ALL of the job are dropped first (the image may lack that locale), unless
+ * --container-env keeps them.
  */
-static void set_environ(spank_t sp, struct container *c)
+static void set_environ(spank_t sp, struct container *c, const struct runtime_task *task)
 {
 	static const char *const shell_vars[] = { "PWD", "OLDPWD", "SHLVL", "_", NULL };
+	static const char *const locale_vars[] = { "LANG", "LANGUAGE", "LC_ALL", NULL };
 	char *var, *value;
 	size_t i;
 	int j;
 
+	for (j = 0; locale_vars[j] != NULL; ++j)
+		if (!pyxis_args_env_listed(locale_vars[j], strlen(locale_vars[j])))
+			spank_unsetenv(sp, locale_vars[j]);
 	for (i = 0; i < c->environ_len; i += strlen(c->environ + i) + 1) {
 		var = c->environ + i;
 		value = strchr(var, '=');
@@ -70,7 +91,13 @@ static void set_environ(spank_t sp, struct container *c)
 		*value = '\0';
 		for (j = 0; shell_vars[j] != NULL && strcmp(var, shell_vars[j]) != 0; ++j)
 			;
-		if (shell_vars[j] == NULL && spank_setenv(sp, var, value + 1, 1) != ESPANK_SUCCESS)
+		if (shell_vars[j] != NULL || pyxis_args_env_listed(var, strlen(var)) ||
+		    (task->runtime == RUNTIME_BWRAP && ((strcmp(var, "PATH") == 0 && strcmp(value + 1, task->search_path) == 0) ||
+							(strcmp(var, "HOME") == 0 && strcmp(value + 1, task->job->home) == 0)))) {
+			*value = '=';
+			continue;
+		}
+		if (spank_setenv(sp, var, value + 1, 1) != ESPANK_SUCCESS)
 			slurm_info(PLUGIN_NAME ": couldn't set %s", var);
 		*value = '=';
 	}
@@ -103,11 +130,17 @@ static int start_container(spank_t sp, struct plugin_context *ctx, const char *s
 		.enroot_paths = enroot_paths,
 		.job_env = job_env,
 		.job = &ctx->job,
-		.writable = !container_args.cache && container_args.writable,
+		.batch_script = ctx->job.batch_script[0] != '\0' ? ctx->job.batch_script : NULL,
+		.args = &container_args,
+		.writable = !container_args.cache && container_args.writable == 1,
+		.mount_home = pyxis_args_mount_home() && runtime_home_is_dir(ctx->job.home),
+		.remap_root = pyxis_args_remap_root(),
+		/* --[no-]container-entrypoint, else pyxis's execute_entrypoint key (default off). */
+		.entrypoint = pyxis_args_entrypoint(ctx->cfg.pyxis.execute_entrypoint),
 	};
-	if (container_start(&task, c, err, errlen) < 0)
+	if (runtime_check(&task, err, errlen) < 0 || container_start(&task, c, err, errlen) < 0)
 		return -1;
-	set_environ(sp, c);
+	set_environ(sp, c, &task);
 	return 0;
 }
 

@@ -28,8 +28,33 @@ const ok = (
   rest = "gc_high=85 gc_low=80 runtime=enroot cli=/usr/local/bin/pyxis-cache",
   interval = 60,
   fuse = "yes",
-) => `ok data_path=${path} ${rest} registry_interval=${interval} fuse=${fuse}`;
+  pyxis = PYXIS_DEFAULTS,
+) => `ok data_path=${path} ${rest} registry_interval=${interval} fuse=${fuse} | ${pyxis}`;
 const OUR_LINE = "required /usr/local/lib/slurm/spank_pyxis_cache.so";
+
+// pyxis's own keys: the readers print them after ours, with pyxis 0.24's defaults.
+const PYXIS_DEFAULTS = pyxisKeys({});
+function pyxisKeys(
+  {
+    runtimePath = "/run/pyxis",
+    entrypoint = "no",
+    scope = "global",
+    sbatch = "yes",
+    enrootLoad = "no",
+    squashfuse = "no",
+  }: {
+    runtimePath?: string;
+    entrypoint?: string;
+    scope?: string;
+    sbatch?: string;
+    enrootLoad?: string;
+    squashfuse?: string;
+  },
+): string {
+  return `runtime_path=${runtimePath} execute_entrypoint=${entrypoint} container_scope=${scope} ` +
+    `sbatch_support=${sbatch} use_enroot_load=${enrootLoad} use_squashfuse=${squashfuse}`;
+}
+const okPyxis = (keys: Parameters<typeof pyxisKeys>[0]) => ok("/c", undefined, 60, "yes", pyxisKeys(keys));
 
 export const CONFIG_CASES: ConfigCase[] = [
   { name: "the contract's defaults", words: [`${PATH}=/var/cache/pyxis/`], expect: ok("/var/cache/pyxis") },
@@ -220,5 +245,139 @@ export const CONFIG_CASES: ConfigCase[] = [
       "conf.d/pyxis-cache.conf": `${OUR_LINE} ${PATH}=/c container_cache_gc_low=85\n`,
     },
     expect: "container_cache_gc_low: invalid value: 85 (must be below container_cache_gc_high=85)",
+  },
+  // pyxis's own keys (pyxis 0.24's config.c): each accepted with pyxis's meaning, or refused by name.
+  {
+    name: "a pyxis line: every pyxis key, with pyxis's spellings",
+    words: [
+      `${PATH}=/c`,
+      "runtime_path=/run/pyxis-site",
+      "execute_entrypoint=1",
+      "container_scope=job",
+      "sbatch_support=0",
+      "use_enroot_load=true",
+      "importer=",
+      "use_squashfuse=y",
+    ],
+    expect: okPyxis({
+      runtimePath: "/run/pyxis-site",
+      entrypoint: "yes",
+      scope: "job",
+      sbatch: "no",
+      enrootLoad: "yes",
+      squashfuse: "yes",
+    }),
+  },
+  {
+    name: "pyxis's keys at their defaults, spelled out",
+    words: [
+      `${PATH}=/c`,
+      "runtime_path=/run/pyxis",
+      "execute_entrypoint=false",
+      "container_scope=global",
+      "sbatch_support=yes",
+      "use_enroot_load=n",
+      "use_squashfuse=0",
+    ],
+    expect: ok("/c"),
+  },
+  {
+    name: "runtime_path: any path pyxis takes (pyxis does not ask for an absolute one)",
+    words: [`${PATH}=/c`, "runtime_path=run/pyxis"],
+    expect: okPyxis({ runtimePath: "run/pyxis" }),
+  },
+  {
+    name: "runtime_path: as long as pyxis takes",
+    words: [`${PATH}=/c`, `runtime_path=/${"r".repeat(4094)}`],
+    expect: okPyxis({ runtimePath: `/${"r".repeat(4094)}` }),
+  },
+  {
+    name: "runtime_path: longer than pyxis takes",
+    words: [`${PATH}=/c`, `runtime_path=/${"r".repeat(4095)}`],
+    expect: "runtime_path: invalid value: path too long (4096 bytes, at most 4095)",
+  },
+  {
+    name: "execute_entrypoint: on",
+    words: [`${PATH}=/c`, "execute_entrypoint=yes"],
+    expect: okPyxis({ entrypoint: "yes" }),
+  },
+  {
+    name: "execute_entrypoint: neither yes nor no",
+    words: [`${PATH}=/c`, "execute_entrypoint=always"],
+    expect: "execute_entrypoint: invalid value: always (must be yes or no)",
+  },
+  {
+    name: "execute_entrypoint: empty",
+    words: [`${PATH}=/c`, "execute_entrypoint="],
+    expect: "execute_entrypoint: invalid value:  (must be yes or no)",
+  },
+  { name: "container_scope: job", words: [`${PATH}=/c`, "container_scope=job"], expect: okPyxis({ scope: "job" }) },
+  {
+    name: "container_scope: neither job nor global",
+    words: [`${PATH}=/c`, "container_scope=node"],
+    expect: "container_scope: invalid value: node (must be job or global)",
+  },
+  {
+    name: "container_scope: pyxis's words are case-sensitive",
+    words: [`${PATH}=/c`, "container_scope=Job"],
+    expect: "container_scope: invalid value: Job (must be job or global)",
+  },
+  { name: "sbatch_support: off", words: [`${PATH}=/c`, "sbatch_support=no"], expect: okPyxis({ sbatch: "no" }) },
+  {
+    name: "sbatch_support: neither yes nor no",
+    words: [`${PATH}=/c`, "sbatch_support=2"],
+    expect: "sbatch_support: invalid value: 2 (must be yes or no)",
+  },
+  {
+    name: "use_enroot_load: on",
+    words: [`${PATH}=/c`, "use_enroot_load=1"],
+    expect: okPyxis({ enrootLoad: "yes" }),
+  },
+  {
+    name: "use_enroot_load: neither yes nor no",
+    words: [`${PATH}=/c`, "use_enroot_load=on"],
+    expect: "use_enroot_load: invalid value: on (must be yes or no)",
+  },
+  {
+    name: "use_squashfuse: on",
+    words: [`${PATH}=/c`, "use_squashfuse=true"],
+    expect: okPyxis({ squashfuse: "yes" }),
+  },
+  {
+    name: "use_squashfuse: neither yes nor no",
+    words: [`${PATH}=/c`, "use_squashfuse=YES"],
+    expect: "use_squashfuse: invalid value: YES (must be yes or no)",
+  },
+  { name: "importer: empty is pyxis's default (no importer)", words: [`${PATH}=/c`, "importer="], expect: ok("/c") },
+  {
+    name: "importer: a path is refused by name (another import mechanism)",
+    words: [`${PATH}=/c`, "importer=/usr/share/pyxis/importers/caching_importer.sh"],
+    expect: "importer: invalid value: /usr/share/pyxis/importers/caching_importer.sh (pyxis's importers are " +
+      "not supported: pyxis-cache imports registry images itself; remove the key)",
+  },
+  {
+    name: "a pyxis key without '='",
+    words: [`${PATH}=/c`, "sbatch_support"],
+    expect: "sbatch_support: missing value",
+  },
+  {
+    name: "pyxis's keys are checked after ours, in pyxis's order",
+    words: [`${PATH}=/c`, "use_squashfuse=x", "container_scope=x", "container_cache_runtime=docker"],
+    expect: "container_cache_runtime: invalid value: docker (must be enroot or bwrap)",
+  },
+  {
+    name:
+      "then runtime_path, execute_entrypoint, container_scope, sbatch_support, use_enroot_load, importer, use_squashfuse",
+    words: [`${PATH}=/c`, "use_squashfuse=x", "importer=/i", "use_enroot_load=x", "container_scope=x"],
+    expect: "container_scope: invalid value: x (must be job or global)",
+  },
+  {
+    name: "a site's pyxis keys on our line, included from plugstack.conf.d",
+    files: {
+      "plugstack.conf": "include plugstack.conf.d/*.conf\n",
+      "plugstack.conf.d/pyxis.conf":
+        `${OUR_LINE} ${PATH}=/c runtime_path=/run/pyxis execute_entrypoint=0 container_scope=global sbatch_support=1\n`,
+    },
+    expect: ok("/c"),
   },
 ];

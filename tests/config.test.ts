@@ -15,6 +15,14 @@ Deno.test("parseConfig() applies the contract's defaults", () => {
     cli: "/usr/local/bin/pyxis-cache",
     registryInterval: 60,
     fuse: true,
+    pyxis: {
+      runtimePath: "/run/pyxis",
+      executeEntrypoint: false,
+      containerScope: "global",
+      sbatchSupport: true,
+      useEnrootLoad: false,
+      useSquashfuse: false,
+    },
   });
 });
 
@@ -111,7 +119,15 @@ Deno.test("a bad configuration is a one-line error naming the key, exit 2, and c
 function describeConfig(config: Config): string {
   const { dataPath, gcHigh, gcLow, runtime, cli, registryInterval, fuse } = config;
   return `ok data_path=${dataPath} gc_high=${gcHigh} gc_low=${gcLow} runtime=${runtime} cli=${cli} ` +
-    `registry_interval=${registryInterval} fuse=${fuse ? "yes" : "no"}`;
+    `registry_interval=${registryInterval} fuse=${fuse ? "yes" : "no"}` + describePyxisKeys(config);
+}
+
+/** pyxis's own keys, as config-check prints them after ours. */
+function describePyxisKeys({ pyxis }: Config): string {
+  const yn = (b: boolean) => (b ? "yes" : "no");
+  return ` | runtime_path=${pyxis.runtimePath} execute_entrypoint=${yn(pyxis.executeEntrypoint)} ` +
+    `container_scope=${pyxis.containerScope} sbatch_support=${yn(pyxis.sbatchSupport)} ` +
+    `use_enroot_load=${yn(pyxis.useEnrootLoad)} use_squashfuse=${yn(pyxis.useSquashfuse)}`;
 }
 
 /** lib/config.ts's message without where the value came from ("; in FILE)" or " (in FILE)"). */

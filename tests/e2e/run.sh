@@ -104,7 +104,7 @@ slurm_start
 
 # Every file runs with the bwrap runtime; 55-runtime.bats runs again with
 # enroot, with the enroot-only cases (*-enroot.bats).
-bwrap_files=() enroot_files=("$here/55-runtime.bats")
+bwrap_files=() enroot_files=("$here/55-runtime.bats" "$here/57-pyxis-options.bats" "$here/58-pyxis-keys.bats")
 for f in "$here"/*.bats; do
   if [[ $f == *-enroot.bats ]]; then enroot_files+=("$f"); else bwrap_files+=("$f"); fi
 done
