@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,31 @@ struct daemon_args {
 	const struct pyxis_job *job;
 };
 
+/*
+ * Slurm sends a step's signals to every process of the step (proctrack), the daemon
+ * too: scancel --signal=USR1 ended it and the task, running from the mount, died of
+ * SIGBUS (issue 19). The daemon ignores every signal a step may be sent (SIG_IGN
+ * survives execve, and libfuse sets its INT/TERM/HUP handlers only over SIG_DFL), so
+ * they reach the task alone; SIGKILL still ends it at the step's end, SIGSTOP stops it
+ * with the step (scontrol suspend) until SIGCONT, and it exits by itself once nothing
+ * uses the mount. Faults (SEGV, BUS, ...), SIGCHLD and SIGCONT keep their defaults.
+ */
+static void ignore_step_signals(void)
+{
+	static const int kept[] = { SIGKILL, SIGSTOP, SIGCHLD, SIGCONT, SIGSEGV, SIGBUS,
+				    SIGFPE,  SIGILL,  SIGTRAP, SIGABRT, SIGSYS };
+	size_t i;
+	int sig;
+
+	for (sig = 1; sig < NSIG; ++sig) {
+		for (i = 0; i < sizeof(kept) / sizeof(kept[0]) && kept[i] != sig; ++i)
+			;
+		/* glibc's own real-time signals (32, 33) refuse, which is fine. */
+		if (i == sizeof(kept) / sizeof(kept[0]))
+			signal(sig, SIG_IGN);
+	}
+}
+
 static void daemon_exec(const struct daemon_args *d, int err_fd)
 {
 	char *argv[] = { DAEMON, "-f", (char *)d->image, "/dev/fd/3", NULL };
@@ -59,6 +85,7 @@ static void daemon_exec(const struct daemon_args *d, int err_fd)
 
 	if (child_reset(-1, err_fd) < 0 || dup2(d->fd, 3) < 0)
 		_exit(126);
+	ignore_step_signals();
 	child_close_from(4);
 	if (child_become(d->job) < 0) {
 		dprintf(STDERR_FILENO, "couldn't drop privileges: %m\n");
