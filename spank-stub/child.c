@@ -217,13 +217,28 @@ int child_wait(struct child *ch, child_ready_fn ready, void *arg, int *status, c
 
 void child_end(struct child *ch)
 {
+	long long deadline = now_ms() + CHILD_END_SECONDS * 1000LL;
+	struct pollfd pfd = { .fd = ch->pidfd, .events = POLLIN };
+	pid_t done;
 	int status;
 
 	if (ch->pid > 0) {
 		kill(-ch->pid, SIGKILL);
 		kill(ch->pid, SIGKILL);
-		while (waitpid(ch->pid, &status, 0) < 0 && errno == EINTR)
-			;
+		/*
+		 * SIGKILL cannot end a process waiting for a FUSE server's answer (the user's own
+		 * server, or a connection they took): the wait is bounded, and such a child is left
+		 * behind (its connection is aborted by the caller, fuse.c).
+		 */
+		for (;;) {
+			done = waitpid(ch->pid, &status, WNOHANG);
+			if (done == ch->pid || (done < 0 && errno != EINTR) || now_ms() >= deadline)
+				break;
+			if (pfd.fd >= 0)
+				poll(&pfd, 1, 100);
+			else
+				usleep(10000);
+		}
 	}
 	ch->pid = -1;
 	if (ch->pidfd >= 0)
@@ -301,21 +316,52 @@ fail:
 	return rc;
 }
 
+pid_t child_fork_detached(void)
+{
+	pid_t pid, grandchild = -1;
+	int pipe_fd[2];
+	int status;
+
+	if (pipe2(pipe_fd, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(pipe_fd[0]);
+		close(pipe_fd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		/* A session of its own, and its parent gone at once: out of the step's process tree. */
+		close(pipe_fd[0]);
+		setsid();
+		grandchild = fork();
+		if (grandchild != 0) {
+			if (write(pipe_fd[1], &grandchild, sizeof(grandchild)) != sizeof(grandchild))
+				_exit(1);
+			_exit(grandchild < 0);
+		}
+		close(pipe_fd[1]);
+		return 0;
+	}
+	close(pipe_fd[1]);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			break;
+	if (read(pipe_fd[0], &grandchild, sizeof(grandchild)) != sizeof(grandchild))
+		grandchild = -1;
+	close(pipe_fd[0]);
+	return grandchild > 0 ? grandchild : -1;
+}
+
 int child_spawn_detached(char *const argv[], const struct pyxis_job *user)
 {
 	struct exec_args exec = { .argv = argv, .user = user };
-	pid_t pid, grandchild;
-	int status;
+	pid_t pid;
 
-	pid = fork();
+	pid = child_fork_detached();
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		/* A session of its own, and its parent gone at once: out of the step's process tree. */
-		setsid();
-		grandchild = fork();
-		if (grandchild != 0)
-			_exit(grandchild < 0);
 		setpriority(PRIO_PROCESS, 0, 19);
 		syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
 		if (child_reset(-1, -1) < 0)
@@ -325,10 +371,7 @@ int child_spawn_detached(char *const argv[], const struct pyxis_job *user)
 			_exit(126);
 		_exit(exec_fn(&exec));
 	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+	return 0;
 }
 
 void child_error(const char *what, int status, const struct child_output *output, char *err, size_t errlen)

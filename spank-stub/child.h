@@ -15,6 +15,8 @@
 /* The longest a child may run (an unpack of a large image included). */
 #define CHILD_TIMEOUT_SECONDS 1800
 #define CHILD_TIMEOUT_TEXT "30 minutes"
+/* How long child_end waits for a child it killed (one in a FUSE request may not die). */
+#define CHILD_END_SECONDS 10
 
 struct child_output {
 	char out[8192];
@@ -81,7 +83,10 @@ typedef int (*child_ready_fn)(void *arg);
  */
 int child_wait(struct child *ch, child_ready_fn ready, void *arg, int *status, char *err, size_t errlen);
 
-/* Kill the child's process group and reap it; close its descriptors. */
+/*
+ * Kill the child's process group and reap it, waiting CHILD_END_SECONDS at most
+ * (a process in a FUSE request that no one answers does not die); close its descriptors.
+ */
 void child_end(struct child *ch);
 
 /* What the child wrote to fd (out_fd or err_fd): NUL-terminated, trailing newlines cut. */
@@ -100,6 +105,13 @@ void child_error(const char *what, int status, const struct child_output *output
  * is started, or -1 (errno).
  */
 int child_spawn_detached(char *const argv[], const struct pyxis_job *user);
+
+/*
+ * Fork a process out of the step's tree: in a session of its own, its parent (an
+ * intermediate child, reaped here) gone at once. Returns 0 in that process, its
+ * pid in the caller, or -1.
+ */
+pid_t child_fork_detached(void);
 
 /*
  * In a new child, before it execs: an empty signal mask, stdin at /dev/null,

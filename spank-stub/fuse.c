@@ -7,17 +7,30 @@
  *                mount as the job user (uid 0 inside): a tmpfs on the mount
  *                point, the FUSE mount, an overlay with a writable tmpfs
  *                upper; then exits.
- *   the daemon   squashfuse_ll -f IMG /dev/fd/3, as the job user in the
- *                node's namespaces, on the descriptor slurmstepd takes from
- *                the mounter (pidfd_getfd). Outside the mount namespace, it
- *                ends by itself once nothing uses the mount any more.
+ *   the daemon   squashfuse_ll -f /dev/fd/4 /dev/fd/3, as the job user in the
+ *                node's namespaces, out of the step (a session of its own), on
+ *                the descriptor slurmstepd takes from the mounter (pidfd_getfd)
+ *                and the image it opened itself (a regular file, never a FIFO
+ *                swapped in by name). It ends once nothing uses the mount, or
+ *                the connection is aborted.
+ *   the guard    root, out of the step, for the step's life: it aborts the FUSE
+ *                connection when a killed process of the step stays in a FUSE
+ *                request (the user can serve the connection, or stop the daemon
+ *                mid-request: SIGKILL cannot end such a process, and Slurm would
+ *                wait for it and drain the node), and when the step is over.
  */
 #include <errno.h>
+#include <ctype.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -28,6 +41,10 @@
 #include "fuse.h"
 #include "lock.h"
 #include "mounter.h"
+
+/* The guard looks every second; a process killed and still in a request at three looks has it abort. */
+#define GUARD_TICK_MS 1000
+#define GUARD_KILLED_TICKS 3
 
 int fuse_available(const char *search_path, char *daemon_bin, size_t len, char *why, size_t whylen)
 {
@@ -51,14 +68,42 @@ struct daemon_args {
 	const struct pyxis_job *job;
 };
 
+/*
+ * Slurm sends a step's signals to every process of the step (proctrack), the daemon
+ * too: scancel --signal=USR1 ended it and the task, running from the mount, died of
+ * SIGBUS (issue 19). The daemon is out of the step's tree now, and also ignores every
+ * signal a step may be sent (SIG_IGN survives execve, and libfuse sets its INT/TERM/HUP
+ * handlers only over SIG_DFL): whatever signals the step's processes reaches the task
+ * alone. It exits once nothing uses the mount, or its connection is aborted. Faults
+ * (SEGV, BUS, ...), SIGCHLD and SIGCONT keep their defaults.
+ */
+static void ignore_step_signals(void)
+{
+	static const int kept[] = { SIGKILL, SIGSTOP, SIGCHLD, SIGCONT, SIGSEGV, SIGBUS,
+				    SIGFPE,  SIGILL,  SIGTRAP, SIGABRT, SIGSYS };
+	size_t i;
+	int sig;
+
+	for (sig = 1; sig < NSIG; ++sig) {
+		for (i = 0; i < sizeof(kept) / sizeof(kept[0]) && kept[i] != sig; ++i)
+			;
+		/* glibc's own real-time signals (32, 33) refuse, which is fine. */
+		if (i == sizeof(kept) / sizeof(kept[0]))
+			signal(sig, SIG_IGN);
+	}
+}
+
 static void daemon_exec(const struct daemon_args *d, int err_fd)
 {
-	char *argv[] = { DAEMON, "-f", (char *)d->image, "/dev/fd/3", NULL };
+	char *argv[] = { DAEMON, "-f", "/dev/fd/4", "/dev/fd/3", NULL };
 	char path_env[] = "PATH=/usr/local/bin:/usr/bin:/bin";
 	char *envp[] = { path_env, NULL };
+	struct stat st;
+	int fd;
 
 	if (child_reset(-1, err_fd) < 0 || dup2(d->fd, 3) < 0)
 		_exit(126);
+	ignore_step_signals();
 	child_close_from(4);
 	if (child_become(d->job) < 0) {
 		dprintf(STDERR_FILENO, "couldn't drop privileges: %m\n");
@@ -66,9 +111,240 @@ static void daemon_exec(const struct daemon_args *d, int err_fd)
 	}
 	if (chdir(d->job->cwd) < 0 && chdir("/") < 0)
 		_exit(126);
+	/*
+	 * The image, opened once, as the user: without blocking (a FIFO put in its place
+	 * after the command identified it would hold the daemon in open), and only a
+	 * regular file. squashfuse_ll reads that file, not a name that can be swapped.
+	 */
+	fd = open(d->image, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		dprintf(STDERR_FILENO, "Can't open squashfs image: %m\n");
+		_exit(1);
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		dprintf(STDERR_FILENO, "the image is not a regular file\n");
+		_exit(1);
+	}
+	if (fcntl(fd, F_SETFL, 0) < 0 || (fd != 4 && (dup2(fd, 4) < 0 || close(fd) < 0)))
+		_exit(126);
 	execve(d->bin, argv, envp);
 	dprintf(STDERR_FILENO, "%s: %m\n", d->bin);
 	_exit(127);
+}
+
+/*
+ * The FUSE connection of the mount on <point>/lower in pid's mount namespace: the
+ * minor of its device (fusectl's /sys/fs/fuse/connections/<N>), read from
+ * /proc/<pid>/mountinfo (nothing is asked of the daemon). 0 when not found.
+ */
+static unsigned mount_connection(pid_t pid, const char *point_name)
+{
+	char path[64], line[3 * PATH_MAX], suffix[NAME_MAX + 16];
+	unsigned major, minor, conn = 0;
+	char *point;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/mountinfo", (int)pid);
+	snprintf(suffix, sizeof(suffix), "/%s/lower", point_name);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return 0;
+	while (conn == 0 && fgets(line, sizeof(line), f) != NULL) {
+		/* ID PARENT MAJOR:MINOR ROOT POINT OPTIONS ... - TYPE SOURCE ... */
+		if (sscanf(line, "%*u %*u %u:%u", &major, &minor) != 2 || major != 0 ||
+		    strstr(line, " - fuse." DAEMON " ") == NULL)
+			continue;
+		point = strchr(line, ' ');
+		for (int i = 0; point != NULL && i < 3; ++i)
+			point = strchr(point + 1, ' ');
+		if (point == NULL)
+			continue;
+		point[strcspn(point + 1, " ") + 1] = '\0';
+		if (strlen(point) > strlen(suffix) && strcmp(point + strlen(point) - strlen(suffix), suffix) == 0)
+			conn = minor;
+	}
+	fclose(f);
+	return conn;
+}
+
+/* In a child of root: fusectl mounted in a namespace of its own (it need not be mounted on the node). */
+static int abort_fn(void *arg)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort", *(unsigned *)arg);
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return 1;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT &&
+	    mount("fusectl", "/sys/fs/fuse/connections", "fusectl", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0)
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+	return fd >= 0 && write(fd, "1", 1) == 1 ? 0 : 1;
+}
+
+/*
+ * Abort the connection: every request waiting for an answer fails at once
+ * (ENOTCONN), the daemon's reads end, and the mount answers nothing more. Only
+ * while something holds the mount (its namespace): a number freed is reused.
+ */
+static void abort_connection(unsigned conn)
+{
+	struct child ch = CHILD_INIT;
+	char err[256];
+	int status;
+
+	if (conn == 0 || child_start(&ch, abort_fn, &conn, NULL, "/", -1, -1, err, sizeof(err)) < 0)
+		return;
+	child_wait(&ch, NULL, NULL, &status, err, sizeof(err));
+	child_end(&ch);
+}
+
+/*
+ * 1 when pid's mounts name our mount point (the FUSE namespace names <point>/lower, a
+ * container's its overlay's lowerdir=<point>/lower) and, with `killed`, it is in
+ * uninterruptible sleep in a FUSE request with SIGKILL pending.
+ */
+static int in_mount(const char *pid, const char *point_name, int killed)
+{
+	char path[64], buf[4096], *p, *end;
+	unsigned long long pending = 0;
+	ssize_t n;
+	int fd, found = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+	fd = killed ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	if (killed && fd < 0)
+		return 0;
+	if (!killed)
+		goto mounts;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (p == NULL || p[1] == '\0' || p[2] != 'D')
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%s/status", pid);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return 0;
+	while (fgets(buf, sizeof(buf), f) != NULL)
+		if (strncmp(buf, "SigPnd:", 7) == 0 || strncmp(buf, "ShdPnd:", 7) == 0)
+			pending |= strtoull(buf + 7, &end, 16);
+	fclose(f);
+	if (!(pending & (1ULL << (SIGKILL - 1))))
+		return 0;
+	/*
+	 * Waiting in FUSE (request_wait_answer, unless inlined into another fuse function),
+	 * not on a disk or NFS: a user's own kill -9 of such a process must not cost the
+	 * step its mount. A kernel that does not say (no kallsyms: "0") is taken at its word.
+	 */
+	snprintf(path, sizeof(path), "/proc/%s/wchan", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		if (strcmp(buf, "0") != 0 && strstr(buf, "fuse") == NULL && strcmp(buf, "request_wait_answer") != 0)
+			return 0;
+	}
+mounts:
+	snprintf(path, sizeof(path), "/proc/%s/mountinfo", pid);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return 0;
+	while (!found && fgets(buf, sizeof(buf), f) != NULL)
+		found = strstr(buf, point_name) != NULL;
+	fclose(f);
+	return found;
+}
+
+static int any_in_mount(const char *point_name, int killed)
+{
+	struct dirent *d;
+	DIR *dir;
+	int found = 0;
+
+	dir = opendir("/proc");
+	if (dir == NULL)
+		return 0;
+	while (!found && (d = readdir(dir)) != NULL)
+		if (isdigit((unsigned char)d->d_name[0]))
+			found = in_mount(d->d_name, point_name, killed);
+	closedir(dir);
+	return found;
+}
+
+/*
+ * The guard's loop (root, out of the step). It holds the mount's namespace, so the
+ * connection number stays the mount's while it runs. Every GUARD_TICK_MS, a process
+ * killed and still in a request of the mount after GUARD_KILLED_TICKS looks has the
+ * connection aborted. slurmstepd writes a byte on step_fd when the step is over: the
+ * connection is aborted, and the guard ends. If slurmstepd dies instead (SIGKILL),
+ * the tasks it leaves keep the mount: it goes with the last process that uses it.
+ */
+static void guard_main(int step_fd, unsigned conn, const char *point_name)
+{
+	struct pollfd p = { .fd = step_fd, .events = POLLIN };
+	int killed = 0, ready;
+	char byte;
+
+	for (;;) {
+		ready = poll(&p, 1, GUARD_TICK_MS);
+		if (ready < 0 && errno != EINTR)
+			break;
+		if (ready > 0 && p.fd >= 0) {
+			if (read(p.fd, &byte, 1) == 1)
+				break;
+			close(p.fd);
+			p.fd = -1;
+		}
+		if (p.fd < 0 && !any_in_mount(point_name, 0))
+			break;
+		killed = any_in_mount(point_name, 1) ? killed + 1 : 0;
+		if (killed >= GUARD_KILLED_TICKS) {
+			abort_connection(conn);
+			killed = 0;
+		}
+	}
+	abort_connection(conn);
+	_exit(0);
+}
+
+/* The guard, started as root: 0 with the step's end of its pipe in *step_fd, or -1. */
+static int start_guard(const struct fuse_mount *m, const char *point_name, int *step_fd)
+{
+	int pipe_fd[2];
+	pid_t pid;
+
+	if (pipe2(pipe_fd, O_CLOEXEC) < 0)
+		return -1;
+	pid = child_fork_detached();
+	if (pid == 0) {
+		char name[NAME_MAX + 1];
+
+		int step = fcntl(pipe_fd[0], F_DUPFD_CLOEXEC, 10), ns = fcntl(m->mntns_fd, F_DUPFD_CLOEXEC, 10);
+
+		/* Above 9 first: either may be 3 or 4. */
+		snprintf(name, sizeof(name), "%s", point_name);
+		if (step < 0 || ns < 0 || child_reset(-1, -1) < 0 || dup2(step, 3) < 0 || dup2(ns, 4) < 0)
+			_exit(126);
+		child_close_from(5);
+		if (chdir("/") < 0)
+			_exit(126);
+		guard_main(3, m->conn, name);
+	}
+	close(pipe_fd[0]);
+	if (pid < 0) {
+		close(pipe_fd[1]);
+		return -1;
+	}
+	*step_fd = pipe_fd[1];
+	return 0;
 }
 
 /* A mount point name of ours for this entry and step, nothing else. */
@@ -102,7 +378,9 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 	int to_mounter[2] = { -1, -1 }, from_mounter[2] = { -1, -1 };
 	struct mounter mt = { .user_dir = user_dir, .name = name, .job = job->jobid, .step = job->stepid };
 	struct daemon_args d = { .bin = daemon_bin, .image = image, .fd = -1, .job = job };
-	struct child mounter = CHILD_INIT, daemon = CHILD_INIT;
+	struct child mounter = CHILD_INIT;
+	int daemon_err_fd = -1;
+	pid_t daemon;
 	struct message msg;
 	char path[PATH_MAX + 32];
 	uid_t euid = geteuid();
@@ -138,7 +416,7 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 
 	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
 	if (msg.tag != 'u') {
-		mounter_error(&msg, daemon.err_fd, err, errlen);
+		mounter_error(&msg, daemon_err_fd, err, errlen);
 		goto fail;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)mounter.pid);
@@ -151,7 +429,7 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 
 	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
 	if (msg.tag != 'm') {
-		mounter_error(&msg, daemon.err_fd, err, errlen);
+		mounter_error(&msg, daemon_err_fd, err, errlen);
 		goto fail;
 	}
 	if (!valid_point(msg.text, name, mt.job, mt.step)) {
@@ -160,6 +438,16 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 	}
 	snprintf(m->point, sizeof(m->point), "%s/%s", user_dir, msg.text);
 	snprintf(m->rootfs, sizeof(m->rootfs), "%s/root", m->point);
+	/* The connection, from the mounter's mount table, before anything can wait on it. */
+	m->conn = mount_connection(mounter.pid, msg.text);
+	if (m->conn == 0) {
+		snprintf(err, errlen, "the FUSE mount's connection: not found");
+		goto fail;
+	}
+	if (start_guard(m, msg.text, &m->guard_fd) < 0) {
+		snprintf(err, errlen, "start the mount's guard: %m");
+		goto fail;
+	}
 	locked = lock_shared(m->point, O_DIRECTORY, job->uid, &m->lock_fd, err, errlen);
 	if (locked == 0)
 		snprintf(err, errlen, "%s was removed before it was locked", m->point);
@@ -171,21 +459,24 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 		snprintf(err, errlen, "take the FUSE descriptor: %m");
 		goto fail;
 	}
-	daemon.err_fd = memfd_create("pyxis-cache-fuse", MFD_CLOEXEC);
-	daemon.pid = daemon.err_fd < 0 ? -1 : fork();
-	if (daemon.pid < 0) {
+	/* Out of the step: the step's signals, and its end, are not the daemon's (issue 19). */
+	daemon_err_fd = memfd_create("pyxis-cache-fuse", MFD_CLOEXEC);
+	daemon = daemon_err_fd < 0 ? -1 : child_fork_detached();
+	if (daemon < 0) {
 		snprintf(err, errlen, "start " DAEMON ": %m");
 		goto fail;
 	}
-	if (daemon.pid == 0)
-		daemon_exec(&d, daemon.err_fd);
+	if (daemon == 0)
+		daemon_exec(&d, daemon_err_fd);
+	m->daemon = daemon;
+	m->daemon_pidfd = (int)syscall(SYS_pidfd_open, daemon, 0);
 	close(d.fd);
 	d.fd = -1;
 	send_message(to_mounter[1], 'g', 0, NULL);
 
 	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
 	if (msg.tag != 'o') {
-		mounter_error(&msg, daemon.err_fd, err, errlen);
+		mounter_error(&msg, daemon_err_fd, err, errlen);
 		goto fail;
 	}
 	{
@@ -198,15 +489,16 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 		m->root_dev = (dev_t)dev;
 		m->root_ino = (ino_t)ino;
 	}
-	/* It lives on: fuse_release reaps it. */
-	m->daemon = daemon.pid;
-	daemon.pid = -1;
 	rc = 0;
 fail:
-	child_end(&daemon);
+	/* A mounter waiting for an answer that never comes does not die of SIGKILL: abort first. */
+	if (rc < 0)
+		abort_connection(m->conn);
 	child_end(&mounter);
 	if (rc < 0)
 		fuse_release(m);
+	if (daemon_err_fd >= 0)
+		close(daemon_err_fd);
 	if (d.fd >= 0)
 		close(d.fd);
 	for (int i = 0; i < 2; ++i) {
@@ -225,9 +517,23 @@ fail:
 
 void fuse_release(struct fuse_mount *m)
 {
-	const struct timespec tick = { .tv_nsec = 5 * 1000 * 1000 };
-	int i;
+	struct pollfd p = { .fd = m->daemon_pidfd, .events = POLLIN };
 
+	/*
+	 * Nothing of the step uses the mount any more: abort its connection while the
+	 * namespace still holds it (a task's namespace kept open by the user would keep
+	 * it, and the daemon, up), and let the guard go.
+	 */
+	if (m->mntns_fd >= 0)
+		abort_connection(m->conn);
+	m->conn = 0;
+	if (m->guard_fd >= 0) {
+		ssize_t told = write(m->guard_fd, "x", 1); /* the step is over (or the guard is gone) */
+
+		(void)told;
+		close(m->guard_fd);
+	}
+	m->guard_fd = -1;
 	if (m->mntns_fd >= 0)
 		close(m->mntns_fd);
 	m->mntns_fd = -1;
@@ -238,11 +544,10 @@ void fuse_release(struct fuse_mount *m)
 		close(m->lock_fd);
 	m->lock_fd = -1;
 	m->point[0] = '\0';
-	/* The daemon ends once the last user of the mount is gone; reap it if it did. */
-	for (i = 0; m->daemon > 0 && i < 100; ++i) {
-		if (waitpid(m->daemon, NULL, WNOHANG) == m->daemon)
-			m->daemon = -1;
-		else
-			nanosleep(&tick, NULL);
-	}
+	/* The daemon (not our child: init reaps it) ends with its connection: half a second for it, no more. */
+	if (m->daemon_pidfd >= 0 && poll(&p, 1, 500) == 1)
+		m->daemon = -1;
+	if (m->daemon_pidfd >= 0)
+		close(m->daemon_pidfd);
+	m->daemon_pidfd = -1;
 }

@@ -20,12 +20,15 @@ struct fuse_mount {
 	char rootfs[PATH_MAX + 8]; /* <point>/root, in the mount namespace only */
 	int lock_fd;           /* LOCK_SH on point: the step is alive (gc, status) */
 	int mntns_fd;          /* the mount namespace holding the mounts */
-	pid_t daemon;          /* squashfuse_ll, as the job user */
+	pid_t daemon;          /* squashfuse_ll, as the job user, out of the step */
+	int daemon_pidfd;      /* readable once it exited */
+	unsigned conn;         /* its FUSE connection (/sys/fs/fuse/connections/<conn>), 0: none */
+	int guard_fd;          /* the guard's pipe: closed, the guard aborts the connection and ends */
 	dev_t root_dev;        /* the rootfs as the namespace sees it (it is another directory outside) */
 	ino_t root_ino;
 };
 
-#define FUSE_MOUNT_INIT { .lock_fd = -1, .mntns_fd = -1, .daemon = -1 }
+#define FUSE_MOUNT_INIT { .lock_fd = -1, .mntns_fd = -1, .daemon = -1, .daemon_pidfd = -1, .guard_fd = -1 }
 
 /*
  * Whether a FUSE mount can be made here: 0, or -1 with why not in why
@@ -45,8 +48,8 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 		     const struct pyxis_job *job, struct fuse_mount *m, char *err, size_t errlen);
 
 /*
- * The step is over: close the namespace and the lock, remove the (empty)
- * mount point, reap the daemon (which exits once the namespace is gone).
+ * The step is over: abort the mount's FUSE connection, let its guard go, close
+ * the namespace and the lock, remove the (empty) mount point; the daemon exits.
  */
 void fuse_release(struct fuse_mount *m);
 

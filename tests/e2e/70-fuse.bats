@@ -81,7 +81,8 @@ fuse_run() {
   [[ $output == "error: squashfuse_ll: Can't open squashfs image: No such file or directory" ]]
   run ls -A "$USER_DIR"
   [[ $output != *.pyxis_cache_mnt.* ]]
-  ! pgrep -u "$E2E_USER" -x squashfuse_ll
+  # The daemon is out of the step (init, not the stub, reaps it).
+  wait_for 10 eval '! pgrep -u "$E2E_USER" -x squashfuse_ll'
 }
 
 @test "fuse srun: a cold step starts from the mount; its entry appears and the next step uses it; nothing stays mounted" {

@@ -1,0 +1,93 @@
+# A cold step's FUSE mount against its own job user (issue 19 item 4): run by
+# tests/faults/run.sh (cases/55-fuse.sh) through the e2e harness. The user can stop the
+# mount's daemon (it runs as them) and take its /dev/fuse descriptor (pidfd_getfd):
+# neither may hold slurmstepd without bound, nor drain the node.
+BATS_TEST_DIRNAME=$E2E_REPO/tests/e2e
+load "$E2E_REPO/tests/e2e/helpers"
+
+ATTACK=$E2E_REPO/tests/faults/fuse_attack.py
+
+setup_file() {
+  mkdir -p "$E2E_TMP/fuse-attack"
+  chmod 1777 "$E2E_TMP/fuse-attack"
+}
+
+setup() {
+  command -v squashfuse_ll >/dev/null || skip "squashfuse_ll not installed (make bootstrap-test installs it)"
+  [[ -c /dev/fuse ]] || skip "no /dev/fuse"
+  MARKER=$E2E_TMP/fuse-attack/$BATS_TEST_NUMBER
+  rm -f "$MARKER"
+}
+
+# What an attack left: its tool and the daemon it stopped; a node it drained (old code).
+teardown() {
+  local pid
+  pid=$(sed -n 's/^pid //p' "$MARKER" 2>/dev/null) || true
+  [[ -z $pid ]] || kill -KILL "$pid" 2>/dev/null || true
+  pid=$(sed -n 's/^stolen //p' "$MARKER" 2>/dev/null) || true
+  [[ -z $pid ]] || kill -CONT "$pid" 2>/dev/null || true
+  [[ -z ${JOB:-} ]] || scancel --quiet --name="$JOB" 2>/dev/null || true
+  [[ -z ${JOB:-} ]] || wait_for 120 eval '[[ -z $(squeue -h -n "$JOB") ]]' || true
+  [[ $(node_state) != *drain* ]] || scontrol update nodename="$E2E_NODE" state=resume
+}
+
+# step_over: the job is gone, the node idle and never drained, no mount point left.
+step_over() {
+  assert_node_idle
+  ! grep -q "JOB NOT ENDING WITH SIGNALS" "$E2E_TMP/slurmd/slurmd.log" || false
+  wait_for 30 eval '! ls -A "$E2E_BASE/$(user_uid)" | grep -q "^\.pyxis_cache_mnt\."'
+}
+
+@test "fuse attack: a task killed while the user holds its FUSE request ends with its step; the node stays idle" {
+  local image trigger=$E2E_WORK/pxc-fuse-trigger
+  JOB=pxc-fuse-hold
+  image=$(fresh_image fuse-hold)
+  as "$E2E_USER" rm -f "$trigger"
+  # The task waits for the trigger, then looks up a name the mount was never asked for.
+  as "$E2E_USER" srun --job-name="$JOB" --container-cache --container-image="$image" \
+    sh -c "echo ready; while [ ! -e $trigger ]; do sleep 0.1; done; ls /pxc-never-looked-up; echo after" \
+    >"$E2E_TMP/fuse-hold.out" 2>&1 3>&- &
+  local step=$!
+  wait_for 60 grep -q ready "$E2E_TMP/fuse-hold.out"
+  # The user stops the daemon, takes its descriptor, and reads the requests without answering.
+  as "$E2E_USER" python3 "$ATTACK" hold 200 "$MARKER" 3>&- &
+  wait_for 30 grep -q '^stolen' "$MARKER"
+  as "$E2E_USER" touch "$trigger"
+  wait_for 30 grep -q '^holding' "$MARKER"
+  scancel --name="$JOB"
+  # SIGKILL cannot end a task in a request that is read and never answered: slurmstepd would
+  # wait for it, and after UnkillableStepTimeout (60 s) drain the node. The mount's guard
+  # aborts the connection a few seconds after the kill.
+  wait_for 45 eval '[[ -z $(squeue -h -n "$JOB") ]]'
+  wait "$step" || true
+  cat "$E2E_TMP/fuse-hold.out"
+  step_over
+  # The attacker still holds its descriptor: the connection is aborted, not waited for.
+  grep -q '^holding' "$MARKER"
+  ! grep -q '^read:' "$MARKER" || [[ $(grep '^read:' "$MARKER") == *"No such device"* ]]
+}
+
+@test "fuse attack: the image swapped for a FIFO once the mount point appears, and the daemon's descriptor taken, do not hold slurmstepd" {
+  local image link=$E2E_WORK/pxc-swap.sqsh fifo=$E2E_WORK/pxc-swap.fifo fifolink=$E2E_WORK/pxc-swap.fifolink try
+  JOB=pxc-fuse-swap
+  for try in 1 2 3 4 5; do
+    image=$(fresh_image "fuse-swap-$try")
+    rm -f "$MARKER"
+    as "$E2E_USER" sh -c "rm -f $link $fifo $fifolink && ln -s $image $link && mkfifo $fifo && ln -s $fifo $fifolink"
+    as "$E2E_USER" python3 "$ATTACK" swap 200 "$MARKER" "$E2E_BASE/$(user_uid)" "$link" "$fifolink" 3>&- &
+    SECONDS=0
+    as "$E2E_USER" srun --job-name="$JOB" --container-cache --container-image="$link" echo ran \
+      >"$E2E_TMP/fuse-swap.out" 2>&1 3>&- &
+    local step=$!
+    # slurmstepd waits for the mount MOUNT_TIMEOUT_MS (60 s) at most; the attacker holds for 200 s.
+    wait_for 100 eval '! kill -0 '"$step"
+    local elapsed=$SECONDS
+    cat "$E2E_TMP/fuse-swap.out" "$MARKER"
+    echo "# srun ended after ${elapsed}s" >&3
+    wait "$step" || true
+    grep -q '^swapped' "$MARKER" && break
+    teardown
+  done
+  grep -q '^swapped' "$MARKER"
+  step_over
+}
