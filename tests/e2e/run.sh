@@ -26,19 +26,12 @@ done
 
 make -s -C "$repo/spank-stub" all test-programs
 
-# enroot for the enroot runtime's cases: the installed one, else enroot 4.1.2
-# built from ../shared/third_party/enroot into a cache outside the checkout
-# (the next run reuses it), else none: those cases are skipped, loudly, unless
+# enroot for the enroot runtime's cases (tests/lib/enroot.sh: installed, or built once
+# into a cache), else none: those cases are skipped, loudly, unless
 # E2E_REQUIRE_ENROOT=1 (CI), which makes that an error.
-E2E_ENROOT=$(command -v enroot || true)
-if [[ -z $E2E_ENROOT && -f $repo/../shared/third_party/enroot/build.sh ]]; then
-  enroot_prefix=${PYXIS_CACHE_TEST_CACHE:-/var/cache/pyxis-cache-test}/enroot-4.1.2
-  run_enroot_existed=$([[ -e /run/enroot ]] && echo y || true)
-  bash "$repo/../shared/third_party/enroot/build.sh" "$enroot_prefix" >&2 && E2E_ENROOT=$enroot_prefix/bin/enroot
-  # build.sh runs `enroot version` as root, which creates /run/enroot (its
-  # default runtime path): the cases check that steps never need it.
-  [[ -n $run_enroot_existed ]] || rmdir /run/enroot 2>/dev/null || true
-fi
+# shellcheck source=tests/lib/enroot.sh
+source "$repo/tests/lib/enroot.sh"
+E2E_ENROOT=$(test_enroot || true)
 if [[ -z $E2E_ENROOT ]]; then
   echo "# tests/e2e/run.sh: SKIPPING the enroot runtime's cases: enroot is not installed and ../shared/third_party/enroot/build.sh is missing or failed" >&2
   [[ -z ${E2E_REQUIRE_ENROOT:-} ]] || exit 2
