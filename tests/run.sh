@@ -42,11 +42,12 @@ suite() {
   local name=$1 t0 rc
   shift
   t0=$(date +%s)
+  echo "=== $name: started: $*" | flock "$T/print.lock" cat
   "$@" >"$T/$name.log" 2>&1 </dev/null
   rc=$?
   echo "$rc $t0 $(date +%s)" >"$T/$name.status"
   {
-    echo "=== $name: $( ((rc == 0)) && echo passed || echo "FAILED (exit $rc)") in $(($(date +%s) - t0))s: $*"
+    echo "=== $name: $( ((rc == 0)) && echo passed || echo "FAILED (exit $rc)") in $(($(date +%s) - t0))s, its output:"
     cat "$T/$name.log"
     echo "=== $name: end"
   } | flock "$T/print.lock" cat
