@@ -113,10 +113,10 @@ mkimg() {
   local name=$1 dir=$2
   shift 2
   mksquashfs "$dir" "$IMG/$name.sqfs" -noappend -quiet -no-progress "$@" >/dev/null || exit 2
-  rm -rf "$WORK/ref"
-  unsquashfs -q -n -d "$WORK/ref" "$IMG/$name.sqfs" >/dev/null 2>&1
-  manifest "$WORK/ref" >"$IMG/$name.manifest"
-  rm -rf "$WORK/ref"
+  rm -rf "$WORK/ref.$name"
+  unsquashfs -q -n -d "$WORK/ref.$name" "$IMG/$name.sqfs" >/dev/null 2>&1
+  manifest "$WORK/ref.$name" >"$IMG/$name.manifest"
+  rm -rf "$WORK/ref.$name"
 }
 # tree DIR FILES BYTES-OF-RANDOM: a small rootfs with FILES small files and one random blob.
 tree() {
@@ -192,14 +192,22 @@ check_sentinel() {
 }
 
 echo "# building images in $WORK" >&2
-tree "$WORK/src/big" 3000 $((24 << 20)) && mkimg big "$WORK/src/big"
-for i in 1 2 3 4 5 6; do tree "$WORK/src/many$i" 1500 0 && mkimg "many$i" "$WORK/src/many$i"; done
-for x in a b c d e; do tree "$WORK/src/ten$x" 5 $((8 << 20)) && mkimg "ten$x" "$WORK/src/ten$x"; done
-tree "$WORK/src/thirty" 5 $((26 << 20)) && mkimg thirty "$WORK/src/thirty"
-tree "$WORK/src/huge" 5 $((70 << 20)) && mkimg huge "$WORK/src/huge"
-tree "$WORK/src/small" 20 0 && mkimg small "$WORK/src/small"
-for i in $(seq 1 20); do tree "$WORK/src/load$i" 30 $((1400 << 10)) && mkimg "load$i" "$WORK/src/load$i"; done
-tree "$WORK/src/inodes" 600 0 && mkimg inodes "$WORK/src/inodes"
+# image NAME FILES BYTES-OF-RANDOM: tree and mkimg, three at a time (mksquashfs has threads of its
+# own; making the tree, unsquashfs and the manifest have one each).
+image() {
+  while (($(jobs -rp | wc -l) >= 3)); do wait -n; done
+  { (tree "$WORK/src/$1" "$2" "$3" && mkimg "$1" "$WORK/src/$1") || echo "$1" >>"$WORK/images-failed"; } &
+}
+image big 3000 $((24 << 20))
+for i in 1 2 3 4 5 6; do image "many$i" 1500 0; done
+for x in a b c d e; do image "ten$x" 5 $((8 << 20)); done
+image thirty 5 $((26 << 20))
+image huge 5 $((70 << 20))
+image small 20 0
+for i in $(seq 1 20); do image "load$i" 30 $((1400 << 10)); done
+image inodes 600 0
+wait
+[[ ! -e $WORK/images-failed ]] || { echo "tests/faults/run.sh: could not build the images $(tr '\n' ' ' <"$WORK/images-failed")" >&2; exit 2; }
 chmod -R a+rX "$IMG"
 chmod 755 "$WORK"
 
