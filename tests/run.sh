@@ -3,8 +3,8 @@
 #   bash tests/run.sh
 # Three lanes side by side, since most of the suites' time is waiting (for Slurm, for
 # processes, for locks), not computing:
-#   slurm   the e2e suite with the fault suite's cases on Slurm (tests/faults/srun32.bats
-#           and stub.bats): one private Slurm for every srun case
+#   slurm   the e2e suite with the fault suite's cases on Slurm (tests/faults/*.bats:
+#           srun32.bats, stub.bats): one private Slurm for every srun case
 #   unit    the static checks (make check), the unit tests (deno test --parallel), then the
 #           ops suite (a 3-node Slurm of its own)
 #   faults  the fault suite; it grades its cases on Slurm last, from the slurm lane's TAP
@@ -56,7 +56,7 @@ suite() {
 
 slurm_lane() {
   echo "$BASHPID" >"$FAULTS_SLURM_TAP.pid"
-  suite slurm bash tests/e2e/run.sh tests/e2e/*.bats tests/faults/srun32.bats tests/faults/stub.bats
+  suite slurm bash tests/e2e/run.sh tests/e2e/*.bats tests/faults/*.bats
   echo $? >"$FAULTS_SLURM_TAP.rc"
 }
 unit_lane() {

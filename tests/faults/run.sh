@@ -191,32 +191,14 @@ check_sentinel() {
   [[ $(outside_sum) == "$OUTSIDE_SUM" ]] || lose "the user's file beside <base> changed ($1)"
 }
 
-echo "# building images in $WORK" >&2
-# image NAME FILES BYTES-OF-RANDOM: tree and mkimg, three at a time (mksquashfs has threads of its
-# own; making the tree, unsquashfs and the manifest have one each).
-image() {
-  while (($(jobs -rp | wc -l) >= 3)); do wait -n; done
-  { (tree "$WORK/src/$1" "$2" "$3" && mkimg "$1" "$WORK/src/$1") || echo "$1" >>"$WORK/images-failed"; } &
-}
-image big 3000 $((24 << 20))
-for i in 1 2 3 4 5 6; do image "many$i" 1500 0; done
-for x in a b c d e; do image "ten$x" 5 $((8 << 20)); done
-image thirty 5 $((26 << 20))
-image huge 5 $((70 << 20))
-image small 20 0
-for i in $(seq 1 20); do image "load$i" 30 $((1400 << 10)); done
-image inodes 600 0
-wait
-[[ ! -e $WORK/images-failed ]] || { echo "tests/faults/run.sh: could not build the images $(tr '\n' ' ' <"$WORK/images-failed")" >&2; exit 2; }
-chmod -R a+rX "$IMG"
-chmod 755 "$WORK"
 
-# The cases on Slurm (srun32.bats, stub.bats: named srun* and stub_*) run on the e2e harness's
-# private Slurm, both files in one run of tests/e2e/run.sh (one boot), started now in the
-# background while the other cases run; they are graded last, from its TAP. Under `make test`
+# The cases on Slurm (tests/faults/*.bats: srun32.bats, stub.bats...; cases named srun*, stub_*
+# and fuse_*) run on the e2e harness's private Slurm, every file in one run of tests/e2e/run.sh
+# (one boot), started first, in the
+# background while the images are built and the other cases run; they are graded last, from its TAP. Under `make test`
 # the e2e suite runs these files with its own (FAULTS_SLURM_TAP: that run's TAP, complete
 # once FAULTS_SLURM_TAP.rc holds its exit status) and this suite grades them from it.
-on_slurm() { [[ $1 == srun* || $1 == stub_* ]]; }
+on_slurm() { [[ $1 == srun* || $1 == stub_* || $1 == fuse_* ]]; }
 slurm_tap=${FAULTS_SLURM_TAP:-}
 slurm_start_tap() {
   if [[ ! -f $repo/tests/e2e/run.sh ]] || ! command -v slurmctld >/dev/null; then
@@ -225,7 +207,7 @@ slurm_start_tap() {
   fi
   slurm_tap=$WORK/slurm.tap
   # A process group of its own, so that cleanup can stop bats and let run.sh stop its Slurm.
-  setsid bash "$repo/tests/e2e/run.sh" "$here/srun32.bats" "$here/stub.bats" >"$slurm_tap" 2>"$WORK/slurm.err" &
+  setsid bash "$repo/tests/e2e/run.sh" "$here"/*.bats >"$slurm_tap" 2>"$WORK/slurm.err" &
   echo $! >"$slurm_tap.pid"
   slurm_pid=$!
 }
@@ -287,6 +269,27 @@ later=()
 for c in ${FAULT_CASES:-$CASES}; do
   on_slurm "$c" && [[ -z $slurm_tap && ( -z $only || $c =~ $only ) ]] && slurm_start_tap
 done
+echo "# building images in $WORK" >&2
+# image NAME FILES BYTES-OF-RANDOM: tree and mkimg, three at a time (mksquashfs has threads of its
+# own; making the tree, unsquashfs and the manifest have one each).
+imaging=()
+image() {
+  while (($(jobs -rp | grep -cvx "${slurm_pid:-0}") >= 3)); do wait -n "${imaging[@]}"; done
+  { (tree "$WORK/src/$1" "$2" "$3" && mkimg "$1" "$WORK/src/$1") || echo "$1" >>"$WORK/images-failed"; } &
+  imaging+=($!)
+}
+image big 3000 $((24 << 20))
+for i in 1 2 3 4 5 6; do image "many$i" 1500 0; done
+for x in a b c d e; do image "ten$x" 5 $((8 << 20)); done
+image thirty 5 $((26 << 20))
+image huge 5 $((70 << 20))
+image small 20 0
+for i in $(seq 1 20); do image "load$i" 30 $((1400 << 10)); done
+image inodes 600 0
+wait "${imaging[@]}"
+[[ ! -e $WORK/images-failed ]] || { echo "tests/faults/run.sh: could not build the images $(tr '\n' ' ' <"$WORK/images-failed")" >&2; exit 2; }
+chmod -R a+rX "$IMG"
+chmod 755 "$WORK"
 for c in ${FAULT_CASES:-$CASES}; do
   if on_slurm "$c"; then later+=("$c"); else run_case "$c"; fi
 done
