@@ -1,6 +1,7 @@
 # pyxis-cache: two set-up commands for a fresh Debian node (as root):
 #   make demo   bootstrap, then a cold create, a warm reuse, status and gc in a temporary cache
-#   make test   bootstrap, then every test suite
+#   make test   bootstrap, then every test suite (tests/run.sh: side by side, a table at the end)
+#   make soak   the fault suite's load case for a full minute (FAULTS_LOAD_SECONDS=60)
 # and for operators:
 #   make install [PREFIX=/usr/local] [DESTDIR=...] [INSTALL_DENO=1]   (see scripts/install.sh)
 #   make uninstall [PREFIX=...] [DESTDIR=...]                          removes exactly what install did
@@ -14,7 +15,7 @@ DEMO_PACKAGES := squashfs-tools busybox-static
 TEST_PACKAGES := $(DEMO_PACKAGES) slurmctld slurmd munge slurm-client libslurm-dev bubblewrap bats \
 	e2fsprogs util-linux gcc make attr prometheus docker-registry umoci skopeo curl python3 squashfuse fuse3
 
-.PHONY: all bootstrap bootstrap-test deno-dir demo test test-unit test-e2e test-faults test-ops bench check stub clean \
+.PHONY: all bootstrap bootstrap-test deno-dir demo test test-unit test-e2e test-faults test-ops soak bench check stub clean \
 	install uninstall
 
 # Where `make install` puts things; INSTALL_DENO=1 also installs the bootstrapped Deno beside
@@ -55,12 +56,15 @@ demo: bootstrap
 stub:
 	$(MAKE) -C spank-stub
 
-test: bootstrap-test
+# The static checks (tests/run.sh runs them beside the other suites).
+check: $(DENO)
 	$(DENO) task check
 	$(DENO) task lint
 	$(DENO) fmt --check
 	bash tests/lint-bats.sh
-	$(MAKE) test-unit test-e2e test-faults test-ops
+
+test: bootstrap-test stub
+	bash tests/run.sh
 
 test-unit: $(DENO)
 	$(DENO) task test
@@ -73,6 +77,10 @@ test-faults: bootstrap-test
 
 test-ops: bootstrap-test stub
 	bash tests/ops/run.sh
+
+# The load case as a soak: four workers and the collector for FAULTS_LOAD_SECONDS (60) seconds.
+soak: bootstrap-test
+	FAULTS_LOAD_SECONDS=$${FAULTS_LOAD_SECONDS:-60} bash tests/faults/run.sh '^load$$'
 
 install: stub
 	$(MAKE) -C spank-stub install PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) $(if $(PLUGINDIR),PLUGINDIR=$(PLUGINDIR))

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end tests of spank_pyxis_cache.so + bin/pyxis-cache on a private
 # single-node Slurm. Run as root (CI runs it on a fresh clone after
-# `make bootstrap`): bash tests/e2e/run.sh [bats options, e.g. --filter REGEX]
+# `make bootstrap`): bash tests/e2e/run.sh [bats options, e.g. --filter REGEX] [FILE.bats...]
+# Without FILEs, every tests/e2e/*.bats; with them, those only (tests/faults/run.sh
+# gives its srun32.bats and stub.bats; `make test` gives both sets: one Slurm for all).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -15,21 +17,21 @@ for tool in slurmctld slurmd munged srun sinfo mksquashfs unsquashfs bwrap bats 
   command -v "$tool" >/dev/null || { echo "tests/e2e/run.sh: $tool not found (make bootstrap)" >&2; exit 2; }
 done
 
+# The .bats files among the arguments (any, e.g. tests/faults/*.bats) run, else ours; the rest are bats options.
+options=() files=()
+for arg; do
+  if [[ $arg == *.bats && -f $arg ]]; then files+=("$(cd "$(dirname "$arg")" && pwd)/${arg##*/}"); else options+=("$arg"); fi
+done
+((${#files[@]})) || files=("$here"/*.bats)
+
 make -s -C "$repo/spank-stub" all test-programs
 
-# enroot for the enroot runtime's cases: the installed one, else enroot 4.1.2
-# built from ../shared/third_party/enroot into a cache outside the checkout
-# (the next run reuses it), else none: those cases are skipped, loudly, unless
+# enroot for the enroot runtime's cases (tests/lib/enroot.sh: installed, or built once
+# into a cache), else none: those cases are skipped, loudly, unless
 # E2E_REQUIRE_ENROOT=1 (CI), which makes that an error.
-E2E_ENROOT=$(command -v enroot || true)
-if [[ -z $E2E_ENROOT && -f $repo/../shared/third_party/enroot/build.sh ]]; then
-  enroot_prefix=${PYXIS_CACHE_TEST_CACHE:-/var/cache/pyxis-cache-test}/enroot-4.1.2
-  run_enroot_existed=$([[ -e /run/enroot ]] && echo y || true)
-  bash "$repo/../shared/third_party/enroot/build.sh" "$enroot_prefix" >&2 && E2E_ENROOT=$enroot_prefix/bin/enroot
-  # build.sh runs `enroot version` as root, which creates /run/enroot (its
-  # default runtime path): the cases check that steps never need it.
-  [[ -n $run_enroot_existed ]] || rmdir /run/enroot 2>/dev/null || true
-fi
+# shellcheck source=tests/lib/enroot.sh
+source "$repo/tests/lib/enroot.sh"
+E2E_ENROOT=$(test_enroot || true)
 if [[ -z $E2E_ENROOT ]]; then
   echo "# tests/e2e/run.sh: SKIPPING the enroot runtime's cases: enroot is not installed and ../shared/third_party/enroot/build.sh is missing or failed" >&2
   [[ -z ${E2E_REQUIRE_ENROOT:-} ]] || exit 2
@@ -102,13 +104,23 @@ chmod -R a+rX "$E2E_TMP/images"
 
 slurm_start
 
-# Every file runs with the bwrap runtime; 55-runtime.bats runs again with
-# enroot, with the enroot-only cases (*-enroot.bats).
-bwrap_files=() enroot_files=("$here/55-runtime.bats" "$here/57-pyxis-options.bats" "$here/58-pyxis-keys.bats")
-for f in "$here"/*.bats; do
-  if [[ $f == *-enroot.bats ]]; then enroot_files+=("$f"); else bwrap_files+=("$f"); fi
+# Every file runs with the bwrap runtime; a file that reads $E2E_RUNTIME
+# (55-runtime.bats, tests/faults/stub.bats) runs again with enroot, with the
+# enroot-only cases (*-enroot.bats).
+bwrap_files=() enroot_files=()
+for f in "${files[@]}"; do
+  if [[ $f == *-enroot.bats ]]; then
+    enroot_files+=("$f")
+  else
+    bwrap_files+=("$f")
+    ! grep -q 'E2E_RUNTIME' "$f" || enroot_files+=("$f")
+  fi
 done
 rc=0
-E2E_RUNTIME=bwrap bats --print-output-on-failure "$@" "${bwrap_files[@]}" || rc=$?
-E2E_RUNTIME=enroot bats --print-output-on-failure "$@" "${enroot_files[@]}" || rc=$?
+if ((${#bwrap_files[@]})); then
+  E2E_RUNTIME=bwrap bats --print-output-on-failure "${options[@]}" "${bwrap_files[@]}" || rc=$?
+fi
+if ((${#enroot_files[@]})); then
+  E2E_RUNTIME=enroot bats --print-output-on-failure "${options[@]}" "${enroot_files[@]}" || rc=$?
+fi
 exit "$rc"

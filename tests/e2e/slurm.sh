@@ -88,7 +88,8 @@ slurm_start() {
   mkdir -p "$E2E_TMP"/{state,slurmd/spool}
   write_plugstack "$E2E_TMP/plugstack.conf"
   write_plugstack "$E2E_TMP/slurmd/plugstack.conf"
-  E2E_CTLD_PORT=$((20000 + RANDOM % 20000))
+  # Below the ops cluster's ports (26000-31999) and the registries' (32768 and up): make test runs them at once.
+  E2E_CTLD_PORT=$((20000 + RANDOM % 6000))
   _slurm_conf "$E2E_TMP/plugstack.conf" >"$E2E_TMP/slurm.conf"
   _slurm_conf "$E2E_TMP/slurmd/plugstack.conf" >"$E2E_TMP/slurmd/slurm.conf"
   chmod 644 "$E2E_TMP/slurm.conf" "$E2E_TMP/slurmd/slurm.conf"

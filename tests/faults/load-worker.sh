@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# One load worker: loops `reuse` over the load images until $DEADLINE, and on until it has
-# verified $MIN_OK of them however slow the machine (but not past $HARD_DEADLINE); takes each
+# One load worker: loops `reuse` over the load images until $DEADLINE or until the file $STOP
+# exists, and on until it has verified $MIN_OK of them however slow the machine (but not past
+# $HARD_DEADLINE); takes each
 # returned entry's lock shared and checks, while holding it, that the entry is still there
 # and is the image's complete tree. Last line: counts.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 total=0 ok=0 retry=0 nospace=0 bad=0 lost=0
-while now=$(date +%s); ((now < DEADLINE || (ok < ${MIN_OK:-0} && now < ${HARD_DEADLINE:-0}))); do
+going() { [[ -z ${STOP:-} || ! -e $STOP ]] && ((now < DEADLINE)); }
+while now=$(date +%s); going || ((ok < ${MIN_OK:-0} && now < ${HARD_DEADLINE:-0})); do
   i=$((RANDOM % 20 + 1))
   total=$((total + 1))
   if ! out=$(pc reuse --image "$IMG/load$i.sqfs" --json 2>/tmp/.pcf-err.$$); then

@@ -25,9 +25,13 @@ only=${1:-}
 WORK=$(mktemp -d /tmp/pyxis-faults.XXXXXX)
 chmod 755 "$WORK"
 export WORK
-mounts=() bgpids=()
+mounts=() bgpids=() slurm_pid=
 cleanup() {
   set +e
+  if [[ -n $slurm_pid ]] && kill -0 "$slurm_pid" 2>/dev/null; then
+    kill -TERM -- "-$slurm_pid" 2>/dev/null
+    wait "$slurm_pid" 2>/dev/null
+  fi
   for p in "${bgpids[@]}"; do kill -9 "$p" 2>/dev/null; done
   wait 2>/dev/null
   for m in "${mounts[@]}"; do
@@ -109,10 +113,10 @@ mkimg() {
   local name=$1 dir=$2
   shift 2
   mksquashfs "$dir" "$IMG/$name.sqfs" -noappend -quiet -no-progress "$@" >/dev/null || exit 2
-  rm -rf "$WORK/ref"
-  unsquashfs -q -n -d "$WORK/ref" "$IMG/$name.sqfs" >/dev/null 2>&1
-  manifest "$WORK/ref" >"$IMG/$name.manifest"
-  rm -rf "$WORK/ref"
+  rm -rf "$WORK/ref.$name"
+  unsquashfs -q -n -d "$WORK/ref.$name" "$IMG/$name.sqfs" >/dev/null 2>&1
+  manifest "$WORK/ref.$name" >"$IMG/$name.manifest"
+  rm -rf "$WORK/ref.$name"
 }
 # tree DIR FILES BYTES-OF-RANDOM: a small rootfs with FILES small files and one random blob.
 tree() {
@@ -187,24 +191,109 @@ check_sentinel() {
   [[ $(outside_sum) == "$OUTSIDE_SUM" ]] || lose "the user's file beside <base> changed ($1)"
 }
 
-echo "# building images in $WORK" >&2
-tree "$WORK/src/big" 3000 $((24 << 20)) && mkimg big "$WORK/src/big"
-for i in 1 2 3 4 5 6; do tree "$WORK/src/many$i" 1500 0 && mkimg "many$i" "$WORK/src/many$i"; done
-for x in a b c d e; do tree "$WORK/src/ten$x" 5 $((8 << 20)) && mkimg "ten$x" "$WORK/src/ten$x"; done
-tree "$WORK/src/thirty" 5 $((26 << 20)) && mkimg thirty "$WORK/src/thirty"
-tree "$WORK/src/huge" 5 $((70 << 20)) && mkimg huge "$WORK/src/huge"
-tree "$WORK/src/small" 20 0 && mkimg small "$WORK/src/small"
-for i in $(seq 1 20); do tree "$WORK/src/load$i" 30 $((1400 << 10)) && mkimg "load$i" "$WORK/src/load$i"; done
-tree "$WORK/src/inodes" 600 0 && mkimg inodes "$WORK/src/inodes"
-chmod -R a+rX "$IMG"
-chmod 755 "$WORK"
+
+# The cases on Slurm (tests/faults/*.bats: srun32.bats, stub.bats...; cases named srun*, stub_*
+# and fuse_*) run on the e2e harness's private Slurm, every file in one run of tests/e2e/run.sh
+# (one boot), started first, in the
+# background while the images are built and the other cases run; they are graded last, from its TAP. Under `make test`
+# the e2e suite runs these files with its own (FAULTS_SLURM_TAP: that run's TAP, complete
+# once FAULTS_SLURM_TAP.rc holds its exit status) and this suite grades them from it.
+on_slurm() { [[ $1 == srun* || $1 == stub_* || $1 == fuse_* ]]; }
+slurm_tap=${FAULTS_SLURM_TAP:-}
+slurm_start_tap() {
+  if [[ ! -f $repo/tests/e2e/run.sh ]] || ! command -v slurmctld >/dev/null; then
+    slurm_tap=none
+    return
+  fi
+  slurm_tap=$WORK/slurm.tap
+  # A process group of its own, so that cleanup can stop bats and let run.sh stop its Slurm.
+  setsid bash "$repo/tests/e2e/run.sh" "$here"/*.bats >"$slurm_tap" 2>"$WORK/slurm.err" &
+  echo $! >"$slurm_tap.pid"
+  slurm_pid=$!
+}
+# slurm_results: waits until the TAP is complete (the run has ended, however long it takes).
+slurm_results() {
+  [[ ! -e $slurm_tap.rc ]] || return 0
+  local pid
+  pid=$(cat "$slurm_tap.pid" 2>/dev/null) || true
+  if [[ -z ${FAULTS_SLURM_TAP:-} && -n $pid ]]; then
+    wait "$pid"
+    echo $? >"$slurm_tap.rc"
+    sed 's/^/    /' "$slurm_tap" "$WORK/slurm.err" >&2
+    return
+  fi
+  # Another process runs it: until it records its status, or is gone without one.
+  until [[ -e $slurm_tap.rc ]]; do
+    [[ -z $pid ]] || kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  [[ -e $slurm_tap.rc ]] || echo 1 >"$slurm_tap.rc"
+}
+# slurm_incomplete: why the TAP cannot be trusted, if it cannot: a plan (1..N) not followed by
+# N results, or a run that failed with no test failed (it stopped between or before passes).
+slurm_incomplete() {
+  awk '/^1\.\.[0-9]+$/ { if (plan != "" && n != plan) bad = 1; plan = substr($0, 4); n = 0; next }
+       /^(not )?ok [0-9]+ / { n++ }
+       END { exit (plan == "" || n != plan || bad) }' "$slurm_tap" ||
+    { echo "the run on Slurm did not finish its plan: $(tail -3 "$slurm_tap" | tr '\n' ' ')"; return 0; }
+  [[ $(cat "$slurm_tap.rc") != 0 ]] && ! grep -q '^not ok ' "$slurm_tap" &&
+    echo "the run on Slurm exited $(cat "$slurm_tap.rc") with no test failed: $(tail -3 "$slurm_tap" | tr '\n' ' ')"
+}
+# slurm_case REGEX: the .bats test whose name matches ran and passed (every time: stub.bats
+# runs once per runtime).
+slurm_case() {
+  if [[ $slurm_tap == none ]]; then
+    echo "    SKIPPED: no Slurm harness (tests/e2e/run.sh) or no slurmctld here" >&2
+    return 0
+  fi
+  slurm_results
+  [[ -z ${FAULTS_SLURM_TAP:-} ]] || grep -E "^(not )?ok [0-9]+ $1" "$slurm_tap" | sed 's/^/    /' >&2
+  local failed broken
+  failed=$(grep -E "^not ok [0-9]+ $1" "$slurm_tap" | head -1)
+  broken=$(slurm_incomplete)
+  if [[ -n $broken ]]; then
+    fail "$broken"
+  elif [[ -n $failed ]]; then
+    fail "$failed"
+  elif ! grep -qE "^ok [0-9]+ $1" "$slurm_tap"; then
+    fail "no test '$1' ran on Slurm: $(tail -3 "$slurm_tap" | tr '\n' ' ')"
+  fi
+}
 
 for f in "$here"/cases/*.sh; do
   # shellcheck source=/dev/null
   source "$f"
 done
-# FAULT_CASES="a b" runs only those cases (for working on one).
-for c in ${FAULT_CASES:-$CASES}; do run_case "$c"; done
+# FAULT_CASES="a b" runs only those cases (for working on one); the ones on Slurm last.
+later=()
+for c in ${FAULT_CASES:-$CASES}; do
+  on_slurm "$c" && [[ -z $slurm_tap && ( -z $only || $c =~ $only ) ]] && slurm_start_tap
+done
+echo "# building images in $WORK" >&2
+# image NAME FILES BYTES-OF-RANDOM: tree and mkimg, three at a time (mksquashfs has threads of its
+# own; making the tree, unsquashfs and the manifest have one each).
+imaging=()
+image() {
+  while (($(jobs -rp | grep -cvx "${slurm_pid:-0}") >= 3)); do wait -n "${imaging[@]}"; done
+  { (tree "$WORK/src/$1" "$2" "$3" && mkimg "$1" "$WORK/src/$1") || echo "$1" >>"$WORK/images-failed"; } &
+  imaging+=($!)
+}
+image big 3000 $((24 << 20))
+for i in 1 2 3 4 5 6; do image "many$i" 1500 0; done
+for x in a b c d e; do image "ten$x" 5 $((8 << 20)); done
+image thirty 5 $((26 << 20))
+image huge 5 $((70 << 20))
+image small 20 0
+for i in $(seq 1 20); do image "load$i" 30 $((1400 << 10)); done
+image inodes 600 0
+wait "${imaging[@]}"
+[[ ! -e $WORK/images-failed ]] || { echo "tests/faults/run.sh: could not build the images $(tr '\n' ' ' <"$WORK/images-failed")" >&2; exit 2; }
+chmod -R a+rX "$IMG"
+chmod 755 "$WORK"
+for c in ${FAULT_CASES:-$CASES}; do
+  if on_slurm "$c"; then later+=("$c"); else run_case "$c"; fi
+done
+for c in "${later[@]}"; do run_case "$c"; done
 
 echo "# cases run: $cases; faults injected: $faults; attacks tried: $attacks; losses: $lost"
 echo "$passed passed, $failed failed"

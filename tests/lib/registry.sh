@@ -36,7 +36,8 @@ print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))' "${credent
     path: $dir/htpasswd"
   fi
   for attempt in 1 2 3 4 5 6 7 8; do
-    port=$((20000 + RANDOM % 40000))
+    # Above the private Slurms' ports (20000-31999).
+    port=$((32768 + RANDOM % 28000))
     cat >"$dir/config.yml" <<CONF
 version: 0.1
 log:

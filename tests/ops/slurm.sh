@@ -20,7 +20,8 @@ OPS_PIDS=()
 ops_log() { echo "# slurm.sh: $*" >&2; }
 
 _ops_conf() {
-  local port=$((20000 + RANDOM % 20000)) i=0 node
+  # Ports of their own beside a concurrent e2e run (20000-25999) and registries (32768 and up).
+  local port=$((26000 + RANDOM % 6000)) i=0 node
   slurm_common_conf pyxisops "$OPS_TMP" "$port"
   cat <<CONF
 SlurmdPort=$((port + 1))
@@ -82,8 +83,5 @@ ops_slurm_stop() {
     wait_for 15 eval "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  # shellcheck source=tests/lib/slurm-common.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/slurm-common.sh"
-
-OPS_PIDS=()
+  OPS_PIDS=()
 }
