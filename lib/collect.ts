@@ -3,7 +3,7 @@ import { type Entry, type Leftover, openEntryLock, scanEntries } from "./entries
 import { createLockPath, entryPath, GC_LOCK_MODE, gcLockPath, trashPath, userGcLockPath } from "./layout.ts";
 import { recordGcRun } from "./gcstate.ts";
 import { openLockFile, tryLockExclusive } from "./lock.ts";
-import { removeTree } from "./files.ts";
+import { OutOfTime, removeTree } from "./files.ts";
 import { round, statfsUsage, type UsageSource } from "./usage.ts";
 import { isRoot, self } from "./users.ts";
 import { describe } from "./errors.ts";
@@ -22,6 +22,8 @@ export interface CollectOptions {
   all?: boolean;
   /** Keep evicting past the low watermark until this much space is available (an unpack that did not fit). */
   freeBytes?: number;
+  /** Seconds of removal one user's directory may take of this run (USER_SECONDS by default). */
+  userSeconds?: number;
 }
 
 export interface Evicted {
@@ -51,6 +53,47 @@ export interface Collection {
 }
 
 export const STALE_AFTER_SECONDS = 60;
+/**
+ * What one user's directory may cost a run: removing its leftovers and its evicted
+ * entries ends this many seconds after the run first touched it. A user can feed a
+ * tree of their own (a leftover, or an entry being evicted) as fast as root removes
+ * it; without a bound that held root's collector, its lock and every eviction for as
+ * long as they liked. A tree cut short is one failure line; the next run goes on with it.
+ */
+export const USER_SECONDS = 60;
+
+/** Each user's share of a run's time: when removal in their directory must end. */
+class Budgets {
+  readonly #until = new Map<number, number>();
+  /** Users whose share ran out, said once each. */
+  readonly spent = new Set<number>();
+  constructor(readonly seconds: number) {}
+  /** When removal in `uid`'s directory must end: `seconds` after it first began in this run. */
+  until(uid: number): number {
+    let until = this.#until.get(uid);
+    if (until === undefined) this.#until.set(uid, until = performance.now() + this.seconds * 1000);
+    return until;
+  }
+  /** Whether `uid`'s share is used up: nothing more of theirs is removed in this run. */
+  over(uid: number): boolean {
+    const until = this.#until.get(uid);
+    return this.spent.has(uid) || (until !== undefined && performance.now() > until);
+  }
+  /** Removes `path` in `uid`'s directory within their share. */
+  async remove(uid: number, path: string): Promise<void> {
+    try {
+      await removeTree(path, this.seconds, this.until(uid));
+    } catch (error) {
+      if (error instanceof OutOfTime) this.spent.add(uid);
+      throw error;
+    }
+  }
+  /** The failure line for a tree cut short. */
+  line(uid: number, path: string): string {
+    return `${path}: not removed within the ${this.seconds} s uid ${uid}'s directory may take of a run ` +
+      `(names kept appearing in it, or it is that large): the rest is left for the next run`;
+  }
+}
 /**
  * A registry reference's record not rewritten for this long (every start past the interval
  * rewrites it) is of a reference nobody starts: it goes, and the next start asks the registry.
@@ -89,8 +132,16 @@ function occupied(path: string): Promise<boolean> {
  * the mount points of dead cold steps (empty outside the step's own mount namespace),
  * and creation locks nobody holds of entries that do not exist (a create that failed).
  */
-async function removeLeftovers(base: string, leftovers: Leftover[], staleAfter: number, result: Collection) {
+async function removeLeftovers(
+  base: string,
+  leftovers: Leftover[],
+  staleAfter: number,
+  budgets: Budgets,
+  result: Collection,
+) {
   for (const leftover of leftovers) {
+    // A user whose share of this run is spent: the rest of theirs is the next run's.
+    if (budgets.over(leftover.uid)) continue;
     const age = leftover.kind === "record" ? RECORD_MAX_AGE_SECONDS : leftover.kind === "trash" ? 0 : staleAfter;
     if (Date.now() - leftover.mtime.getTime() < age * 1000) continue;
     // The creator holds the creation lock for as long as its unpack runs; a step, its directory.
@@ -109,10 +160,14 @@ async function removeLeftovers(base: string, leftovers: Leftover[], staleAfter: 
       continue;
     }
     try {
-      if (!result.dryRun) await removeTree(leftover.path);
+      if (!result.dryRun) await budgets.remove(leftover.uid, leftover.path);
       result.removedLeftovers.push(leftover.path);
     } catch (error) {
-      result.failures.push(`${leftover.path}: cannot remove: ${describe(error)}`);
+      result.failures.push(
+        error instanceof OutOfTime
+          ? budgets.line(leftover.uid, leftover.path)
+          : `${leftover.path}: cannot remove: ${describe(error)}`,
+      );
     } finally {
       if (lock !== "missing") lock.close();
     }
@@ -124,7 +179,7 @@ async function removeLeftovers(base: string, leftovers: Leftover[], staleAfter: 
  * its name (rename(2) moves a planted symlink itself, never its target), then
  * removed. A killed eviction leaves only a trash directory for the next run.
  */
-async function evict(base: string, entry: Entry): Promise<boolean> {
+async function evict(base: string, entry: Entry, budgets: Budgets): Promise<boolean> {
   const trash = trashPath(base, entry.uid, entry.name);
   try {
     await Deno.rename(entry.path, trash);
@@ -133,7 +188,7 @@ async function evict(base: string, entry: Entry): Promise<boolean> {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
   }
-  await removeTree(trash);
+  await budgets.remove(entry.uid, trash);
   const creator = tryLockExclusive(createLockPath(base, entry.uid, entry.name));
   if (typeof creator !== "string") {
     await Deno.remove(createLockPath(base, entry.uid, entry.name)).catch(() => {});
@@ -147,7 +202,12 @@ async function recordRun(base: string, result: Collection): Promise<void> {
   const failed = result.failures.length > 0;
   const bytesFreed = result.evicted.reduce((sum, e) => sum + e.bytes, 0);
   try {
-    await recordGcRun(base, { evictions: result.evicted.length, bytesFreed, ok: !failed });
+    await recordGcRun(base, {
+      evictions: result.evicted.length,
+      bytesFreed,
+      failures: result.failures.length,
+      ok: !failed,
+    });
   } catch (error) {
     result.problems.push(`${base}: cannot record gc counters: ${describe(error)}`);
   }
@@ -175,13 +235,14 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
   };
   const gcLock = await lockCollector(base);
   if (!gcLock) return { ...result, skipped: true };
+  const budgets = new Budgets(options.userSeconds ?? USER_SECONDS);
   try {
     const before = await usageOf(base);
     result.usageBefore = result.usageAfter = round(before.percent);
     // Deciding needs only names and mtimes: records are read for the entries that go.
     const scan = await scanEntries(base, { uid: options.uid });
     result.problems.push(...scan.problems);
-    await removeLeftovers(base, scan.leftovers, options.staleAfterSeconds ?? STALE_AFTER_SECONDS, result);
+    await removeLeftovers(base, scan.leftovers, options.staleAfterSeconds ?? STALE_AFTER_SECONDS, budgets, result);
 
     let usage = await usageOf(base);
     const total = usage.usedBytes + usage.availableBytes;
@@ -194,6 +255,8 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
     for (const entry of oldestFirst) {
       const roomy = usage.availableBytes >= (options.freeBytes ?? 0);
       if (!options.all && usage.percent <= config.gcLow && roomy) break;
+      // Its user's share of this run is spent: their entries wait for the next run.
+      if (!result.dryRun && budgets.over(entry.uid)) continue;
       // One open gives the lock to try and the record to report (an entry without one is evicted all the same).
       const opened = openEntryLock(entry.path);
       // Swapped away since the scan: what is there now is for the next run to judge.
@@ -207,7 +270,7 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
       const meta = lock?.meta;
       try {
         const bytes = meta?.bytes ?? 0;
-        if (!result.dryRun && !(await evict(base, entry))) continue;
+        if (!result.dryRun && !(await evict(base, entry, budgets))) continue;
         result.evicted.push({
           name: entry.name,
           uid: entry.uid,
@@ -218,7 +281,11 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
         });
         freed += bytes;
       } catch (error) {
-        result.failures.push(`${entry.path}: cannot evict: ${describe(error)}`);
+        result.failures.push(
+          error instanceof OutOfTime
+            ? budgets.line(entry.uid, entry.path)
+            : `${entry.path}: cannot evict: ${describe(error)}`,
+        );
       } finally {
         lock?.file.close();
       }

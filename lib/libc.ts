@@ -274,12 +274,16 @@ export interface DirEntry {
   isDirectory?: boolean;
 }
 
-/** The names in a directory (not `.` or `..`), as bytes, read from its start. */
-export function listDir(fd: number): DirEntry[] {
+/**
+ * The names in a directory (not `.` or `..`), as bytes, read from its start; `between`
+ * is called before each read of the directory (a caller's bound on a huge one).
+ */
+export function listDir(fd: number, between?: () => void): DirEntry[] {
   const l = libc();
   check(l.lseek(fd, 0n, 0), "seek", `fd ${fd}`);
   const entries: DirEntry[] = [];
   for (;;) {
+    between?.();
     const n = check(l.getdents64(fd, direntBuffer, BigInt(direntBuffer.length)), "readdir", `fd ${fd}`);
     if (n === 0) return entries;
     // struct linux_dirent64: d_ino, d_off (8 bytes each), d_reclen (2), d_type (1), d_name (NUL-terminated).

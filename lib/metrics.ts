@@ -92,6 +92,12 @@ export function renderMetrics(s: Status, gc: GcState): string {
       "Bytes of the entries gc evicted, as recorded at creation.",
     )
       .add(gc.bytesFreed, labels),
+    new Family(
+      "pyxis_cache_gc_failures_total",
+      "counter",
+      "Evictions and removals gc could not finish (one per failure line), trees cut short at a user's share of a run included.",
+    )
+      .add(gc.failures, labels),
   ];
   if (gc.lastRun !== null) {
     families.push(

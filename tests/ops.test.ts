@@ -68,8 +68,21 @@ Deno.test("recordGcRun() adds to the counters across runs and keeps the last suc
   try {
     assert.deepEqual(await readGcState(base), EMPTY_STATE);
     await recordGcRun(base, { evictions: 2, bytesFreed: 100, ok: true, at: new Date(1_000_000) });
-    const state = await recordGcRun(base, { evictions: 1, bytesFreed: 5, ok: false, at: new Date(2_000_000) });
-    assert.deepEqual(state, { runs: 2, evictions: 3, bytesFreed: 105, lastRun: 2000, lastSuccess: 1000 });
+    const state = await recordGcRun(base, {
+      evictions: 1,
+      bytesFreed: 5,
+      failures: 2,
+      ok: false,
+      at: new Date(2_000_000),
+    });
+    assert.deepEqual(state, {
+      runs: 2,
+      evictions: 3,
+      bytesFreed: 105,
+      failures: 2,
+      lastRun: 2000,
+      lastSuccess: 1000,
+    });
     assert.deepEqual(await readGcState(base), state);
     assert.deepEqual([...Deno.readDirSync(base)].map((e) => e.name), ["pyxis-cache-gc.state.json"]);
     await Deno.writeTextFile(`${base}/pyxis-cache-gc.state.json`, "{not json");
