@@ -14,6 +14,7 @@
 
 #include "common.h"
 #include "args.h"
+#include "log.h"
 
 struct container_args container_args;
 
@@ -63,7 +64,7 @@ static int opt_image(int val, const char *optarg, int remote)
 {
 	(void)val; (void)remote;
 	if (set_string(&container_args.image, optarg) < 0) {
-		slurm_error(PLUGIN_NAME ": --container-image: invalid value");
+		pyxis_error(PLUGIN_NAME ": --container-image: invalid value");
 		return -1;
 	}
 	return 0;
@@ -80,7 +81,7 @@ static int opt_save(int val, const char *optarg, int remote)
 {
 	(void)val; (void)remote;
 	if (set_string(&container_args.save, optarg) < 0) {
-		slurm_error(PLUGIN_NAME ": --container-save: invalid value");
+		pyxis_error(PLUGIN_NAME ": --container-save: invalid value");
 		return -1;
 	}
 	return 0;
@@ -90,7 +91,7 @@ static int opt_name(int val, const char *optarg, int remote)
 {
 	(void)val; (void)remote;
 	if (set_string(&container_args.name, optarg) < 0) {
-		slurm_error(PLUGIN_NAME ": --container-name: invalid value");
+		pyxis_error(PLUGIN_NAME ": --container-name: invalid value");
 		return -1;
 	}
 	return 0;
@@ -103,7 +104,7 @@ int pyxis_args_register(spank_t sp)
 
 	for (i = 0; spank_opts[i].name != NULL; ++i) {
 		if (spank_option_register(sp, &spank_opts[i]) != ESPANK_SUCCESS) {
-			slurm_error(PLUGIN_NAME ": couldn't register option --%s", spank_opts[i].name);
+			pyxis_error(PLUGIN_NAME ": couldn't register option --%s", spank_opts[i].name);
 			goto fail;
 		}
 	}

@@ -18,6 +18,7 @@
 #include "child.h"
 #include "cli.h"
 #include "lock.h"
+#include "log.h"
 
 #define REUSE_ATTEMPTS 3
 #define PATH_TOO_LONG PLUGIN_NAME ": container_cache_data_path: path too long"
@@ -216,7 +217,7 @@ int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *s
 		if (locked < 0)
 			goto fail;
 		if (!locked)
-			slurm_info(PLUGIN_NAME ": %s was removed before it was locked, retrying", lock);
+			pyxis_info(PLUGIN_NAME ": %s was removed before it was locked, retrying", lock);
 	}
 	if (!locked) {
 		snprintf(err, errlen, PLUGIN_NAME ": %s: removed by a collector %d times in a row, giving up", image,
@@ -309,7 +310,7 @@ void cli_release(struct plugin_context *ctx)
 	}
 	if (c->step_name[0] != '\0') {
 		if (cli_run(ctx, "release", args, 2, &ctx->job, "/", CHILD_IGNORE_SIGTERM, &output, err, sizeof(err)) < 0)
-			slurm_error("%s", err);
+			pyxis_error("%s", err);
 		c->step_name[0] = '\0';
 	}
 	if (c->step_lock_fd >= 0) {

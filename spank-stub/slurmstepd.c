@@ -25,6 +25,7 @@
 #include "common.h"
 #include "container.h"
 #include "context.h"
+#include "log.h"
 #include "slurmstepd.h"
 #include "step.h"
 
@@ -38,7 +39,7 @@ static void record_error(const char *err)
 	if (context.error[0] != '\0')
 		return;
 	snprintf(context.error, sizeof(context.error), "%s", err);
-	slurm_info("%s", context.error);
+	pyxis_info("%s", context.error);
 }
 
 /*
@@ -96,7 +97,7 @@ int pyxis_slurmstepd_user_init(spank_t sp, int ac, char **av)
 	(void)av;
 	if (!context.active || context.error[0] != '\0')
 		return 0;
-	slurm_debug(PLUGIN_NAME ": user_init: uid %u euid %u", (unsigned)getuid(), (unsigned)geteuid());
+	pyxis_debug(PLUGIN_NAME ": user_init: uid %u euid %u", (unsigned)getuid(), (unsigned)geteuid());
 	if (step_setup(sp, &context, err, sizeof(err)) < 0)
 		record_error(err);
 	return 0;
@@ -137,7 +138,7 @@ int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 	(void)ac;
 	(void)av;
 	if (context.error[0] != '\0') {
-		slurm_error("%s", context.error);
+		pyxis_error("%s", context.error);
 		goto done;
 	}
 	if (!context.active) {
@@ -147,9 +148,9 @@ int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 	/* Once per step (task 0), on the task's stderr, which srun shows. */
 	if (context.warning[0] != '\0' && spank_get_item(sp, S_TASK_GLOBAL_ID, &task_id) == ESPANK_SUCCESS &&
 	    task_id == 0)
-		fprintf(stderr, "%s\n", context.warning);
+		pyxis_print(stderr, "%s", context.warning);
 	if (container_join_user(&context.container, err, sizeof(err)) < 0) {
-		slurm_error("%s", err);
+		pyxis_error("%s", err);
 		goto done;
 	}
 	rc = 0;

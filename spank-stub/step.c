@@ -15,6 +15,7 @@
 #include "cold.h"
 #include "common.h"
 #include "container.h"
+#include "log.h"
 #include "runtime.h"
 #include "step.h"
 
@@ -71,7 +72,7 @@ static void set_environ(spank_t sp, struct container *c)
 		for (j = 0; shell_vars[j] != NULL && strcmp(var, shell_vars[j]) != 0; ++j)
 			;
 		if (shell_vars[j] == NULL && spank_setenv(sp, var, value + 1, 1) != ESPANK_SUCCESS)
-			slurm_info(PLUGIN_NAME ": couldn't set %s", var);
+			pyxis_info(PLUGIN_NAME ": couldn't set %s", var);
 		*value = '=';
 	}
 }
