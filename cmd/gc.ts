@@ -1,3 +1,4 @@
+import { shown } from "../lib/entries.ts";
 import { collect, type Collection, STALE_AFTER_SECONDS, USER_SECONDS } from "../lib/collect.ts";
 import { type Level, Log } from "../lib/journal.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, formatBytes, parse, wholeNumber } from "./options.ts";
@@ -14,9 +15,12 @@ least recently used first, skipping entries a running step holds, until use is
 at or below container_cache_gc_low. Always removes what dead work left behind:
 once --stale-after old, the temporary directories of killed unpacks and
 imports (and root's <base>/.pyxis_cache_staging.*), the directories and mount
-points (.pyxis_cache_mnt.*) of dead steps, and the creation locks of failed
-creates; at any age, what killed evictions left; and registry records
-(.pyxis_cache_ref.*) not rewritten for 30 days. Removal in one user's
+points (.pyxis_cache_mnt.*) of dead steps, the creation locks of failed
+creates, and names in <base>/<uid> that are not the cache's (not changed for
+that long); at any age, what killed evictions left; and registry records
+(.pyxis_cache_ref.*) not rewritten for 30 days. With container_cache_user_limit,
+each user above it then loses their own least recently used entries not in
+use until they are not, whatever the watermarks. Removal in one user's
 directory (their leftovers, their evicted entries) ends --user-seconds after
 it began in the run: a tree not removed by then is one failure line and is
 left for the next run, which goes on with it. One collector runs at a time:
@@ -32,8 +36,9 @@ or above the high watermark afterwards; 2 usage or configuration error.
   --json               print {evicted, skippedInUse, usageBefore, usageAfter, ...}
   --uid N              only this user's entries
   --all                evict every entry not in use, whatever the watermarks (with --uid: one user's)
-  --stale-after SECS   remove a dead unpack's temporary directory, a dead step's directory or mount point, or a
-                       failed create's lock, once this old (default ${STALE_AFTER_SECONDS})
+  --stale-after SECS   remove a dead unpack's temporary directory, a dead step's directory or mount point, a
+                       failed create's lock, or a name that is not the cache's, once this old
+                       (default ${STALE_AFTER_SECONDS})
   --user-seconds SECS  how long removal in one user's directory may take of a run (default ${USER_SECONDS})
   --prometheus FILE    afterwards, write node_exporter textfile metrics to FILE (as status --prometheus)
   --journal            start each line with its syslog priority (<3> error, <4> warning, <5> notice,
@@ -52,7 +57,8 @@ function report(result: Collection): [Level, string][] {
   ]);
   for (const e of result.skippedInUse) lines.push(["info", `kept ${e.name} (uid ${e.uid}): in use`]);
   for (const path of result.removedLeftovers) {
-    lines.push(["info", `${result.dryRun ? "would remove" : "removed"} leftover ${path}`]);
+    // A name that is not the cache's is the user's choice: shown on one line, whatever it holds.
+    lines.push(["info", `${result.dryRun ? "would remove" : "removed"} leftover ${shown(path)}`]);
   }
   const bytes = result.evicted.reduce((sum, e) => sum + e.bytes, 0);
   const summary =

@@ -11,14 +11,18 @@ Usage: pyxis-cache status [--json] [--prometheus FILE]
 One row per entry you may see (root sees every user's): user, name, image,
 size, last used, and whether a running step holds it; then one row per entry
 being unpacked now (since when, and how many running steps started from a
-FUSE mount of its image meanwhile). A registry image shows its reference and
+FUSE mount of its image meanwhile); then one row per user: every byte under
+<base>/<uid> (entries as recorded, everything else as it takes on disk), and
+the container_cache_user_limit it is held to. A registry image shows its reference and
 the start of its manifest digest (the whole one in --json).
 
   --json               print {node, usage, high, low, entries: [{name, uid, path, bytes, lastUsed, inUse, image, digest}],
-                       unpacking: [{name, uid, path, image, startedAt, mountedSteps}], mounted: [{name, uid, path}]}
+                       unpacking: [{name, uid, path, image, startedAt, mountedSteps}], mounted: [{name, uid, path}],
+                       users: [{uid, user, bytes, entries, entryBytes, otherBytes, limitBytes}], userLimit}
   --prometheus FILE    also write node_exporter textfile metrics to FILE, atomically (a temporary file
                        in FILE's directory, then rename): filesystem bytes, watermarks, entries and
-                       bytes per user, entries in use, and gc's counters; FILE should end in .prom
+                       bytes per user, every byte each user holds, entries in use, and gc's counters;
+                       FILE should end in .prom
   --merge FILE...      merge the --json reports of many nodes (concatenated, srun --label prefixes
                        allowed; '-' or no FILE reads stdin) into one summary row per node and one
                        table per node; with --json print {nodes: [...], images: [{image, nodes}]}.
@@ -56,7 +60,25 @@ function table(s: Status): string {
       u.image === null ? "?" : shown(u.image),
     ]);
   }
-  return `${head}\n${columns(rows)}`;
+  return `${head}\n${columns(rows)}${s.users?.length ? `\n\n${userTable(s)}` : ""}`;
+}
+
+/** What each user holds under <base>/<uid>: every byte there, entries or not, against the per-user limit. */
+function userTable(s: Status): string {
+  const rows = [["USER", "UID", "HOLDS", "ENTRIES", "OTHER", "LIMIT"]];
+  for (const u of s.users ?? []) {
+    rows.push([
+      u.user,
+      String(u.uid),
+      formatBytes(u.bytes),
+      `${u.entries} (${formatBytes(u.entryBytes)})`,
+      formatBytes(u.otherBytes),
+      u.limitBytes === null
+        ? "-"
+        : `${formatBytes(u.limitBytes)} (${s.userLimit}%)${u.bytes > u.limitBytes ? " exceeded" : ""}`,
+    ]);
+  }
+  return columns(rows);
 }
 
 function percent(n: number): string {

@@ -1,12 +1,13 @@
 import type { Config } from "./config.ts";
-import { type Entry, type Leftover, openEntryLock, scanEntries } from "./entries.ts";
+import { type Entry, mountedAt, openEntryLock, type Scan, scanEntries, shown } from "./entries.ts";
 import { createLockPath, entryPath, GC_LOCK_MODE, gcLockPath, trashPath, userGcLockPath } from "./layout.ts";
 import { recordGcRun } from "./gcstate.ts";
 import { openLockFile, tryLockExclusive } from "./lock.ts";
-import { OutOfTime, removeTree } from "./files.ts";
+import { OutOfTime, removeTree, removeTreeAt } from "./files.ts";
 import { round, statfsUsage, type UsageSource } from "./usage.ts";
 import { isRoot, self } from "./users.ts";
-import { describe } from "./errors.ts";
+import { CacheError, describe } from "./errors.ts";
+import { type Holding, holdings, limitBytes } from "./holdings.ts";
 
 export interface CollectOptions {
   dryRun?: boolean;
@@ -16,6 +17,12 @@ export interface CollectOptions {
   force?: boolean;
   /** A temporary directory whose unpack is not running is removed once this old. */
   staleAfterSeconds?: number;
+  /**
+   * A name in `<base>/<uid>` that is not the cache's is removed once it did not change for this
+   * long (staleAfterSeconds by default): a create in a hurry removes dead unpacks at once, not
+   * what a user wrote a moment ago.
+   */
+  foreignAfterSeconds?: number;
   /** Only this user's entries. */
   uid?: number;
   /** Evict every entry not in use, whatever the watermarks say. */
@@ -50,6 +57,8 @@ export interface Collection {
   failures: string[];
   /** Things found and not trusted, or counters not recorded, one line each: warnings. */
   problems: string[];
+  /** Users above container_cache_user_limit after this run (their entries in use were kept). */
+  overLimit?: { uid: number; bytes: number; limitBytes: number }[];
 }
 
 export const STALE_AFTER_SECONDS = 60;
@@ -79,10 +88,11 @@ class Budgets {
     const until = this.#until.get(uid);
     return this.spent.has(uid) || (until !== undefined && performance.now() > until);
   }
-  /** Removes `path` in `uid`'s directory within their share. */
-  async remove(uid: number, path: string): Promise<void> {
+  /** Removes `path` in `uid`'s directory within their share (`raw`: its last name's bytes). */
+  async remove(uid: number, path: string, raw?: Uint8Array): Promise<void> {
     try {
-      await removeTree(path, this.seconds, this.until(uid));
+      if (raw) await removeTreeAt(path.slice(0, path.lastIndexOf("/")), raw, this.seconds, this.until(uid));
+      else await removeTree(path, this.seconds, this.until(uid));
     } catch (error) {
       if (error instanceof OutOfTime) this.spent.add(uid);
       throw error;
@@ -90,7 +100,7 @@ class Budgets {
   }
   /** The failure line for a tree cut short. */
   line(uid: number, path: string): string {
-    return `${path}: not removed within the ${this.seconds} s uid ${uid}'s directory may take of a run ` +
+    return `${shown(path)}: not removed within the ${this.seconds} s uid ${uid}'s directory may take of a run ` +
       `(names kept appearing in it, or it is that large): the rest is left for the next run`;
   }
 }
@@ -134,16 +144,27 @@ function occupied(path: string): Promise<boolean> {
  */
 async function removeLeftovers(
   base: string,
-  leftovers: Leftover[],
-  staleAfter: number,
+  scan: Scan,
+  stale: { after: number; foreign: number },
   budgets: Budgets,
   result: Collection,
 ) {
-  for (const leftover of leftovers) {
+  for (const leftover of scan.leftovers) {
     // A user whose share of this run is spent: the rest of theirs is the next run's.
     if (budgets.over(leftover.uid)) continue;
-    const age = leftover.kind === "record" ? RECORD_MAX_AGE_SECONDS : leftover.kind === "trash" ? 0 : staleAfter;
+    // A name that is not the cache's is stale once neither it nor its inode changed for staleAfter.
+    const age = leftover.kind === "record"
+      ? RECORD_MAX_AGE_SECONDS
+      : leftover.kind === "trash"
+      ? 0
+      : leftover.kind === "foreign"
+      ? stale.foreign
+      : stale.after;
     if (Date.now() - leftover.mtime.getTime() < age * 1000) continue;
+    if (mountedAt(scan, base, leftover.path)) {
+      result.problems.push(`${shown(leftover.path)}: a mount point is in it: not removed`);
+      continue;
+    }
     // The creator holds the creation lock for as long as its unpack runs; a step, its directory.
     const lock = leftover.kind === "temp" || leftover.kind === "create"
       ? tryLockExclusive(createLockPath(base, leftover.uid, leftover.name))
@@ -160,18 +181,120 @@ async function removeLeftovers(
       continue;
     }
     try {
-      if (!result.dryRun) await budgets.remove(leftover.uid, leftover.path);
+      if (!result.dryRun) await budgets.remove(leftover.uid, leftover.path, leftover.raw);
       result.removedLeftovers.push(leftover.path);
     } catch (error) {
       result.failures.push(
         error instanceof OutOfTime
           ? budgets.line(leftover.uid, leftover.path)
-          : `${leftover.path}: cannot remove: ${describe(error)}`,
+          : `${shown(leftover.path)}: cannot remove: ${describe(error)}`,
       );
     } finally {
       if (lock !== "missing") lock.close();
     }
   }
+}
+
+/**
+ * Tries to evict one entry: skipped when a step holds its lock (or a lease), or its user's
+ * share of the run is spent. Returns the bytes its record says it freed, or `undefined`
+ * when it did not go.
+ */
+async function evictOne(base: string, entry: Entry, scan: Scan, budgets: Budgets, result: Collection) {
+  // Its user's share of this run is spent: their entries wait for the next run.
+  if (!result.dryRun && budgets.over(entry.uid)) return undefined;
+  if (mountedAt(scan, base, entry.path)) {
+    result.problems.push(`${entry.path}: a mount point is in it: not evicted`);
+    return undefined;
+  }
+  // One open gives the lock to try and the record to report (an entry without one is evicted all the same).
+  const opened = openEntryLock(entry.path);
+  // Swapped away since the scan: what is there now is for the next run to judge.
+  if (opened === "gone") return undefined;
+  const lock = opened === "busy" ? undefined : opened;
+  if (opened === "busy" || (lock && !lock.file.tryLock(true))) {
+    lock?.file.close();
+    result.skippedInUse.push({ name: entry.name, uid: entry.uid, path: entry.path });
+    return undefined;
+  }
+  const meta = lock?.meta;
+  try {
+    const bytes = meta?.bytes ?? 0;
+    if (!result.dryRun && !(await evict(base, entry, budgets))) return undefined;
+    result.evicted.push({
+      name: entry.name,
+      uid: entry.uid,
+      path: entry.path,
+      bytes,
+      lastUsed: entry.lastUsed.toISOString(),
+      image: meta?.image ?? null,
+    });
+    return bytes;
+  } catch (error) {
+    result.failures.push(
+      error instanceof OutOfTime
+        ? budgets.line(entry.uid, entry.path)
+        : `${entry.path}: cannot evict: ${describe(error)}`,
+    );
+    return undefined;
+  } finally {
+    lock?.file.close();
+  }
+}
+
+/** Least recently used first (the name breaks ties, so that runs agree). */
+function oldestFirst(entries: Entry[]): Entry[] {
+  return entries.sort((a, b) => a.lastUsed.getTime() - b.lastUsed.getTime() || a.name.localeCompare(b.name));
+}
+
+/** Each user's holding, with every entry's record read (holdings.ts). */
+function holdingsOf(base: string, scan: Scan, problems: string[], gone = new Set<string>()): Map<number, Holding> {
+  return holdings(base, scan, (entry) => {
+    const lock = openEntryLock(entry.path);
+    if (typeof lock !== "object") return undefined;
+    lock.file.close();
+    return lock.meta?.bytes;
+  }, { skip: (leftover) => gone.has(leftover.path), problems });
+}
+
+/**
+ * container_cache_user_limit: each user above it loses their own least recently used
+ * entries not in use until they are not (whatever the watermarks say), before anyone
+ * else's entries are considered. Returns the entries left to the watermarks.
+ */
+async function enforceUserLimits(
+  base: string,
+  percent: number,
+  usage: { usedBytes: number; availableBytes: number },
+  scan: Scan,
+  budgets: Budgets,
+  result: Collection,
+): Promise<Entry[]> {
+  const limit = limitBytes(percent, usage);
+  const held = holdingsOf(base, scan, result.problems, new Set(result.removedLeftovers));
+  const left: Entry[] = [];
+  const over: Collection["overLimit"] = [];
+  for (const entry of oldestFirst(scan.entries)) {
+    const holding = held.get(entry.uid)!;
+    if (holding.bytes <= limit) {
+      left.push(entry);
+      continue;
+    }
+    // Tried once: kept (in use, or its user's share of the run spent) it is not tried again below.
+    const bytes = await evictOne(base, entry, scan, budgets, result);
+    if (bytes !== undefined) holding.bytes -= bytes;
+  }
+  for (const holding of held.values()) {
+    if (holding.bytes > limit) over.push({ uid: holding.uid, bytes: holding.bytes, limitBytes: limit });
+  }
+  for (const o of over) {
+    result.problems.push(
+      `uid ${o.uid} holds ${o.bytes} bytes, above the ${o.limitBytes} that container_cache_user_limit=${percent}% ` +
+        `allows: what is left is in use, or not an entry`,
+    );
+  }
+  result.overLimit = over;
+  return left;
 }
 
 /**
@@ -195,6 +318,66 @@ async function evict(base: string, entry: Entry, budgets: Budgets): Promise<bool
     creator.close();
   }
   return true;
+}
+
+/** The failure of a create that cannot fit within container_cache_user_limit: one line naming it. */
+export class UserLimitError extends CacheError {
+  override name = "UserLimitError";
+}
+
+/**
+ * Makes room for a create of about `need` bytes by `uid` within container_cache_user_limit
+ * (nothing when it is off): when what the user holds plus `need` is above it, their own
+ * least recently used entries not in use go (nobody else's), as far as that helps; when it
+ * still cannot fit, UserLimitError. With `evict: false` it only checks (after an unpack:
+ * `without` its temporary directory, `need` what it took).
+ */
+export async function fitUserLimit(
+  config: Config,
+  uid: number,
+  name: string,
+  need: number,
+  options: { usage?: UsageSource; evict?: boolean; without?: string } = {},
+): Promise<void> {
+  const percent = config.userLimit;
+  if (percent === undefined) return;
+  const base = config.dataPath;
+  const limit = limitBytes(percent, await (options.usage ?? statfsUsage)(base));
+  const scan = await scanEntries(base, { uid });
+  const result: Collection = {
+    skipped: false,
+    dryRun: false,
+    usageBefore: 0,
+    usageAfter: 0,
+    high: config.gcHigh,
+    low: config.gcLow,
+    evicted: [],
+    skippedInUse: [],
+    removedLeftovers: [],
+    failures: [],
+    problems: [],
+  };
+  const holding = holdingsOf(base, scan, result.problems, new Set(options.without ? [options.without] : [])).get(uid);
+  let held = holding?.bytes ?? 0;
+  if (options.evict ?? true) {
+    const budgets = new Budgets(USER_SECONDS);
+    for (const entry of oldestFirst(scan.entries)) {
+      if (held + need <= limit) break;
+      if (entry.name === name) continue;
+      const bytes = await evictOne(base, entry, scan, budgets, result);
+      if (bytes !== undefined) held -= bytes;
+    }
+  }
+  if (held + need <= limit) return;
+  const inUse = result.skippedInUse.length ? `, ${result.skippedInUse.length} of its entries in use` : "";
+  throw new UserLimitError(
+    `cannot create ${name}: uid ${uid} holds ${mib(held)}${inUse} and it needs ${mib(need)} more, above the ` +
+      `${mib(limit)} that container_cache_user_limit=${percent}% of the cache filesystem allows`,
+  );
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 /** Adds this run to the counters in `<base>`; a failure to is one more problem. */
@@ -242,53 +425,29 @@ export async function collect(config: Config, options: CollectOptions = {}): Pro
     // Deciding needs only names and mtimes: records are read for the entries that go.
     const scan = await scanEntries(base, { uid: options.uid });
     result.problems.push(...scan.problems);
-    await removeLeftovers(base, scan.leftovers, options.staleAfterSeconds ?? STALE_AFTER_SECONDS, budgets, result);
+    const after = options.staleAfterSeconds ?? STALE_AFTER_SECONDS;
+    const stale = { after, foreign: options.foreignAfterSeconds ?? after };
+    await removeLeftovers(base, scan, stale, budgets, result);
 
     let usage = await usageOf(base);
     const total = usage.usedBytes + usage.availableBytes;
+    let freed = 0;
+    let candidates = scan.entries;
+    if (config.userLimit !== undefined) {
+      candidates = await enforceUserLimits(base, config.userLimit, usage, scan, budgets, result);
+      freed = result.evicted.reduce((sum, e) => sum + e.bytes, 0);
+      usage = result.dryRun
+        ? { ...before, percent: total === 0 ? 0 : ((before.usedBytes - freed) * 100) / total }
+        : await usageOf(base);
+    }
     const start = options.all || options.force || usage.percent >= config.gcHigh;
     if (!start) return { ...result, usageAfter: round(usage.percent) };
-    const oldestFirst = scan.entries.sort((a, b) =>
-      a.lastUsed.getTime() - b.lastUsed.getTime() || a.name.localeCompare(b.name)
-    );
-    let freed = 0;
-    for (const entry of oldestFirst) {
+    for (const entry of oldestFirst(candidates)) {
       const roomy = usage.availableBytes >= (options.freeBytes ?? 0);
       if (!options.all && usage.percent <= config.gcLow && roomy) break;
-      // Its user's share of this run is spent: their entries wait for the next run.
-      if (!result.dryRun && budgets.over(entry.uid)) continue;
-      // One open gives the lock to try and the record to report (an entry without one is evicted all the same).
-      const opened = openEntryLock(entry.path);
-      // Swapped away since the scan: what is there now is for the next run to judge.
-      if (opened === "gone") continue;
-      const lock = opened === "busy" ? undefined : opened;
-      if (opened === "busy" || (lock && !lock.file.tryLock(true))) {
-        lock?.file.close();
-        result.skippedInUse.push({ name: entry.name, uid: entry.uid, path: entry.path });
-        continue;
-      }
-      const meta = lock?.meta;
-      try {
-        const bytes = meta?.bytes ?? 0;
-        if (!result.dryRun && !(await evict(base, entry, budgets))) continue;
-        result.evicted.push({
-          name: entry.name,
-          uid: entry.uid,
-          path: entry.path,
-          bytes,
-          lastUsed: entry.lastUsed.toISOString(),
-          image: meta?.image ?? null,
-        });
-        freed += bytes;
-      } catch (error) {
-        result.failures.push(
-          error instanceof OutOfTime
-            ? budgets.line(entry.uid, entry.path)
-            : `${entry.path}: cannot evict: ${describe(error)}`,
-        );
-      } finally {
-        lock?.file.close();
-      }
+      const bytes = await evictOne(base, entry, scan, budgets, result);
+      if (bytes === undefined) continue;
+      freed += bytes;
       usage = result.dryRun
         ? { ...before, percent: total === 0 ? 0 : ((before.usedBytes - freed) * 100) / total }
         : await usageOf(base);

@@ -185,17 +185,25 @@ export function removeTree(
   seconds = REMOVE_SECONDS,
   until = performance.now() + seconds * 1000,
 ): Promise<void> {
-  return Promise.try(() => removeTreeSync(path, { seconds, until }));
+  const slash = path.lastIndexOf("/");
+  return removeTreeAt(slash <= 0 ? "/" : path.slice(0, slash), path.slice(slash + 1), seconds, until);
 }
 
-function removeTreeSync(path: string, bound: Bound): void {
-  const slash = path.lastIndexOf("/");
-  const parent = libc.openAt(libc.AT_FDCWD, slash <= 0 ? "/" : path.slice(0, slash), libc.O_RDONLY | libc.O_DIRECTORY);
-  try {
-    removeAt(parent, path.slice(slash + 1), bound);
-  } finally {
-    libc.close(parent);
-  }
+/** removeTree of `name` in the directory `dir`: a name as bytes too (one that is not UTF-8). */
+export function removeTreeAt(
+  dir: string,
+  name: libc.Name,
+  seconds = REMOVE_SECONDS,
+  until = performance.now() + seconds * 1000,
+): Promise<void> {
+  return Promise.try(() => {
+    const parent = libc.openAt(libc.AT_FDCWD, dir, libc.O_RDONLY | libc.O_DIRECTORY);
+    try {
+      removeAt(parent, name, { seconds, until });
+    } finally {
+      libc.close(parent);
+    }
+  });
 }
 
 function code(error: unknown): string | undefined {
@@ -330,8 +338,12 @@ const WALK_DEPTH = 512;
  * its name as bytes (a name that is not UTF-8 is still the name on disk) and
  * its statx, never following a symlink.
  */
-export function walkTree(path: string, visit: (dir: number, name: Uint8Array, info: libc.Stat) => void): void {
-  const top = libc.openAt(libc.AT_FDCWD, path, OPEN_FLAGS | libc.O_DIRECTORY);
+export function walkTree(
+  path: libc.Name,
+  visit: (dir: number, name: Uint8Array, info: libc.Stat) => void,
+  at: number = libc.AT_FDCWD,
+): void {
+  const top = libc.openAt(at, path, OPEN_FLAGS | libc.O_DIRECTORY);
   try {
     walkAt(top, visit, 0);
   } finally {

@@ -153,6 +153,8 @@ export interface Stat {
   size: number;
   blocks: number;
   mtime: Date;
+  /** When the inode last changed (nobody can set it back, as one can an mtime). */
+  ctime: Date;
   isFile: boolean;
   isDirectory: boolean;
   isSymlink: boolean;
@@ -186,6 +188,7 @@ export function stat(fd: number, name?: Name): Stat {
     size: Number(v.getBigUint64(40, true)),
     blocks: Number(v.getBigUint64(48, true)),
     mtime: new Date(Number(v.getBigInt64(112, true)) * 1000 + Math.floor(v.getUint32(120, true) / 1e6)),
+    ctime: new Date(Number(v.getBigInt64(96, true)) * 1000 + Math.floor(v.getUint32(104, true) / 1e6)),
     isFile: type === 0o100000,
     isDirectory: type === 0o040000,
     isSymlink: type === 0o120000,

@@ -17,8 +17,11 @@ int main(int argc, char **argv)
 		printf("%s\n", err);
 		return 1;
 	}
-	printf("ok data_path=%s gc_high=%d gc_low=%d runtime=%s cli=%s registry_interval=%d fuse=%s\n", cfg.data_path,
+	printf("ok data_path=%s gc_high=%d gc_low=%d runtime=%s cli=%s registry_interval=%d fuse=%s", cfg.data_path,
 	       cfg.gc_high, cfg.gc_low, pyxis_config_runtime_name(cfg.runtime), cfg.cli, cfg.registry_interval,
 	       cfg.fuse ? "yes" : "no");
+	if (cfg.user_limit > 0)
+		printf(" user_limit=%d", cfg.user_limit);
+	printf("\n");
 	return 0;
 }

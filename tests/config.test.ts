@@ -109,9 +109,10 @@ Deno.test("a bad configuration is a one-line error naming the key, exit 2, and c
 
 /** What a reader made of a case, in the table's words. */
 function describeConfig(config: Config): string {
-  const { dataPath, gcHigh, gcLow, runtime, cli, registryInterval, fuse } = config;
+  const { dataPath, gcHigh, gcLow, runtime, cli, registryInterval, fuse, userLimit } = config;
   return `ok data_path=${dataPath} gc_high=${gcHigh} gc_low=${gcLow} runtime=${runtime} cli=${cli} ` +
-    `registry_interval=${registryInterval} fuse=${fuse ? "yes" : "no"}`;
+    `registry_interval=${registryInterval} fuse=${fuse ? "yes" : "no"}` +
+    (userLimit === undefined ? "" : ` user_limit=${userLimit}`);
 }
 
 /** lib/config.ts's message without where the value came from ("; in FILE)" or " (in FILE)"). */
