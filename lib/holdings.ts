@@ -21,12 +21,28 @@ export interface Holding {
 }
 
 /**
- * The blocks a tree takes, each inode once, never following a symlink; what could be walked
- * when walking fails. `raw`: the tree is that name (bytes) in the directory above `path`.
+ * How long walking one user's trees may take (in `status`, or a collection under its lock): a
+ * user can make millions of names; what is past this is not counted, and said so.
  */
-function walked(path: string, seen: Set<bigint>, problems: string[], raw?: Uint8Array): number {
+export const WALK_SECONDS = 60;
+
+/** A walk that reached its user's WALK_SECONDS. */
+class WalkTooLong extends Error {
+  constructor(seconds: number) {
+    super(`not walked within the ${seconds} s one user's trees may take`);
+  }
+}
+
+/**
+ * The blocks a tree takes, each inode once, never following a symlink; what could be walked
+ * when walking fails or `until` (a `performance.now()` time) passes. `raw`: the tree is that
+ * name (bytes) in the directory above `path`.
+ */
+function walked(path: string, seen: Set<bigint>, problems: string[], until: number, raw?: Uint8Array): number {
   let bytes = 0;
+  let visited = 0;
   const count = (ino: bigint, blocks: number, isDirectory: boolean) => {
+    if ((++visited & 255) === 0 && performance.now() > until) throw new WalkTooLong(WALK_SECONDS);
     if (!isDirectory) {
       // A hard link counts once: the same inode under two names is one file's blocks.
       if (seen.has(ino)) return;
@@ -39,6 +55,7 @@ function walked(path: string, seen: Set<bigint>, problems: string[], raw?: Uint8
     if (raw) {
       parent = libc.openAt(libc.AT_FDCWD, path.slice(0, path.lastIndexOf("/")), libc.O_RDONLY | libc.O_DIRECTORY);
     }
+    if (performance.now() > until) throw new WalkTooLong(WALK_SECONDS);
     const top = libc.stat(parent, raw ?? path);
     count(top.ino, top.blocks, top.isDirectory);
     if (top.isDirectory) {
@@ -70,11 +87,13 @@ export function holdings(
   const problems = options.problems ?? scan.problems;
   const result = new Map<number, Holding>();
   const seen = new Map<number, Set<bigint>>();
+  const until = new Map<number, number>();
   const of = (uid: number) => {
     let holding = result.get(uid);
     if (!holding) {
       result.set(uid, holding = { uid, bytes: 0, entries: 0, entryBytes: 0, otherBytes: 0 });
       seen.set(uid, new Set());
+      until.set(uid, performance.now() + WALK_SECONDS * 1000);
     }
     return holding;
   };
@@ -83,7 +102,9 @@ export function holdings(
       problems.push(`${shown(path)}: a mount point is in it: not counted`);
       return 0;
     }
-    return walked(path, seen.get(uid)!, problems, raw);
+    // Past the user's walking time: the first tree cut short said so; the rest are not counted.
+    if (performance.now() > until.get(uid)!) return 0;
+    return walked(path, seen.get(uid)!, problems, until.get(uid)!, raw);
   };
   for (const entry of scan.entries) {
     const holding = of(entry.uid);
