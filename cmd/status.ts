@@ -27,7 +27,8 @@ the start of its manifest digest (the whole one in --json).
                        allowed; '-' or no FILE reads stdin) into one summary row per node and one
                        table per node; with --json print {nodes: [...], images: [{image, nodes}]}.
                        Reads no configuration. E.g.:
-                       srun -N8 --ntasks-per-node=1 pyxis-cache status --json | pyxis-cache status --merge
+                       srun -N8 --ntasks-per-node=1 -l pyxis-cache status --json | pyxis-cache status --merge
+                       (--label: srun interleaves longer output of many nodes; merge takes it apart)
 ${CONFIG_HELP}
 ${COMMON_HELP}`;
 
@@ -79,6 +80,21 @@ function userTable(s: Status): string {
     ]);
   }
   return columns(rows);
+}
+
+/**
+ * The report as JSON, each element of its lists on a line of its own. srun carries a task's
+ * output in messages of at most 1024 bytes, and a longer line from one node is cut and
+ * interleaved with the others' (with --label, each piece labelled): lines this short reach
+ * `status --merge` whole, and with --label it takes each node's lines apart (lib/merge.ts).
+ */
+function linedJson(report: Status): string {
+  const fields = Object.entries(report).map(([key, value]) =>
+    Array.isArray(value) && value.length > 0
+      ? `${JSON.stringify(key)}:[\n${value.map((item) => JSON.stringify(item)).join(",\n")}\n]`
+      : `${JSON.stringify(key)}:${JSON.stringify(value)}`
+  );
+  return `{${fields.join(",\n")}}`;
 }
 
 function percent(n: number): string {
@@ -150,7 +166,7 @@ export async function run(args: string[]): Promise<number> {
   if (files !== undefined) return await runMerge(files, values.json ?? false);
   const config = await configFrom(values);
   const result = await status(config);
-  console.log(values.json ? JSON.stringify(result) : table(result));
+  console.log(values.json ? linedJson(result) : table(result));
   for (const problem of result.problems) console.error(`pyxis-cache: status: ${problem}`);
   if (values.prometheus !== undefined) {
     try {
