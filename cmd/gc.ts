@@ -1,4 +1,5 @@
-import { collect, type Collection, STALE_AFTER_SECONDS } from "../lib/collect.ts";
+import { shown } from "../lib/entries.ts";
+import { collect, type Collection, STALE_AFTER_SECONDS, USER_SECONDS } from "../lib/collect.ts";
 import { type Level, Log } from "../lib/journal.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, formatBytes, parse, wholeNumber } from "./options.ts";
 import { describe } from "../lib/errors.ts";
@@ -6,16 +7,23 @@ import { describe } from "../lib/errors.ts";
 export const help = `pyxis-cache gc: keep the cache filesystem between its watermarks
 
 Usage: pyxis-cache gc [--dry-run] [--json] [--uid N [--all]] [--stale-after SECS]
-                      [--prometheus FILE] [--journal] [--quiet] [--fail-if-full]
+                      [--user-seconds SECS] [--prometheus FILE] [--journal] [--quiet]
+                      [--fail-if-full]
 
 When filesystem use is at or above container_cache_gc_high, evicts entries
 least recently used first, skipping entries a running step holds, until use is
 at or below container_cache_gc_low. Always removes what dead work left behind:
 once --stale-after old, the temporary directories of killed unpacks and
 imports (and root's <base>/.pyxis_cache_staging.*), the directories and mount
-points (.pyxis_cache_mnt.*) of dead steps, and the creation locks of failed
-creates; at any age, what killed evictions left; and registry records
-(.pyxis_cache_ref.*) not rewritten for 30 days. One collector runs at a time:
+points (.pyxis_cache_mnt.*) of dead steps, the creation locks of failed
+creates, and names in <base>/<uid> that are not the cache's (not changed for
+that long); at any age, what killed evictions left; and registry records
+(.pyxis_cache_ref.*) not rewritten for 30 days. With container_cache_user_limit,
+each user above it then loses their own least recently used entries not in
+use until they are not, whatever the watermarks. Removal in one user's
+directory (their leftovers, their evicted entries) ends --user-seconds after
+it began in the run: a tree not removed by then is one failure line and is
+left for the next run, which goes on with it. One collector runs at a time:
 a second one says it skipped and exits 0. Every run that is not a dry run adds
 to counters kept in <base>/pyxis-cache-gc.state.json (runs, evictions, bytes
 freed, last success) for --prometheus.
@@ -28,8 +36,10 @@ or above the high watermark afterwards; 2 usage or configuration error.
   --json               print {evicted, skippedInUse, usageBefore, usageAfter, ...}
   --uid N              only this user's entries
   --all                evict every entry not in use, whatever the watermarks (with --uid: one user's)
-  --stale-after SECS   remove a dead unpack's temporary directory, a dead step's directory or mount point, or a
-                       failed create's lock, once this old (default ${STALE_AFTER_SECONDS})
+  --stale-after SECS   remove a dead unpack's temporary directory, a dead step's directory or mount point, a
+                       failed create's lock, or a name that is not the cache's, once this old
+                       (default ${STALE_AFTER_SECONDS})
+  --user-seconds SECS  how long removal in one user's directory may take of a run (default ${USER_SECONDS})
   --prometheus FILE    afterwards, write node_exporter textfile metrics to FILE (as status --prometheus)
   --journal            start each line with its syslog priority (<3> error, <4> warning, <5> notice,
                        <6> info) for the systemd journal; on by itself when $JOURNAL_STREAM is stdout/stderr
@@ -47,7 +57,8 @@ function report(result: Collection): [Level, string][] {
   ]);
   for (const e of result.skippedInUse) lines.push(["info", `kept ${e.name} (uid ${e.uid}): in use`]);
   for (const path of result.removedLeftovers) {
-    lines.push(["info", `${result.dryRun ? "would remove" : "removed"} leftover ${path}`]);
+    // A name that is not the cache's is the user's choice: shown on one line, whatever it holds.
+    lines.push(["info", `${result.dryRun ? "would remove" : "removed"} leftover ${shown(path)}`]);
   }
   const bytes = result.evicted.reduce((sum, e) => sum + e.bytes, 0);
   const summary =
@@ -70,6 +81,7 @@ export async function run(args: string[]): Promise<number> {
     uid: { type: "string" },
     all: { type: "boolean" },
     "stale-after": { type: "string" },
+    "user-seconds": { type: "string" },
     prometheus: { type: "string" },
     journal: { type: "boolean" },
     quiet: { type: "boolean" },
@@ -90,6 +102,7 @@ export async function run(args: string[]): Promise<number> {
     uid: wholeNumber("--uid", values.uid),
     all: values.all,
     staleAfterSeconds: wholeNumber("--stale-after", values["stale-after"]),
+    userSeconds: wholeNumber("--user-seconds", values["user-seconds"]),
   });
   if (values.json) console.log(JSON.stringify(result));
   else for (const [level, text] of report(result)) log.line(level, text);

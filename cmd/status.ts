@@ -11,19 +11,24 @@ Usage: pyxis-cache status [--json] [--prometheus FILE]
 One row per entry you may see (root sees every user's): user, name, image,
 size, last used, and whether a running step holds it; then one row per entry
 being unpacked now (since when, and how many running steps started from a
-FUSE mount of its image meanwhile). A registry image shows its reference and
+FUSE mount of its image meanwhile); then one row per user: every byte under
+<base>/<uid> (entries as recorded, everything else as it takes on disk), and
+the container_cache_user_limit it is held to. A registry image shows its reference and
 the start of its manifest digest (the whole one in --json).
 
   --json               print {node, usage, high, low, entries: [{name, uid, path, bytes, lastUsed, inUse, image, digest}],
-                       unpacking: [{name, uid, path, image, startedAt, mountedSteps}], mounted: [{name, uid, path}]}
+                       unpacking: [{name, uid, path, image, startedAt, mountedSteps}], mounted: [{name, uid, path}],
+                       users: [{uid, user, bytes, entries, entryBytes, otherBytes, limitBytes}], userLimit}
   --prometheus FILE    also write node_exporter textfile metrics to FILE, atomically (a temporary file
                        in FILE's directory, then rename): filesystem bytes, watermarks, entries and
-                       bytes per user, entries in use, and gc's counters; FILE should end in .prom
+                       bytes per user, every byte each user holds, entries in use, and gc's counters;
+                       FILE should end in .prom
   --merge FILE...      merge the --json reports of many nodes (concatenated, srun --label prefixes
                        allowed; '-' or no FILE reads stdin) into one summary row per node and one
                        table per node; with --json print {nodes: [...], images: [{image, nodes}]}.
                        Reads no configuration. E.g.:
-                       srun -N8 --ntasks-per-node=1 pyxis-cache status --json | pyxis-cache status --merge
+                       srun -N8 --ntasks-per-node=1 -l pyxis-cache status --json | pyxis-cache status --merge
+                       (--label: srun interleaves longer output of many nodes; merge takes it apart)
 ${CONFIG_HELP}
 ${COMMON_HELP}`;
 
@@ -56,7 +61,40 @@ function table(s: Status): string {
       u.image === null ? "?" : shown(u.image),
     ]);
   }
-  return `${head}\n${columns(rows)}`;
+  return `${head}\n${columns(rows)}${s.users?.length ? `\n\n${userTable(s)}` : ""}`;
+}
+
+/** What each user holds under <base>/<uid>: every byte there, entries or not, against the per-user limit. */
+function userTable(s: Status): string {
+  const rows = [["USER", "UID", "HOLDS", "ENTRIES", "OTHER", "LIMIT"]];
+  for (const u of s.users ?? []) {
+    rows.push([
+      u.user,
+      String(u.uid),
+      formatBytes(u.bytes),
+      `${u.entries} (${formatBytes(u.entryBytes)})`,
+      formatBytes(u.otherBytes),
+      u.limitBytes === null
+        ? "-"
+        : `${formatBytes(u.limitBytes)} (${s.userLimit}%)${u.bytes > u.limitBytes ? " exceeded" : ""}`,
+    ]);
+  }
+  return columns(rows);
+}
+
+/**
+ * The report as JSON, each element of its lists on a line of its own. srun carries a task's
+ * output in messages of at most 1024 bytes, and a longer line from one node is cut and
+ * interleaved with the others' (with --label, each piece labelled): lines this short reach
+ * `status --merge` whole, and with --label it takes each node's lines apart (lib/merge.ts).
+ */
+function linedJson(report: Status): string {
+  const fields = Object.entries(report).map(([key, value]) =>
+    Array.isArray(value) && value.length > 0
+      ? `${JSON.stringify(key)}:[\n${value.map((item) => JSON.stringify(item)).join(",\n")}\n]`
+      : `${JSON.stringify(key)}:${JSON.stringify(value)}`
+  );
+  return `{${fields.join(",\n")}}`;
 }
 
 function percent(n: number): string {
@@ -128,7 +166,7 @@ export async function run(args: string[]): Promise<number> {
   if (files !== undefined) return await runMerge(files, values.json ?? false);
   const config = await configFrom(values);
   const result = await status(config);
-  console.log(values.json ? JSON.stringify(result) : table(result));
+  console.log(values.json ? linedJson(result) : table(result));
   for (const problem of result.problems) console.error(`pyxis-cache: status: ${problem}`);
   if (values.prometheus !== undefined) {
     try {

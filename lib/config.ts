@@ -18,6 +18,11 @@ export interface Config {
    * unpacked in the background (where FUSE is available); off: it waits for the unpack.
    */
   fuse: boolean;
+  /**
+   * The share of the cache filesystem (percent, 1 to 100) one user may hold under
+   * `<base>/<uid>`; `undefined`: no limit.
+   */
+  userLimit?: number;
   /** pyxis 0.24's own keys, accepted with pyxis's meaning (docs/pyxis.md, "plugstack keys"). */
   pyxis: PyxisKeys;
 }
@@ -59,6 +64,7 @@ export const KEYS = [
   "container_cache_cli",
   "container_cache_registry_interval",
   "container_cache_fuse",
+  "container_cache_user_limit",
   // pyxis's own keys
   ...PYXIS_KEYS,
 ] as const;
@@ -81,6 +87,16 @@ function seconds(key: string, value: string, source: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n > MAX_REGISTRY_INTERVAL) {
     throw invalid(key, value, `must be a whole number of seconds from 0 to ${MAX_REGISTRY_INTERVAL}`, source);
+  }
+  return n;
+}
+
+/** A percentage from 1 to 100, or `off` (no limit). */
+function limit(key: string, value: string, source: string): number | undefined {
+  if (value === "off") return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 100) {
+    throw invalid(key, value, "must be an integer from 1 to 100, or off", source);
   }
   return n;
 }
@@ -158,6 +174,8 @@ export function parseConfig(args: string[], source: string): Config {
     ),
     fuse: flag("container_cache_fuse", values.get("container_cache_fuse") ?? "yes", source),
   };
+  const userLimit = limit("container_cache_user_limit", values.get("container_cache_user_limit") ?? "off", source);
+  if (userLimit !== undefined) config.userLimit = userLimit;
   if (config.gcLow >= config.gcHigh) {
     const reason = `must be below container_cache_gc_high=${config.gcHigh}`;
     throw invalid("container_cache_gc_low", String(config.gcLow), reason, source);

@@ -8,8 +8,10 @@ import {
   STEP_NAME,
   TEMP_NAME,
   TRASH_NAME,
+  USER_GC_LOCK_FILE,
 } from "./layout.ts";
 import { openAt, type Opened, openPath } from "./files.ts";
+import * as libc from "./libc.ts";
 import { MANIFEST_DIGEST } from "./reference.ts";
 import { self } from "./users.ts";
 import { describe } from "./errors.ts";
@@ -40,14 +42,23 @@ export interface Entry {
   lastUsed: Date;
 }
 
-/** An unpack or eviction that did not finish, or the creation lock of an entry that may not exist. */
+/**
+ * An unpack or eviction that did not finish, or the creation lock of an entry that may not exist;
+ * or ("foreign") a name in `<base>/<uid>` that is none of the cache's.
+ */
 export interface Leftover {
   uid: number;
   path: string;
-  kind: "temp" | "trash" | "staging" | "step" | "create" | "record" | "mount";
+  kind: "temp" | "trash" | "staging" | "step" | "create" | "record" | "mount" | "foreign";
   /** The entry it was for. */
   name: string;
+  /** Its mtime; for a foreign name the later of its mtime and ctime (which nobody can set back). */
   mtime: Date;
+  /**
+   * A foreign name that is not UTF-8: its bytes (with the NUL listDir gives), in the directory
+   * `<base>/<uid>`; `path` then holds it decoded, U+FFFD for each byte that is not.
+   */
+  raw?: Uint8Array;
 }
 
 export interface Scan {
@@ -55,6 +66,45 @@ export interface Scan {
   leftovers: Leftover[];
   /** Things found and not trusted, one line each. */
   problems: string[];
+  /** Mount points under `<base>`, relative to it (`<uid>/<name>/...`): root never walks into one. */
+  mounts: string[];
+}
+
+/**
+ * Whether a mount point is at `path` (under `<base>`) or below it. A user can mount a
+ * FUSE filesystem of their own (fusermount) on a directory of theirs, and a server
+ * that never answers would hold whoever walks into it: root never does.
+ */
+export function mountedAt(scan: Scan, base: string, path: string): boolean {
+  if (scan.mounts.length === 0 || !path.startsWith(`${base}/`)) return false;
+  const relative = path.slice(base.length + 1);
+  return scan.mounts.some((m) => m === relative || m.startsWith(`${relative}/`));
+}
+
+/** mountinfo's octal escapes (a space is \040). */
+function unescapeMount(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+/** The mount points under `base` (its real path), relative to it, from /proc/self/mountinfo. */
+function mountsUnder(base: string): string[] {
+  let text: string;
+  let real: string;
+  try {
+    text = Deno.readTextFileSync("/proc/self/mountinfo");
+    real = Deno.realPathSync(base);
+  } catch {
+    return [];
+  }
+  const prefix = real === "/" ? "/" : `${real}/`;
+  const mounts: string[] = [];
+  for (const line of text.split("\n")) {
+    const point = line.split(" ")[4];
+    if (point === undefined) continue;
+    const path = unescapeMount(point);
+    if (path.startsWith(prefix) && path.length > prefix.length) mounts.push(path.slice(prefix.length));
+  }
+  return mounts;
 }
 
 const META_LIMIT = 64 * 1024;
@@ -170,6 +220,11 @@ function lastUsed(path: string, stat: Deno.FileInfo, scan: Scan): Date {
 
 function scanUserDir(base: string, uid: number, scan: Scan): void {
   const dir = `${base}/${uid}`;
+  // The user owns it, so may mount on it (fusermount): not even lstat(2) then.
+  if (scan.mounts.includes(String(uid))) {
+    scan.problems.push(`${dir}: a mount point, skipped`);
+    return;
+  }
   const info = Deno.lstatSync(dir);
   if (!info.isDirectory) {
     scan.problems.push(`${dir}: not a directory, skipped`);
@@ -187,19 +242,36 @@ function scanUserDir(base: string, uid: number, scan: Scan): void {
     if (error instanceof Deno.errors.PermissionDenied && uid !== self().uid) return;
     throw error;
   }
+  const mounted = new Set(scan.mounts);
+  // What is not the cache's: it counts to the user, and the collector removes it once stale.
+  const foreign = (path: string, name: string, stat: Deno.FileInfo | undefined) => {
+    if (!stat) return;
+    const changed = Math.max(stat.mtime?.getTime() ?? 0, stat.ctime?.getTime() ?? 0);
+    scan.leftovers.push({ uid, path, kind: "foreign", name, mtime: new Date(changed) });
+  };
+  // A name that is not UTF-8 reads as one with U+FFFD, which is not on disk: those are found by their bytes.
+  if (names.some(({ name }) => name.includes("\uFFFD"))) undecodable(dir, uid, mounted, scan);
   for (const { name } of names) {
+    if (name.includes("\uFFFD")) continue;
     const path = `${dir}/${name}`;
+    // Not even lstat(2): on a user's FUSE mount it would wait for their server.
+    if (mounted.has(`${uid}/${name}`)) {
+      scan.problems.push(`${dir}/${shown(name)}: a mount point, skipped`);
+      continue;
+    }
     const entryMatch = ENTRY_NAME.exec(name);
     const leftover = TEMP_NAME.exec(name) ?? TRASH_NAME.exec(name);
     const creating = CREATE_NAME.exec(name);
     if (entryMatch) {
       if (Number(entryMatch[1]) !== uid) {
-        scan.problems.push(`${path}: entry of uid ${entryMatch[1]} in the directory of uid ${uid}, skipped`);
+        scan.problems.push(`${path}: entry of uid ${entryMatch[1]} in the directory of uid ${uid}: not the cache's`);
+        foreign(path, name, lstatOrUndefined(path));
         continue;
       }
       const stat = lstatOrUndefined(path);
       if (!stat?.isDirectory) {
-        if (stat) scan.problems.push(`${path}: not a directory, skipped`);
+        if (stat) scan.problems.push(`${path}: not a directory: not the cache's`);
+        foreign(path, name, stat);
         continue;
       }
       scan.entries.push({ uid, name, path, lastUsed: lastUsed(path, stat, scan) });
@@ -212,15 +284,59 @@ function scanUserDir(base: string, uid: number, scan: Scan): void {
       scan.leftovers.push({ uid, path, kind, name: entry, mtime: stat.mtime ?? new Date(0) });
     } else if (creating) {
       const stat = lstatOrUndefined(path);
-      // Only a regular file is a lock of ours: anything else under the name is left alone.
-      if (!stat?.isFile) continue;
-      scan.leftovers.push({ uid, path, kind: "create", name: creating[1]!, mtime: stat.mtime ?? new Date(0) });
+      // Only a regular file is a lock of ours: anything else under the name is not the cache's.
+      if (!stat?.isFile) foreign(path, name, stat);
+      else scan.leftovers.push({ uid, path, kind: "create", name: creating[1]!, mtime: stat.mtime ?? new Date(0) });
     } else if (RECORD_NAME.test(name)) {
       const stat = lstatOrUndefined(path);
       if (stat?.isFile) scan.leftovers.push({ uid, path, kind: "record", name, mtime: stat.mtime ?? new Date(0) });
-    } else if (name.startsWith("pyxis_cache_")) {
-      scan.problems.push(`${dir}/${shown(name)}: not an entry name, skipped`);
+      else foreign(path, name, stat);
+    } else if (name === USER_GC_LOCK_FILE) {
+      const stat = lstatOrUndefined(path);
+      if (!stat?.isFile) foreign(path, name, stat);
+    } else {
+      if (name.startsWith("pyxis_cache_")) {
+        scan.problems.push(`${dir}/${shown(name)}: not an entry name: not the cache's`);
+      }
+      foreign(path, name, lstatOrUndefined(path));
     }
+  }
+}
+
+const strict = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The names in `dir` that are not UTF-8, or hold U+FFFD: none is one of the cache's, so each is a
+ * foreign leftover, kept by its bytes (statx and removal go by them, relative to the directory).
+ */
+function undecodable(dir: string, uid: number, mounted: Set<string>, scan: Scan): void {
+  const fd = libc.openAt(libc.AT_FDCWD, dir, libc.O_RDONLY | libc.O_DIRECTORY | libc.O_NOFOLLOW | libc.O_NONBLOCK);
+  try {
+    for (const { name: raw } of libc.listDir(fd)) {
+      const bytes = raw.subarray(0, -1);
+      let text: string;
+      try {
+        text = strict.decode(bytes);
+        if (!text.includes("\uFFFD")) continue; // read through Deno already
+      } catch {
+        text = decoder.decode(bytes);
+      }
+      if (mounted.has(`${uid}/${text}`)) {
+        scan.problems.push(`${dir}/${shown(text)}: a mount point, skipped`);
+        continue;
+      }
+      let info: libc.Stat;
+      try {
+        info = libc.stat(fd, raw);
+      } catch {
+        continue; // gone since it was listed
+      }
+      scan.problems.push(`${dir}/${shown(text)}: not an entry name: not the cache's`);
+      const changed = Math.max(info.mtime.getTime(), info.ctime.getTime());
+      scan.leftovers.push({ uid, path: `${dir}/${text}`, kind: "foreign", name: text, mtime: new Date(changed), raw });
+    }
+  } finally {
+    libc.close(fd);
   }
 }
 
@@ -235,7 +351,7 @@ export function scanEntries(base: string, options: { uid?: number } = {}): Promi
 
 /** scanEntries with synchronous calls: one async call per entry took seconds over 10,000 (bench P4). */
 function scanEntriesSync(base: string, options: { uid?: number }): Scan {
-  const scan: Scan = { entries: [], leftovers: [], problems: [] };
+  const scan: Scan = { entries: [], leftovers: [], problems: [], mounts: mountsUnder(base) };
   const uids: number[] = [];
   for (const { name } of Deno.readDirSync(base)) {
     if (/^\d+$/.test(name) && (options.uid === undefined || Number(name) === options.uid)) uids.push(Number(name));

@@ -152,12 +152,20 @@ export async function touch(path: string): Promise<boolean> {
 /** How deep removeTree descends before it moves a directory up to the top instead. */
 const REMOVE_DEPTH = 32;
 /**
- * How long removeTree goes on with passes once one left the tree non-empty:
- * deep trees need passes (75,000 levels take about 5 s), but a user who keeps
- * adding names to their own trash must not hold root's collector, and its
- * lock, for ever. What is left is the next collection's.
+ * How long one removeTree may take unless its caller bounds it otherwise: any tree
+ * the cache makes goes in far less (a 50,000-file entry in about 0.5 s on tmpfs,
+ * trash 75,000 levels deep in about 5 s), but a user who keeps adding names to a tree
+ * of their own ahead of root's getdents64 order could otherwise keep root removing it
+ * for as long as they like. What is left is the next removal's.
  */
-const REMOVE_RETRY_SECONDS = 60;
+export const REMOVE_SECONDS = 300;
+
+/** A removal that reached its bound before the tree was gone: what is left stays for the next one. */
+export class OutOfTime extends Error {
+  constructor(readonly seconds: number) {
+    super(`not removed within ${seconds} s: names kept appearing in it, or it is larger than that allows`);
+  }
+}
 
 /**
  * Removes a tree without following a symlink and without recursion as deep as
@@ -167,38 +175,64 @@ const REMOVE_RETRY_SECONDS = 60;
  * (nor more descriptors) than one 32 levels deep. Never through `..`, which a
  * user could redirect. A user's own read-only directories are made writable
  * first (root needs no such help, and never chmods user paths).
+ *
+ * It ends by `until` (a `performance.now()` time; `seconds` from now unless given),
+ * checked name by name and between directory reads from the very first one, with
+ * OutOfTime: nothing anybody adds to the tree meanwhile can make it run longer.
  */
-export function removeTree(path: string, retrySeconds = REMOVE_RETRY_SECONDS): Promise<void> {
-  return Promise.try(() => removeTreeSync(path, retrySeconds));
+export function removeTree(
+  path: string,
+  seconds = REMOVE_SECONDS,
+  until = performance.now() + seconds * 1000,
+): Promise<void> {
+  const slash = path.lastIndexOf("/");
+  return removeTreeAt(slash <= 0 ? "/" : path.slice(0, slash), path.slice(slash + 1), seconds, until);
 }
 
-function removeTreeSync(path: string, retrySeconds: number): void {
-  const slash = path.lastIndexOf("/");
-  const parent = libc.openAt(libc.AT_FDCWD, slash <= 0 ? "/" : path.slice(0, slash), libc.O_RDONLY | libc.O_DIRECTORY);
-  try {
-    removeAt(parent, path.slice(slash + 1), retrySeconds);
-  } finally {
-    libc.close(parent);
-  }
+/** removeTree of `name` in the directory `dir`: a name as bytes too (one that is not UTF-8). */
+export function removeTreeAt(
+  dir: string,
+  name: libc.Name,
+  seconds = REMOVE_SECONDS,
+  until = performance.now() + seconds * 1000,
+): Promise<void> {
+  return Promise.try(() => {
+    const parent = libc.openAt(libc.AT_FDCWD, dir, libc.O_RDONLY | libc.O_DIRECTORY);
+    try {
+      removeAt(parent, name, { seconds, until });
+    } finally {
+      libc.close(parent);
+    }
+  });
 }
 
 function code(error: unknown): string | undefined {
   return error instanceof libc.OsError ? error.code : undefined;
 }
 
-/** One removal: the tree's top, where deep directories are hoisted, and when its passes must end. */
+/** When a removal must end: `until` is a `performance.now()` time, `seconds` what it is said as. */
+interface Bound {
+  seconds: number;
+  until: number;
+}
+
+/** One removal: the tree's top, where deep directories are hoisted, and when it must end. */
 interface Removal {
   top: number;
-  retrySeconds: number;
-  /** Unbounded for the first pass; then `retrySeconds` from the end of it. */
-  deadline: number;
+  bound: Bound;
+}
+
+/** Throws OutOfTime once the removal's bound has passed. */
+function inTime(bound: Bound): void {
+  if (performance.now() > bound.until) throw new OutOfTime(bound.seconds);
 }
 
 /** Removes `name` in `parent`, whatever it is. */
-function removeAt(parent: number, name: libc.Name, retrySeconds: number): void {
+function removeAt(parent: number, name: libc.Name, bound: Bound): void {
+  inTime(bound);
   const top = openDirToEmpty(parent, name);
   if (top === undefined) return unlinkIfThere(parent, name);
-  const removal: Removal = { top, retrySeconds, deadline: Infinity };
+  const removal: Removal = { top, bound };
   try {
     // Each pass empties what it reaches; directories hoisted into the top wait for the next one.
     for (;;) {
@@ -208,7 +242,7 @@ function removeAt(parent: number, name: libc.Name, retrySeconds: number): void {
       } catch (error) {
         if (code(error) === "ENOENT") return;
         if (code(error) !== "ENOTEMPTY") throw error;
-        if (removal.deadline === Infinity) removal.deadline = performance.now() + retrySeconds * 1000;
+        inTime(bound);
       }
     }
   } finally {
@@ -255,11 +289,10 @@ function makeOwnWritable(fd: number): boolean {
 function emptyDir(dir: number, removal: Removal, depth: number): void {
   makeOwnWritable(dir);
   // A directory another remover removed lists as empty (getdents64 fails with ENOENT).
-  for (const { name, isDirectory } of ifThere(() => libc.listDir(dir), [])) {
+  const bound = removal.bound;
+  for (const { name, isDirectory } of ifThere(() => libc.listDir(dir, () => inTime(bound)), [])) {
     // Checked name by name: somebody adding faster than this removes would make any one pass endless.
-    if (performance.now() > removal.deadline) {
-      throw new Error(`names kept appearing in it for ${removal.retrySeconds} s`);
-    }
+    inTime(bound);
     if (!isDirectory) {
       try {
         libc.unlinkAt(dir, name);
@@ -305,8 +338,12 @@ const WALK_DEPTH = 512;
  * its name as bytes (a name that is not UTF-8 is still the name on disk) and
  * its statx, never following a symlink.
  */
-export function walkTree(path: string, visit: (dir: number, name: Uint8Array, info: libc.Stat) => void): void {
-  const top = libc.openAt(libc.AT_FDCWD, path, OPEN_FLAGS | libc.O_DIRECTORY);
+export function walkTree(
+  path: libc.Name,
+  visit: (dir: number, name: Uint8Array, info: libc.Stat) => void,
+  at: number = libc.AT_FDCWD,
+): void {
+  const top = libc.openAt(at, path, OPEN_FLAGS | libc.O_DIRECTORY);
   try {
     walkAt(top, visit, 0);
   } finally {

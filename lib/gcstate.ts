@@ -11,12 +11,21 @@ export interface GcState {
   runs: number;
   evictions: number;
   bytesFreed: number;
+  /** Evictions and removals that failed (or were cut short at a user's share of a run), one per failure line. */
+  failures: number;
   /** Unix seconds of the last run, and of the last run without a failed eviction or removal. */
   lastRun: number | null;
   lastSuccess: number | null;
 }
 
-export const EMPTY_STATE: GcState = { runs: 0, evictions: 0, bytesFreed: 0, lastRun: null, lastSuccess: null };
+export const EMPTY_STATE: GcState = {
+  runs: 0,
+  evictions: 0,
+  bytesFreed: 0,
+  failures: 0,
+  lastRun: null,
+  lastSuccess: null,
+};
 
 const STATE_LIMIT = 64 * 1024;
 
@@ -45,6 +54,7 @@ export async function readGcState(base: string): Promise<GcState> {
       runs: count(raw?.runs),
       evictions: count(raw?.evictions),
       bytesFreed: count(raw?.bytesFreed),
+      failures: count(raw?.failures),
       lastRun: time(raw?.lastRun),
       lastSuccess: time(raw?.lastSuccess),
     };
@@ -58,7 +68,7 @@ export async function readGcState(base: string): Promise<GcState> {
 /** Adds one run to the counters. Call only while holding the collector lock. */
 export async function recordGcRun(
   base: string,
-  run: { evictions: number; bytesFreed: number; ok: boolean; at?: Date },
+  run: { evictions: number; bytesFreed: number; failures?: number; ok: boolean; at?: Date },
 ): Promise<GcState> {
   const state = await readGcState(base);
   const now = Math.floor((run.at ?? new Date()).getTime() / 1000);
@@ -66,6 +76,7 @@ export async function recordGcRun(
     runs: state.runs + 1,
     evictions: add(state.evictions, run.evictions),
     bytesFreed: add(state.bytesFreed, run.bytesFreed),
+    failures: add(state.failures, run.failures ?? 0),
     lastRun: now,
     lastSuccess: run.ok ? now : state.lastSuccess,
   };

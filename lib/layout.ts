@@ -31,6 +31,8 @@ export const GC_LOCK_FILE = "pyxis-container-cache-gc.lock";
 export const GC_LOCK_MODE = 0o600;
 export const GC_STATE_FILE = "pyxis-cache-gc.state.json";
 export const LOCK_FILE = ".pyxis_cache_lock";
+/** A user's own collector lock, in `<base>/<uid>`. */
+export const USER_GC_LOCK_FILE = ".pyxis_cache_gc.lock";
 
 export const STAGING_PREFIX = ".pyxis_cache_staging.";
 
@@ -85,7 +87,7 @@ export function gcStatePath(base: string): string {
 }
 
 export function userGcLockPath(base: string, uid: number): string {
-  return `${base}/${uid}/.pyxis_cache_gc.lock`;
+  return `${base}/${uid}/${USER_GC_LOCK_FILE}`;
 }
 
 export function createLockPath(base: string, uid: number, name: string): string {

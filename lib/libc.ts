@@ -153,6 +153,8 @@ export interface Stat {
   size: number;
   blocks: number;
   mtime: Date;
+  /** When the inode last changed (nobody can set it back, as one can an mtime). */
+  ctime: Date;
   isFile: boolean;
   isDirectory: boolean;
   isSymlink: boolean;
@@ -186,6 +188,7 @@ export function stat(fd: number, name?: Name): Stat {
     size: Number(v.getBigUint64(40, true)),
     blocks: Number(v.getBigUint64(48, true)),
     mtime: new Date(Number(v.getBigInt64(112, true)) * 1000 + Math.floor(v.getUint32(120, true) / 1e6)),
+    ctime: new Date(Number(v.getBigInt64(96, true)) * 1000 + Math.floor(v.getUint32(104, true) / 1e6)),
     isFile: type === 0o100000,
     isDirectory: type === 0o040000,
     isSymlink: type === 0o120000,
@@ -274,12 +277,16 @@ export interface DirEntry {
   isDirectory?: boolean;
 }
 
-/** The names in a directory (not `.` or `..`), as bytes, read from its start. */
-export function listDir(fd: number): DirEntry[] {
+/**
+ * The names in a directory (not `.` or `..`), as bytes, read from its start; `between`
+ * is called before each read of the directory (a caller's bound on a huge one).
+ */
+export function listDir(fd: number, between?: () => void): DirEntry[] {
   const l = libc();
   check(l.lseek(fd, 0n, 0), "seek", `fd ${fd}`);
   const entries: DirEntry[] = [];
   for (;;) {
+    between?.();
     const n = check(l.getdents64(fd, direntBuffer, BigInt(direntBuffer.length)), "readdir", `fd ${fd}`);
     if (n === 0) return entries;
     // struct linux_dirent64: d_ino, d_off (8 bytes each), d_reclen (2), d_type (1), d_name (NUL-terminated).

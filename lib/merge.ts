@@ -43,6 +43,27 @@ function isStatus(value: unknown): value is Status {
   return typeof s === "object" && s !== null && typeof s.usage === "number" && Array.isArray(s.entries);
 }
 
+const LABEL = /^\s*(\d+): ?/;
+
+/**
+ * `srun --label` output taken apart: when every line that is not blank starts with a task's
+ * label, each task's lines (without it) one after the other, in the order of the labels, so
+ * that reports whose lines srun interleaved are whole again. Anything else is as it was.
+ */
+export function unlabelled(text: string): string {
+  const lines = text.split("\n").filter((line) => line.trim() !== "");
+  if (lines.length === 0 || !lines.every((line) => LABEL.test(line))) return text;
+  const tasks = new Map<number, string[]>();
+  for (const line of lines) {
+    const label = LABEL.exec(line)!;
+    const task = Number(label[1]);
+    const kept = tasks.get(task) ?? [];
+    kept.push(line.slice(label[0].length));
+    tasks.set(task, kept);
+  }
+  return [...tasks].sort((a, b) => a[0] - b[0]).map(([, task]) => task.join("\n")).join("\n");
+}
+
 /**
  * The reports in `text` (named `source` in errors), one per node: when a
  * node reports twice, the later report wins. A report without a `node` field
@@ -50,7 +71,7 @@ function isStatus(value: unknown): value is Status {
  */
 export function parseReports(text: string, source: string): Status[] {
   const reports: Status[] = [];
-  for (const [i, object] of splitObjects(text).entries()) {
+  for (const [i, object] of splitObjects(unlabelled(text)).entries()) {
     let value: unknown;
     try {
       value = JSON.parse(object);

@@ -49,6 +49,12 @@ export function renderMetrics(s: Status, gc: GcState): string {
     entries.add(row.entries, { ...labels, uid: String(uid), user: row.user });
     bytes.add(row.bytes, { ...labels, uid: String(uid), user: row.user });
   }
+  const held = new Family(
+    "pyxis_cache_user_bytes",
+    "gauge",
+    "Every byte under <base>/<uid>, per user: entries as recorded, everything else as it takes on disk.",
+  );
+  for (const u of s.users ?? []) held.add(u.bytes, { ...labels, uid: String(u.uid), user: u.user });
   const families = [
     new Family("pyxis_cache_filesystem_used_bytes", "gauge", "Bytes used on the cache filesystem.")
       .add(s.usedBytes, labels),
@@ -78,6 +84,7 @@ export function renderMetrics(s: Status, gc: GcState): string {
       .add(s.low / 100, labels),
     entries,
     bytes,
+    held,
     new Family("pyxis_cache_entries_in_use", "gauge", "Cache entries a running job step holds.")
       .add(s.entries.filter((e) => e.inUse).length, labels),
     new Family("pyxis_cache_problems", "gauge", "Things status found on disk and did not trust.")
@@ -92,7 +99,23 @@ export function renderMetrics(s: Status, gc: GcState): string {
       "Bytes of the entries gc evicted, as recorded at creation.",
     )
       .add(gc.bytesFreed, labels),
+    new Family(
+      "pyxis_cache_gc_failures_total",
+      "counter",
+      "Evictions and removals gc could not finish (one per failure line), trees cut short at a user's share of a run included.",
+    )
+      .add(gc.failures, labels),
   ];
+  const limit = s.users?.find((u) => u.limitBytes !== null)?.limitBytes;
+  if (s.userLimit != null) {
+    families.push(
+      new Family(
+        "pyxis_cache_user_limit_bytes",
+        "gauge",
+        "What one user may hold under <base>/<uid> (container_cache_user_limit).",
+      ).add(limit ?? Math.floor(((s.usedBytes + s.availableBytes) * s.userLimit) / 100), labels),
+    );
+  }
   if (gc.lastRun !== null) {
     families.push(
       new Family("pyxis_cache_gc_last_run_timestamp_seconds", "gauge", "When gc last ran.").add(gc.lastRun, labels),

@@ -3,7 +3,7 @@
  * into a temporary directory beside the entry, record the entry's size in its
  * lock file, and make it appear under its name with one rename(2).
  */
-import { collect } from "./collect.ts";
+import { collect, fitUserLimit, STALE_AFTER_SECONDS } from "./collect.ts";
 import type { Config } from "./config.ts";
 import type { Creation, Meta } from "./entries.ts";
 import { CacheError, describe } from "./errors.ts";
@@ -45,7 +45,13 @@ export async function makingRoom<T>(
       if (!(error instanceof NoSpaceError) || tries > 8) throw error;
       await undo();
       need = Math.max(need, roomOfLastTry * 2);
-      const room = { usage, force: true, freeBytes: need, staleAfterSeconds: 0 };
+      const room = {
+        usage,
+        force: true,
+        freeBytes: need,
+        staleAfterSeconds: 0,
+        foreignAfterSeconds: STALE_AFTER_SECONDS,
+      };
       let freed = await collect(config, room);
       // Another collector is running: it frees space too. Wait for it, then collect ourselves.
       let waited = false;
@@ -136,6 +142,9 @@ async function createEntry(
   // Read from the image's metadata while unsquashfs runs; a walk of the tree only when that cannot be done.
   const estimate = unpackedBytes(image);
   try {
+    // Within container_cache_user_limit: the user's own least recently used entries make room, or it fails.
+    const limited = config.userLimit !== undefined;
+    if (limited) await fitUserLimit(config, owner.uid, name, (await estimate) ?? image.bytes, { usage });
     await unsquashMakingRoom(config, image, temp, owner, usage);
     const top = await Deno.lstat(temp);
     if (!top.isDirectory) throw new CacheError(`unsquashfs left no directory for ${image.path}`);
@@ -146,6 +155,8 @@ async function createEntry(
       createdAt: new Date().toISOString(),
       unpackSeconds: (performance.now() - started) / 1000,
     };
+    // The estimate may have been short: what the unpack really took must fit too.
+    if (limited) await fitUserLimit(config, owner.uid, name, meta.bytes, { usage, evict: false, without: temp });
     await writeLock(config, temp, meta, owner);
     await Deno.rename(temp, target);
   } catch (error) {
@@ -187,7 +198,7 @@ export async function publish(
     if (await touch(entryPath(config.dataPath, owner.uid, image.name))) return false;
     if ((await (usage ?? statfsUsage)(config.dataPath)).percent >= config.gcHigh) {
       // Room is wanted now: a temporary directory whose creator is gone goes whatever its age.
-      await collect(config, { usage, staleAfterSeconds: 0 });
+      await collect(config, { usage, staleAfterSeconds: 0, foreignAfterSeconds: STALE_AFTER_SECONDS });
     }
     await removeDeadUnpacks(config.dataPath, owner.uid, image.name);
     recordCreation(creating, image);

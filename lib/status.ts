@@ -6,6 +6,7 @@ import { isHeld } from "./lock.ts";
 import { round, statfsUsage, type UsageSource } from "./usage.ts";
 import { lookupUid } from "./users.ts";
 import { nodeName } from "./node.ts";
+import { holdings, limitBytes } from "./holdings.ts";
 
 export interface StatusEntry {
   name: string;
@@ -44,6 +45,21 @@ export interface Mounted {
   path: string;
 }
 
+/** Everything one user holds under `<base>/<uid>` (holdings.ts). */
+export interface UserHolding {
+  uid: number;
+  user: string;
+  /** Every byte under `<base>/<uid>`: entryBytes + otherBytes. */
+  bytes: number;
+  entries: number;
+  /** The entries, as recorded at creation (walked when there is no record). */
+  entryBytes: number;
+  /** Everything else: unpacks in progress, leftovers, names that are not the cache's. */
+  otherBytes: number;
+  /** What container_cache_user_limit lets one user hold; null: no limit. */
+  limitBytes: number | null;
+}
+
 export interface Status {
   /** This node's hostname, so that reports from many nodes can be merged. */
   node: string;
@@ -57,6 +73,10 @@ export interface Status {
   /** Optional: reports from nodes running an older version, merged, have none. */
   unpacking?: Unpacking[];
   mounted?: Mounted[];
+  /** One row per user with anything under `<base>/<uid>` (absent from older reports). */
+  users?: UserHolding[];
+  /** container_cache_user_limit, percent; null: off (absent from older reports). */
+  userLimit?: number | null;
   problems: string[];
 }
 
@@ -111,10 +131,12 @@ export async function status(config: Config, usageSource: UsageSource = statfsUs
   const usage = await usageSource(config.dataPath);
   const scan = await scanEntries(config.dataPath);
   const entries: StatusEntry[] = [];
+  const recorded = new Map<string, number | undefined>();
   // Per user, in the order the collector would evict them: least recently used first.
   const ordered = scan.entries.sort((a, b) => a.uid - b.uid || a.lastUsed.getTime() - b.lastUsed.getTime());
   for (const entry of ordered) {
     const { meta, inUse } = inspect(entry.path);
+    recorded.set(entry.path, meta?.bytes);
     entries.push({
       name: entry.name,
       uid: entry.uid,
@@ -128,6 +150,18 @@ export async function status(config: Config, usageSource: UsageSource = statfsUs
       createdAt: meta?.createdAt ?? null,
     });
   }
+  const limit = config.userLimit === undefined ? null : limitBytes(config.userLimit, usage);
+  const users = [...holdings(config.dataPath, scan, (e) => recorded.get(e.path))]
+    .sort((a, b) => a[0] - b[0])
+    .map(([uid, h]): UserHolding => ({
+      uid,
+      user: lookupUid(uid)?.name ?? String(uid),
+      bytes: h.bytes,
+      entries: h.entries,
+      entryBytes: h.entryBytes,
+      otherBytes: h.otherBytes,
+      limitBytes: limit,
+    }));
   return {
     node: nodeName(),
     base: config.dataPath,
@@ -138,6 +172,8 @@ export async function status(config: Config, usageSource: UsageSource = statfsUs
     low: config.gcLow,
     entries,
     ...inProgress(config.dataPath, scan.leftovers),
+    users,
+    userLimit: config.userLimit ?? null,
     problems: scan.problems,
   };
 }

@@ -21,6 +21,7 @@
 
 #include "common.h"
 #include "args.h"
+#include "log.h"
 
 struct container_args container_args = {
 	.mount_home = -1,
@@ -59,7 +60,7 @@ static int run_parser(parse_fn fn, int val, const char *optarg)
 
 	if (fn(val, optarg, err, sizeof(err)) == 0)
 		return 0;
-	slurm_error("%s", err);
+	pyxis_error("%s", err);
 	return -1;
 }
 
@@ -438,7 +439,7 @@ int pyxis_args_register(spank_t sp)
 
 	for (i = 0; spank_opts[i].name != NULL; ++i) {
 		if (spank_option_register(sp, &spank_opts[i]) != ESPANK_SUCCESS) {
-			slurm_error(PLUGIN_NAME ": couldn't register option --%s", spank_opts[i].name);
+			pyxis_error(PLUGIN_NAME ": couldn't register option --%s", spank_opts[i].name);
 			goto fail;
 		}
 	}

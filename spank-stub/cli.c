@@ -18,6 +18,7 @@
 #include "child.h"
 #include "cli.h"
 #include "lock.h"
+#include "log.h"
 
 #define REUSE_ATTEMPTS 3
 #define PATH_TOO_LONG PLUGIN_NAME ": container_cache_data_path: path too long"
@@ -162,7 +163,7 @@ static int cli_run_as_user(struct plugin_context *ctx, const char *sub, const ch
 		return 0;
 	if (user_dir_ready(ctx))
 		return -1;
-	slurm_info(PLUGIN_NAME ": %s failed and the user's directory is not ready: preparing it again", sub);
+	pyxis_info(PLUGIN_NAME ": %s failed and the user's directory is not ready: preparing it again", sub);
 	if (cli_prepare(ctx, err, errlen) < 0)
 		return -1;
 	return cli_run(ctx, sub, args, nargs, &ctx->job, ctx->job.cwd, 0, output, err, errlen);
@@ -234,7 +235,7 @@ int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *s
 		if (locked < 0)
 			goto fail;
 		if (!locked)
-			slurm_info(PLUGIN_NAME ": %s was removed before it was locked, retrying", lock);
+			pyxis_info(PLUGIN_NAME ": %s was removed before it was locked, retrying", lock);
 	}
 	if (!locked) {
 		snprintf(err, errlen, PLUGIN_NAME ": %s: removed by a collector %d times in a row, giving up", image,
@@ -327,7 +328,7 @@ void cli_release(struct plugin_context *ctx)
 	}
 	if (c->step_name[0] != '\0') {
 		if (cli_run(ctx, "release", args, 2, &ctx->job, "/", CHILD_IGNORE_SIGTERM, &output, err, sizeof(err)) < 0)
-			slurm_error("%s", err);
+			pyxis_error("%s", err);
 		c->step_name[0] = '\0';
 	}
 	if (c->step_lock_fd >= 0) {

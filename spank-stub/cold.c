@@ -11,12 +11,13 @@
 #include "cli.h"
 #include "cold.h"
 #include "fuse.h"
+#include "log.h"
 
 /* The step waits for the unpack, as without FUSE; why it does, said once. */
 static int wait_for_unpack(struct plugin_context *ctx, const char *image, const char *why, char *err, size_t errlen)
 {
 	if (why != NULL)
-		slurm_info(PLUGIN_NAME ": %s: a cold step waits for the unpack", why);
+		pyxis_info(PLUGIN_NAME ": %s: a cold step waits for the unpack", why);
 	return cli_reuse(ctx, image, NULL, err, errlen);
 }
 
@@ -61,14 +62,14 @@ int cold_start(struct plugin_context *ctx, const char *image, const char *search
 		return 0;
 	/* First the unpack, which takes longest; a creator already at work is left to it. */
 	if (state == ENTRY_ABSENT && cli_start_creator(ctx, image) < 0)
-		slurm_info(PLUGIN_NAME ": couldn't start the unpack of %s in the background: %m", c->enroot_name);
+		pyxis_info(PLUGIN_NAME ": couldn't start the unpack of %s in the background: %m", c->enroot_name);
 	if (cli_user_path(ctx, NULL, NULL, user_dir, sizeof(user_dir)) < 0)
 		return wait_for_unpack(ctx, image, "FUSE: path too long", err, errlen);
 	if (fuse_mount_image(daemon_bin, image, user_dir, c->enroot_name, &ctx->job, &c->fuse, why, sizeof(why)) < 0) {
 		snprintf(reason, sizeof(reason), "FUSE mount failed (%s)", why);
 		return wait_for_unpack(ctx, image, reason, err, errlen);
 	}
-	slurm_info(PLUGIN_NAME ": %s is being unpacked: the step starts from a FUSE mount of %s", c->enroot_name, image);
+	pyxis_info(PLUGIN_NAME ": %s is being unpacked: the step starts from a FUSE mount of %s", c->enroot_name, image);
 	if (snprintf(c->rootfs, sizeof(c->rootfs), "%s", c->fuse.rootfs) >= (int)sizeof(c->rootfs)) {
 		fuse_release(&c->fuse);
 		return wait_for_unpack(ctx, image, "FUSE: path too long", err, errlen);

@@ -26,6 +26,8 @@ int main(int argc, char **argv)
 	       cfg.pyxis.runtime_path, cfg.pyxis.execute_entrypoint ? "yes" : "no",
 	       pyxis_config_scope_name(cfg.pyxis.container_scope), cfg.pyxis.sbatch_support ? "yes" : "no",
 	       cfg.pyxis.use_enroot_load ? "yes" : "no", cfg.pyxis.use_squashfuse ? "yes" : "no");
+	if (cfg.user_limit > 0)
+		printf(" user_limit=%d", cfg.user_limit);
 	printf("\n");
 	return 0;
 }

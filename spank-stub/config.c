@@ -13,7 +13,7 @@
 #include "config.h"
 
 enum {
-	DATA_PATH, GC_HIGH, GC_LOW, RUNTIME, CLI, REGISTRY_INTERVAL, FUSE,
+	DATA_PATH, GC_HIGH, GC_LOW, RUNTIME, CLI, REGISTRY_INTERVAL, FUSE, USER_LIMIT,
 	/* pyxis's own keys */
 	RUNTIME_PATH, EXECUTE_ENTRYPOINT, CONTAINER_SCOPE, SBATCH_SUPPORT, USE_ENROOT_LOAD, IMPORTER, USE_SQUASHFUSE,
 	NKEYS
@@ -27,6 +27,7 @@ static const char *const keys[NKEYS] = {
 	[CLI] = "container_cache_cli",
 	[REGISTRY_INTERVAL] = "container_cache_registry_interval",
 	[FUSE] = "container_cache_fuse",
+	[USER_LIMIT] = "container_cache_user_limit",
 	[RUNTIME_PATH] = "runtime_path",
 	[EXECUTE_ENTRYPOINT] = "execute_entrypoint",
 	[CONTAINER_SCOPE] = "container_scope",
@@ -43,6 +44,7 @@ static const char *const defaults[NKEYS] = {
 	[CLI] = "/usr/local/bin/pyxis-cache",
 	[REGISTRY_INTERVAL] = "60",
 	[FUSE] = "yes",
+	[USER_LIMIT] = "off",
 	/* pyxis 0.24's defaults */
 	[RUNTIME_PATH] = "/run/pyxis",
 	[EXECUTE_ENTRYPOINT] = "no",
@@ -98,6 +100,27 @@ static int parse_seconds(int key, const char *s, int *out, char *err, size_t err
 		return -1;
 	}
 	*out = (int)v;
+	return 0;
+}
+
+/* A percentage from 1 to 100, or "off" (0: no limit). The command enforces it; the stub checks it alike. */
+static int parse_limit(int key, const char *s, int *out, char *err, size_t errlen)
+{
+	size_t n = strspn(s, "0123456789");
+	int v = 0;
+	size_t i;
+
+	if (strcmp(s, "off") == 0) {
+		*out = 0;
+		return 0;
+	}
+	for (i = 0; i < n && v <= 100; ++i)
+		v = v * 10 + (s[i] - '0');
+	if (n == 0 || s[n] != '\0' || v < 1 || v > 100) {
+		INVALID(key, s, "must be an integer from 1 to 100, or off");
+		return -1;
+	}
+	*out = v;
 	return 0;
 }
 
@@ -225,7 +248,8 @@ int pyxis_config_parse(struct plugin_config *cfg, int ac, char **av, char *err, 
 	    parse_percent(GC_LOW, vals[GC_LOW], &cfg->gc_low, err, errlen) < 0 ||
 	    parse_path(CLI, vals[CLI], cfg->cli, sizeof(cfg->cli), err, errlen) < 0 ||
 	    parse_seconds(REGISTRY_INTERVAL, vals[REGISTRY_INTERVAL], &cfg->registry_interval, err, errlen) < 0 ||
-	    parse_flag(FUSE, vals[FUSE], &cfg->fuse, err, errlen) < 0)
+	    parse_flag(FUSE, vals[FUSE], &cfg->fuse, err, errlen) < 0 ||
+	    parse_limit(USER_LIMIT, vals[USER_LIMIT], &cfg->user_limit, err, errlen) < 0)
 		goto fail;
 	if (cfg->gc_low >= cfg->gc_high) {
 		snprintf(err, errlen, PLUGIN_NAME ": %s: invalid value: %d (must be below %s=%d)", keys[GC_LOW],

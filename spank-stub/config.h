@@ -41,6 +41,7 @@ struct plugin_config {
 	int registry_interval;          /* container_cache_registry_interval, 60 (the command's; checked here alike) */
 	int fuse;                       /* container_cache_fuse, yes: a cold step starts from a FUSE mount */
 	struct pyxis_keys pyxis;        /* pyxis's own keys */
+	int user_limit;                 /* container_cache_user_limit, off (0): percent of the cache one user may hold */
 };
 
 /* lib/config.ts's MAX_REGISTRY_INTERVAL: a day. */

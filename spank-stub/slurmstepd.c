@@ -25,6 +25,7 @@
 #include "common.h"
 #include "container.h"
 #include "context.h"
+#include "log.h"
 #include "slurmstepd.h"
 #include "step.h"
 
@@ -39,7 +40,7 @@ static void record_error(const char *err)
 	if (context.error[0] != '\0')
 		return;
 	snprintf(context.error, sizeof(context.error), "%s", err);
-	slurm_info("%s", context.error);
+	pyxis_info("%s", context.error);
 }
 
 /*
@@ -109,7 +110,7 @@ int pyxis_slurmstepd_user_init(spank_t sp, int ac, char **av)
 	(void)av;
 	if (!context.active || context.error[0] != '\0')
 		return 0;
-	slurm_debug(PLUGIN_NAME ": user_init: uid %u euid %u", (unsigned)getuid(), (unsigned)geteuid());
+	pyxis_debug(PLUGIN_NAME ": user_init: uid %u euid %u", (unsigned)getuid(), (unsigned)geteuid());
 	if (step_setup(sp, &context, err, sizeof(err)) < 0)
 		record_error(err);
 	return 0;
@@ -150,7 +151,7 @@ int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 	(void)ac;
 	(void)av;
 	if (context.error[0] != '\0') {
-		slurm_error("%s", context.error);
+		pyxis_error("%s", context.error);
 		goto done;
 	}
 	if (!context.active) {
@@ -160,17 +161,17 @@ int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 	/* Once per step (task 0), on the task's stderr, which srun shows. */
 	if (spank_get_item(sp, S_TASK_GLOBAL_ID, &task_id) == ESPANK_SUCCESS && task_id == 0) {
 		if (context.warning[0] != '\0')
-			fprintf(stderr, "%s\n", context.warning);
+			pyxis_print(stderr, "%s", context.warning);
 		if (context.container.entrypoint_log != NULL)
-			fprintf(stderr, "%s\n", context.container.entrypoint_log);
+			pyxis_print_lines(stderr, context.container.entrypoint_log);
 	}
 	if (container_join_user(&context.container, err, sizeof(err)) < 0) {
-		slurm_error("%s", err);
+		pyxis_error("%s", err);
 		goto done;
 	}
 	/* --container-workdir, as the user inside, as pyxis does (relative: to the job's directory). */
 	if (container_args.workdir != NULL && chdir(container_args.workdir) < 0) {
-		slurm_error(PLUGIN_NAME ": couldn't chdir to %s: %m", container_args.workdir);
+		pyxis_error(PLUGIN_NAME ": couldn't chdir to %s: %m", container_args.workdir);
 		goto done;
 	}
 	rc = 0;

@@ -11,6 +11,7 @@
 #include "args.h"
 #include "common.h"
 #include "config.h"
+#include "log.h"
 #include "srun.h"
 
 /*
@@ -53,7 +54,7 @@ int pyxis_srun_post_opt(spank_t sp, int ac, char **av)
 	goto done;
 
 fail:
-	slurm_error("%s", err);
+	pyxis_error("%s", err);
 done:
 	return rc;
 }

@@ -16,6 +16,7 @@
 #include "cold.h"
 #include "common.h"
 #include "container.h"
+#include "log.h"
 #include "runtime.h"
 #include "step.h"
 
@@ -98,7 +99,7 @@ static void set_environ(spank_t sp, struct container *c, const struct runtime_ta
 			continue;
 		}
 		if (spank_setenv(sp, var, value + 1, 1) != ESPANK_SUCCESS)
-			slurm_info(PLUGIN_NAME ": couldn't set %s", var);
+			pyxis_info(PLUGIN_NAME ": couldn't set %s", var);
 		*value = '=';
 	}
 }

@@ -188,6 +188,49 @@ export const CONFIG_CASES: ConfigCase[] = [
     expect: "container_cache_registry_interval: invalid value:  (must be a whole number of seconds from 0 to 86400)",
   },
   {
+    name: "a user limit",
+    words: [`${PATH}=/c`, "container_cache_user_limit=40"],
+    expect: `${ok("/c")} user_limit=40`,
+  },
+  {
+    name: "a user limit of the whole filesystem",
+    words: [`${PATH}=/c`, "container_cache_user_limit=100"],
+    expect: `${ok("/c")} user_limit=100`,
+  },
+  {
+    name: "a user limit set back to off by a later word",
+    words: [`${PATH}=/c`, "container_cache_user_limit=40", "container_cache_user_limit=off"],
+    expect: ok("/c"),
+  },
+  {
+    name: "a user limit of 0",
+    words: [`${PATH}=/c`, "container_cache_user_limit=0"],
+    expect: "container_cache_user_limit: invalid value: 0 (must be an integer from 1 to 100, or off)",
+  },
+  {
+    name: "a user limit above 100",
+    words: [`${PATH}=/c`, "container_cache_user_limit=101"],
+    expect: "container_cache_user_limit: invalid value: 101 (must be an integer from 1 to 100, or off)",
+  },
+  {
+    name: "a user limit as a fraction",
+    words: [`${PATH}=/c`, "container_cache_user_limit=12.5"],
+    expect: "container_cache_user_limit: invalid value: 12.5 (must be an integer from 1 to 100, or off)",
+  },
+  {
+    name: "a user limit with a percent sign",
+    words: [`${PATH}=/c`, "container_cache_user_limit=40%"],
+    expect: "container_cache_user_limit: invalid value: 40% (must be an integer from 1 to 100, or off)",
+  },
+  {
+    name: "a user limit on the plugstack line, through an include",
+    files: {
+      "plugstack.conf": "include conf.d/*.conf\n",
+      "conf.d/pyxis-cache.conf": `${OUR_LINE} ${PATH}=/c container_cache_user_limit=25\n`,
+    },
+    expect: `${ok("/c")} user_limit=25`,
+  },
+  {
     name: "the first check that fails is the data path's",
     words: ["container_cache_gc_high=100", "container_cache_runtime=docker", `${PATH}=cache`],
     expect: `${PATH}: invalid value: cache (must be an absolute path)`,

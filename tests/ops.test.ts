@@ -37,6 +37,23 @@ Deno.test("splitObjects() finds concatenated reports, skipping srun --label pref
   assert.deepEqual(splitObjects(`srun: warning: "node n3 not responding"\n${a}`), [a]);
 });
 
+Deno.test("parseReports() takes apart srun --label output whose reports' lines srun interleaved", () => {
+  // What `status --json` prints: each element of a list on a line of its own (srun cuts longer lines).
+  const lined = (r: ReturnType<typeof report>) =>
+    `{"node":${JSON.stringify(r.node)},"usage":${r.usage},\n"entries":[\n` +
+    r.entries.map((e) => JSON.stringify(e)).join(",\n") + `\n],\n"problems":[]}`;
+  const a = lined(report("n1", ["/a", "/b"])).split("\n");
+  const b = lined(report("n2", ["/b"])).split("\n");
+  const interleaved: string[] = [];
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    if (i < b.length) interleaved.push(`1: ${b[i]}`);
+    if (i < a.length) interleaved.push(`0: ${a[i]}`);
+  }
+  const merged = merge(parseReports(interleaved.join("\n") + "\n", "stdin"));
+  assert.deepEqual(merged.nodes.map((n) => n.node), ["n1", "n2"]);
+  assert.deepEqual(merged.images, [{ image: "/a", nodes: ["n1"] }, { image: "/b", nodes: ["n1", "n2"] }]);
+});
+
 Deno.test("merge() keeps one report per node (the later one) and lists the nodes of each image", () => {
   const text = [report("n10", ["/i"]), report("n2", ["/i", "/j"]), report("n10", ["/j"])].map((r) => JSON.stringify(r))
     .join("\n");
@@ -68,8 +85,21 @@ Deno.test("recordGcRun() adds to the counters across runs and keeps the last suc
   try {
     assert.deepEqual(await readGcState(base), EMPTY_STATE);
     await recordGcRun(base, { evictions: 2, bytesFreed: 100, ok: true, at: new Date(1_000_000) });
-    const state = await recordGcRun(base, { evictions: 1, bytesFreed: 5, ok: false, at: new Date(2_000_000) });
-    assert.deepEqual(state, { runs: 2, evictions: 3, bytesFreed: 105, lastRun: 2000, lastSuccess: 1000 });
+    const state = await recordGcRun(base, {
+      evictions: 1,
+      bytesFreed: 5,
+      failures: 2,
+      ok: false,
+      at: new Date(2_000_000),
+    });
+    assert.deepEqual(state, {
+      runs: 2,
+      evictions: 3,
+      bytesFreed: 105,
+      failures: 2,
+      lastRun: 2000,
+      lastSuccess: 1000,
+    });
     assert.deepEqual(await readGcState(base), state);
     assert.deepEqual([...Deno.readDirSync(base)].map((e) => e.name), ["pyxis-cache-gc.state.json"]);
     await Deno.writeTextFile(`${base}/pyxis-cache-gc.state.json`, "{not json");

@@ -34,6 +34,21 @@ slurmd_config() {
   assert_node_idle
 }
 
+@test "an image whose name holds a newline writes no forged line into slurmd's log (control bytes escaped)" {
+  local name=$'x\n[2026-12-07T13:00:00.000] error: FORGED.sqsh'
+  as "$E2E_USER" true
+  install -m 644 -o "$E2E_USER" "$ALPHA" "$E2E_WORK/$name"
+  run srun_as_user --container-cache --container-image="./$name" true
+  echo "$output"
+  [ "$status" -eq 0 ]
+  wait_entry "$E2E_WORK/$name"
+  # The name is in the log (the cold step's FUSE mount names its image), escaped, on one line.
+  grep -qF 'FUSE mount of ./x\n[2026-12-07T13:00:00.000] error: FORGED.sqsh' "$E2E_TMP/slurmd/slurmd.log"
+  ! grep -q '^\[2026-12-07T13:00:00.000\] error: FORGED' "$E2E_TMP/slurmd/slurmd.log" || false
+  rm -f "$E2E_WORK/$name"
+  assert_node_idle
+}
+
 @test "an image the user cannot read fails the step" {
   install -m 600 "$ALPHA" "$E2E_TMP/images/secret.sqsh"
   run srun_as_user --container-cache --container-image="$E2E_TMP/images/secret.sqsh" true

@@ -6,6 +6,8 @@
                                          when root's staging directory appears in BASE, replace
                                          DIR's temporary directory with a symlink to TARGET
   attack.py deep DIR LEVELS              a chain of LEVELS nested directories in DIR
+  attack.py feed SECONDS TRASH           keep root's removal of TRASH busy: slot directories, each
+                                         filled with empty directories just before root lists it
 
 Every loop ends after SECONDS. Prints what it did on stdout, one line.
 """
@@ -74,6 +76,61 @@ def deep(dir, levels):
     print(f"made {levels} levels")
 
 
+def feed(seconds, top, width=100, fill=10000, ahead=3):
+    """Root empties a directory in the order getdents64 gives, slot after slot, and lists a
+    slot only when it gets to it: whatever is in a slot by then is part of the same pass. So
+    keep the next few slots, in that order, filled with `fill` empty directories each (never
+    touching one root may have listed), and make the last slot of each level a new level of
+    `width` slots: the pass never ends while this runs."""
+    end = time.monotonic() + seconds
+    made = 0
+
+    def fill_slot(path):
+        nonlocal made
+        for j in range(fill):
+            os.mkdir(f"{path}/{j}")
+        made += fill
+
+    def new_level(path):
+        for i in range(width):
+            os.mkdir(f"{path}/s{i:03d}")
+        order = os.listdir(path)  # the order root's getdents64 gives too
+        for name in order[:ahead]:
+            fill_slot(f"{path}/{name}")
+        return order, set(range(ahead))
+
+    def stop(*_):
+        print(f"made {made} directories in {levels} levels", flush=True)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    levels = 1
+    level = top
+    order, filled = new_level(level)
+    following = None  # the level made in this one's last slot: (path, order, filled)
+    print("feeding", flush=True)
+    while time.monotonic() < end:
+        pos = next((i for i, name in enumerate(order) if os.path.lexists(f"{level}/{name}")), None)
+        if pos is None:
+            break  # root got through a whole level: it was faster
+        if pos == len(order) - 1 and following is not None:
+            level, order, filled = following  # root is in the last slot: its slots are next
+            following = None
+            levels += 1
+            continue
+        for i in range(pos + 1, min(pos + 1 + ahead, len(order))):
+            if i in filled:
+                continue
+            filled.add(i)
+            path = f"{level}/{order[i]}"
+            if i == len(order) - 1:
+                following = (path, *new_level(path))
+            else:
+                fill_slot(path)
+        time.sleep(0.002)
+    stop()
+
+
 cmd, args = sys.argv[1], sys.argv[2:]
 if cmd == "lease":
     lease(float(args[0]), args[1:])
@@ -81,6 +138,8 @@ elif cmd == "exchange":
     exchange(float(args[0]), args[1], args[2])
 elif cmd == "staging":
     staging(float(args[0]), args[1], args[2], args[3])
+elif cmd == "feed":
+    feed(float(args[0]), args[1])
 elif cmd == "deep":
     deep(args[0], int(args[1]))
 else:

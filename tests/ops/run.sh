@@ -183,7 +183,8 @@ if ops_slurm_start; then
   check "merged status of 3 nodes: nodes n1..n3, b on all three, a (uid 1000) on n1 and n2" \
     sh -c "printf '%s' \"\$1\" | grep -q '\"image\":\"$T/b.sqfs\",\"nodes\":\[\"n1\",\"n2\",\"n3\"\]' &&
            printf '%s' \"\$1\" | grep -q '\"image\":\"$T/a.sqfs\",\"nodes\":\[\"n1\",\"n2\"\]'" _ "$out"
-  out=$(srun -N3 --ntasks-per-node=1 "$cli" status --json 2>/dev/null | "$cli" status --merge)
+  # --label: srun interleaves the nodes' output a message (1024 bytes at most) at a time.
+  out=$(srun -N3 --ntasks-per-node=1 -l "$cli" status --json 2>/dev/null | "$cli" status --merge)
   check "merged table: one summary row per node and one table per node" \
     sh -c "[ \$(printf '%s\n' \"\$1\" | grep -c '^n[123] ') = 3 ] && [ \$(printf '%s\n' \"\$1\" | grep -c '^== n[123]$') = 3 ]" _ "$out"
   check "each node's cache is its own disk (the host's view is empty)" test ! -e "$OPS_CACHE/base"
