@@ -6,8 +6,20 @@
                                          when root's staging directory appears in BASE, replace
                                          DIR's temporary directory with a symlink to TARGET
   attack.py deep DIR LEVELS              a chain of LEVELS nested directories in DIR
+  attack.py child MODE CLI MARKER        against the SPANK stub's 'CLI reuse' child (tests/faults/stub.bats)
 
 Every loop ends after SECONDS. Prints what it did on stdout, one line.
+
+`child` needs no luck with timing. It watches CLI with inotify and writes MARKER.ready once
+it does; the child's shell opening CLI is the moment the child exists (its stdout already
+slurmstepd's memfd, and a whole Deno start-up still ahead of it). Found by its /proc entry,
+the child is then, by MODE:
+  stop     SIGSTOPped and left so;
+  rewrite  held with ptrace at its exit (PTRACE_O_TRACEEXIT: its reply written, its
+           descriptors still open, and no stop its parent's waitpid can see), its reply
+           in the memfd replaced with one that names no entry, and let go.
+MARKER.seen gets the child's pid once it is found; MARKER gets it once the attack landed.
+Ends after the one child, exit 0 if the attack landed.
 """
 import ctypes
 import fcntl
@@ -74,6 +86,108 @@ def deep(dir, levels):
     print(f"made {levels} levels")
 
 
+PTRACE_CONT = 7
+PTRACE_DETACH = 17
+PTRACE_SEIZE = 0x4206
+PTRACE_LISTEN = 0x4208
+PTRACE_O_TRACEEXIT = 0x40
+PTRACE_EVENT_EXIT = 6
+PTRACE_EVENT_STOP = 128
+WALL = 0x40000000
+IN_OPEN = 0x20
+IN_CLOEXEC = 0o2000000
+REPLY = b'{"name":"pyxis_cache_x","path":"noslash","lock":"/etc/hostname","created":false,"seconds":0}\n'
+
+
+def ptrace(request, pid, addr=0, data=0):
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    if libc.ptrace(request, pid, addr, data) == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, f"ptrace {request:#x} {pid}: {os.strerror(err)}")
+
+
+def reuse_child():
+    """The pid of our own process whose stdout is the stub's memfd and that runs 'CLI reuse', or None."""
+    me = os.getuid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{name}").st_uid != me:
+                continue
+            if not os.readlink(f"/proc/{name}/fd/1").startswith("/memfd:pyxis-cache-stdout"):
+                continue
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"reuse" in argv and b"--name-only" in argv:
+            return int(name)
+    return None
+
+
+def write(path, text):
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(path + ".tmp", path)
+
+
+def hold_and_rewrite(pid):
+    """Holds pid at its exit and rewrites its reply; True once the rewritten reply is in place."""
+    ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_TRACEEXIT)
+    while True:
+        _, status = os.waitpid(pid, WALL)
+        if not os.WIFSTOPPED(status):
+            print(f"the child ended unheld: status {status:#x}", flush=True)
+            return False
+        event, sig = status >> 16, os.WSTOPSIG(status)
+        if event == PTRACE_EVENT_EXIT:
+            break
+        if event == PTRACE_EVENT_STOP:
+            ptrace(PTRACE_LISTEN, pid)
+        else:
+            ptrace(PTRACE_CONT, pid, 0, 0 if event else sig)
+    try:
+        fd = os.open(f"/proc/{pid}/fd/1", os.O_RDWR)
+        reply = os.pread(fd, 4096, 0)
+        if b"pyxis_cache_u" not in reply:
+            print(f"no reply to rewrite: {reply!r}", flush=True)
+            return False
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, REPLY, 0)
+        os.close(fd)
+        print(f"rewrote {reply.strip().decode(errors='replace')!r}", flush=True)
+        return True
+    finally:
+        ptrace(PTRACE_DETACH, pid)
+
+
+def child(mode, cli, marker):
+    inotify = libc.inotify_init1(IN_CLOEXEC)
+    if inotify < 0 or libc.inotify_add_watch(inotify, os.fsencode(cli), IN_OPEN) < 0:
+        sys.exit(f"attack.py: inotify on {cli}: {os.strerror(ctypes.get_errno())}")
+    write(marker + ".ready", f"{os.getpid()}\n")
+    while True:
+        os.read(inotify, 4096)
+        pid = reuse_child()
+        if pid is None:
+            continue
+        write(marker + ".seen", f"{pid}\n")
+        if mode == "stop":
+            os.kill(pid, signal.SIGSTOP)
+            landed = True
+            print(f"stopped {pid}", flush=True)
+        else:
+            try:
+                landed = hold_and_rewrite(pid)
+            except OSError as e:
+                print(e, flush=True)
+                landed = False
+        if landed:
+            write(marker, f"{pid}\n")
+        sys.exit(0 if landed else 1)
+
+
 cmd, args = sys.argv[1], sys.argv[2:]
 if cmd == "lease":
     lease(float(args[0]), args[1:])
@@ -81,6 +195,8 @@ elif cmd == "exchange":
     exchange(float(args[0]), args[1], args[2])
 elif cmd == "staging":
     staging(float(args[0]), args[1], args[2], args[3])
+elif cmd == "child":
+    child(args[0], args[1], args[2])
 elif cmd == "deep":
     deep(args[0], int(args[1]))
 else:
