@@ -106,23 +106,25 @@ def ptrace(request, pid, addr=0, data=0):
         raise OSError(err, f"ptrace {request:#x} {pid}: {os.strerror(err)}")
 
 
-def reuse_child():
-    """The pid of our own process whose stdout is the stub's memfd and that runs 'CLI reuse', or None."""
+def reuse_child(seen):
+    """The pid of our own process whose stdout is the stub's memfd and that runs 'CLI reuse', or None;
+    what else of ours it saw goes into seen (for the report of a miss)."""
     me = os.getuid()
     for name in os.listdir("/proc"):
-        if not name.isdigit():
+        if not name.isdigit() or int(name) == os.getpid():
             continue
         try:
             if os.stat(f"/proc/{name}").st_uid != me:
                 continue
-            if not os.readlink(f"/proc/{name}/fd/1").startswith("/memfd:pyxis-cache-stdout"):
-                continue
             with open(f"/proc/{name}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
-        except OSError:
+            stdout = os.readlink(f"/proc/{name}/fd/1")
+        except OSError as e:
+            seen.append(f"{name}: {e.strerror}")
             continue
-        if b"reuse" in argv and b"--name-only" in argv:
+        if stdout.startswith("/memfd:pyxis-cache-stdout") and b"reuse" in argv and b"--name-only" in argv:
             return int(name)
+        seen.append(f"{name}: {b' '.join(argv[:3]).decode(errors='replace')[-60:]} >{stdout}")
     return None
 
 
@@ -166,10 +168,20 @@ def child(mode, cli, marker):
     inotify = libc.inotify_init1(IN_CLOEXEC)
     if inotify < 0 or libc.inotify_add_watch(inotify, os.fsencode(cli), IN_OPEN) < 0:
         sys.exit(f"attack.py: inotify on {cli}: {os.strerror(ctypes.get_errno())}")
+    scans = []
+
+    def give_up(*_):
+        print(f"no reuse child found after {len(scans)} wake-ups by opens of {cli}: " + "; ".join(scans), flush=True)
+        os._exit(2)
+
+    signal.signal(signal.SIGTERM, give_up)
     write(marker + ".ready", f"{os.getpid()}\n")
+    t0 = time.monotonic()
     while True:
-        os.read(inotify, 4096)
-        pid = reuse_child()
+        events = len(os.read(inotify, 4096)) // 16
+        seen = []
+        pid = reuse_child(seen)
+        scans.append(f"{time.monotonic() - t0:.3f}s {events} events, saw [{', '.join(seen)}]")
         if pid is None:
             continue
         write(marker + ".seen", f"{pid}\n")

@@ -53,7 +53,7 @@ attack() {
       echo "the attack found the child (pid $(cat "$marker.seen")) but did not land: $(cat "$E2E_TMP/stub/attack.out")" >&2
       return 1
     fi
-    echo "# try $try: the step ran no reuse child: $output; attack.py: $(cat "$E2E_TMP/stub/attack.out")" >&3
+    echo "# try $try: the step ran no reuse child: srun exited $status: $output; attack.py: $(cat "$E2E_TMP/stub/attack.out")" >&3
   done
   echo "the step never ran a reuse child in $try tries" >&2
   return 1
