@@ -1,14 +1,17 @@
 """A user's tools against root's commands (tests/faults/cases/40-attacks.sh), run as that user.
 
   attack.py lease SECONDS FILE...        hold a write lease (F_SETLEASE F_WRLCK) on each FILE
-  attack.py exchange SECONDS A B         swap A and B with renameat2(RENAME_EXCHANGE), in a loop
+  attack.py exchange SECONDS A B [COUNTER]
+                                         swap A and B with renameat2(RENAME_EXCHANGE), in a loop;
+                                         COUNTER: a file that holds the count of swaps so far
   attack.py staging SECONDS BASE DIR TARGET
                                          when root's staging directory appears in BASE, replace
                                          DIR's temporary directory with a symlink to TARGET
+                                         (prints "watching" first, once its inotify watch is set)
   attack.py deep DIR LEVELS              a chain of LEVELS nested directories in DIR
   attack.py child MODE CLI MARKER        against the SPANK stub's 'CLI reuse' child (tests/faults/stub.bats)
 
-Every loop ends after SECONDS. Prints what it did on stdout, one line.
+Every loop ends after SECONDS, or at SIGTERM. Prints what it did on stdout, one line.
 
 `child` needs no luck with timing. It watches CLI with inotify and writes MARKER.ready once
 it does; the child's shell opening CLI is the moment the child exists (its stdout already
@@ -23,14 +26,20 @@ Ends after the one child, exit 0 if the attack landed.
 """
 import ctypes
 import fcntl
+import mmap
 import os
+import select
 import signal
+import struct
 import sys
 import time
 
 libc = ctypes.CDLL(None, use_errno=True)
 AT_FDCWD = -100
 RENAME_EXCHANGE = 2
+IN_OPEN = 0x20
+IN_CREATE = 0x100
+IN_CLOEXEC = 0o2000000
 
 
 def lease(seconds, files):
@@ -45,13 +54,25 @@ def lease(seconds, files):
     time.sleep(seconds)
 
 
-def exchange(seconds, a, b):
+def exchange(seconds, a, b, counter=None):
+    # SIGTERM ends the loop as its time would: A and B are left as they were.
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    # COUNTER, if given, holds the number of exchanges so far (8 bytes, native order), for the caller to
+    # tell whether any happened while one of its calls ran.
+    shared = None
+    if counter:
+        fd = os.open(counter, os.O_RDWR | os.O_CREAT, 0o644)
+        os.ftruncate(fd, 8)
+        shared = mmap.mmap(fd, 8)
     end = time.monotonic() + seconds
     n = 0
     ea, eb = os.fsencode(a), os.fsencode(b)
-    while time.monotonic() < end:
+    while not stop and time.monotonic() < end:
         if libc.renameat2(AT_FDCWD, ea, AT_FDCWD, eb, RENAME_EXCHANGE) == 0:
             n += 1
+            if shared is not None:
+                struct.pack_into("=Q", shared, 0, n)
             if n == 1:
                 print("exchanging", flush=True)
     # Leave them as they were.
@@ -61,19 +82,34 @@ def exchange(seconds, a, b):
 
 
 def staging(seconds, base, dir, target):
+    # Woken by the staging directory's creation itself (inotify), not by polling for it.
+    inotify = libc.inotify_init1(IN_CLOEXEC)
+    if inotify < 0 or libc.inotify_add_watch(inotify, os.fsencode(base), IN_CREATE) < 0:
+        sys.exit(f"attack.py: inotify on {base}: {os.strerror(ctypes.get_errno())}")
+    print("watching", flush=True)
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if any(n.startswith(".pyxis_cache_staging.") for n in os.listdir(base)):
-            for name in os.listdir(dir):
-                if name.startswith(".pyxis_cache_tmp."):
-                    try:
-                        os.rename(f"{dir}/{name}", f"{dir}/stolen.{time.monotonic_ns()}")
-                        os.symlink(target, f"{dir}/{name}")
-                    except OSError:
-                        continue
-                    print(f"swapped {name}")
-                    return
-    print("no staging seen")
+    seen = 0
+
+    def summary(*_):
+        print("no staging seen" if seen == 0 else f"{seen} staging directories seen, no temporary directory swapped")
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, summary)
+    while select.select([inotify], [], [], max(0, end - time.monotonic()))[0]:
+        if b".pyxis_cache_staging." not in os.read(inotify, 65536):
+            continue
+        # The first staging directory makes the temporary directory itself; the record's comes later.
+        seen += 1
+        for name in os.listdir(dir):
+            if name.startswith(".pyxis_cache_tmp."):
+                try:
+                    os.rename(f"{dir}/{name}", f"{dir}/stolen.{time.monotonic_ns()}")
+                    os.symlink(target, f"{dir}/{name}")
+                except OSError:
+                    continue
+                print(f"swapped {name}")
+                return
+    summary()
 
 
 def deep(dir, levels):
@@ -94,8 +130,6 @@ PTRACE_O_TRACEEXIT = 0x40
 PTRACE_EVENT_EXIT = 6
 PTRACE_EVENT_STOP = 128
 WALL = 0x40000000
-IN_OPEN = 0x20
-IN_CLOEXEC = 0o2000000
 REPLY = b'{"name":"pyxis_cache_x","path":"noslash","lock":"/etc/hostname","created":false,"seconds":0}\n'
 
 
@@ -204,7 +238,7 @@ cmd, args = sys.argv[1], sys.argv[2:]
 if cmd == "lease":
     lease(float(args[0]), args[1:])
 elif cmd == "exchange":
-    exchange(float(args[0]), args[1], args[2])
+    exchange(float(args[0]), args[1], args[2], args[3] if len(args) > 3 else None)
 elif cmd == "staging":
     staging(float(args[0]), args[1], args[2], args[3])
 elif cmd == "child":
