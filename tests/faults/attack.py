@@ -13,15 +13,17 @@
 
 Every loop ends after SECONDS, or at SIGTERM. Prints what it did on stdout, one line.
 
-`child` needs no luck with timing. It watches CLI with inotify and writes MARKER.ready once
-it does; the child's shell opening CLI is the moment the child exists (its stdout already
-slurmstepd's memfd, and a whole Deno start-up still ahead of it). Found by its /proc entry,
-the child is then, by MODE:
+`child` needs no luck with timing. It watches CLI with inotify, and the cmd/ and lib/ beside it,
+and writes MARKER.ready once it does; the child's shell opening CLI is the moment the child
+exists (its stdout already slurmstepd's memfd, and a whole Deno start-up still ahead of it),
+and each file Deno then loads is another chance to see it. Found by its /proc entry, the
+child is then, by MODE:
   stop     SIGSTOPped and left so;
   rewrite  held with ptrace at its exit (PTRACE_O_TRACEEXIT: its reply written, its
            descriptors still open, and no stop its parent's waitpid can see), its reply
            in the memfd replaced with one that names no entry, and let go.
-MARKER.seen gets the child's pid once it is found; MARKER gets it once the attack landed.
+MARKER.seen gets the child's pid once it is found; MARKER gets it once the attack landed, and
+MARKER.late instead if the child was ending by the time it was found (a try without its chance).
 Ends after the one child, exit 0 if the attack landed.
 """
 import ctypes
@@ -168,14 +170,34 @@ def write(path, text):
     os.rename(path + ".tmp", path)
 
 
+class Late(Exception):
+    """The child was found too late: it ended before the attack could take hold."""
+
+
+def stop(pid):
+    """SIGSTOPs pid; True once it is seen stopped."""
+    os.kill(pid, signal.SIGSTOP)
+    # It stops on its way back to user mode, or it was ending already: one or the other comes.
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            state = "X"
+        if state in ("T", "t"):
+            return True
+        if state in ("Z", "X"):
+            raise Late(f"the child ended before it stopped (state {state})")
+        time.sleep(0.001)
+
+
 def hold_and_rewrite(pid):
     """Holds pid at its exit and rewrites its reply; True once the rewritten reply is in place."""
     ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_TRACEEXIT)
     while True:
         _, status = os.waitpid(pid, WALL)
         if not os.WIFSTOPPED(status):
-            print(f"the child ended unheld: status {status:#x}", flush=True)
-            return False
+            raise Late(f"the child ended before it was held (status {status:#x})")
         event, sig = status >> 16, os.WSTOPSIG(status)
         if event == PTRACE_EVENT_EXIT:
             break
@@ -199,37 +221,45 @@ def hold_and_rewrite(pid):
 
 
 def child(mode, cli, marker):
+    # The command's shell opens CLI; Deno then opens the code beside it, file by file: each open is
+    # another look for the child, should the first come too early (mid-exec) or be seen late.
+    code = os.path.dirname(os.path.dirname(os.path.realpath(cli)))
     inotify = libc.inotify_init1(IN_CLOEXEC)
-    if inotify < 0 or libc.inotify_add_watch(inotify, os.fsencode(cli), IN_OPEN) < 0:
-        sys.exit(f"attack.py: inotify on {cli}: {os.strerror(ctypes.get_errno())}")
+    for path in [cli, f"{code}/cmd", f"{code}/lib"]:
+        if inotify < 0 or libc.inotify_add_watch(inotify, os.fsencode(path), IN_OPEN) < 0:
+            sys.exit(f"attack.py: inotify on {path}: {os.strerror(ctypes.get_errno())}")
     scans = []
 
     def give_up(*_):
-        print(f"no reuse child found after {len(scans)} wake-ups by opens of {cli}: " + "; ".join(scans), flush=True)
+        print(f"no reuse child found after {len(scans)} wake-ups by opens of the command: " + "; ".join(scans), flush=True)
         os._exit(2)
 
     signal.signal(signal.SIGTERM, give_up)
     write(marker + ".ready", f"{os.getpid()}\n")
     t0 = time.monotonic()
     while True:
-        events = len(os.read(inotify, 4096)) // 16
+        buf, events = os.read(inotify, 65536), 0
+        while buf:
+            events += 1
+            buf = buf[16 + struct.unpack_from("I", buf, 12)[0]:]
         seen = []
         pid = reuse_child(seen)
         scans.append(f"{time.monotonic() - t0:.3f}s {events} events, saw [{', '.join(seen)}]")
         if pid is None:
             continue
         write(marker + ".seen", f"{pid}\n")
-        if mode == "stop":
-            os.kill(pid, signal.SIGSTOP)
-            landed = True
-            print(f"stopped {pid}", flush=True)
-        else:
-            try:
-                landed = hold_and_rewrite(pid)
-            except OSError as e:
-                print(e, flush=True)
-                landed = False
+        try:
+            landed = stop(pid) if mode == "stop" else hold_and_rewrite(pid)
+        except Late as e:
+            # Seen only as it ended (the event's wake-up came that late): a try that never had its chance.
+            print(e, flush=True)
+            write(marker + ".late", f"{pid}\n")
+            sys.exit(3)
+        except OSError as e:
+            print(e, flush=True)
+            landed = False
         if landed:
+            print(f"{'stopped' if mode == 'stop' else 'rewrote the reply of'} {pid}", flush=True)
             write(marker, f"{pid}\n")
         sys.exit(0 if landed else 1)
 
