@@ -105,8 +105,8 @@ JSON
   check_sentinel "gc over hostile records"
 }
 
-# A directory swapped for a symlink (and back) while the collector scans and deletes: 60 collector runs
-# (gc, then status) during which the swapper went round its loop at least once (at most 120 runs).
+# A directory swapped for a symlink (and back) while the collector scans and deletes: 80 collector runs
+# (gc, then status) during which the swapper went round its loop at least once (at most 160 runs).
 case_swap_race() {
   newbase 256m
   local racer i n=0 runs=0 before after rounds=$WORK/swap-rounds
@@ -142,7 +142,7 @@ case_swap_race() {
   ' 2>/dev/null ) &
   racer=$!
   bgpids+=("$racer")
-  while ((n < 60 && runs < 120)); do
+  while ((n < 80 && runs < 160)); do
     before=$(<"$rounds/n")
     timeout 60 "$PC" gc --all --stale-after 0 --no-plugstack --set "container_cache_data_path=$BASE" \
       >/dev/null 2>"$WORK/err"
@@ -157,7 +157,7 @@ case_swap_race() {
   wait "$racer" 2>/dev/null
   attacks=$((attacks + n))
   echo "    $n of $runs collector runs raced the swapper" >&2
-  ((n == 60)) || fail "the swapper went round its loop during $n of $runs collector runs only"
+  ((n == 80)) || fail "the swapper went round its loop during $n of $runs collector runs only"
   check_sentinel "the swap race"
 }
 
