@@ -284,16 +284,22 @@ async function stop(child: Deno.ChildProcess): Promise<Deno.CommandStatus> {
 Deno.test("removeTree of a tree somebody keeps adding names to ends with one error, not a loop for ever", async () => {
   await using tmp = await tempDir();
   const top = `${tmp.path}/trash`;
-  // A pass that finds the tree empty wins outright (the attacker was not scheduled): then again, until one does not.
+  // A pass that finds the tree empty wins outright (the attacker was not scheduled for all of it): then again,
+  // until one does not. Each pass lists the whole top first, and a name added after that listing keeps the top
+  // non-empty; with a head start of 5,000 names the first pass is long enough for the attacker to be scheduled
+  // however busy the machine is, and each pass after it has at least what was added during the one before.
   let heldOff = false;
   for (let round = 0; !heldOff && round < 10; round++) {
     Deno.mkdirSync(top);
-    // The attacker adds new names as fast as it can, so that the passes keep finding the top non-empty.
+    // The attacker adds new names as fast as it can, so that the passes keep finding the top non-empty. Once the
+    // top is gone it waits to be killed (ending by itself, it would race the kill below).
     const attacker = new Deno.Command("/usr/bin/python3", {
       args: [
         "-c",
-        "import os,sys\nos.chdir(sys.argv[1]); print('adding', flush=True); n = 0\n" +
-        "while True:\n    try: os.mkdir(f'n{n}'); n += 1\n    except FileNotFoundError: break",
+        "import os,signal,sys\nos.chdir(sys.argv[1]); n = 0\n" +
+        "while True:\n    try: os.mkdir(f'n{n}'); n += 1\n    except FileNotFoundError: break\n" +
+        "    if n == 5000: print('adding', flush=True)\n" +
+        "signal.pause()",
         top,
       ],
       stdout: "piped",

@@ -4,7 +4,8 @@
 CASES+=" kill_reuse no_space no_inodes kill_gc stale_locks unreadable_entries undeletable_entries"
 
 # SIGKILL `reuse` 20 times (up to 40 until 8 landed mid-unpack): every other kill at a random point of the whole call, the
-# others soon after its unpack has begun. Times are scaled to a cold reuse as timed on
+# others soon after its unpack has begun (stopped the moment its temporary directory appears, so
+# that these land mid-unpack on any machine). Times are scaled to a cold reuse as timed on
 # this machine, so that the kills land on a fast one too; a kill counts as mid-unpack
 # when it left the unpack's temporary directory behind.
 case_kill_reuse() {
@@ -26,6 +27,9 @@ case_kill_reuse() {
       sleep "$(randdelay 0.02 "$(scale "$cold" 0.9)")"
     else
       until [[ -n $(comm -13 <(echo "$before") <(temps "$dir")) ]] || ! kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
+      # Stopped the moment its temporary directory is seen, reuse cannot publish the entry before the
+      # kill however slow this machine is, while its unsquashfs goes on until the kill takes it along.
+      kill -STOP "$pid" 2>/dev/null
       sleep "$(randdelay 0 "$(scale "$cold" 0.03)")"
     fi
     # A kill that came too late narrows the window: timings vary from run to run.
@@ -131,6 +135,8 @@ case_kill_gc() {
     else
       until [[ -n $(trash_dirs) ]] || ! kill -0 "$pid" 2>/dev/null; do sleep 0.005; done
     fi
+    # Stopped first, so that what is seen is what the kill interrupts: an eviction under way or not.
+    kill -STOP "$pid" 2>/dev/null
     local evicting
     evicting=$(trash_dirs)
     if kill -9 "$pid" 2>/dev/null; then

@@ -108,10 +108,12 @@ JSON
   check_sentinel "gc over hostile records"
 }
 
-# A directory swapped for a symlink (and back) while the collector scans and deletes.
+# A directory swapped for a symlink (and back) while the collector scans and deletes: 80 collector runs
+# (gc, then status) during which the swapper went round its loop at least once (at most 160 runs).
 case_swap_race() {
   newbase 256m
-  local racer i n=0 end=$((SECONDS + 20))
+  local racer i n=0 runs=0 before after rounds=$WORK/swap-rounds
+  mkdir -p "$rounds" && chown "$U1" "$rounds" && echo 0 >"$rounds/n"
   as1_sh '
     d=$BASE/$U1
     for i in 1 2 3 4; do
@@ -120,9 +122,10 @@ case_swap_race() {
       for f in $(seq 50); do echo $f > "$e/sub/deeper/$f"; done
     done
   '
-  ( exec setpriv --reuid="$U1" --regid="$G1" --init-groups -- env BASE="$BASE" U1="$U1" SENT="$SENT" bash -c '
-    d=$BASE/$U1
+  ( exec setpriv --reuid="$U1" --regid="$G1" --init-groups -- env BASE="$BASE" U1="$U1" SENT="$SENT" ROUNDS="$rounds" bash -c '
+    d=$BASE/$U1 k=0
     while :; do
+      k=$((k + 1)) && echo "$k" >"$ROUNDS/n.new" && mv -f "$ROUNDS/n.new" "$ROUNDS/n"
       for i in 1 2 3 4; do
         e=$d/pyxis_cache_u${U1}_0000000000000000000$i
         mkdir -p "$e/sub/deeper" 2>/dev/null && echo x > "$e/sub/deeper/f" 2>/dev/null
@@ -142,18 +145,22 @@ case_swap_race() {
   ' 2>/dev/null ) &
   racer=$!
   bgpids+=("$racer")
-  while ((SECONDS < end)); do
+  while ((n < 80 && runs < 160)); do
+    before=$(<"$rounds/n")
     timeout 60 "$PC" gc --all --stale-after 0 --no-plugstack --set "container_cache_data_path=$BASE" \
       >/dev/null 2>"$WORK/err"
     (($? <= 1)) || fail "gc exited badly during the race: $(head -c 200 "$WORK/err")"
     timeout 60 "$PC" status --no-plugstack --set "container_cache_data_path=$BASE" >/dev/null 2>&1 ||
       fail "status failed during the race"
-    n=$((n + 1))
+    after=$(<"$rounds/n")
+    runs=$((runs + 1))
+    ((after > before)) && n=$((n + 1))
   done
   kill -9 "$racer"
   wait "$racer" 2>/dev/null
   attacks=$((attacks + n))
-  echo "    $n collector runs raced the swapper" >&2
+  echo "    $n of $runs collector runs raced the swapper" >&2
+  ((n == 80)) || fail "the swapper went round its loop during $n of $runs collector runs only"
   check_sentinel "the swap race"
 }
 

@@ -4,6 +4,13 @@
 # with names Deno cannot decode, hand-set mtimes, records that lie. Tools: tests/faults/attack.py.
 CASES+=" redirect_record deep_trash leased_locks fifo_swap fifo_create_lock entry_exchange decoy_names future_mtime lying_records"
 
+# attacker ARGS...: tests/faults/attack.py ARGS as pcfault1, in the background; APID is the attacker's own
+# pid (a kill of the shell around it, what $! of `as1 ... &` is, would leave it running on into later cases).
+attacker() {
+  (exec setpriv --reuid="$U1" --regid="$G1" --init-groups -- /usr/bin/python3 "$here/attack.py" "$@") &
+  APID=$!
+}
+
 # elapsed T0: seconds since T0 (from `date +%s.%N`), as a whole number rounded up.
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { s = b - a; printf "%d", (s == int(s)) ? s : int(s) + 1 }'; }
 
@@ -11,7 +18,7 @@ elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { s = b - a; printf "%d",
 # that directory for a symlink the moment root's staging directory appears in <base>.
 case_redirect_record() {
   newbase 256m
-  local b_entry b_lock before try target apid name swapped=0
+  local b_entry b_lock before try target apid name swapped=0 unseen=0
   b_entry=$(as2 "$PC" reuse --image "$IMG/small.sqfs" --no-plugstack --set "container_cache_data_path=$BASE") ||
     fail "B's reuse"
   b_lock=$b_entry/.pyxis_cache_lock
@@ -21,20 +28,27 @@ case_redirect_record() {
   for try in $(seq 10); do
     target=$b_entry
     ((try % 2)) || target=$WORK/rootonly
-    as1 /usr/bin/python3 "$here/attack.py" staging 30 "$BASE" "$BASE/$U1" "$target" >"$WORK/attack.out" &
-    apid=$!
-    sleep 0.2
+    : >"$WORK/attack.out"
+    attacker staging 60 "$BASE" "$BASE/$U1" "$target" >>"$WORK/attack.out"
+    apid=$APID
+    # Root's reuse starts once the swapper watches <base> (it wakes on the staging directory's creation).
+    until grep -q watching "$WORK/attack.out" || ! kill -0 "$apid" 2>/dev/null; do sleep 0.01; done
+    grep -q watching "$WORK/attack.out" || { fail "the swapper did not start: $(cat "$WORK/attack.out")"; break; }
+    # Its wake-up must not wait behind a busy machine's run queue (it sleeps until the one event).
+    chrt -f -p 10 "$apid" >/dev/null || renice -n -20 -p "$apid" >/dev/null
     pc reuse --image "$IMG/many3.sqfs" --uid "$U1" >/dev/null 2>"$WORK/err"
     kill "$apid" 2>/dev/null
     wait "$apid" 2>/dev/null
     grep -q swapped "$WORK/attack.out" && swapped=$((swapped + 1))
+    grep -q 'no staging seen' "$WORK/attack.out" && unseen=$((unseen + 1))
     attacks=$((attacks + 1))
     [[ $(stat -c '%i %u' "$b_lock" 2>/dev/null) == "$before" ]] || { lose "B's entry lock was replaced (try $try)"; break; }
     [[ -z $(ls -A "$WORK/rootonly") ]] || { lose "a file was planted in a root-only directory (try $try)"; break; }
     rm -rf "${BASE:?}/$U1/$name" "$BASE/$U1"/stolen.* "$BASE/$U1"/.pyxis_cache_tmp.*
   done
-  echo "    the swapper swapped in $swapped of $try tries" >&2
-  ((swapped > 0)) || fail "the attack never got its swap in: it proved nothing"
+  echo "    the swapper swapped in $swapped of $try tries ($unseen without a staging directory seen)" >&2
+  # Woken by the staging directory itself, the swapper gets its swap in every time root's reuse stages.
+  ((swapped == try)) || fail "the swap got in on $swapped of $try tries only: the others proved nothing"
   check_sentinel "the record redirect"
 }
 
@@ -73,8 +87,8 @@ case_leased_locks() {
     as1 mkdir "$e" && as1 touch "$e/.pyxis_cache_lock" && as1 touch -m -d 1971-01-01 "$e"
     locks+=("$e/.pyxis_cache_lock")
   done
-  as1 /usr/bin/python3 "$here/attack.py" lease 300 "${locks[@]}" >"$WORK/attack.out" &
-  lpid=$!
+  attacker lease 300 "${locks[@]}" >"$WORK/attack.out"
+  lpid=$APID
   for i in $(seq 50); do grep -q leased "$WORK/attack.out" && break; sleep 0.1; done
   grep -q leased "$WORK/attack.out" || fail "no lease taken: $(cat "$WORK/attack.out")"
   attacks=$((attacks + 4))
@@ -96,28 +110,33 @@ case_leased_locks() {
   check_sentinel "leases"
 }
 
-# exchange_race A B FN: pcfault1 swaps A and B (renameat2 RENAME_EXCHANGE) in a loop while
-# root calls FN, for 20 s and at most 40 times; RUNS says how many. The loop must have run.
+# exchange_race A B FN: pcfault1 swaps A and B (renameat2 RENAME_EXCHANGE) in a loop while root
+# calls FN, until 40 calls ran while the loop swapped (a call during which it never got to swap is no
+# attack, and does not count), at most 80 calls; RUNS says how many ran.
 exchange_race() {
-  local apid end
+  local landed=0 before after
   # Emptied here, not by the background job's redirection, which may come after the wait
   # below has read the previous case's "exchanging" (fifo_create_lock once began too early).
   : >"$WORK/attack.out"
-  as1 /usr/bin/python3 "$here/attack.py" exchange 30 "$1" "$2" >>"$WORK/attack.out" &
-  apid=$!
+  : >"$WORK/exchanges" && chown "$U1" "$WORK/exchanges"
+  attacker exchange 600 "$1" "$2" "$WORK/exchanges" >>"$WORK/attack.out"
   # Python starts slowly on a loaded machine: root's calls begin once the swaps have.
-  end=$((SECONDS + 30))
-  until grep -q exchanging "$WORK/attack.out" 2>/dev/null || ((SECONDS >= end)); do sleep 0.05; done
-  end=$((SECONDS + 20)) RUNS=0
-  while ((SECONDS < end && RUNS < 40)); do
+  until grep -q exchanging "$WORK/attack.out" 2>/dev/null || ! kill -0 "$APID" 2>/dev/null; do sleep 0.05; done
+  RUNS=0
+  while grep -q exchanging "$WORK/attack.out" && ((landed < 40 && RUNS < 80)); do
+    before=$(exchanges)
     "$3"
+    after=$(exchanges)
     RUNS=$((RUNS + 1))
+    ((after > before)) && landed=$((landed + 1))
   done
-  kill "$apid" 2>/dev/null
-  wait "$apid" 2>/dev/null
-  attacks=$((attacks + RUNS))
-  grep -q exchanging "$WORK/attack.out" || fail "the exchange loop did not run"
+  kill "$APID" 2>/dev/null
+  wait "$APID" 2>/dev/null
+  attacks=$((attacks + landed))
+  grep -q exchanging "$WORK/attack.out" || fail "the exchange loop did not run: $(cat "$WORK/attack.out")"
+  ((landed == 40)) || fail "the exchange loop swapped during $landed of $RUNS calls only"
 }
+exchanges() { od -An -tu8 -N8 "$WORK/exchanges" | tr -d ' '; }
 # timed_out CMD...: counts in HUNG whether CMD ran into its `timeout`.
 timed_out() {
   "$@" >/dev/null 2>&1
