@@ -52,6 +52,12 @@ for file in "$@"; do
     if [[ $code == *'<<'* && $code != *'<<<'* && $line =~ \<\<-?[[:space:]]*[\'\"]?([A-Za-z_][A-Za-z0-9_]*) ]]; then
       heredoc=${BASH_REMATCH[1]}
     fi
+    # `[[ … ! … ]]` is a test, not a negated command; so is any `!` in the condition of an
+    # `if`/`elif`/`while`/`until` (up to its `then` or `do`).
+    code=${code//\[\[*\]\]/[[ ]]}
+    if [[ $code =~ ^[[:space:]]*(if|elif|while|until)[[:space:]] ]]; then
+      if [[ $code =~ [\;[:space:]](then|do)([[:space:]].*|$) ]]; then code=${BASH_REMATCH[0]}; else continue; fi
+    fi
     [[ $code =~ $negated ]] || continue
     # `! cmd || …`: the `||` after the negation makes a failure count.
     after=${code#*"${BASH_REMATCH[0]}"}

@@ -35,6 +35,7 @@ Deno.test("tests/lint-bats.sh names each '! cmd' that cannot fail, file:line", a
     ],
     ["one line continued without ||", `@test "x" {\n  ! grep -q \\\n    y /z\n  true\n}\n`, 2],
     ["in a brace group", `@test "x" {\n  { ! true; }\n  true\n}\n`, 2],
+    ["in a loop's body, after its condition", `@test "x" {\n  while ! a; do ! false; done\n  true\n}\n`, 2],
     ["in a helper function", `helper() {\n  ! kill -0 1\n  echo gone\n}\n`, 2],
     ["after a comment line that quotes", `@test "x" {\n  # it's not 'a string\n  ! ls\n  true\n}\n`, 3],
     ["after a heredoc", `@test "x" {\n  cat <<'EOF' >f\n! in text\nEOF\n  ! ls\n  true\n}\n`, 5],
@@ -69,6 +70,10 @@ Deno.test("tests/lint-bats.sh lets through every '!' that can fail or is not a n
     ["a heredoc's body", `@test "x" {\n  cat >f <<EOF\n  ! not code\nEOF\n  true\n}\n`],
     ["a subshell", `@test "x" {\n  ( ! false )\n  true\n}\n`],
     ["a comment", `@test "x" {\n  # ! pgrep foo\n  true  # ; ! x\n}\n`],
+    [
+      "a negation after || or && in a condition, or inside [[ ]]",
+      `@test "x" {\n  until [[ -s a ]] || ! kill -0 1; do b; done\n  if [[ -s a && ! -e b ]]; then c; fi\n  true\n}\n`,
+    ],
   ];
   for (const [name, body] of good) {
     await t.step(name, async () => {
