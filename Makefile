@@ -1,5 +1,5 @@
 # pyxis-cache: two set-up commands for a fresh Debian node (as root):
-#   make demo   bootstrap, then a cold create, a warm reuse, status and gc in a temporary cache
+#   make demo   bootstrap, then srun --container-cache cold and warm on a private one-node Slurm, status and gc
 #   make test   bootstrap, then every test suite
 # and for operators:
 #   make install [PREFIX=/usr/local] [DESTDIR=...] [INSTALL_DENO=1]   (see scripts/install.sh)
@@ -8,11 +8,12 @@ DENO_VERSION := 2.9.6
 DENO := .tools/node_modules/deno/deno
 export PATH := $(CURDIR)/.tools/node_modules/.bin:$(PATH)
 
-# What the demo needs, and what the test suites need on top (Slurm, bwrap, bats; a registry,
-# umoci and skopeo to build and serve images for the registry cases, python3 for its htpasswd).
-DEMO_PACKAGES := squashfs-tools busybox-static
-TEST_PACKAGES := $(DEMO_PACKAGES) slurmctld slurmd munge slurm-client libslurm-dev bubblewrap bats \
-	e2fsprogs util-linux gcc make attr prometheus docker-registry umoci skopeo curl python3 squashfuse fuse3
+# What the demo needs (a private Slurm, the stub's build, bwrap, squashfuse for a cold step's mount,
+# useradd for its user), and what the test suites need on top (bats; a registry, umoci and skopeo to
+# build and serve images for the registry cases, python3 for its htpasswd).
+DEMO_PACKAGES := squashfs-tools busybox-static slurmctld slurmd munge slurm-client libslurm-dev gcc libc6-dev make \
+	bubblewrap squashfuse fuse3 passwd
+TEST_PACKAGES := $(DEMO_PACKAGES) bats e2fsprogs util-linux attr prometheus docker-registry umoci skopeo curl python3
 
 .PHONY: all bootstrap bootstrap-test deno-dir demo test test-unit test-e2e test-faults test-ops bench check stub clean \
 	install uninstall
@@ -49,7 +50,7 @@ deno-dir: $(DENO)
 	DENO_DIR=$(CURDIR)/.deno-dir $(DENO) cache --quiet --no-config --no-lock cmd/main.ts
 	chmod -R a+rX .deno-dir
 
-demo: bootstrap
+demo: bootstrap stub
 	bash scripts/demo.sh
 
 stub:
