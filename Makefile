@@ -27,6 +27,7 @@ INSTALL_VARS = PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) DENO=$(DENO) INSTALL_DENO=$(I
 all: $(DENO) stub
 
 $(DENO):
+	$(call apt_install,$(if $(shell command -v npm),,npm))
 	npm install --prefix .tools --no-save --no-audit --no-fund --loglevel=error deno@$(DENO_VERSION)
 	@test -x $(DENO) || { echo "bootstrap: $(DENO) did not install" >&2; exit 1; }
 
