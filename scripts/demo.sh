@@ -43,13 +43,21 @@ cleanup() {
     wait_for 10 eval '[[ -z $(user_pids) ]]' || kill -KILL $(user_pids) 2>/dev/null
     wait_for 10 eval '[[ -z $(user_pids) ]]'
   fi
-  if mountpoint -q "$E2E_BASE"; then
-    wait_for 10 umount "$E2E_BASE" || echo "make demo: cannot unmount $E2E_BASE" >&2
-  fi
+  local point
+  for point in "$E2E_BASE" "$E2E_TMP/src"; do
+    if mountpoint -q "$point"; then
+      wait_for 10 umount "$point" || echo "make demo: cannot unmount $point" >&2
+    fi
+  done
   if [[ -n $created_user ]] && id "$user" >/dev/null 2>&1; then
     userdel -r "$user" >/dev/null 2>&1 || echo "make demo: cannot remove user $user" >&2
   fi
-  mountpoint -q "$E2E_BASE" || rm -rf "$E2E_TMP"
+  # Never through a mount that is still there (src is this checkout).
+  if mountpoint -q "$E2E_BASE" || mountpoint -q "$E2E_TMP/src"; then
+    echo "make demo: left $E2E_TMP behind (still mounted)" >&2
+  else
+    rm -rf --one-file-system "$E2E_TMP"
+  fi
   ((rc == 0)) || echo "make demo: did not finish (exit status $rc)" >&2
   exit "$rc"
 }
@@ -112,6 +120,14 @@ else
   home=$E2E_TMP/home
   created_user=y # before useradd: a Ctrl-C while it runs must not leave the user behind
   useradd --home-dir "$home" --create-home --shell /bin/sh "$user"
+fi
+# The plugin is loaded and the command run as the user (srun, slurmstepd's children): a checkout in
+# root's home (0700) is out of their reach. Then it is bound, read-only, where they can reach it.
+if ! runuser -u "$user" -- test -r "$E2E_PLUGIN" -a -x "$E2E_CLI" -a -r "$repo/cmd/main.ts"; then
+  mkdir "$E2E_TMP/src"
+  mount --bind -o ro "$repo" "$E2E_TMP/src"
+  E2E_PLUGIN=$E2E_TMP/src/spank-stub/spank_pyxis_cache.so E2E_CLI=$E2E_TMP/src/bin/pyxis-cache
+  echo "   ($repo is out of $user's reach: bound read-only at $E2E_TMP/src)"
 fi
 slurm_start
 echo "   plugstack.conf: $(sed 's/ *$//' "$E2E_TMP/plugstack.conf")"
