@@ -28,12 +28,14 @@ export E2E_BASE=$E2E_TMP/cache
 source "$repo/tests/e2e/slurm.sh"
 
 user=${DEMO_USER:-pxc-demo}
-created_user=
+created_user= running=
 cleanup() {
   local rc=$?
   set +e
   trap '' INT TERM HUP
   echo "== clean up: stop the private Slurm, remove the cache${created_user:+, the user $user} and $E2E_TMP"
+  # What timed was running (an srun: a Ctrl-C also ended the daemons, it would wait for them).
+  [[ -z $running ]] || kill "$running" 2>/dev/null
   slurm_stop
   local uid
   if [[ -n $created_user ]] && uid=$(id -u "$user" 2>/dev/null); then
@@ -77,7 +79,12 @@ as_user() {
 timed() {
   local var=$1 start=${EPOCHREALTIME/./} rc=0
   shift
-  out=$("$@" 2>&1) || rc=$?
+  # In the background, waited for: a Ctrl-C runs the trap at once, not once CMD has ended.
+  "$@" >"$E2E_TMP/out" 2>&1 &
+  running=$!
+  wait "$running" || rc=$?
+  running=
+  out=$(<"$E2E_TMP/out")
   local us=$((${EPOCHREALTIME/./} - start))
   [[ -z $out ]] || sed 's/^/   | /' <<<"$out"
   printf -v "$var" '%d.%02d s' $((us / 1000000)) $((us % 1000000 / 10000))
@@ -129,7 +136,11 @@ if ! runuser -u "$user" -- test -r "$E2E_PLUGIN" -a -x "$E2E_CLI" -a -r "$repo/c
   E2E_PLUGIN=$E2E_TMP/src/spank-stub/spank_pyxis_cache.so E2E_CLI=$E2E_TMP/src/bin/pyxis-cache
   echo "   ($repo is out of $user's reach: bound read-only at $E2E_TMP/src)"
 fi
-slurm_start
+# In a session of its own, so that a Ctrl-C reaches the demo, which stops the daemons in order,
+# and not the daemons themselves (an srun of a step would then wait for a controller that is
+# gone). slurm_stop stops them from any process, by the pids slurm_start recorded.
+setsid -w bash -c 'source "$1" && slurm_start' demo "$repo/tests/e2e/slurm.sh" </dev/null
+export SLURM_CONF=$E2E_TMP/slurm.conf
 echo "   plugstack.conf: $(sed 's/ *$//' "$E2E_TMP/plugstack.conf")"
 echo "   user: $(id "$user")"
 
