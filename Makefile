@@ -1,5 +1,5 @@
 # pyxis-cache: two set-up commands for a fresh Debian node (as root):
-#   make demo   bootstrap, then a cold create, a warm reuse, status and gc in a temporary cache
+#   make demo   bootstrap, then srun --container-cache cold and warm on a private one-node Slurm, status and gc
 #   make test   bootstrap, then every test suite (tests/run.sh: side by side, a table at the end)
 #   make soak   the fault suite's load case for a full minute (FAULTS_LOAD_SECONDS=60)
 # and for operators:
@@ -9,11 +9,12 @@ DENO_VERSION := 2.9.6
 DENO := .tools/node_modules/deno/deno
 export PATH := $(CURDIR)/.tools/node_modules/.bin:$(PATH)
 
-# What the demo needs, and what the test suites need on top (Slurm, bwrap, bats; a registry,
-# umoci and skopeo to build and serve images for the registry cases, python3 for its htpasswd).
-DEMO_PACKAGES := squashfs-tools busybox-static
-TEST_PACKAGES := $(DEMO_PACKAGES) slurmctld slurmd munge slurm-client libslurm-dev bubblewrap bats \
-	e2fsprogs util-linux gcc make attr prometheus docker-registry umoci skopeo curl python3 squashfuse fuse3
+# What the demo needs (a private Slurm, the stub's build, bwrap, squashfuse for a cold step's mount,
+# useradd for its user), and what the test suites need on top (bats; a registry, umoci and skopeo to
+# build and serve images for the registry cases, python3 for its htpasswd).
+DEMO_PACKAGES := squashfs-tools busybox-static slurmctld slurmd munge slurm-client libslurm-dev gcc libc6-dev make \
+	bubblewrap squashfuse fuse3 passwd
+TEST_PACKAGES := $(DEMO_PACKAGES) bats e2fsprogs util-linux attr prometheus docker-registry umoci skopeo curl python3
 
 .PHONY: all bootstrap bootstrap-test deno-dir demo test test-unit test-e2e test-faults test-ops soak bench check stub clean \
 	install uninstall
@@ -27,6 +28,7 @@ INSTALL_VARS = PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) DENO=$(DENO) INSTALL_DENO=$(I
 all: $(DENO) stub
 
 $(DENO):
+	$(call apt_install,$(if $(shell command -v npm),,npm))
 	npm install --prefix .tools --no-save --no-audit --no-fund --loglevel=error deno@$(DENO_VERSION)
 	@test -x $(DENO) || { echo "bootstrap: $(DENO) did not install" >&2; exit 1; }
 
@@ -50,7 +52,7 @@ deno-dir: $(DENO)
 	DENO_DIR=$(CURDIR)/.deno-dir $(DENO) cache --quiet --no-config --no-lock cmd/main.ts
 	chmod -R a+rX .deno-dir
 
-demo: bootstrap
+demo: bootstrap stub
 	bash scripts/demo.sh
 
 stub:

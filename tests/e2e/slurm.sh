@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# A private single-node Slurm for the e2e suite: munged, slurmctld and slurmd
+# A private single-node Slurm for the e2e suite (and make demo, scripts/demo.sh): munged, slurmctld and slurmd
 # with their own key, socket, ports, state and spool under $E2E_TMP. Source it,
 # then: slurm_start; ...; slurm_stop. Needs root.
 #
