@@ -71,7 +71,7 @@ struct daemon_args {
 /*
  * Slurm sends a step's signals to every process of the step (proctrack), the daemon
  * too: scancel --signal=USR1 ended it and the task, running from the mount, died of
- * SIGBUS (issue 19). The daemon is out of the step's tree now, and also ignores every
+ * SIGBUS. So the daemon is out of the step's tree, and also ignores every
  * signal a step may be sent (SIG_IGN survives execve, and libfuse sets its INT/TERM/HUP
  * handlers only over SIG_DFL): whatever signals the step's processes reaches the task
  * alone. It exits once nothing uses the mount, or its connection is aborted. Faults
@@ -459,7 +459,7 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 		snprintf(err, errlen, "take the FUSE descriptor: %m");
 		goto fail;
 	}
-	/* Out of the step: the step's signals, and its end, are not the daemon's (issue 19). */
+	/* Out of the step: the step's signals, and its end, are not the daemon's. */
 	daemon_err_fd = memfd_create("pyxis-cache-fuse", MFD_CLOEXEC);
 	daemon = daemon_err_fd < 0 ? -1 : child_fork_detached();
 	if (daemon < 0) {
