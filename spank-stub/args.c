@@ -89,7 +89,7 @@ static struct spank_option spank_opts[] = {
 	  "[pyxis-cache] run the task in a node-local cached, read-only copy of the image", 0, 0, opt_cache },
 	{ "container-image", "[USER@][REGISTRY#]IMAGE[:TAG]|PATH",
 	  "[pyxis-cache] the image to run the task in: a registry image as pyxis and enroot name it, "
-	  "or a squashfs file (a path starting with / or .)",
+	  "or a squashfs file (a path starting with / or ., a *.sqsh, *.sqfs or *.squashfs name, or a file in the cwd)",
 	  1, 0, opt_image },
 	{ "container-mounts", "SRC:DST[:FLAGS][,SRC:DST...]",
 	  "[pyxis-cache] bind mount[s] inside the container. Mount flags are separated with \"+\", e.g. \"ro+rprivate\"",
