@@ -138,7 +138,8 @@ fuse_run() {
   # It did kill one.
   wait "$killer"
   [[ ! -e $E2E_BASE/$(user_uid)/$name ]]
-  run srun_as_user --container-cache --container-image="$image" sh -c "$ROOT_FS"
+  # --quiet: a job queued behind another one's end says so on srun's stderr.
+  run srun_as_user --quiet --container-cache --container-image="$image" sh -c "$ROOT_FS"
   [ "$status" -eq 0 ]
   [[ $output == overlay ]]
   wait_entry "$image"
