@@ -140,7 +140,8 @@ fuse_run() {
   [[ ! -e $E2E_BASE/$(user_uid)/$name ]]
   run srun_as_user --container-cache --container-image="$image" sh -c "$ROOT_FS"
   [ "$status" -eq 0 ]
-  [[ $output == overlay ]]
+  # The last line: srun may first say the job waited for resources (a busy node).
+  [[ $(tail -1 <<<"$output") == overlay ]]
   wait_entry "$image"
   [[ -f $E2E_BASE/$(user_uid)/$name/.pyxis_cache_lock ]]
 }
