@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Every test suite, as `make test` runs them (as root, after `make bootstrap-test stub`):
 #   bash tests/run.sh
-# Three lanes side by side, since most of the suites' time is waiting (for Slurm, for
+# Four lanes side by side, since most of the suites' time is waiting (for Slurm, for
 # processes, for locks), not computing:
 #   slurm   the e2e suite with the fault suite's cases on Slurm (tests/faults/*.bats:
-#           srun32.bats, stub.bats): one private Slurm for every srun case
+#           srun32.bats, stub.bats, fuse.bats): one private Slurm for every srun case but
+#   cold    tests/e2e/75-cold-signals.bats, on a private Slurm of its own (its node, ports
+#           and users): mostly waiting for slurmctld's time limits
 #   unit    the static checks (make check), the unit tests (deno test --parallel), then the
 #           ops suite (a 3-node Slurm of its own)
 #   faults  the fault suite; it grades its cases on Slurm last, from the slurm lane's TAP
@@ -54,10 +56,18 @@ suite() {
   return "$rc"
 }
 
+# The cold lane's file, and its cluster: not the slurm lane's node name, ports or users.
+COLD_FILE=tests/e2e/75-cold-signals.bats
 slurm_lane() {
+  local files=() f
+  for f in tests/e2e/*.bats; do [[ $f == "$COLD_FILE" ]] || files+=("$f"); done
   echo "$BASHPID" >"$FAULTS_SLURM_TAP.pid"
-  suite slurm bash tests/e2e/run.sh tests/e2e/*.bats tests/faults/*.bats
+  suite slurm bash tests/e2e/run.sh "${files[@]}" tests/faults/*.bats
   echo $? >"$FAULTS_SLURM_TAP.rc"
+}
+cold_lane() {
+  E2E_USER=pxc-e2e-cold E2E_USER2=pxc-e2e-cold2 E2E_NODE=e2ecold E2E_PORTS="18000 19999" \
+    suite cold bash tests/e2e/run.sh "$COLD_FILE"
 }
 unit_lane() {
   suite check make -s check
@@ -93,10 +103,11 @@ test_enroot >/dev/null || true
 start=$(date +%s)
 if [[ ${TEST_LANES:-} == serial ]]; then
   slurm_lane
+  cold_lane
   unit_lane
   faults_lane
 else
-  for name in slurm unit faults; do
+  for name in slurm cold unit faults; do
     setsid bash "$here/run.sh" --lane "$name" &
     lanes+=($!)
   done
@@ -109,6 +120,7 @@ counts() {
   local log=$T/$1.log
   case $1 in
     slurm) echo "$(grep -c '^ok ' "$log") ok, $(grep -c '^not ok ' "$log") not ok (TAP of both runtime passes)" ;;
+    cold) echo "$(grep -c '^ok ' "$log") ok, $(grep -c '^not ok ' "$log") not ok (9 signal paths x 2 runtimes)" ;;
     unit) sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^(ok|FAILED) \| ' | tail -1 ;;
     faults) grep -E '^# cases run:' "$log" | tail -1 | sed 's/^# //' ;;
     ops) grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1 ;;
@@ -116,7 +128,7 @@ counts() {
 }
 failed=0
 echo "=== summary"
-for name in check slurm unit ops faults; do
+for name in check slurm cold unit ops faults; do
   if [[ ! -e $T/$name.status ]]; then
     printf '%-7s %-7s\n' "$name" "NOT RUN"
     failed=1

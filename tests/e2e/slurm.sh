@@ -15,7 +15,9 @@
 # shellcheck source=tests/lib/slurm-common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/slurm-common.sh"
 
-E2E_NODE=e2enode
+# E2E_NODE: the node's name (tests/run.sh runs two of these clusters at once: each its own
+# name, so that proctrack/cgroup's hierarchies, slurm_<node>, are apart).
+E2E_NODE=${E2E_NODE:-e2enode}
 
 slurm_log() { echo "# slurm.sh: $*" >&2; }
 
@@ -88,8 +90,15 @@ slurm_start() {
   mkdir -p "$E2E_TMP"/{state,slurmd/spool}
   write_plugstack "$E2E_TMP/plugstack.conf"
   write_plugstack "$E2E_TMP/slurmd/plugstack.conf"
-  # Below the ops cluster's ports (26000-31999) and the registries' (32768 and up): make test runs them at once.
-  E2E_CTLD_PORT=$((20000 + RANDOM % 6000))
+  # Below the ops cluster's ports (26000-31999) and the registries' (32768 and up): make test
+  # runs them at once. E2E_PORTS="LOW HIGH" (default 20000 25999): slurmctld's port, slurmd's
+  # the next one, both free now; tests/run.sh gives its two e2e clusters ranges apart.
+  local low high
+  read -r low high <<<"${E2E_PORTS:-20000 25999}"
+  for _ in $(seq 50); do
+    E2E_CTLD_PORT=$((low + RANDOM % (high - low)))
+    ! ss -Htln "( sport = :$E2E_CTLD_PORT or sport = :$((E2E_CTLD_PORT + 1)) )" | grep -q . && break
+  done
   _slurm_conf "$E2E_TMP/plugstack.conf" >"$E2E_TMP/slurm.conf"
   _slurm_conf "$E2E_TMP/slurmd/plugstack.conf" >"$E2E_TMP/slurmd/slurm.conf"
   chmod 644 "$E2E_TMP/slurm.conf" "$E2E_TMP/slurmd/slurm.conf"

@@ -15,7 +15,9 @@ test_enroot() {
   [[ -f $build ]] || return 1
   prefix=${PYXIS_CACHE_TEST_CACHE:-/var/cache/pyxis-cache-test}/enroot-4.1.2
   had_run=$([[ -e /run/enroot ]] && echo y || true)
-  bash "$build" "$prefix" >&2 || return 1
+  # One build at a time (two suites may call this at once): the second finds it built.
+  mkdir -p "$(dirname "$prefix")"
+  flock "$(dirname "$prefix")/.enroot-build.lock" bash "$build" "$prefix" >&2 || return 1
   # build.sh runs `enroot version` as root, which creates /run/enroot (its default
   # runtime path): the cases check that steps never need it.
   [[ -n $had_run ]] || rmdir /run/enroot 2>/dev/null || true
