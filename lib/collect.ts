@@ -110,6 +110,23 @@ class Budgets {
  */
 export const RECORD_MAX_AGE_SECONDS = 30 * 86400;
 
+/** A collection that has done nothing yet. */
+function emptyCollection(config: Config, dryRun: boolean): Collection {
+  return {
+    skipped: false,
+    dryRun,
+    usageBefore: 0,
+    usageAfter: 0,
+    high: config.gcHigh,
+    low: config.gcLow,
+    evicted: [],
+    skippedInUse: [],
+    removedLeftovers: [],
+    failures: [],
+    problems: [],
+  };
+}
+
 /**
  * Holds the collector lock, or says that another collector does. Root's
  * collector takes the global lock, which only root can open (a user holding it
@@ -344,19 +361,7 @@ export async function fitUserLimit(
   const base = config.dataPath;
   const limit = limitBytes(percent, await (options.usage ?? statfsUsage)(base));
   const scan = await scanEntries(base, { uid });
-  const result: Collection = {
-    skipped: false,
-    dryRun: false,
-    usageBefore: 0,
-    usageAfter: 0,
-    high: config.gcHigh,
-    low: config.gcLow,
-    evicted: [],
-    skippedInUse: [],
-    removedLeftovers: [],
-    failures: [],
-    problems: [],
-  };
+  const result = emptyCollection(config, false);
   const holding = holdingsOf(base, scan, result.problems, new Set(options.without ? [options.without] : [])).get(uid);
   let held = holding?.bytes ?? 0;
   if (options.evict ?? true) {
@@ -403,19 +408,7 @@ async function recordRun(base: string, result: Collection): Promise<void> {
 export async function collect(config: Config, options: CollectOptions = {}): Promise<Collection> {
   const base = config.dataPath;
   const usageOf = options.usage ?? statfsUsage;
-  const result: Collection = {
-    skipped: false,
-    dryRun: options.dryRun ?? false,
-    usageBefore: 0,
-    usageAfter: 0,
-    high: config.gcHigh,
-    low: config.gcLow,
-    evicted: [],
-    skippedInUse: [],
-    removedLeftovers: [],
-    failures: [],
-    problems: [],
-  };
+  const result = emptyCollection(config, options.dryRun ?? false);
   const gcLock = await lockCollector(base);
   if (!gcLock) return { ...result, skipped: true };
   const budgets = new Budgets(options.userSeconds ?? USER_SECONDS);
