@@ -263,14 +263,15 @@ invalid:
 	return -1;
 }
 
-static int parse_mounts(int val, const char *optarg, char *err, size_t errlen)
+/* item() on each ","-separated item of a copy of optarg, up to the first that fails. */
+static int each_item(const char *option, const char *optarg, int (*item)(char *, const char *, char *, size_t),
+		     char *err, size_t errlen)
 {
 	char *copy, *rest, *entry;
 	int rc = 0;
 
-	(void)val;
 	if (optarg == NULL || optarg[0] == '\0') {
-		snprintf(err, errlen, PLUGIN_NAME ": --container-mounts: argument required");
+		snprintf(err, errlen, PLUGIN_NAME ": --%s: argument required", option);
 		return -1;
 	}
 	copy = strdup(optarg);
@@ -280,9 +281,15 @@ static int parse_mounts(int val, const char *optarg, char *err, size_t errlen)
 	}
 	rest = copy;
 	while (rc == 0 && (entry = strsep(&rest, ",")) != NULL)
-		rc = parse_mount_entry(entry, optarg, err, errlen);
+		rc = item(entry, optarg, err, errlen);
 	free(copy);
 	return rc;
+}
+
+static int parse_mounts(int val, const char *optarg, char *err, size_t errlen)
+{
+	(void)val;
+	return each_item("container-mounts", optarg, parse_mount_entry, err, errlen);
 }
 
 static int parse_workdir(int val, const char *optarg, char *err, size_t errlen)
@@ -339,81 +346,58 @@ static int valid_env_name(const char *s)
 	return 1;
 }
 
-static int parse_env(int val, const char *optarg, char *err, size_t errlen)
+static int env_item(char *name, const char *optarg, char *err, size_t errlen)
 {
-	char *copy, *rest, *name, **grown;
-	int rc = -1;
+	char **grown;
 
-	(void)val;
-	if (optarg == NULL || optarg[0] == '\0') {
-		snprintf(err, errlen, PLUGIN_NAME ": --container-env: argument required");
+	if (!valid_env_name(name)) {
+		snprintf(err, errlen, PLUGIN_NAME ": --container-env: invalid format: %s", optarg);
 		return -1;
 	}
-	copy = strdup(optarg);
-	if (copy == NULL) {
+	if (pyxis_args_env_listed(name, strlen(name)))
+		return 0;
+	grown = realloc(container_args.env_vars, sizeof(*grown) * (container_args.env_vars_len + 1));
+	if (grown == NULL || (grown[container_args.env_vars_len] = strdup(name)) == NULL) {
+		if (grown != NULL)
+			container_args.env_vars = grown;
 		snprintf(err, errlen, OUT_OF_MEMORY);
 		return -1;
 	}
-	rest = copy;
-	while ((name = strsep(&rest, ",")) != NULL) {
-		if (!valid_env_name(name)) {
-			snprintf(err, errlen, PLUGIN_NAME ": --container-env: invalid format: %s", optarg);
-			goto fail;
-		}
-		if (pyxis_args_env_listed(name, strlen(name)))
-			continue;
-		grown = realloc(container_args.env_vars, sizeof(*grown) * (container_args.env_vars_len + 1));
-		if (grown == NULL || (grown[container_args.env_vars_len] = strdup(name)) == NULL) {
-			if (grown != NULL)
-				container_args.env_vars = grown;
-			snprintf(err, errlen, OUT_OF_MEMORY);
-			goto fail;
-		}
-		container_args.env_vars = grown;
-		container_args.env_vars_len++;
+	container_args.env_vars = grown;
+	container_args.env_vars_len++;
+	return 0;
+}
+
+static int parse_env(int val, const char *optarg, char *err, size_t errlen)
+{
+	(void)val;
+	return each_item("container-env", optarg, env_item, err, errlen);
+}
+
+static int unshare_item(char *ns, const char *optarg, char *err, size_t errlen)
+{
+	(void)optarg;
+	if (ns[0] == '\0') {
+		snprintf(err, errlen, PLUGIN_NAME ": --container-unshare: empty namespace argument");
+		return -1;
 	}
-	rc = 0;
-fail:
-	free(copy);
-	return rc;
+	if (strcmp(ns, "net") == 0)
+		container_args.unshare_net = 1;
+	else if (strcmp(ns, "ipc") == 0)
+		container_args.unshare_ipc = 1;
+	else if (strcmp(ns, "uts") == 0)
+		container_args.unshare_uts = 1;
+	else {
+		snprintf(err, errlen, PLUGIN_NAME ": --container-unshare: unknown namespace '%s'", ns);
+		return -1;
+	}
+	return 0;
 }
 
 static int parse_unshare(int val, const char *optarg, char *err, size_t errlen)
 {
-	char *copy, *rest, *ns;
-	int rc = -1;
-
 	(void)val;
-	if (optarg == NULL || optarg[0] == '\0') {
-		snprintf(err, errlen, PLUGIN_NAME ": --container-unshare: argument required");
-		return -1;
-	}
-	copy = strdup(optarg);
-	if (copy == NULL) {
-		snprintf(err, errlen, OUT_OF_MEMORY);
-		return -1;
-	}
-	rest = copy;
-	while ((ns = strsep(&rest, ",")) != NULL) {
-		if (ns[0] == '\0') {
-			snprintf(err, errlen, PLUGIN_NAME ": --container-unshare: empty namespace argument");
-			goto fail;
-		}
-		if (strcmp(ns, "net") == 0)
-			container_args.unshare_net = 1;
-		else if (strcmp(ns, "ipc") == 0)
-			container_args.unshare_ipc = 1;
-		else if (strcmp(ns, "uts") == 0)
-			container_args.unshare_uts = 1;
-		else {
-			snprintf(err, errlen, PLUGIN_NAME ": --container-unshare: unknown namespace '%s'", ns);
-			goto fail;
-		}
-	}
-	rc = 0;
-fail:
-	free(copy);
-	return rc;
+	return each_item("container-unshare", optarg, unshare_item, err, errlen);
 }
 
 static int parse_save(int val, const char *optarg, char *err, size_t errlen)
