@@ -6,18 +6,17 @@ load helpers
 RUNTIME=${E2E_RUNTIME:-bwrap}
 
 setup_file() {
-  [[ $RUNTIME == bwrap || -n ${E2E_ENROOT:-} ]] || return 0
+  runtime_available || return 0
   slurmd_restart_with "$(plugstack_line "container_cache_runtime=$RUNTIME")"
 }
 
 teardown_file() {
-  [[ $RUNTIME == bwrap || -n ${E2E_ENROOT:-} ]] || return 0
+  runtime_available || return 0
   slurmd_restart_with
 }
 
 setup() {
-  [[ $RUNTIME == bwrap || -n ${E2E_ENROOT:-} ]] ||
-    skip "enroot is not installed and could not be built: the enroot runtime's cases are skipped"
+  skip_without_runtime
 }
 
 cached() { srun_as_user --container-cache --container-image="$ALPHA" "$@"; }

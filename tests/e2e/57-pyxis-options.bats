@@ -6,7 +6,7 @@ load helpers
 RUNTIME=${E2E_RUNTIME:-bwrap}
 
 setup_file() {
-  [[ $RUNTIME == bwrap || -n ${E2E_ENROOT:-} ]] || return 0
+  runtime_available || return 0
   slurmd_restart_with "$(plugstack_line "container_cache_runtime=$RUNTIME")"
   # An image with an entrypoint as enroot imports one: /etc/rc runs /entrypoint.sh
   # around the command; the entrypoint prints a line and exports variables.
@@ -14,13 +14,7 @@ setup_file() {
   rm -rf "$root"
   cp -a "$E2E_TMP/rootfs-alpha" "$root"
   mkdir -p "$root/data-in-image"
-  cat >"$root/etc/rc" <<'EOF'
-cd / || exit 1
-if [ -s /etc/rc.local ]; then
-    . /etc/rc.local
-fi
-exec /entrypoint.sh "$@"
-EOF
+  write_enroot_rc "$root"
   cat >"$root/entrypoint.sh" <<'EOF'
 #!/bin/sh
 echo PXC_ENTRYPOINT_RAN
@@ -36,13 +30,12 @@ EOF
 }
 
 teardown_file() {
-  [[ $RUNTIME == bwrap || -n ${E2E_ENROOT:-} ]] || return 0
+  runtime_available || return 0
   slurmd_restart_with
 }
 
 setup() {
-  [[ $RUNTIME == bwrap || -n ${E2E_ENROOT:-} ]] ||
-    skip "enroot is not installed and could not be built: the enroot runtime's cases are skipped"
+  skip_without_runtime
   IMG=$E2E_TMP/images/entry-$RUNTIME.sqsh
   DATA=$E2E_TMP/pxc-opt-data
   rm -rf "$DATA"

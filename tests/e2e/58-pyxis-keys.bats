@@ -17,19 +17,13 @@ PYXIS_KEYS="runtime_path=/run/pyxis container_scope=job use_enroot_load=1 import
 SPOOL=/var/spool/pxc-e2e-spool.${E2E_TMP##*.}
 
 setup_file() {
-  [[ $RUNTIME == bwrap || -n ${E2E_ENROOT:-} ]] || return 0
+  runtime_available || return 0
   # An image with an entrypoint, as 57-pyxis-options.bats builds it: /etc/rc runs
   # /entrypoint.sh around the command, which exports PXC_FROM_ENTRYPOINT=yes.
   local root=$E2E_TMP/rootfs-keys-$RUNTIME
   rm -rf "$root"
   cp -a "$E2E_TMP/rootfs-alpha" "$root"
-  cat >"$root/etc/rc" <<'EOF'
-cd / || exit 1
-if [ -s /etc/rc.local ]; then
-    . /etc/rc.local
-fi
-exec /entrypoint.sh "$@"
-EOF
+  write_enroot_rc "$root"
   cat >"$root/entrypoint.sh" <<'EOF'
 #!/bin/sh
 export PXC_FROM_ENTRYPOINT=yes
@@ -46,7 +40,7 @@ EOF
 }
 
 teardown_file() {
-  [[ $RUNTIME == bwrap || -n ${E2E_ENROOT:-} ]] || return 0
+  runtime_available || return 0
   write_plugstack "$E2E_TMP/plugstack.conf"
   sed -i "s|^SlurmdSpoolDir=.*|SlurmdSpoolDir=$E2E_TMP/slurmd/spool|" "$E2E_TMP/slurmd/slurm.conf"
   slurmd_restart_with
@@ -54,8 +48,7 @@ teardown_file() {
 }
 
 setup() {
-  [[ $RUNTIME == bwrap || -n ${E2E_ENROOT:-} ]] ||
-    skip "enroot is not installed and could not be built: the enroot runtime's cases are skipped"
+  skip_without_runtime
   IMG=$E2E_TMP/images/keys-$RUNTIME.sqsh
 }
 

@@ -84,3 +84,22 @@ warm_entry() {
   local user=${2:-$E2E_USER}
   cli reuse --image "$1" --uid "$(user_uid "$user")" --gid "$(user_gid "$user")" >/dev/null
 }
+
+# runtime_available: the runtime this file runs with (E2E_RUNTIME, bwrap by default) can run here;
+# skip_without_runtime: skip the case when it cannot (enroot neither installed nor built).
+runtime_available() { [[ ${E2E_RUNTIME:-bwrap} == bwrap || -n ${E2E_ENROOT:-} ]]; }
+skip_without_runtime() {
+  runtime_available || skip "enroot is not installed and could not be built: the enroot runtime's cases are skipped"
+}
+
+# write_enroot_rc ROOT: the /etc/rc enroot imports with an image that has an entrypoint:
+# it runs /entrypoint.sh (which the caller writes) around the command.
+write_enroot_rc() {
+  cat >"$1/etc/rc" <<'EOF'
+cd / || exit 1
+if [ -s /etc/rc.local ]; then
+    . /etc/rc.local
+fi
+exec /entrypoint.sh "$@"
+EOF
+}
