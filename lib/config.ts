@@ -23,6 +23,11 @@ export interface Config {
    * `<base>/<uid>`; `undefined`: no limit.
    */
   userLimit?: number;
+  /**
+   * The size of a cache-mode step's own tmpfs, which holds its writable layer over the
+   * entry (tmpfs's `size=`: `512m`, `4g`, `10%` of memory); the stub mounts it.
+   */
+  layerSize: string;
   /** pyxis 0.24's own keys, accepted with pyxis's meaning (docs/pyxis.md, "plugstack keys"). */
   pyxis: PyxisKeys;
 }
@@ -65,6 +70,7 @@ export const KEYS = [
   "container_cache_registry_interval",
   "container_cache_fuse",
   "container_cache_user_limit",
+  "container_cache_layer_size",
   // pyxis's own keys
   ...PYXIS_KEYS,
 ] as const;
@@ -99,6 +105,15 @@ function limit(key: string, value: string, source: string): number | undefined {
     throw invalid(key, value, "must be an integer from 1 to 100, or off", source);
   }
   return n;
+}
+
+/** A tmpfs `size=`: a whole number (1 to 12 digits) with k, m or g, or 1% to 100% of memory. */
+function size(key: string, value: string, source: string): string {
+  const m = /^([1-9]\d{0,11})([kmg%])$/.exec(value);
+  if (m === null || (m[2] === "%" && Number(m[1]) > 100)) {
+    throw invalid(key, value, "must be a size such as 512m, 4g or 10% (of memory)", source);
+  }
+  return value;
 }
 
 /** A yes/no value, spelled as pyxis spells its booleans. */
@@ -161,7 +176,7 @@ export function parseConfig(args: string[], source: string): Config {
   if (dataPath === undefined || dataPath === "") {
     throw new UsageError(`container_cache_data_path: required but not set (in ${source})`);
   }
-  const config: Omit<Config, "pyxis"> = {
+  const config: Omit<Config, "pyxis" | "layerSize"> = {
     dataPath: absolute("container_cache_data_path", dataPath, source),
     gcHigh: percent("container_cache_gc_high", values.get("container_cache_gc_high") ?? "85", source),
     gcLow: percent("container_cache_gc_low", values.get("container_cache_gc_low") ?? "80", source),
@@ -176,6 +191,7 @@ export function parseConfig(args: string[], source: string): Config {
   };
   const userLimit = limit("container_cache_user_limit", values.get("container_cache_user_limit") ?? "off", source);
   if (userLimit !== undefined) config.userLimit = userLimit;
+  const layerSize = size("container_cache_layer_size", values.get("container_cache_layer_size") ?? "1g", source);
   if (config.gcLow >= config.gcHigh) {
     const reason = `must be below container_cache_gc_high=${config.gcHigh}`;
     throw invalid("container_cache_gc_low", String(config.gcLow), reason, source);
@@ -185,7 +201,7 @@ export function parseConfig(args: string[], source: string): Config {
     throw invalid("container_cache_runtime", runtime, "must be enroot or bwrap", source);
   }
   config.runtime = runtime;
-  return { ...config, pyxis: pyxisKeys(values, source) };
+  return { ...config, layerSize, pyxis: pyxisKeys(values, source) };
 }
 
 export interface ConfigSource {

@@ -4,6 +4,7 @@
  * message the stub would fail the step with; exit 0 or 1.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "common.h"
 #include "config.h"
@@ -28,6 +29,8 @@ int main(int argc, char **argv)
 	       cfg.pyxis.use_enroot_load ? "yes" : "no", cfg.pyxis.use_squashfuse ? "yes" : "no");
 	if (cfg.user_limit > 0)
 		printf(" user_limit=%d", cfg.user_limit);
+	if (strcmp(cfg.layer_size, "1g") != 0)
+		printf(" layer_size=%s", cfg.layer_size);
 	printf("\n");
 	return 0;
 }

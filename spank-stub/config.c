@@ -13,7 +13,7 @@
 #include "config.h"
 
 enum {
-	DATA_PATH, GC_HIGH, GC_LOW, RUNTIME, CLI, REGISTRY_INTERVAL, FUSE, USER_LIMIT,
+	DATA_PATH, GC_HIGH, GC_LOW, RUNTIME, CLI, REGISTRY_INTERVAL, FUSE, USER_LIMIT, LAYER_SIZE,
 	/* pyxis's own keys */
 	RUNTIME_PATH, EXECUTE_ENTRYPOINT, CONTAINER_SCOPE, SBATCH_SUPPORT, USE_ENROOT_LOAD, IMPORTER, USE_SQUASHFUSE,
 	NKEYS
@@ -28,6 +28,7 @@ static const char *const keys[NKEYS] = {
 	[REGISTRY_INTERVAL] = "container_cache_registry_interval",
 	[FUSE] = "container_cache_fuse",
 	[USER_LIMIT] = "container_cache_user_limit",
+	[LAYER_SIZE] = "container_cache_layer_size",
 	[RUNTIME_PATH] = "runtime_path",
 	[EXECUTE_ENTRYPOINT] = "execute_entrypoint",
 	[CONTAINER_SCOPE] = "container_scope",
@@ -45,6 +46,7 @@ static const char *const defaults[NKEYS] = {
 	[REGISTRY_INTERVAL] = "60",
 	[FUSE] = "yes",
 	[USER_LIMIT] = "off",
+	[LAYER_SIZE] = "1g",
 	/* pyxis 0.24's defaults */
 	[RUNTIME_PATH] = "/run/pyxis",
 	[EXECUTE_ENTRYPOINT] = "no",
@@ -121,6 +123,29 @@ static int parse_limit(int key, const char *s, int *out, char *err, size_t errle
 		return -1;
 	}
 	*out = v;
+	return 0;
+}
+
+/*
+ * A tmpfs size= value: a whole number (1 to 12 digits, no leading zero) with k, m
+ * or g, or a percentage of memory from 1% to 100%. Kept as written (the mounter
+ * hands it to tmpfs).
+ */
+static int parse_size(int key, const char *s, char *out, size_t len, char *err, size_t errlen)
+{
+	size_t n = strspn(s, "0123456789");
+	int percent = s[n] == '%';
+	long v = 0;
+	size_t i;
+
+	for (i = 0; i < n && i < 13; ++i)
+		v = v * 10 + (s[i] - '0');
+	if (n == 0 || n > 12 || s[0] == '0' || s[n] == '\0' || s[n + 1] != '\0' ||
+	    (!percent && strchr("kmg", s[n]) == NULL) || (percent && v > 100) || n + 2 > len) {
+		INVALID(key, s, "must be a size such as 512m, 4g or 10% (of memory)");
+		return -1;
+	}
+	memcpy(out, s, n + 2);
 	return 0;
 }
 
@@ -249,7 +274,8 @@ int pyxis_config_parse(struct plugin_config *cfg, int ac, char **av, char *err, 
 	    parse_path(CLI, vals[CLI], cfg->cli, sizeof(cfg->cli), err, errlen) < 0 ||
 	    parse_seconds(REGISTRY_INTERVAL, vals[REGISTRY_INTERVAL], &cfg->registry_interval, err, errlen) < 0 ||
 	    parse_flag(FUSE, vals[FUSE], &cfg->fuse, err, errlen) < 0 ||
-	    parse_limit(USER_LIMIT, vals[USER_LIMIT], &cfg->user_limit, err, errlen) < 0)
+	    parse_limit(USER_LIMIT, vals[USER_LIMIT], &cfg->user_limit, err, errlen) < 0 ||
+	    parse_size(LAYER_SIZE, vals[LAYER_SIZE], cfg->layer_size, sizeof(cfg->layer_size), err, errlen) < 0)
 		goto fail;
 	if (cfg->gc_low >= cfg->gc_high) {
 		snprintf(err, errlen, PLUGIN_NAME ": %s: invalid value: %d (must be below %s=%d)", keys[GC_LOW],

@@ -218,6 +218,36 @@ export const CONFIG_CASES: ConfigCase[] = [
     expect: "container_cache_user_limit: invalid value: 12.5 (must be an integer from 1 to 100, or off)",
   },
   {
+    name: "a layer size in gigabytes",
+    words: [`${PATH}=/c`, "container_cache_layer_size=4g"],
+    expect: `${ok("/c")} layer_size=4g`,
+  },
+  {
+    name: "a layer size as a share of memory",
+    words: [`${PATH}=/c`, "container_cache_layer_size=100%"],
+    expect: `${ok("/c")} layer_size=100%`,
+  },
+  {
+    name: "a layer size without a unit",
+    words: [`${PATH}=/c`, "container_cache_layer_size=4096"],
+    expect: "container_cache_layer_size: invalid value: 4096 (must be a size such as 512m, 4g or 10% (of memory))",
+  },
+  {
+    name: "a layer size of 0",
+    words: [`${PATH}=/c`, "container_cache_layer_size=0m"],
+    expect: "container_cache_layer_size: invalid value: 0m (must be a size such as 512m, 4g or 10% (of memory))",
+  },
+  {
+    name: "a layer size above all memory",
+    words: [`${PATH}=/c`, "container_cache_layer_size=101%"],
+    expect: "container_cache_layer_size: invalid value: 101% (must be a size such as 512m, 4g or 10% (of memory))",
+  },
+  {
+    name: "a layer size with a mount option after it",
+    words: [`${PATH}=/c`, "container_cache_layer_size=1g,exec"],
+    expect: "container_cache_layer_size: invalid value: 1g,exec (must be a size such as 512m, 4g or 10% (of memory))",
+  },
+  {
     name: "a user limit with a percent sign",
     words: [`${PATH}=/c`, "container_cache_user_limit=40%"],
     expect: "container_cache_user_limit: invalid value: 40% (must be an integer from 1 to 100, or off)",
