@@ -113,8 +113,9 @@ static struct spank_option spank_opts[] = {
 	  0, 0, opt_entrypoint },
 	{ "container-entrypoint-log", NULL, "[pyxis-cache] print the output of the entrypoint script", 0, 1,
 	  opt_entrypoint_log },
-	{ "container-writable", NULL, "[pyxis-cache] make the container filesystem writable (not with --container-cache)",
-	  0, 1, opt_writable },
+	{ "container-writable", NULL,
+	  "[pyxis-cache] make the container filesystem writable (with --container-cache: a layer of the step's own)", 0,
+	  1, opt_writable },
 	{ "container-readonly", NULL, "[pyxis-cache] make the container filesystem read-only (the default)", 0, 0,
 	  opt_writable },
 	{ "container-env", "NAME[,NAME...]",
@@ -543,10 +544,6 @@ int pyxis_args_check(char *err, size_t errlen)
 	if (container_args.cache) {
 		if (container_args.image == NULL) {
 			snprintf(err, errlen, PLUGIN_NAME ": --container-cache requires --container-image");
-			goto fail;
-		}
-		if (container_args.writable == 1) {
-			snprintf(err, errlen, PLUGIN_NAME ": --container-cache is incompatible with --container-writable");
 			goto fail;
 		}
 		if (container_args.save != NULL) {

@@ -8,10 +8,12 @@
 
 #include <slurm/spank.h>
 
+#include "args.h"
 #include "cli.h"
 #include "cold.h"
 #include "fuse.h"
 #include "log.h"
+#include "mounter.h"
 
 /* The step waits for the unpack, as without FUSE; why it does, said once. */
 static int wait_for_unpack(struct plugin_context *ctx, const char *image, const char *why, char *err, size_t errlen)
@@ -42,7 +44,9 @@ static int names_a_file(const char *image)
 	return 0;
 }
 
-int cold_start(struct plugin_context *ctx, const char *image, const char *search_path, char *err, size_t errlen)
+/* The entry, or a cold step's FUSE mount: what cold_start lays the step's layer over. */
+static int start_entry(struct plugin_context *ctx, const char *image, const char *search_path, char *err,
+		       size_t errlen)
 {
 	struct container *c = &ctx->container;
 	char daemon_bin[PATH_MAX], why[ERROR_MAX], reason[ERROR_MAX + 32], user_dir[PATH_MAX];
@@ -77,4 +81,47 @@ int cold_start(struct plugin_context *ctx, const char *image, const char *search
 	snprintf(c->enroot_data, sizeof(c->enroot_data), "%s", c->fuse.point);
 	snprintf(c->enroot_name, sizeof(c->enroot_name), "root");
 	return 0;
+}
+
+/*
+ * A warm step's own layer over its entry (mounter.c): the step writes there, never
+ * in the entry. Where it cannot be made (no overlay in a user namespace: kernels
+ * before 5.11), a read-only step runs on the entry itself, as before it existed
+ * (the runtimes' mount points and enroot's files are then made in the entry), and
+ * a writable one fails.
+ */
+static int warm_layer(struct plugin_context *ctx, char *err, size_t errlen)
+{
+	struct container *c = &ctx->container;
+	char user_dir[PATH_MAX], why[ERROR_MAX];
+
+	if (cli_user_path(ctx, NULL, NULL, user_dir, sizeof(user_dir)) < 0)
+		snprintf(why, sizeof(why), "path too long");
+	else if (layer_mount(c->rootfs, user_dir, c->enroot_name, &ctx->job, &c->fuse, why, sizeof(why)) == 0)
+		goto mounted;
+	if (container_args.writable == 1) {
+		snprintf(err, errlen, PLUGIN_NAME ": --container-writable: the step's layer over %s failed (%s)",
+			 c->enroot_name, why);
+		return -1;
+	}
+	pyxis_info(PLUGIN_NAME ": the step's layer over %s failed (%s): the step runs on the entry itself",
+		   c->enroot_name, why);
+	return 0;
+mounted:
+	if (snprintf(c->rootfs, sizeof(c->rootfs), "%s", c->fuse.rootfs) >= (int)sizeof(c->rootfs)) {
+		fuse_release(&c->fuse);
+		snprintf(err, errlen, PLUGIN_NAME ": the step's layer: path too long");
+		return -1;
+	}
+	snprintf(c->enroot_data, sizeof(c->enroot_data), "%s", c->fuse.point);
+	snprintf(c->enroot_name, sizeof(c->enroot_name), "root");
+	return 0;
+}
+
+int cold_start(struct plugin_context *ctx, const char *image, const char *search_path, char *err, size_t errlen)
+{
+	mounter_set_layer_size(ctx->cfg.layer_size);
+	if (start_entry(ctx, image, search_path, err, errlen) < 0)
+		return -1;
+	return ctx->container.fuse.mntns_fd >= 0 ? 0 : warm_layer(ctx, err, errlen);
 }

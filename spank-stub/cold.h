@@ -1,8 +1,9 @@
 /*
- * Cache mode's start in user_init: a warm step locks its entry; a cold one,
- * where FUSE is available, starts the entry's creator in the background and
- * runs from a squashfuse_ll mount of the image meanwhile (fuse.c); otherwise,
- * or with container_cache_fuse=no, it waits for the unpack as before.
+ * Cache mode's start in user_init: a warm step locks its entry and lays a
+ * layer of its own over it (mounter.c); a cold one, where FUSE is available,
+ * starts the entry's creator in the background and runs from a squashfuse_ll
+ * mount of the image meanwhile (fuse.c); otherwise, or with
+ * container_cache_fuse=no, it waits for the unpack as before (then warm).
  */
 #ifndef PYXIS_CACHE_COLD_H
 #define PYXIS_CACHE_COLD_H
@@ -12,9 +13,11 @@
 #include "context.h"
 
 /*
- * Fill ctx->container's rootfs, enroot_data and enroot_name (and its lock, or
- * its FUSE mount). search_path: slurmd's PATH (where squashfuse_ll is looked
- * for). Returns 0, or -1 with one line in err.
+ * Fill ctx->container's rootfs, enroot_data and enroot_name (and its lock, and
+ * its mount: the FUSE mount of a cold step, or the layer of a warm one, both an
+ * overlay with the step's own upper in ctx->container.fuse). search_path:
+ * slurmd's PATH (where squashfuse_ll is looked for). Returns 0, or -1 with one
+ * line in err.
  */
 int cold_start(struct plugin_context *ctx, const char *image, const char *search_path, char *err, size_t errlen);
 

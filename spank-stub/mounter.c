@@ -1,9 +1,11 @@
 /*
- * The mounter (see fuse.c): forked as root by slurmstepd, it unshares a user and
- * a mount namespace, whose id maps slurmstepd writes (0 -> the job user); opens
- * /dev/fuse there, becomes the job user (uid 0 inside) and makes every mount: a
- * tmpfs on the mount point, the FUSE mount, an overlay with a writable tmpfs
- * upper; then exits. It and slurmstepd talk in struct message over two pipes.
+ * The mounter (see fuse.c, and layer_mount below): forked as root by slurmstepd,
+ * it unshares a user and a mount namespace, whose id maps slurmstepd writes
+ * (0 -> the job user); opens /dev/fuse there (a cold step), becomes the job user
+ * (uid 0 inside) and makes every mount: a tmpfs on the mount point, the lower
+ * layer (the FUSE mount, or a warm step's entry bound read-only), an overlay with
+ * a writable upper in that tmpfs; then exits. It and slurmstepd talk in struct
+ * message over two pipes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,9 +21,16 @@
 
 #include "child.h"
 #include "context.h"
+#include "lock.h"
 #include "mounter.h"
 
-#define UPPER_SIZE "size=64m"
+/* The tmpfs's size= (container_cache_layer_size): the step's layer and enroot's own paths. */
+static char layer_size[32] = MOUNTER_LAYER_SIZE;
+
+void mounter_set_layer_size(const char *size)
+{
+	snprintf(layer_size, sizeof(layer_size), "%s", size);
+}
 
 int send_message(int fd, char tag, int value, const char *text)
 {
@@ -86,8 +95,8 @@ int mounter_main(const struct mounter *mt)
 	if (wait_go(mt) < 0)
 		_exit(1);
 	/* Still kernel uid 0, the device's owner; the mount wants a descriptor opened in this namespace. */
-	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-	if (fd < 0)
+	fd = mt->lower != NULL ? -1 : open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0 && mt->lower == NULL)
 		mounter_fail(mt, "/dev/fuse");
 	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
 		mounter_fail(mt, "become the job user in the namespace");
@@ -106,21 +115,34 @@ int mounter_main(const struct mounter *mt)
 	snprintf(root, sizeof(root), "%s/root", point);
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		mounter_fail(mt, "make / private");
-	if (mount("pyxis-cache", point, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700," UPPER_SIZE) < 0)
+	snprintf(options, sizeof(options), "mode=0700,size=%s", layer_size);
+	if (mount("pyxis-cache", point, "tmpfs", MS_NOSUID | MS_NODEV, options) < 0)
 		mounter_fail(mt, "mount a tmpfs");
 	if (mkdir(lower, 0755) < 0 || mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(root, 0755) < 0)
 		mounter_fail(mt, "mkdir");
-	snprintf(options, sizeof(options), "fd=%d,rootmode=40000,user_id=0,group_id=0,default_permissions", fd);
-	if (mount("squashfuse", lower, "fuse." DAEMON, MS_RDONLY | MS_NOSUID | MS_NODEV, options) < 0)
-		mounter_fail(mt, "mount fuse." DAEMON);
-	send_message(mt->out, 'm', fd, strrchr(point, '/') + 1);
-	if (wait_go(mt) < 0)
-		_exit(1);
-	/*
-	 * The daemon holds its copy now. Ours would keep the connection up if the daemon
-	 * exits (an image it cannot read): the lookups below would wait until the timeout.
-	 */
-	close(fd);
+	if (mt->lower != NULL) {
+		/*
+		 * A warm step: the entry, bound where a cold step has its FUSE mount. An overlay
+		 * never writes to a lower layer: every write lands in the upper, in the tmpfs.
+		 */
+		if (mount(mt->lower, lower, NULL, MS_BIND, NULL) < 0)
+			mounter_fail(mt, "bind the entry");
+		send_message(mt->out, 'm', -1, strrchr(point, '/') + 1);
+		if (wait_go(mt) < 0)
+			_exit(1);
+	} else {
+		snprintf(options, sizeof(options), "fd=%d,rootmode=40000,user_id=0,group_id=0,default_permissions", fd);
+		if (mount("squashfuse", lower, "fuse." DAEMON, MS_RDONLY | MS_NOSUID | MS_NODEV, options) < 0)
+			mounter_fail(mt, "mount fuse." DAEMON);
+		send_message(mt->out, 'm', fd, strrchr(point, '/') + 1);
+		if (wait_go(mt) < 0)
+			_exit(1);
+		/*
+		 * The daemon holds its copy now. Ours would keep the connection up if the daemon
+		 * exits (an image it cannot read): the lookups below would wait until the timeout.
+		 */
+		close(fd);
+	}
 	/* The rootfs's top as in an entry: the image's mode, writable by its owner (the user). */
 	if (stat(lower, &st) < 0)
 		mounter_fail(mt, "the image's root");
@@ -160,4 +182,113 @@ int write_id_maps(pid_t pid, const struct pyxis_job *user)
 		return -1;
 	snprintf(map, sizeof(map), "0 %u 1", (unsigned)user->gid);
 	return write_file(pid, "gid_map", map);
+}
+
+/* A mount point name of ours for this entry and step, nothing else (as fuse.c checks a cold step's). */
+static int layer_point_valid(const char *text, const char *name, uint32_t job, uint32_t step)
+{
+	char prefix[NAME_MAX + 64];
+	size_t n;
+
+	n = (size_t)snprintf(prefix, sizeof(prefix), MOUNT_PREFIX "%s.%u.%u.", name, job, step);
+	return strncmp(text, prefix, n) == 0 && strlen(text) == n + 6 && strchr(text, '/') == NULL;
+}
+
+/* Lay the step's layer over lower: the mounter's steps without FUSE, no daemon, no guard. */
+int layer_mount(const char *lower, const char *user_dir, const char *name, const struct pyxis_job *job,
+		struct fuse_mount *m, char *err, size_t errlen)
+{
+	int to_mounter[2] = { -1, -1 }, from_mounter[2] = { -1, -1 };
+	struct mounter mt = { .user_dir = user_dir, .name = name, .lower = lower, .job = job->jobid,
+			      .step = job->stepid };
+	struct child mounter = CHILD_INIT;
+	unsigned long long dev = 0, ino = 0;
+	struct message msg;
+	char path[64];
+	uid_t euid = geteuid();
+	int locked;
+	int rc = -1;
+
+	*m = (struct fuse_mount)FUSE_MOUNT_INIT;
+	/* Root's own ids for the id maps and /proc/<mounter>/ns (the mounter is not dumpable), as fuse.c. */
+	if (euid != 0 && seteuid(0) < 0) {
+		snprintf(err, errlen, "seteuid: %m");
+		return -1;
+	}
+	if (pipe2(to_mounter, O_CLOEXEC) < 0 || pipe2(from_mounter, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "pipe: %m");
+		goto fail;
+	}
+	mounter.pid = fork();
+	if (mounter.pid < 0) {
+		snprintf(err, errlen, "fork: %m");
+		goto fail;
+	}
+	if (mounter.pid == 0) {
+		mt.in = to_mounter[0];
+		mt.out = from_mounter[1];
+		_exit(mounter_main(&mt));
+	}
+	close(to_mounter[0]);
+	close(from_mounter[1]);
+	to_mounter[0] = from_mounter[1] = -1;
+
+	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
+	if (msg.tag != 'u')
+		goto failed;
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)mounter.pid);
+	m->mntns_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (m->mntns_fd < 0 || write_id_maps(mounter.pid, job) < 0) {
+		snprintf(err, errlen, "the layer's namespace: %m");
+		goto fail;
+	}
+	send_message(to_mounter[1], 'g', 0, NULL);
+	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
+	if (msg.tag != 'm')
+		goto failed;
+	if (!layer_point_valid(msg.text, name, mt.job, mt.step)) {
+		snprintf(err, errlen, "unexpected mount point from the mounter");
+		goto fail;
+	}
+	snprintf(m->point, sizeof(m->point), "%s/%s", user_dir, msg.text);
+	snprintf(m->rootfs, sizeof(m->rootfs), "%s/root", m->point);
+	/* The step is alive for gc and status, as a cold step's mount point. */
+	locked = lock_shared(m->point, O_DIRECTORY, job->uid, &m->lock_fd, err, errlen);
+	if (locked == 0)
+		snprintf(err, errlen, "%s was removed before it was locked", m->point);
+	if (locked <= 0)
+		goto fail;
+	send_message(to_mounter[1], 'g', 0, NULL);
+	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
+	if (msg.tag != 'o')
+		goto failed;
+	if (sscanf(msg.text, "%llu %llu", &dev, &ino) != 2) {
+		snprintf(err, errlen, "unexpected reply from the mounter");
+		goto fail;
+	}
+	m->root_dev = (dev_t)dev;
+	m->root_ino = (ino_t)ino;
+	rc = 0;
+	goto fail;
+failed:
+	if (msg.tag == 'e')
+		snprintf(err, errlen, "%s", msg.text);
+	else
+		snprintf(err, errlen, "the mounter did not finish within %d s", MOUNT_TIMEOUT_MS / 1000);
+fail:
+	child_end(&mounter);
+	if (rc < 0)
+		fuse_release(m);
+	for (int i = 0; i < 2; ++i) {
+		if (to_mounter[i] >= 0)
+			close(to_mounter[i]);
+		if (from_mounter[i] >= 0)
+			close(from_mounter[i]);
+	}
+	if (euid != 0 && seteuid(euid) < 0 && rc == 0) {
+		snprintf(err, errlen, "seteuid: %m");
+		fuse_release(m);
+		rc = -1;
+	}
+	return rc;
 }

@@ -1,6 +1,7 @@
 /*
- * The mounter's side of a cold step's FUSE mount, and the messages it and
- * slurmstepd exchange (fuse.c drives it). No Slurm calls.
+ * The mounter's side of a cache-mode step's mounts, and the messages it and
+ * slurmstepd exchange: fuse.c drives it for a cold step (lower: the FUSE mount),
+ * layer_mount for a warm one (lower: the entry). No Slurm calls.
  */
 #ifndef PYXIS_CACHE_MOUNTER_H
 #define PYXIS_CACHE_MOUNTER_H
@@ -12,8 +13,11 @@
 #define MOUNT_PREFIX ".pyxis_cache_mnt."
 /* How long the mounts may take (the first lookups wait for the daemon). */
 #define MOUNT_TIMEOUT_MS (60 * 1000)
+/* container_cache_layer_size's default (config.c, lib/config.ts): the tmpfs's size=. */
+#define MOUNTER_LAYER_SIZE "1g"
 
 struct pyxis_job;
+struct fuse_mount;
 
 /* One message between slurmstepd and the mounter (shorter than PIPE_BUF: written whole). */
 struct message {
@@ -27,6 +31,7 @@ struct mounter {
 	int out; /* to slurmstepd */
 	const char *user_dir;
 	const char *name;
+	const char *lower; /* a warm step: the entry's rootfs, bound as the lower layer; NULL: a FUSE mount */
 	uint32_t job, step;
 };
 
@@ -40,5 +45,18 @@ int mounter_main(const struct mounter *mt);
 
 /* The namespace's ids (by slurmstepd, as root): inside, 0 is the job user and group. */
 int write_id_maps(pid_t pid, const struct pyxis_job *user);
+
+/* The size= of every later mount's tmpfs (container_cache_layer_size, as tmpfs reads it). */
+void mounter_set_layer_size(const char *size);
+
+/*
+ * A warm step's layer: in a user and mount namespace of the step's own (m->mntns_fd),
+ * an overlay whose lower layer is the entry `lower` (read-only: never written) and
+ * whose upper is in a tmpfs on <user_dir>/.pyxis_cache_mnt.<name>.<job>.<step>.XXXXXX
+ * (m->point, locked); m->rootfs is the overlay, in that namespace only. Returns 0,
+ * or -1 with one line in err (everything undone; fuse_release undoes it too).
+ */
+int layer_mount(const char *lower, const char *user_dir, const char *name, const struct pyxis_job *job,
+		struct fuse_mount *m, char *err, size_t errlen);
 
 #endif /* PYXIS_CACHE_MOUNTER_H */

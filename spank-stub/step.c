@@ -105,9 +105,10 @@ static void set_environ(spank_t sp, struct container *c, const struct runtime_ta
 }
 
 /*
- * Start the step's container once. enroot's own paths go into the step's
- * directory, which "<cli> step" makes (in cache mode without an image: the
- * stub makes no directory of its own in the user's).
+ * Start the step's container once. enroot's own paths go into the tmpfs of a
+ * cache-mode step's mount, else into the step's directory, which "<cli> step"
+ * makes (in cache mode without an image, where the layer could not be made:
+ * the stub makes no directory of its own in the user's).
  */
 static int start_container(spank_t sp, struct plugin_context *ctx, const char *search_path, char *err, size_t errlen)
 {
@@ -116,9 +117,13 @@ static int start_container(spank_t sp, struct plugin_context *ctx, const char *s
 	char enroot_paths[PATH_MAX + 8];
 	char **job_env = NULL;
 
-	if (ctx->cfg.runtime == RUNTIME_ENROOT && c->step_name[0] == '\0' && cli_step(ctx, NULL, err, errlen) < 0)
+	/* A cache-mode step's mount (cold.c) has a tmpfs of the step's own for them: no step directory. */
+	if (c->fuse.mntns_fd >= 0)
+		snprintf(enroot_paths, sizeof(enroot_paths), "%s/enroot", c->fuse.point);
+	else if (ctx->cfg.runtime == RUNTIME_ENROOT && c->step_name[0] == '\0' && cli_step(ctx, NULL, err, errlen) < 0)
 		return -1;
-	snprintf(enroot_paths, sizeof(enroot_paths), "%s/enroot", c->step_dir);
+	else
+		snprintf(enroot_paths, sizeof(enroot_paths), "%s/enroot", c->step_dir);
 	if (spank_get_item(sp, S_JOB_ENV, &job_env) != ESPANK_SUCCESS)
 		job_env = NULL;
 	task = (struct runtime_task){
@@ -133,7 +138,7 @@ static int start_container(spank_t sp, struct plugin_context *ctx, const char *s
 		.job = &ctx->job,
 		.batch_script = ctx->job.batch_script[0] != '\0' ? ctx->job.batch_script : NULL,
 		.args = &container_args,
-		.writable = !container_args.cache && container_args.writable == 1,
+		.writable = container_args.writable == 1,
 		.mount_home = pyxis_args_mount_home() && runtime_home_is_dir(ctx->job.home),
 		.remap_root = pyxis_args_remap_root(),
 		/* --[no-]container-entrypoint, else pyxis's execute_entrypoint key (default off). */

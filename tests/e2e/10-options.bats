@@ -16,13 +16,6 @@ load helpers
   assert_node_idle
 }
 
-@test "--container-cache is incompatible with --container-writable" {
-  run srun_as_user --container-cache --container-image="$ALPHA" --container-writable true
-  [ "$status" -ne 0 ]
-  [[ $output == *"pyxis-cache: --container-cache is incompatible with --container-writable"* ]]
-  assert_node_idle
-}
-
 @test "--container-cache is incompatible with --container-save" {
   run srun_as_user --container-cache --container-image="$ALPHA" --container-save=/tmp/x.sqsh true
   [ "$status" -ne 0 ]
@@ -38,9 +31,9 @@ load helpers
 }
 
 @test "the rejections also apply when cache mode comes from the environment" {
-  E2E_ENV="PYXIS_CONTAINER_CACHE=1 PYXIS_CONTAINER_IMAGE=$ALPHA" run srun_as_user --container-writable true
+  E2E_ENV="PYXIS_CONTAINER_CACHE=1 PYXIS_CONTAINER_IMAGE=$ALPHA" run srun_as_user --container-save=/tmp/x.sqsh true
   [ "$status" -ne 0 ]
-  [[ $output == *"pyxis-cache: --container-cache is incompatible with --container-writable"* ]]
+  [[ $output == *"pyxis-cache: --container-cache is incompatible with --container-save"* ]]
 }
 
 @test "no container option: the plugin stays out of the way" {

@@ -230,29 +230,52 @@ in_mode() {
   [[ $output == *"pyxis-cache: --container-env: invalid format: A,,B"* ]]
 }
 
-@test "$RUNTIME: pyxis-options: --container-writable and PYXIS_CONTAINER_WRITABLE without cache mode; --container-readonly in both; both flags refused" {
-  run srun_as_user --container-image="$IMG" --container-writable sh -c 'touch /pxc-w && echo wrote'
-  echo "$output"
-  [ "$status" -eq 0 ]
-  grep -qx wrote <<<"$output"
-  E2E_ENV="PYXIS_CONTAINER_WRITABLE=true" run srun_as_user --container-image="$IMG" sh -c 'touch /pxc-w && echo wrote'
-  [ "$status" -eq 0 ]
-  grep -qx wrote <<<"$output"
+@test "$RUNTIME: pyxis-options: --container-writable and PYXIS_CONTAINER_WRITABLE, in cache mode (a layer of the step's own) and out of it; --container-readonly and the default read-only; both flags refused" {
   local mode
   for mode in cache plain; do
+    run in_mode "$mode" --container-image="$IMG" --container-writable sh -c 'test ! -e /pxc-w && touch /pxc-w && echo wrote'
+    echo "$mode: $output"
+    [ "$status" -eq 0 ]
+    grep -qx wrote <<<"$output"
+    E2E_ENV="PYXIS_CONTAINER_WRITABLE=true" run in_mode "$mode" --container-image="$IMG" sh -c 'test ! -e /pxc-w && touch /pxc-w && echo wrote'
+    [ "$status" -eq 0 ]
+    grep -qx wrote <<<"$output"
     run in_mode "$mode" --container-image="$IMG" --container-readonly touch /pxc-w
     [ "$status" -ne 0 ]
     [[ $output == *"Read-only file system"* ]]
+    run in_mode "$mode" --container-image="$IMG" touch /pxc-w
+    [ "$status" -ne 0 ]
+    [[ $output == *"Read-only file system"* ]]
   done
-  # PYXIS_CONTAINER_READONLY=1 wins over nothing, loses to the flag.
-  E2E_ENV="PYXIS_CONTAINER_READONLY=1" run srun_as_user --container-image="$IMG" --container-writable touch /pxc-w
+  # A cache-mode step runs on an overlay: the entry below, its own layer above.
+  run srun_as_user --container-cache --container-image="$IMG" --container-writable sh -c "$ROOT_FS_TYPE"
   [ "$status" -eq 0 ]
+  [ "${lines[-1]}" = overlay ]
+  # PYXIS_CONTAINER_READONLY=1 wins over nothing, loses to the flag.
+  E2E_ENV="PYXIS_CONTAINER_READONLY=1" run srun_as_user --container-cache --container-image="$IMG" --container-writable touch /pxc-w
+  [ "$status" -eq 0 ]
+  E2E_ENV="PYXIS_CONTAINER_READONLY=1" run srun_as_user --container-cache --container-image="$IMG" touch /pxc-w
+  [ "$status" -ne 0 ]
   run srun_as_user --container-image="$IMG" --container-writable --container-readonly true
   [ "$status" -ne 0 ]
   [[ $output == *"pyxis-cache: both --container-writable and --container-readonly were specified"* ]]
-  E2E_ENV="PYXIS_CONTAINER_WRITABLE=1" run srun_as_user --container-cache --container-image="$IMG" true
+}
+
+@test "$RUNTIME: pyxis-options: a writable cache-mode step's layer holds container_cache_layer_size, and says so when full" {
+  # The default (1g) takes 8 MiB; a layer of 4m does not.
+  run srun_as_user --container-cache --container-image="$IMG" --container-writable \
+    sh -c 'dd if=/dev/zero of=/pxc-big bs=1024 count=8192 2>&1 && echo written'
+  echo "$output"
+  [ "$status" -eq 0 ]
+  grep -qx written <<<"$output"
+  slurmd_restart_with "$(plugstack_line "container_cache_runtime=$RUNTIME" container_cache_layer_size=4m)"
+  run srun_as_user --container-cache --container-image="$IMG" --container-writable \
+    sh -c 'dd if=/dev/zero of=/pxc-big bs=1024 count=8192 2>&1 && echo written'
+  slurmd_restart_with "$(plugstack_line "container_cache_runtime=$RUNTIME")"
+  echo "$output"
   [ "$status" -ne 0 ]
-  [[ $output == *"pyxis-cache: --container-cache is incompatible with --container-writable"* ]]
+  [[ $output == *"No space left on device"* ]]
+  ! grep -qx written <<<"$output" || false
 }
 
 @test "$RUNTIME: pyxis-options: --container-unshare=net,ipc,uts (bwrap: separate namespaces; enroot 4.1: pyxis's error, it cannot unshare them)" {
@@ -288,35 +311,81 @@ entry_listing() {
   done)
 }
 
-@test "$RUNTIME: pyxis-options: a cache-mode step that writes everywhere it can leaves the entry byte-identical" {
-  local entry before after
-  entry=$E2E_BASE/$(user_uid)/$(entry_name "$IMG")
-  [ -d "$entry" ]
-  # The runtime's own mount points (the working directory's, the home's) are made by the first step.
-  run srun_as_user --container-cache --container-image="$IMG" true
-  [ "$status" -eq 0 ]
-  before=$(entry_listing "$entry")
-  local script='for d in / /etc /bin /root /tmp /data-in-image "$HOME" .; do
+# write_everywhere IMAGE GO OPTS...: a cache-mode step that writes into every directory it can
+# reach, removes and changes what it can, with mount points the image lacks: the job's working
+# directory and home, a --container-mounts target. GO (may be empty): a FIFO in $DATA the step
+# reads a line from first.
+write_everywhere() {
+  local image=$1 go=$2
+  shift 2
+  local script='[ -z "$1" ] || read -r _ <"/data-in-image/$1"
+    for d in / /etc /bin /root /tmp /home /data-in-image /pxc-new-point "$HOME" .; do
       echo x >"$d/pxc-written" 2>/dev/null && echo "wrote $d"; mkdir "$d/pxc-dir" 2>/dev/null; rm -f "$d/busybox" 2>/dev/null
-    done; rm -f /bin/sh /etc/os-release 2>/dev/null; chmod 777 / /etc 2>/dev/null; touch -d 2001-01-01 /etc/rc 2>/dev/null; true'
-  local opts
-  for opts in "" "--container-remap-root" "--container-entrypoint --container-env=HOME" "--no-container-mount-home --container-workdir=/tmp"; do
-    # shellcheck disable=SC2086
-    run srun_as_user --container-cache --container-image="$IMG" $opts \
-      --container-mounts="$DATA:/data-in-image,tmpfs:/tmp" sh -c "$script"
-    echo "$opts: $output"
-    [ "$status" -eq 0 ]
-    grep -qx "wrote /data-in-image" <<<"$output"
+    done; rm -f /bin/sh /etc/os-release /etc/passwd /etc/group 2>/dev/null; chmod 777 / /etc 2>/dev/null
+    touch -d 2001-01-01 /etc/rc 2>/dev/null; true'
+  srun_as_user --container-cache --container-image="$image" "$@" \
+    --container-mounts="$DATA:/data-in-image,$DATA:/pxc-new-point,tmpfs:/tmp" sh -c "$script" sh "$go"
+}
+
+@test "$RUNTIME: pyxis-options: cache-mode steps that write everywhere they can, warm and cold, read-only and writable, leave the entry byte-identical" {
+  local image entry before after opts mode i
+  # An entry of its own, made by no step: nothing of a runtime's (mount points, enroot's files) is in it.
+  image=$E2E_TMP/images/ident-$RUNTIME.sqsh
+  cp "$IMG" "$image"
+  chmod 644 "$image"
+  warm_entry "$image"
+  entry=$E2E_BASE/$(user_uid)/$(entry_name "$image")
+  [ -d "$entry" ]
+  # The image lacks the mount points: the home (and the working directory under it), /pxc-new-point.
+  [ ! -e "$entry$E2E_HOME" ]
+  [ ! -e "$entry/pxc-new-point" ]
+  before=$(entry_listing "$entry")
+  for mode in --container-readonly --container-writable; do
+    for opts in "" "--container-remap-root" "--container-entrypoint --container-env=HOME" "--no-container-mount-home --container-workdir=/tmp"; do
+      # shellcheck disable=SC2086
+      run write_everywhere "$image" "" $mode $opts
+      echo "$mode $opts: $output"
+      [ "$status" -eq 0 ]
+      grep -qx "wrote /data-in-image" <<<"$output"
+      grep -qx "wrote /pxc-new-point" <<<"$output"
+      if [[ $mode == --container-writable ]]; then grep -qx "wrote /" <<<"$output"; else ! grep -qx "wrote /" <<<"$output" || false; fi
+    done
   done
   after=$(entry_listing "$entry")
-  if [[ $RUNTIME == enroot ]]; then
-    # enroot's own hooks rewrite these in the rootfs they start (docs/srun.md, "What enroot
-    # writes into a cached entry"; /etc/passwd names root under --container-remap-root):
-    # the per-step layer over the entry (docs/pyxis.md) is to end that. Everything else holds.
-    before=$(grep -Ev '^\./etc/(passwd|group|gshadow) ' <<<"$before")
-    after=$(grep -Ev '^\./etc/(passwd|group|gshadow) ' <<<"$after")
-  fi
   diff <(echo "$before") <(echo "$after")
-  # The writes that could land did, outside the entry.
+  # The writes that could land did, outside the entry; the next step sees none of the layer's.
   [ -e "$DATA/pxc-written" ]
+  run srun_as_user --container-cache --container-image="$image" sh -c 'cat /etc/os-release >/dev/null && test ! -e /pxc-written && echo clean'
+  [ "$status" -eq 0 ]
+  grep -qx clean <<<"$output"
+
+  # Cold: two steps (writable, read-only) start from the image's FUSE mount while the entry is
+  # made; they write once it is published, and leave it as it was then.
+  if command -v squashfuse_ll >/dev/null && [[ -c /dev/fuse ]]; then
+    local pids=()
+    image=$E2E_TMP/images/ident-cold-$RUNTIME.sqsh
+    cp "$IMG" "$image"
+    chmod 644 "$image"
+    for mode in writable readonly; do
+      mkfifo "$DATA/go-$mode"
+      chown "$E2E_USER" "$DATA/go-$mode"
+      # --time: a step left waiting by a failed case ends by itself.
+      write_everywhere "$image" "go-$mode" "--container-$mode" --time=5 >"$DATA.$mode.out" 2>&1 3>&- &
+      pids+=($!)
+    done
+    wait_entry "$image"
+    entry=$E2E_BASE/$(user_uid)/$(entry_name "$image")
+    before=$(entry_listing "$entry")
+    for mode in writable readonly; do
+      timeout 120 sh -c 'echo go >"$1"' sh "$DATA/go-$mode"
+    done
+    for i in 0 1; do wait "${pids[$i]}"; done
+    cat "$DATA.writable.out" "$DATA.readonly.out"
+    grep -qx "wrote /" "$DATA.writable.out"
+    ! grep -qx "wrote /" "$DATA.readonly.out" || false
+    grep -qx "wrote /pxc-new-point" "$DATA.readonly.out"
+    grep -q "$(entry_name "$image") is being unpacked: the step starts from a FUSE mount" "$E2E_TMP/slurmd/slurmd.log"
+    after=$(entry_listing "$entry")
+    diff <(echo "$before") <(echo "$after")
+  fi
 }

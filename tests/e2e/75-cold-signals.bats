@@ -18,7 +18,8 @@ load helpers
 
 RUNTIME_FILE=$E2E_TMP/slurmd/cold-signals-runtime
 
-# The task: ready (with the file system its / is on), then reads a file of the image in a
+# The task: ready (with `entry` when its / shows the entry's lock, a warm step, else the file
+# system its / is on: overlay from the FUSE mount), then reads a file of the image in a
 # loop; a signal prints GOT_<SIG> and whether the file still reads (the shell itself reads
 # it: a child would die of a second TERM), then exits with a status of its own (mode exit)
 # or goes on (mode stay: the time limit's KILL ends it).
@@ -29,7 +30,7 @@ got() {
   [ "$mode" = stay ] || exit "$2"
 }
 trap "got USR1 3" USR1; trap "got USR2 4" USR2; trap "got TERM 5" TERM; trap "got INT 6" INT; trap "got HUP 7" HUP
-echo "ready $(awk "\$5 == \"/\" { print \$9 }" /proc/self/mountinfo | tail -1)"
+echo "ready $(if [ -e /.pyxis_cache_lock ]; then echo entry; else awk "\$5 == \"/\" { print \$9 }" /proc/self/mountinfo | tail -1; fi)"
 while :; do cat /etc/os-release >/dev/null; sleep 0.2; done'
 
 COLD=$E2E_TMP/cold-signals

@@ -73,10 +73,14 @@ fresh_image() {
   echo "$E2E_TMP/images/$1.sqsh"
 }
 
-# The file system the task's / is on: overlay from a cold step's FUSE mount, the cache's
-# (tmpfs) from an entry.
+# Where the task's / comes from: `entry` when the entry's in-use lock shows there (a warm
+# step: its own layer over the entry), else the file system it is on: overlay from a cold
+# step's FUSE mount (its layer over the mount), the cache's (tmpfs) without cache mode.
 # shellcheck disable=SC2034
-ROOT_FS='awk "\$5 == \"/\" { print \$9 }" /proc/self/mountinfo | tail -1'
+ROOT_FS='if [ -e /.pyxis_cache_lock ]; then echo entry; else awk "\$5 == \"/\" { print \$9 }" /proc/self/mountinfo | tail -1; fi'
+# The file system the task's / is on: overlay for every cache-mode step (its own layer).
+# shellcheck disable=SC2034
+ROOT_FS_TYPE='awk "\$5 == \"/\" { print \$9 }" /proc/self/mountinfo | tail -1'
 
 # warm_entry IMAGE [USER]: make the image's entry now (root's pre-warm), so that the
 # next step finds it, as tests of entries in use want.
