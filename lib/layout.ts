@@ -15,9 +15,11 @@
  *   <base>/<uid>/.pyxis_cache_tmp.<name>.<r>   an unpack, or an enroot import, in progress (or killed)
  *   <base>/<uid>/.pyxis_cache_trash.<name>.<r> an eviction in progress (or killed)
  *   <base>/<uid>/.pyxis_cache_mnt.<name>.<job>.<step>.<r>/
- *                                              a cold step's mount point for the image of <name>
- *                                              (mounted in the step's own mount namespace only):
- *                                              the SPANK stub holds it locked while the step runs
+ *                                              a cache-mode step's mount point for <name> (its own
+ *                                              layer over the entry, or over the image's FUSE mount
+ *                                              for a cold step; mounted in the step's own mount
+ *                                              namespace only): the SPANK stub holds it locked while
+ *                                              the step runs
  *   <base>/<uid>/.pyxis_cache_step_<job>.<step>.<r>/
  *                                              a step's own directory, made by `pyxis-cache step`: its rootfs
  *                                              without --container-cache, enroot's paths with the enroot runtime;
