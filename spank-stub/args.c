@@ -124,7 +124,9 @@ static struct spank_option spank_opts[] = {
 	  1, 0, opt_env },
 	{ "container-unshare", "NS[,NS...]", "[pyxis-cache] create new namespaces for the container. Supported: net, ipc, uts.",
 	  1, 1, opt_unshare },
-	{ "container-save", "PATH", "[pyxis-cache] not supported; rejected with --container-cache", 1, 0, opt_save },
+	{ "container-save", "PATH",
+	  "[pyxis-cache] save the container's filesystem as a squashfs at the step's end (with --container-cache only)", 1,
+	  0, opt_save },
 	{ "container-name", "NAME", "[pyxis-cache] ignored with --container-cache; NAME:flags is rejected", 1, 0,
 	  opt_name },
 	SPANK_OPTIONS_TABLE_END
@@ -544,10 +546,6 @@ int pyxis_args_check(char *err, size_t errlen)
 	if (container_args.cache) {
 		if (container_args.image == NULL) {
 			snprintf(err, errlen, PLUGIN_NAME ": --container-cache requires --container-image");
-			goto fail;
-		}
-		if (container_args.save != NULL) {
-			snprintf(err, errlen, PLUGIN_NAME ": --container-cache is incompatible with --container-save");
 			goto fail;
 		}
 		if (container_args.name != NULL && strchr(container_args.name, ':') != NULL) {

@@ -8,6 +8,7 @@
  *   task_init_privileged root, the task    join the container's mounts (container.c)
  *   task_init            job user, the task  join its user namespace, or fail the
  *                                          task with the recorded error
+ *   task_exit            root, slurmstepd  after the last task: --container-save (save.c)
  *   exit                 root, slurmstepd  close namespaces and locks, remove the
  *                                          step's directory (step.c)
  *
@@ -26,6 +27,7 @@
 #include "container.h"
 #include "context.h"
 #include "log.h"
+#include "save.h"
 #include "slurmstepd.h"
 #include "step.h"
 
@@ -177,6 +179,31 @@ int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 	rc = 0;
 done:
 	return rc;
+}
+
+/*
+ * slurm_spank_task_exit, S_CTX_REMOTE: in slurmstepd, as root, as each task's exit
+ * is collected, before srun hears of it. After the node's last task,
+ * --container-save saves the step's merged view (as pyxis's last task exports it).
+ */
+int pyxis_slurmstepd_task_exit(spank_t sp, int ac, char **av)
+{
+	static uint32_t exited;
+	uint32_t tasks = 0;
+	char err[ERROR_MAX];
+
+	(void)ac;
+	(void)av;
+	if (!context.active || context.error[0] != '\0' || container_args.save == NULL)
+		return 0;
+	if (spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &tasks) != ESPANK_SUCCESS || ++exited != tasks)
+		return 0;
+	pyxis_info(PLUGIN_NAME ": saving the container's filesystem at %s", container_args.save);
+	if (save_container(&context.container, &context.job, container_args.save, err, sizeof(err)) < 0) {
+		pyxis_error("%s", err);
+		return -1;
+	}
+	return 0;
 }
 
 /*

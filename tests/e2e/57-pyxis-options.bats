@@ -278,6 +278,35 @@ in_mode() {
   ! grep -qx written <<<"$output" || false
 }
 
+@test "$RUNTIME: pyxis-options: --container-save in cache mode saves the step's merged view as a squashfs (relative to the job's directory), as pyxis's enroot export; PYXIS_CONTAINER_SAVE alike" {
+  local saved=$E2E_WORK/pxc-saved.sqsh
+  rm -f "$saved" "$E2E_WORK/pxc-saved-env.sqsh"
+  run srun_as_user --container-cache --container-image="$IMG" --container-writable --container-save=pxc-saved.sqsh \
+    sh -c 'echo from-the-step >/pxc-saved-file; rm /etc/os-release'
+  echo "$output"
+  [ "$status" -eq 0 ]
+  # Written as the user, complete when srun returns.
+  [ "$(stat -c %U "$saved")" = "$E2E_USER" ]
+  run unsquashfs -l "$saved"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  grep -qx 'squashfs-root/pxc-saved-file' <<<"$output"
+  grep -qx 'squashfs-root/data-in-image' <<<"$output"
+  ! grep -q 'squashfs-root/etc/os-release$' <<<"$output" || false
+  ! grep -q 'pyxis_cache_lock' <<<"$output" || false
+  # The saved image runs, with what the step wrote; the entry still has what the step removed.
+  run srun_as_user --container-cache --container-image="$saved" cat /pxc-saved-file
+  echo "$output"
+  [ "$status" -eq 0 ]
+  grep -qx from-the-step <<<"$output"
+  run srun_as_user --container-cache --container-image="$IMG" sh -c 'test -e /etc/os-release && test ! -e /pxc-saved-file && echo intact'
+  [ "$status" -eq 0 ]
+  grep -qx intact <<<"$output"
+  E2E_ENV="PYXIS_CONTAINER_SAVE=$E2E_WORK/pxc-saved-env.sqsh" run srun_as_user --container-cache --container-image="$IMG" true
+  [ "$status" -eq 0 ]
+  [ -f "$E2E_WORK/pxc-saved-env.sqsh" ]
+}
+
 @test "$RUNTIME: pyxis-options: --container-unshare=net,ipc,uts (bwrap: separate namespaces; enroot 4.1: pyxis's error, it cannot unshare them)" {
   local host_ns
   host_ns=$(as "$E2E_USER" sh -c 'for n in net ipc uts; do readlink /proc/self/ns/$n; done' | tr '\n' ' ')

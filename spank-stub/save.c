@@ -1,0 +1,120 @@
+/*
+ * --container-save in cache mode: at the step's end, the step's merged view (its
+ * layer over the entry, or over a cold step's FUSE mount) saved as a squashfs, as
+ * pyxis saves it with "enroot export": mksquashfs -all-root, as the job user, in
+ * the step's mount namespace (where <point>/root is the overlay). No Slurm calls.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "save.h"
+
+struct save_task {
+	const char *bin;    /* mksquashfs */
+	const char *source; /* <point>/root, in the step's mount namespace */
+	const char *path;   /* the squashfs, absolute */
+	uid_t uid;
+	gid_t gid;
+};
+
+static int write_self(const char *file, const char *text)
+{
+	int fd = open(file, O_WRONLY | O_CLOEXEC);
+	int rc = -1;
+
+	if (fd < 0)
+		return -1;
+	if (write(fd, text, strlen(text)) == (ssize_t)strlen(text))
+		rc = 0;
+	close(fd);
+	return rc;
+}
+
+/*
+ * child_fn, as the job user in the step's mount namespace. Root of a user namespace
+ * of its own that maps 0 to the user (as enroot export runs mksquashfs): the user's
+ * files whatever their modes (the mount points a runtime made with mode 0), none else.
+ */
+static int save_exec(void *arg)
+{
+	const struct save_task *t = arg;
+	char *argv[] = { "mksquashfs", (char *)t->source, (char *)t->path, "-noappend", "-all-root", "-no-progress",
+			 "-quiet", "-e", ".pyxis_cache_lock", ".lock", NULL };
+	char path_env[] = "PATH=/usr/local/bin:/usr/bin:/bin";
+	char *envp[] = { path_env, NULL };
+	char map[64];
+
+	/* Its own /proc/self files are root's while it is not dumpable (it changed ids); it is the user's now. */
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0 || unshare(CLONE_NEWUSER) < 0) {
+		dprintf(STDERR_FILENO, "unshare a user namespace: %m\n");
+		return 126;
+	}
+	snprintf(map, sizeof(map), "0 %u 1", (unsigned)t->uid);
+	if (write_self("/proc/self/uid_map", map) < 0 || write_self("/proc/self/setgroups", "deny") < 0) {
+		dprintf(STDERR_FILENO, "the user namespace's ids: %m\n");
+		return 126;
+	}
+	snprintf(map, sizeof(map), "0 %u 1", (unsigned)t->gid);
+	if (write_self("/proc/self/gid_map", map) < 0) {
+		dprintf(STDERR_FILENO, "the user namespace's ids: %m\n");
+		return 126;
+	}
+	execve(t->bin, argv, envp);
+	dprintf(STDERR_FILENO, "%s: %m\n", t->bin);
+	return 127;
+}
+
+int save_container(const struct container *c, const struct pyxis_job *job, const char *save, char *err,
+		   size_t errlen)
+{
+	const char *search = getenv("PATH");
+	struct save_task t = { .uid = job->uid, .gid = job->gid };
+	struct child ch = CHILD_INIT;
+	struct child_output output = { .out = "", .err = "" };
+	char bin[PATH_MAX], path[PATH_MAX];
+	int status = -1;
+	int n;
+
+	if (c->fuse.mntns_fd < 0) {
+		snprintf(err, errlen, PLUGIN_NAME ": --container-save: the step has no layer of its own to save");
+		return -1;
+	}
+	/* A relative path is the job's working directory's, as pyxis reads it. */
+	if (save[0] == '/')
+		n = snprintf(path, sizeof(path), "%s", save);
+	else
+		n = snprintf(path, sizeof(path), "%s/%s", job->cwd, save);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		snprintf(err, errlen, PLUGIN_NAME ": --container-save: path too long");
+		return -1;
+	}
+	if (child_find_executable("mksquashfs", search != NULL && search[0] != '\0' ? search : PYXIS_CACHE_PATH, bin,
+				  sizeof(bin)) < 0) {
+		snprintf(err, errlen, PLUGIN_NAME ": --container-save: mksquashfs: not found in slurmd's PATH");
+		return -1;
+	}
+	t.bin = bin;
+	t.source = c->fuse.rootfs;
+	t.path = path;
+	if (child_start(&ch, save_exec, &t, job, job->cwd, -1, c->fuse.mntns_fd, output.err, sizeof(output.err)) < 0 ||
+	    child_wait(&ch, NULL, NULL, &status, output.err, sizeof(output.err)) < 0) {
+		child_error("--container-save", -1, &output, err, errlen);
+		child_end(&ch);
+		return -1;
+	}
+	if (status != 0)
+		child_read_capture(ch.err_fd, output.err, sizeof(output.err));
+	child_end(&ch);
+	if (status != 0) {
+		child_error("--container-save", status, &output, err, errlen);
+		return -1;
+	}
+	return 0;
+}
