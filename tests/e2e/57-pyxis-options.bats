@@ -387,6 +387,8 @@ write_everywhere() {
   run srun_as_user --container-cache --container-image="$image" sh -c 'cat /etc/os-release >/dev/null && test ! -e /pxc-written && echo clean'
   [ "$status" -eq 0 ]
   grep -qx clean <<<"$output"
+  # Each step's mount point goes with it (exit runs after srun returns: waited for).
+  wait_for 30 eval '! ls -A "$E2E_BASE/$(user_uid)" | grep -q "^\.pyxis_cache_mnt\."'
 
   # Cold: two steps (writable, read-only) start from the image's FUSE mount while the entry is
   # made; they write once it is published, and leave it as it was then.
