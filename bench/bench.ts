@@ -500,6 +500,98 @@ async function p10(image: string): Promise<void> {
   });
 }
 
+// P11 (issue 22): a warm step against the floor, on a 1 MB image of the host's static
+// busybox, so that what is measured is the step and not the image. bwrap: warm ≤ plain
+// `srun true` + 10 ms. enroot: warm ≤ 0.9× and cold ≤ 1.0× the seed PR's, which is
+// measured as what its steps are made of, as the job user in the same rounds: a plain
+// `srun true` then `enroot start` of the same entry (warm), with `enroot create` of the
+// image between the two (cold). BENCH_PLUGIN_B=SO runs every round again with that build
+// of the stub (the "B" rows): two builds side by side in one run.
+const P11_REPS = Number(Deno.env.get("BENCH_REPS") ?? (QUICK ? 3 : 11));
+const PLUGIN_B = Deno.env.get("BENCH_PLUGIN_B");
+
+/** The phases bench/srun.sh reads from the stub's stamps, in the order of a step. */
+const PHASES: [string, string][] = [
+  ["before", "slurmstepd until user_init"],
+  ["call", "the command's call (waited for in user_init)"],
+  ["callwhole", "the command's call, from its start"],
+  ["lock", "the entry's lock"],
+  ["step", "`step` call (enroot)"],
+  ["runtime", "the runtime's start"],
+  ["other", "rest of user_init"],
+  ["join", "tasks joining (user_init's end to the last task_init)"],
+  ["exit", "exit (`release` call, enroot)"],
+];
+const breakdowns: string[] = [];
+
+/** The small image of P11, built once. */
+async function smallImage(): Promise<string> {
+  const image = `${WORK}/images/busybox-${await sha("/bin/busybox")}.sqfs`;
+  if (await Deno.lstat(image).then(() => true, () => false)) return image;
+  await Deno.mkdir(`${WORK}/images`, { recursive: true });
+  const tree = `${WORK}/images/busybox-tree.${Deno.pid}`;
+  await Deno.mkdir(`${tree}/bin`, { recursive: true });
+  await Deno.mkdir(`${tree}/tmp`);
+  await Deno.copyFile("/bin/busybox", `${tree}/bin/busybox`);
+  for (const app of ["true", "sh"]) await Deno.symlink("busybox", `${tree}/bin/${app}`);
+  await sh(["mksquashfs", tree, `${image}.tmp`, "-noappend", "-no-progress", "-quiet", "-all-root"]);
+  await Deno.remove(tree, { recursive: true });
+  await Deno.rename(`${image}.tmp`, image);
+  return image;
+}
+
+function breakdown(runtime: string, runs: Map<string, Run[]>, suffix: string): void {
+  const ms = (label: string) => {
+    const values = (runs.get(`${label}${suffix}`) ?? []).map((r) => r.ms);
+    return values.length ? median(values).toFixed(1) : "–";
+  };
+  const build = PLUGIN_B ? (suffix ? " (B)" : " (A)") : "";
+  breakdowns.push(
+    `| ${runtime}${build} | ${ms("plain")} | ${ms("warm")} | ${PHASES.map(([id]) => ms(`phase_${id}`)).join(" | ")} |`,
+  );
+}
+
+async function p11(): Promise<void> {
+  const image = await smallImage();
+  const env: Record<string, string> = PLUGIN_B ? { SRUN_PLUGIN_B: PLUGIN_B } : {};
+  const sides: [string, string][] = PLUGIN_B ? [["", " (A)"], ["_b", " (B)"]] : [["", ""]];
+  const bwrap = await srunHarness("srun.sh", [image, String(P11_REPS), "bwrap"], env);
+  const enroot = await srunHarness("srun.sh", [image, String(P11_REPS), "enroot"], { ...env, SRUN_SEED: "1" });
+  for (const [suffix, build] of sides) {
+    const what = `\`srun --container-cache … true\` warm / plain \`srun true\` (bwrap, 1 MB image)${build}`;
+    if (typeof bwrap === "string") {
+      rows.push({ id: "P11b", what, a: [], b: [], target: "≤ +10 ms", met: bwrap });
+    } else {
+      const [a, b] = [bwrap.get(`warm${suffix}`) ?? [], bwrap.get(`plain${suffix}`) ?? []];
+      const extra = median(a.map((r) => r.ms)) - median(b.map((r) => r.ms));
+      rows.push({ id: "P11b", what, a, b, target: "≤ +10 ms", met: extra <= 10, note: `+${extra.toFixed(1)} ms` });
+      breakdown("bwrap", bwrap, suffix);
+    }
+    const warmWhat = `enroot warm / the seed PR's (\`srun true\` + \`enroot start\` of the entry)${build}`;
+    const coldWhat = `enroot cold / the seed PR's (\`srun true\` + \`enroot create\` + \`enroot start\`)${build}`;
+    if (typeof enroot === "string") {
+      rows.push({ id: "P11e", what: warmWhat, a: [], b: [], target: "≤ 0.9×", met: enroot });
+      rows.push({ id: "P11c", what: coldWhat, a: [], b: [], target: "≤ 1.0×", met: enroot });
+      continue;
+    }
+    const get = (label: string) => enroot.get(`${label}${suffix}`) ?? [];
+    const ratio = (a: Run[], b: Run[]) => median(a.map((r) => r.ms)) / median(b.map((r) => r.ms));
+    const warmRatio = ratio(get("warm"), get("seed"));
+    const coldRatio = ratio(get("cold"), get("seedcold"));
+    rows.push({ id: "P11e", what: warmWhat, a: get("warm"), b: get("seed"), target: "≤ 0.9×", met: warmRatio <= 0.9 });
+    rows.push({
+      id: "P11c",
+      what: coldWhat,
+      a: get("cold"),
+      b: get("seedcold"),
+      target: "≤ 1.0×",
+      met: coldRatio <= 1.0,
+      note: `plain \`srun true\` ${median(get("plain").map((r) => r.ms)).toFixed(0)} ms`,
+    });
+    breakdown("enroot", enroot, suffix);
+  }
+}
+
 // ---------------------------------------------------------------- registry images (P8, P9)
 
 const REGISTRY_FILES = QUICK ? 2_000 : 5_000;
@@ -673,8 +765,10 @@ if (import.meta.main) {
     await Deno.mkdir(dir, { recursive: true });
     await Deno.chown(dir, USER.uid, USER.gid);
   }
-  const image = await testImage();
-  const imageBytes = (await Deno.stat(image)).size;
+  // P4, P9 and P11 do without the 400 MB image: it is built only for the others.
+  const needsImage = !ONLY || ONLY.some((id) => !["P4", "P9", "P11"].includes(id));
+  const image = needsImage ? await testImage() : "";
+  const imageBytes = needsImage ? (await Deno.stat(image)).size : 0;
   for (const dir of ["p1", "p2", "p3", "p5", "p8", "p9", `scratch-${USER.uid}`]) {
     await Deno.remove(`${FS}/${dir}`, { recursive: true }).catch(() => {});
   }
@@ -690,6 +784,7 @@ if (import.meta.main) {
     ["P8s", () => p8s(image)],
     ["P9", p9],
     ["P10", () => p10(image)],
+    ["P11", p11],
   ];
   for (const [id, figure] of figures) {
     if (!want(id)) continue;
@@ -698,9 +793,21 @@ if (import.meta.main) {
   }
   console.log(`machine: ${await machine()}`);
   console.log(
-    `image: ${image} (${FILES} files, ${(imageBytes / 2 ** 20).toFixed(0)} MiB); ` +
-      `${REPS} repetitions (${FAST_REPS} for P1), A and B alternating${QUICK ? "; QUICK mode" : ""}`,
+    `image: ${needsImage ? `${image} (${FILES} files, ${(imageBytes / 2 ** 20).toFixed(0)} MiB)` : "(not needed)"}; ` +
+      `${REPS} repetitions (${FAST_REPS} for P1, ${P11_REPS} rounds for P11), A and B alternating` +
+      `${QUICK ? "; QUICK mode" : ""}`,
   );
+  console.log(`load average at the end: ${Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ")}`);
   console.log("");
   console.log(table());
+  if (breakdowns.length) {
+    console.log("");
+    console.log(
+      `P11: a warm step, phase by phase (medians over ${P11_REPS} rounds, ms; from the stub's stamps in slurmd's log)`,
+    );
+    console.log("");
+    console.log(`| runtime | plain \`srun true\` | warm step | ${PHASES.map(([, what]) => what).join(" | ")} |`);
+    console.log(`|---|---|---|${PHASES.map(() => "---").join("|")}|`);
+    for (const line of breakdowns) console.log(line);
+  }
 }

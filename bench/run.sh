@@ -6,6 +6,8 @@
 #   BENCH_REPS=N    repetitions per side (default 5, 3 when quick; P1 takes 4×)
 #   BENCH_DIR=DIR   work directory; the test image is cached here (default /var/tmp/pyxis-cache-bench)
 #   BENCH_FS=disk   put the cache roots on BENCH_DIR's filesystem instead of a private tmpfs
+#   BENCH_PLUGIN_B=SO  P11: every round again with this build of the stub (two builds side by side)
+#   SRUN_PLUGIN=SO  the srun figures with this build of the stub instead of spank-stub/'s
 #
 # The cache roots go on a private tmpfs by default: this measures our overhead
 # over unsquashfs and rm, not the disk (a VM disk mounted with `discard` makes rm

@@ -212,8 +212,10 @@ int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *s
 	snprintf(gid, sizeof(gid), "%u", (unsigned)ctx->job.gid);
 	snprintf(prefix, sizeof(prefix), "pyxis_cache_u%u_", (unsigned)ctx->job.uid);
 	for (attempt = 0; attempt < REUSE_ATTEMPTS && !locked; ++attempt) {
+		pyxis_stamp("call");
 		if (cli_run_as_user(ctx, "reuse", args, state != NULL ? 8 : 7, &output, err, errlen) < 0)
 			goto fail;
+		pyxis_stamp("reply");
 		keep_warning(ctx, &output);
 		if ((state != NULL && reply_state(output.out, state) < 0) ||
 		    reply_name(output.out, prefix, 20, 1, c->enroot_name, sizeof(c->enroot_name)) < 0) {
@@ -232,6 +234,7 @@ int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *s
 			goto fail;
 		}
 		locked = lock_shared(lock, 0, ctx->job.uid, &c->lock_fd, err, errlen);
+		pyxis_stamp("locked");
 		if (locked < 0)
 			goto fail;
 		if (!locked)
@@ -283,8 +286,10 @@ int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t er
 	snprintf(job, sizeof(job), "%u", ctx->job.jobid);
 	snprintf(step, sizeof(step), "%u", ctx->job.stepid);
 	snprintf(prefix, sizeof(prefix), ".pyxis_cache_step_%s.%s.", job, step);
+	pyxis_stamp("step_call");
 	if (cli_run_as_user(ctx, "step", args, image != NULL ? 6 : 4, &output, err, errlen) < 0)
 		goto fail;
+	pyxis_stamp("step_reply");
 	keep_warning(ctx, &output);
 	if (reply_name(output.out, prefix, 6, 0, c->step_name, sizeof(c->step_name)) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": step: printed no step name of job %s.%s", job, step);

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <slurm/spank.h>
 
@@ -81,6 +82,14 @@ void pyxis_debug(const char *fmt, ...)
 {
 	ESCAPED_LINE(fmt, line);
 	slurm_debug("%s", line);
+}
+
+void pyxis_stamp(const char *what)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	slurm_debug(PLUGIN_NAME ": at %s %lld.%06ld", what, (long long)ts.tv_sec, ts.tv_nsec / 1000);
 }
 
 void pyxis_print(FILE *f, const char *fmt, ...)

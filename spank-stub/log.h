@@ -25,6 +25,12 @@ void pyxis_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void pyxis_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void pyxis_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * slurm_debug "pyxis-cache: at <what> <s>.<us>", a CLOCK_MONOTONIC stamp: where a
+ * step's time goes, read back from slurmd's log (SlurmdDebug=debug) by bench/srun.sh.
+ */
+void pyxis_stamp(const char *what);
+
 /* One escaped line on f (srun shows the task's stderr). */
 void pyxis_print(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

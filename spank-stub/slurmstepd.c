@@ -53,6 +53,7 @@ int pyxis_slurmstepd_init(spank_t sp, int ac, char **av)
 {
 	(void)ac;
 	(void)av;
+	pyxis_stamp("init");
 	return pyxis_args_register(sp);
 }
 
@@ -94,6 +95,7 @@ int pyxis_slurmstepd_post_opt(spank_t sp, int ac, char **av)
 		record_error(err);
 	else if (cfg_rc < 0)
 		record_error(cfg_err);
+	pyxis_stamp("post_opt");
 
 done:
 	return 0;
@@ -112,9 +114,11 @@ int pyxis_slurmstepd_user_init(spank_t sp, int ac, char **av)
 	(void)av;
 	if (!context.active || context.error[0] != '\0')
 		return 0;
+	pyxis_stamp("user_init");
 	pyxis_debug(PLUGIN_NAME ": user_init: uid %u euid %u", (unsigned)getuid(), (unsigned)geteuid());
 	if (step_setup(sp, &context, err, sizeof(err)) < 0)
 		record_error(err);
+	pyxis_stamp("user_init_end");
 	return 0;
 }
 
@@ -131,6 +135,8 @@ int pyxis_slurmstepd_task_init_privileged(spank_t sp, int ac, char **av)
 	(void)sp;
 	(void)ac;
 	(void)av;
+	if (context.active)
+		pyxis_stamp("join");
 	if (context.active && context.error[0] == '\0' &&
 	    container_join_mounts(&context.container, context.job.cwd, err, sizeof(err)) < 0)
 		record_error(err);
@@ -176,6 +182,7 @@ int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 		pyxis_error(PLUGIN_NAME ": couldn't chdir to %s: %m", container_args.workdir);
 		goto done;
 	}
+	pyxis_stamp("joined");
 	rc = 0;
 done:
 	return rc;
@@ -215,6 +222,10 @@ int pyxis_slurmstepd_exit(spank_t sp, int ac, char **av)
 	(void)sp;
 	(void)ac;
 	(void)av;
+	if (context.active)
+		pyxis_stamp("exit");
 	step_teardown(&context);
+	if (context.active)
+		pyxis_stamp("exit_end");
 	return 0;
 }

@@ -144,8 +144,10 @@ static int start_container(spank_t sp, struct plugin_context *ctx, const char *s
 		/* --[no-]container-entrypoint, else pyxis's execute_entrypoint key (default off). */
 		.entrypoint = pyxis_args_entrypoint(ctx->cfg.pyxis.execute_entrypoint),
 	};
+	pyxis_stamp("runtime");
 	if (runtime_check(&task, err, errlen) < 0 || container_start(&task, c, err, errlen) < 0)
 		return -1;
+	pyxis_stamp("started");
 	set_environ(sp, c, &task);
 	return 0;
 }
