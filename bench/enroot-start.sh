@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# What `enroot start` costs with the stub's configuration, counted in processes (load-independent)
+# and CPU time (user+sys of the whole tree), for a busybox rootfs, as an unprivileged user:
+#   stub      as runtime.c starts it: --conf (mounts() with the working directory, rc()), enroot's
+#             paths in a step directory and the rootfs under a cache root, both on the root filesystem
+#             at the depth of /var/lib/pyxis-cache/<uid>/... (enroot walks each path up to its mount
+#             point, one `mountpoint` process per level)
+#   seed      the seed PR's, as bench/srun.sh's "seed": no --conf, the same paths
+#   stub-mnt  the stub's, with ENROOT_RUNTIME_PATH and the rootfs each a mount point (a tmpfs, and a
+#             bind mount: what an overlay in a mount namespace of the step's own would be)
+#   bash bench/enroot-start.sh [ROUNDS]    (root; enroot as bench/srun.sh finds it)
+set -euo pipefail
+rounds=${1:-9}
+uid=${BENCH_UID:-65534}
+gid=$(id -g "$uid" 2>/dev/null || echo "$uid")
+((EUID == 0)) || { echo "bench/enroot-start.sh: must run as root" >&2; exit 2; }
+if ! command -v enroot >/dev/null; then
+  PATH=${PYXIS_CACHE_TEST_CACHE:-/var/cache/pyxis-cache-test}/enroot-4.1.2/bin:$PATH
+  command -v enroot >/dev/null || { echo "skipped: enroot not found (bash tests/e2e/run.sh builds it)"; exit 0; }
+fi
+for tool in strace setpriv /usr/bin/time /bin/busybox; do
+  command -v "$tool" >/dev/null || { echo "skipped: $tool not found"; exit 0; }
+done
+enroot_dir=$(dirname "$(command -v enroot)")
+
+# On the root filesystem (not /tmp, which may be a tmpfs of its own): the walks are as deep as a node's.
+top=$(mktemp -d /var/tmp/pxc-enroot-start.XXXXXX)
+cleanup() {
+  umount "$top/mnt/rootfs" "$top/mnt/run" 2>/dev/null || true
+  rm -rf "$top"
+}
+trap cleanup EXIT
+chmod 755 "$top"
+deep=$top/lib/pyxis-cache/$uid
+mkdir -p "$deep/entry/bin" "$deep/entry/tmp" "$deep/entry/etc" "$top/work" "$top/home" "$top/mnt/run" "$top/mnt/rootfs"
+cp /bin/busybox "$deep/entry/bin/"
+ln -s busybox "$deep/entry/bin/sh"
+ln -s busybox "$deep/entry/bin/true"
+cat >"$top/start.conf" <<EOF
+mounts() {
+	echo '$top/work $top/work x-create=dir,rbind,rw,nosuid'
+	:
+}
+rc() {
+	exec "\$@"
+}
+EOF
+chown -R "$uid:$gid" "$top/lib" "$top/work" "$top/home" "$top/start.conf" "$top/mnt"
+mount -t tmpfs -o "mode=700,uid=$uid,gid=$gid" pxc-enroot-run "$top/mnt/run"
+mount --bind "$deep/entry" "$top/mnt/rootfs"
+
+start() { # start VARIANT TAG [CMD...]: one enroot start as the user (CMD wraps it)
+  local variant=$1 tag=$2 paths data runtime conf=()
+  shift 2
+  paths=$deep/.pyxis_cache_step_1.0.$tag/enroot data=$deep name=entry runtime=$paths/runtime
+  case $variant in
+    stub) conf=(--conf "$top/start.conf") ;;
+    seed) ;;
+    stub-mnt) conf=(--conf "$top/start.conf") data=$top/mnt name=rootfs runtime=$top/mnt/run ;;
+  esac
+  setpriv --reuid="$uid" --regid="$gid" --clear-groups mkdir -p "$paths"
+  (cd "$top/work" && "$@" setpriv --reuid="$uid" --regid="$gid" --clear-groups env -i \
+    "PATH=$enroot_dir:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "HOME=$top/home" \
+    "ENROOT_DATA_PATH=$data" "ENROOT_RUNTIME_PATH=$runtime" "ENROOT_CACHE_PATH=$paths/cache" \
+    "ENROOT_CONFIG_PATH=$paths/config" "ENROOT_TEMP_PATH=$paths/temp" ENROOT_ROOTFS_WRITABLE=n \
+    ENROOT_MOUNT_HOME=y ENROOT_REMAP_ROOT=n enroot start "${conf[@]}" "$name" true >/dev/null)
+  rm -rf "$paths"
+}
+
+variants=(stub seed stub-mnt)
+echo "| variant | processes | of which \`mountpoint\` | CPU ms (median of $rounds) |"
+echo "|---|---|---|---|"
+# One unmeasured start first: the first writes enroot's files into the rootfs (docs/srun.md).
+start stub warmup
+for variant in "${variants[@]}"; do
+  start "$variant" "s$variant" strace -f -qq -e trace=execve -e signal=none -o "$top/trace.$variant"
+  # Successful execs only (a PATH lookup tries several directories).
+  execs=$(grep -c 'execve(.*= 0$' "$top/trace.$variant")
+  walks=$(grep -c 'execve("[^"]*/mountpoint".*= 0$' "$top/trace.$variant")
+  : >"$top/cpu.$variant"
+  echo "$variant $execs $walks" >>"$top/counts"
+done
+for ((i = 0; i < rounds; i++)); do
+  for variant in "${variants[@]}"; do
+    start "$variant" "c$i$variant" /usr/bin/time -f '%U %S' -a -o "$top/cpu.$variant"
+  done
+done
+while read -r variant execs walks; do
+  cpu=$(awk '{ print ($1 + $2) * 1000 }' "$top/cpu.$variant" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+  echo "| $variant | $execs | $walks | $cpu |"
+done <"$top/counts"
