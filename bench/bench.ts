@@ -546,9 +546,10 @@ function breakdown(runtime: string, runs: Map<string, Run[]>, suffix: string): v
     return values.length ? median(values).toFixed(1) : "–";
   };
   const build = PLUGIN_B ? (suffix ? " (B)" : " (A)") : "";
-  breakdowns.push(
-    `| ${runtime}${build} | ${ms("plain")} | ${ms("warm")} | ${PHASES.map(([id]) => ms(`phase_${id}`)).join(" | ")} |`,
-  );
+  for (const [step, prefix] of [["warm", "phase_"], ["cold", "coldphase_"]]) {
+    const phases = PHASES.map(([id]) => ms(`${prefix}${id}`)).join(" | ");
+    breakdowns.push(`| ${runtime}, ${step}${build} | ${ms("plain")} | ${ms(step!)} | ${phases} |`);
+  }
 }
 
 async function p11(): Promise<void> {
@@ -803,10 +804,11 @@ if (import.meta.main) {
   if (breakdowns.length) {
     console.log("");
     console.log(
-      `P11: a warm step, phase by phase (medians over ${P11_REPS} rounds, ms; from the stub's stamps in slurmd's log)`,
+      `P11: a step, phase by phase (medians over ${P11_REPS} rounds, ms; from the stub's stamps in slurmd's log; ` +
+        "a cold step's FUSE mount and creator are in the rest of user_init)",
     );
     console.log("");
-    console.log(`| runtime | plain \`srun true\` | warm step | ${PHASES.map(([, what]) => what).join(" | ")} |`);
+    console.log(`| runtime, step | plain \`srun true\` | the step | ${PHASES.map(([, what]) => what).join(" | ")} |`);
     console.log(`|---|---|---|${PHASES.map(() => "---").join("|")}|`);
     for (const line of breakdowns) console.log(line);
   }

@@ -65,13 +65,19 @@ plain() { label=plain$suffix ms as_user srun -N1 -n1 true; }
 # the call from its start, which may be before user_init), the entry's lock, the
 # "step" call (enroot), the runtime's start, the rest of user_init, the tasks joining
 # the container (from the end of user_init to the last task's task_init), exit.
+#   phases OFFSET [PREFIX]: from byte OFFSET of slurmd's log; PREFIX (default phase_) names the lines.
 phases() {
-  tail -c +"$(($1 + 1))" "$E2E_TMP/slurmd/slurmd.log" | awk -v sfx="$suffix" '
+  # slurmstepd may still be in exit when srun returns: its last stamp is awaited (bounded).
+  for _ in $(seq 100); do
+    tail -c +"$(($1 + 1))" "$E2E_TMP/slurmd/slurmd.log" | grep -q 'pyxis-cache: at exit_end' && break
+    sleep 0.02
+  done
+  tail -c +"$(($1 + 1))" "$E2E_TMP/slurmd/slurmd.log" | awk -v sfx="$suffix" -v prefix="${2:-phase_}" '
     / pyxis-cache: at / {
       n = split($0, f, " "); what = f[n - 1]; t = f[n] * 1000
       if (what == "joined" || !(what in at)) at[what] = t
     }
-    function p(name, ms) { if (ms != "") printf "phase_%s%s %.1f\n", name, sfx, ms }
+    function p(name, ms) { if (ms != "") printf "%s%s%s %.1f\n", prefix, name, sfx, ms }
     function d(a, b) { return (a in at) && (b in at) ? at[b] - at[a] : "" }
     END {
       if (!("user_init" in at)) exit
@@ -90,19 +96,16 @@ warm() {
   local offset
   offset=$(stat -c %s "$E2E_TMP/slurmd/slurmd.log")
   label=warm$suffix ms as_user srun -N1 -n1 --container-cache --container-image="$image" true
-  # slurmstepd may still be in exit when srun returns: its last stamp is awaited (bounded).
-  for _ in $(seq 100); do
-    tail -c +"$((offset + 1))" "$E2E_TMP/slurmd/slurmd.log" | grep -q 'pyxis-cache: at exit_end' && break
-    sleep 0.02
-  done
   phases "$offset"
 }
 cold() {
   rm -rf "$E2E_BASE/$uid"/pyxis_cache_* 2>/dev/null
   sync
-  local start
+  local start offset
+  offset=$(stat -c %s "$E2E_TMP/slurmd/slurmd.log")
   start=$(date +%s%N)
   label=cold$suffix ms as_user srun -N1 -n1 --container-cache --container-image="$image" true
+  phases "$offset" coldphase_
   # From a FUSE mount the entry is still being made: wait for it (untimed for the other
   # runs, which must not compete with it), and say when it was published.
   for _ in $(seq 1200); do
