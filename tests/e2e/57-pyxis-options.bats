@@ -83,7 +83,7 @@ in_mode() {
   grep -qx relative <<<"$output"
 }
 
-@test "$RUNTIME: pyxis-options: --container-mounts errors are pyxis's (a missing source, a bad source, a bad format), from srun or the environment" {
+@test "$RUNTIME: pyxis-options: --container-mounts errors are pyxis's (a missing source, a bad source, a bad format, a target above /), from srun or the environment" {
   run srun_as_user --container-cache --container-image="$IMG" --container-mounts=/nonexistent-pxc:/data true
   echo "$output"
   [ "$status" -ne 0 ]
@@ -95,6 +95,19 @@ in_mode() {
   run srun_as_user --container-cache --container-image="$IMG" --container-mounts="$DATA:data" true
   [ "$status" -ne 0 ]
   [[ $output == *"pyxis-cache: mount target must be a relative path or an absolute path"* ]]
+  # A target whose ".." climbs above the container's /: enroot's reason (pyxis's mounts.bats
+  # greps for it), under bwrap too, which would bind it at /home; ".." inside it is fine.
+  local target
+  for target in ../home /data-in-image/../../etc; do
+    run srun_as_user --container-cache --container-image="$IMG" --container-mounts="$DATA:$target" true
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ $output == *"pyxis-cache: --container-mounts: mount target is outside the container: $target (Invalid cross-device link)"* ]]
+  done
+  run srun_as_user --container-cache --container-image="$IMG" --container-mounts="$DATA:/data-in-image/../pxc-dotdot" \
+    cat /pxc-dotdot/file
+  [ "$status" -eq 0 ]
+  [ "$output" = host-data ]
   E2E_ENV="PYXIS_CONTAINER_MOUNTS=$DATA::ro" run srun_as_user --container-cache --container-image="$IMG" true
   echo "$output"
   [ "$status" -ne 0 ]
