@@ -219,7 +219,9 @@ stand_ins
 # --- the tests' copy, its image references rewritten -----------------------------------------
 # rewrite FILE: the images stood in for, as pyxis's tests name them (after `=`, a space, a
 # quote, `docker://`, `nvcr.io#`, `docker.io/`, `docker.io#`), go to the local registry with
-# enroot's REGISTRY#IMAGE syntax; not in `@test` lines (the names stay pyxis's, and
+# enroot's REGISTRY#IMAGE syntax, but REGISTRY/IMAGE in `#SBATCH` lines (sbatch ends such a
+# line's option at a `#`; pyxis-cache takes a first component with a `:` as the registry, as
+# Docker does); not in `@test` lines (the names stay pyxis's, and
 # "Docker Hub docker.io/ubuntu:24.04" would become another test's name). Other references (images not stood in for,
 # `thisimagedoesntexist`) stay as they are: they fail as they would on a node without network.
 rewrite() {
@@ -227,6 +229,7 @@ rewrite() {
     -e "/^@test /!s,(nvcr\\.io#|docker\\.io/|docker\\.io#)(nvidia/pytorch:|ubuntu:),$REGISTRY#\\2,g" \
     -e "/^@test /!s,(^|[= \"']|docker://)(ubuntu:[0-9.]+|centos:[0-9]+|nvidia/cuda:[0-9.]+-(base|runtime)-ubuntu[0-9.]+|docker:26\\.1\\.0-dind-rootless|redis:5\\.0\\.8|rabbitmq:3\\.8\\.3)([ \"']|$),\\1$REGISTRY#\\2\\4,g" \
     "$1"
+  sed -E -i "/^#SBATCH /s,$REGISTRY#,$REGISTRY/,g" "$1"
 }
 WORK=$HOME_DIR/pyxis
 rm -rf "$WORK"
