@@ -67,12 +67,15 @@ static int is_path(const char *source)
 	return source[0] == '/' || source[0] == '.';
 }
 
-/* The flags bwrap's mounts have anyway, or that change nothing a task can see through them. */
+/*
+ * The flags bwrap's mounts have anyway, or that change nothing a task can see through them.
+ * Not the other propagation types: bwrap's binds are private (findmnt -o PROPAGATION), so
+ * shared, slave and unbindable are refused by name like any flag bwrap cannot honour.
+ */
 static int bwrap_flag_implied(const char *flag)
 {
 	static const char *const implied[] = { "bind", "rbind", "x-create=auto", "x-create=dir", "x-create=file",
-		"nosuid", "nodev", "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable",
-		"runbindable", "rw", NULL };
+		"nosuid", "nodev", "private", "rprivate", "rw", NULL };
 	int i;
 
 	for (i = 0; implied[i] != NULL; ++i)

@@ -130,6 +130,30 @@ in_mode() {
   done
 }
 
+@test "$RUNTIME: pyxis-options: propagation flags: enroot applies unbindable; bwrap, whose binds are private, refuses shared, slave and unbindable by name" {
+  if [[ $RUNTIME == enroot ]]; then
+    run srun_as_user --container-cache --container-image="$IMG" --container-mounts="$DATA:/data-in-image:unbindable+ro" \
+      sh -c 'grep " /data-in-image " /proc/self/mountinfo'
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ $output == *" unbindable "* ]]
+  else
+    local flag
+    for flag in unbindable runbindable rshared slave noexec; do
+      run srun_as_user --container-cache --container-image="$IMG" --container-mounts="$DATA:/data-in-image:$flag+ro" true
+      echo "$output"
+      [ "$status" -ne 0 ]
+      [[ $output == *"pyxis-cache: --container-mounts: mount flag '$flag' is not supported with container_cache_runtime=bwrap"* ]]
+    done
+    assert_node_idle
+  fi
+  # private is what bwrap's binds are: taken by both.
+  run srun_as_user --container-cache --container-image="$IMG" --container-mounts="$DATA:/data-in-image:rprivate+ro" \
+    cat /data-in-image/file
+  [ "$status" -eq 0 ]
+  [ "$output" = host-data ]
+}
+
 @test "$RUNTIME: pyxis-options: --container-workdir and PYXIS_CONTAINER_WORKDIR set the task's directory; a missing one fails with pyxis's message" {
   local mode
   for mode in cache plain; do
