@@ -244,8 +244,8 @@ in_mode() {
   done
 }
 
-@test "$RUNTIME: pyxis-options: --container-env keeps the job's value over the image's, and the entrypoint sees it; PYXIS_CONTAINER_ENV alike" {
-  local mode
+@test "$RUNTIME: pyxis-options: --container-env keeps the job's value over the image's, and the entrypoint sees it; PYXIS_CONTAINER_ENV alike; a name the job leaves unset keeps the image's" {
+  local mode job_env
   for mode in cache plain; do
     E2E_ENV="PXC_OVERRIDE=from-job PXC_KEEP=kept" run in_mode "$mode" --container-image="$IMG" --container-entrypoint \
       sh -c 'echo "override=$PXC_OVERRIDE seen=$PXC_SEEN_BY_ENTRYPOINT"'
@@ -261,6 +261,15 @@ in_mode() {
       --container-entrypoint sh -c 'echo "override=$PXC_OVERRIDE"'
     [ "$status" -eq 0 ]
     grep -qx "override=from-job" <<<"$output"
+    # A listed name the job does not set (or sets empty) keeps the image's value, as in
+    # pyxis (env.bats, "--container-env overriding container variable").
+    for job_env in "" "PXC_OVERRIDE="; do
+      E2E_ENV=$job_env run in_mode "$mode" --container-image="$IMG" --container-entrypoint --container-env=PXC_OVERRIDE \
+        sh -c 'echo "override=${PXC_OVERRIDE-unset}"'
+      echo "$mode, '$job_env': $output"
+      [ "$status" -eq 0 ]
+      grep -qx "override=from-image" <<<"$output"
+    done
   done
   run srun_as_user --container-image="$IMG" '--container-env=A,,B' true
   [ "$status" -ne 0 ]
