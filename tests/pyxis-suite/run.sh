@@ -64,20 +64,24 @@ for tool in slurmctld slurmd munged srun salloc sinfo bats mksquashfs bwrap dock
 done
 for r in $runtimes; do [[ $r == enroot || $r == bwrap ]] || die "unknown runtime: $r (enroot or bwrap)"; done
 
+# pyxis's tests: --tests, else the mirror's (checked before anything is made).
+if [[ -z $tests_dir ]] && ! git -C "$PYXIS_MIRROR" rev-parse -q --verify HEAD:tests/common.bash >/dev/null 2>&1; then
+  die "no pyxis tests: pass --tests DIR, pyxis 0.24.0's tests/ directory (git clone -b v0.24.0 https://github.com/NVIDIA/pyxis), or put a bare mirror at $PYXIS_MIRROR"
+fi
+[[ -z $tests_dir || -f $tests_dir/common.bash ]] || die "$tests_dir has no common.bash: not pyxis's tests/ directory"
+for f in ${only[@]+"${only[@]}"}; do
+  if [[ -n $tests_dir ]]; then [[ -f $tests_dir/$f ]]; else git -C "$PYXIS_MIRROR" cat-file -e "HEAD:tests/$f" 2>/dev/null; fi ||
+    die "no $f in pyxis's tests"
+done
+
 OUT=${PYXIS_SUITE_OUT:-$(mktemp -d /var/tmp/pyxis-suite.XXXXXX)}
 mkdir -p "$OUT"
 chmod 755 "$OUT"
-
-# pyxis's tests: --tests, else the mirror's.
 if [[ -z $tests_dir ]]; then
-  if git -C "$PYXIS_MIRROR" rev-parse -q --verify HEAD:tests/common.bash >/dev/null 2>&1; then
-    mkdir -p "$OUT/pyxis-tests"
-    git -C "$PYXIS_MIRROR" archive HEAD tests | tar -x -C "$OUT/pyxis-tests"
-    tests_dir=$OUT/pyxis-tests/tests
-    echo "# pyxis tests: $PYXIS_MIRROR at $(git -C "$PYXIS_MIRROR" describe --tags HEAD 2>/dev/null || git -C "$PYXIS_MIRROR" rev-parse HEAD)" >&2
-  else
-    die "no pyxis tests: pass --tests DIR, pyxis 0.24.0's tests/ directory (git clone -b v0.24.0 https://github.com/NVIDIA/pyxis), or put a bare mirror at $PYXIS_MIRROR"
-  fi
+  mkdir -p "$OUT/pyxis-tests"
+  git -C "$PYXIS_MIRROR" archive HEAD tests | tar -x -C "$OUT/pyxis-tests"
+  tests_dir=$OUT/pyxis-tests/tests
+  echo "# pyxis tests: $PYXIS_MIRROR at $(git -C "$PYXIS_MIRROR" describe --tags HEAD 2>/dev/null || git -C "$PYXIS_MIRROR" rev-parse HEAD)" >&2
 fi
 [[ -f $tests_dir/common.bash ]] || die "$tests_dir has no common.bash: not pyxis's tests/ directory"
 
