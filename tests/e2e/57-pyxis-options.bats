@@ -276,6 +276,33 @@ in_mode() {
   [[ $output == *"pyxis-cache: --container-env: invalid format: A,,B"* ]]
 }
 
+@test "$RUNTIME: pyxis-options: the image's environment (/etc/environment, as enroot import writes it) reaches the task, its PATH too; --container-env's job value wins" {
+  # An image with an environment file as enroot reads it: blanks, comments, quotes, a bad
+  # line and an ENROOT_ variable that enroot drops; a command only on the image's PATH.
+  local root=$E2E_TMP/rootfs-environ-$RUNTIME mode
+  rm -rf "$root"
+  cp -a "$E2E_TMP/rootfs-alpha" "$root"
+  mkdir -p "$root/pxc-bin"
+  printf '#!/bin/sh\necho pxc-tool-ran\n' >"$root/pxc-bin/pxc-tool"
+  chmod 755 "$root/pxc-bin/pxc-tool"
+  printf '%s\n' "# the image's Env" 'PATH=/pxc-bin:/bin' '  PXC_IMG_VAR="a quoted value"' 'PXC_IMG_PLAIN=plain' \
+    'bad-name=1' 'ENROOT_PXC=dropped' >"$root/etc/environment"
+  mksquashfs "$root" "$E2E_TMP/images/environ-$RUNTIME.sqsh" -noappend -quiet -all-root -no-progress >/dev/null
+  chmod 644 "$E2E_TMP/images/environ-$RUNTIME.sqsh"
+  for mode in cache plain; do
+    E2E_ENV="PXC_IMG_PLAIN=from-job" run in_mode "$mode" --container-image="$E2E_TMP/images/environ-$RUNTIME.sqsh" \
+      sh -c 'echo "var=$PXC_IMG_VAR plain=$PXC_IMG_PLAIN enroot=${ENROOT_PXC-unset}"; pxc-tool'
+    echo "$mode: $output"
+    [ "$status" -eq 0 ]
+    grep -qx "var=a quoted value plain=plain enroot=unset" <<<"$output"
+    grep -qx pxc-tool-ran <<<"$output"
+    E2E_ENV="PXC_IMG_PLAIN=from-job" run in_mode "$mode" --container-image="$E2E_TMP/images/environ-$RUNTIME.sqsh" \
+      --container-env=PXC_IMG_PLAIN sh -c 'echo "plain=$PXC_IMG_PLAIN"'
+    [ "$status" -eq 0 ]
+    grep -qx "plain=from-job" <<<"$output"
+  done
+}
+
 @test "$RUNTIME: pyxis-options: --container-writable and PYXIS_CONTAINER_WRITABLE without cache mode; --container-readonly in both; both flags refused" {
   run srun_as_user --container-image="$IMG" --container-writable sh -c 'touch /pxc-w && echo wrote'
   echo "$output"
