@@ -155,6 +155,15 @@ umoci new --image "$IMG/oci:base"
 umoci raw add-layer --image "$IMG/oci:base" "$BASE_TAR"
 umoci config --image "$IMG/oci:base" --config.cmd /bin/bash \
   --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# Ubuntu's /etc/profile, which the images stood in for have: Debian's sets PATH, and enroot
+# starts a login shell (ENROOT_LOGIN_SHELL), so the image's PATH would be lost there.
+mkdir -p "$IMG/layer/etc"
+printf '%s\n' '# /etc/profile as Ubuntu has it: PATH comes from the environment (/etc/environment).' \
+  'if [ -d /etc/profile.d ]; then' '  for i in /etc/profile.d/*.sh; do' '    if [ -r "$i" ]; then . "$i"; fi' \
+  '  done' '  unset i' 'fi' >"$IMG/layer/etc/profile"
+tar -C "$IMG/layer" --numeric-owner --owner=0 --group=0 -cf "$IMG/layer.tar" .
+umoci raw add-layer --image "$IMG/oci:base" "$IMG/layer.tar"
+rm -rf "$IMG/layer" "$IMG/layer.tar"
 
 # stand_in NAME:TAG [umoci config options...]: the base plus a layer of the files under
 # $IMG/layer (made by the caller), pushed as REGISTRY/NAME:TAG.
