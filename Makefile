@@ -2,6 +2,8 @@
 #   make demo   bootstrap, then srun --container-cache cold and warm on a private one-node Slurm, status and gc
 #   make test   bootstrap, then every test suite (tests/run.sh: side by side, a table at the end)
 #   make soak   the fault suite's load case for a full minute (FAULTS_LOAD_SECONDS=60)
+#   make pyxis-suite   pyxis 0.24's own tests against pyxis-cache, per runtime (docs/pyxis-suite.md;
+#                      not part of make test: PYXIS_TESTS=DIR for pyxis's tests/ directory)
 # and for operators:
 #   make install [PREFIX=/usr/local] [DESTDIR=...] [INSTALL_DENO=1]   (see scripts/install.sh)
 #   make uninstall [PREFIX=...] [DESTDIR=...]                          removes exactly what install did
@@ -17,7 +19,7 @@ DEMO_PACKAGES := squashfs-tools busybox-static slurmctld slurmd munge slurm-clie
 TEST_PACKAGES := $(DEMO_PACKAGES) bats e2fsprogs util-linux attr prometheus docker-registry umoci skopeo curl python3
 
 .PHONY: all bootstrap bootstrap-test deno-dir demo test test-unit test-e2e test-faults test-ops soak bench check stub clean \
-	install uninstall
+	install uninstall pyxis-suite
 
 # Where `make install` puts things; INSTALL_DENO=1 also installs the bootstrapped Deno beside
 # the code (otherwise the installed command finds deno on PATH).
@@ -79,6 +81,11 @@ test-faults: bootstrap-test
 
 test-ops: bootstrap-test stub
 	bash tests/ops/run.sh
+
+# pyxis's own test suite (tests/pyxis-suite/run.sh): a measurement, not part of `make test`.
+pyxis-suite: bootstrap-test stub
+	$(call apt_install,debootstrap)
+	bash tests/pyxis-suite/run.sh $(if $(PYXIS_TESTS),--tests $(PYXIS_TESTS))
 
 # The load case as a soak: four workers and the collector for FAULTS_LOAD_SECONDS (60) seconds.
 soak: bootstrap-test

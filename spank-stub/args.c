@@ -12,6 +12,7 @@
  * there), with this plugin's prefix.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +188,29 @@ static int is_path(const char *s)
 	return s[0] == '.' || s[0] == '/';
 }
 
+/*
+ * Whether a target's ".." components climb above the container's root ("../home",
+ * "/a/../../etc"). enroot refuses such a target when it resolves it inside the
+ * rootfs (EXDEV, "Invalid cross-device link", as pyxis's users see it); bwrap would
+ * take "/../home" as "/home". Refused here, before either runtime, with that reason.
+ */
+static int target_escapes(const char *target)
+{
+	const char *p = target, *end;
+	long depth = 0;
+
+	while (*p != '\0') {
+		end = strchrnul(p, '/');
+		if (end - p == 2 && p[0] == '.' && p[1] == '.') {
+			if (--depth < 0)
+				return 1;
+		} else if (end - p > 0 && !(end - p == 1 && p[0] == '.'))
+			++depth;
+		p = *end == '/' ? end + 1 : end;
+	}
+	return 0;
+}
+
 static int add_mount(const char *source, const char *target, const char *flags, char *err, size_t errlen)
 {
 	struct container_mount m = { NULL, NULL, NULL }, *grown;
@@ -206,6 +230,11 @@ static int add_mount(const char *source, const char *target, const char *flags, 
 	}
 	if (!is_path(target)) {
 		snprintf(err, errlen, PLUGIN_NAME ": mount target must be a relative path or an absolute path");
+		return -1;
+	}
+	if (target_escapes(target)) {
+		snprintf(err, errlen, PLUGIN_NAME ": --container-mounts: mount target is outside the container: %s (%s)",
+			 target, strerror(EXDEV));
 		return -1;
 	}
 	m.source = strdup(source);

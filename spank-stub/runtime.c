@@ -5,6 +5,7 @@
  * the container (container.c waits for that stop). See docs/srun.md,
  * "Running the task in the rootfs".
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -67,12 +68,15 @@ static int is_path(const char *source)
 	return source[0] == '/' || source[0] == '.';
 }
 
-/* The flags bwrap's mounts have anyway, or that change nothing a task can see through them. */
+/*
+ * The flags bwrap's mounts have anyway, or that change nothing a task can see through them.
+ * Not the other propagation types: bwrap's binds are private (findmnt -o PROPAGATION), so
+ * shared, slave and unbindable are refused by name like any flag bwrap cannot honour.
+ */
 static int bwrap_flag_implied(const char *flag)
 {
 	static const char *const implied[] = { "bind", "rbind", "x-create=auto", "x-create=dir", "x-create=file",
-		"nosuid", "nodev", "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable",
-		"runbindable", "rw", NULL };
+		"nosuid", "nodev", "private", "rprivate", "rw", NULL };
 	int i;
 
 	for (i = 0; implied[i] != NULL; ++i)
@@ -243,6 +247,62 @@ static const char *dup_or_die(const char *s)
 	return d;
 }
 
+/* Put "NAME=value" (allocated) into envp, replacing NAME's entry if it has one. */
+static void envp_put(char **envp, size_t *n, size_t max, char *entry)
+{
+	size_t len = strcspn(entry, "="), i;
+
+	for (i = 0; i < *n; ++i)
+		if (strncmp(envp[i], entry, len + 1) == 0) {
+			envp[i] = entry;
+			return;
+		}
+	if (*n < max - 1)
+		envp[(*n)++] = entry;
+	envp[*n] = NULL;
+}
+
+/*
+ * The image's environment as enroot applies it: <rootfs>/etc/environment (the
+ * image's Env, written there by enroot import), read as enroot's envfmt reads it:
+ * leading blanks, comments, lines that are not NAME=value and ENROOT_* dropped,
+ * surrounding quotes removed. No ${VAR} substitution (an imported image's values
+ * are already expanded). HOME stays the stub's. The child reads it as the job user.
+ */
+static void image_environ(const char *rootfs, char **envp, size_t *n, size_t max)
+{
+	char path[PATH_MAX], line[8192], *p, *end, *entry;
+	size_t len;
+	FILE *f;
+
+	if (snprintf(path, sizeof(path), "%s/etc/environment", rootfs) >= (int)sizeof(path) ||
+	    (f = fopen(path, "re")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		for (p = line; *p == ' ' || *p == '\t'; ++p)
+			;
+		if (!(isalpha((unsigned char)*p) || *p == '_'))
+			continue;
+		for (end = p + 1; isalnum((unsigned char)*end) || *end == '_'; ++end)
+			;
+		if (*end != '=' || strncmp(p, "ENROOT_", 7) == 0 || (end - p == 4 && strncmp(p, "HOME", 4) == 0))
+			continue;
+		len = strlen(end + 1);
+		while (len > 0 && (end[len] == ' ' || end[len] == '\t'))
+			--len;
+		/* NAME="value" or NAME='value': the quotes go (envfmt's rule: any quote at either end). */
+		if (len >= 2 && (end[1] == '"' || end[1] == '\'') && (end[len] == '"' || end[len] == '\'')) {
+			memmove(end + 1, end + 2, len - 2);
+			end[len - 1] = '\0';
+		} else
+			end[len + 1] = '\0';
+		if ((entry = strdup(p)) != NULL)
+			envp_put(envp, n, max, entry);
+	}
+	fclose(f);
+}
+
 /* child_fn, as the job user: exec bwrap around the stopping shell. */
 static int bwrap_exec(void *arg)
 {
@@ -360,18 +420,28 @@ static int bwrap_exec(void *arg)
 	push(&a, "-c");
 	push(&a, RUNTIME_STOP_COMMAND);
 
-	/* PATH and HOME; --container-env's variables, which the entrypoint sees (as with enroot). */
-	envp = calloc(args->env_vars_len + 3, sizeof(*envp));
+	/*
+	 * PATH and HOME; the image's environment (its PATH wins, as with enroot); then
+	 * --container-env's variables, which the entrypoint sees (as with enroot).
+	 */
+	envp = calloc(ENV_MAX, sizeof(*envp));
 	if (envp == NULL)
 		return 126;
 	if (asprintf(&envp[n++], "PATH=%s", task->search_path) < 0 ||
 	    asprintf(&envp[n++], "HOME=%s", task->remap_root && task->mount_home ? "/root" : job->home) < 0)
 		return 126;
-	for (i = 0; i < args->env_vars_len; ++i)
-		if ((value = job_env(task, args->env_vars[i])) != NULL && strcmp(args->env_vars[i], "PATH") != 0 &&
-		    strcmp(args->env_vars[i], "HOME") != 0 && asprintf(&envp[n++], "%s=%s", args->env_vars[i], value) < 0)
-			return 126;
 	envp[n] = NULL;
+	image_environ(task->rootfs, envp, &n, ENV_MAX);
+	for (i = 0; i < args->env_vars_len; ++i) {
+		char *entry;
+
+		if ((value = job_env(task, args->env_vars[i])) == NULL || value[0] == '\0' ||
+		    strcmp(args->env_vars[i], "PATH") == 0 || strcmp(args->env_vars[i], "HOME") == 0)
+			continue;
+		if (asprintf(&entry, "%s=%s", args->env_vars[i], value) < 0)
+			return 126;
+		envp_put(envp, &n, ENV_MAX, entry);
+	}
 	execve(task->runtime_bin, (char **)a.argv, envp);
 	dprintf(STDERR_FILENO, "%s: %m\n", task->runtime_bin);
 	return 127;

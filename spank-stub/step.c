@@ -68,11 +68,21 @@ fail:
  * The container's environment (enroot: the image's environment files,
  * enroot's environ.d, its hooks; either runtime: what the image's entrypoint
  * exported) is laid over the job's, as pyxis does: except what belongs to the
- * shell that reported it, the variables --container-env keeps from the job,
+ * shell that reported it, the variables --container-env keeps from the job (those
+ * the job sets: a listed name the job leaves unset or empty keeps the image's value),
  * and with bwrap the PATH and HOME the stub itself gave it. LANG, LANGUAGE and
  * LC_ALL of the job are dropped first (the image may lack that locale), unless
  * --container-env keeps them.
  */
+/* The job sets NAME to a non-empty value (a 1-byte buffer holds only the empty one). */
+static int job_sets(spank_t sp, const char *name)
+{
+	char buf[1];
+	spank_err_t rc = spank_getenv(sp, name, buf, sizeof(buf));
+
+	return rc == ESPANK_NOSPACE;
+}
+
 static void set_environ(spank_t sp, struct container *c, const struct runtime_task *task)
 {
 	static const char *const shell_vars[] = { "PWD", "OLDPWD", "SHLVL", "_", NULL };
@@ -92,7 +102,7 @@ static void set_environ(spank_t sp, struct container *c, const struct runtime_ta
 		*value = '\0';
 		for (j = 0; shell_vars[j] != NULL && strcmp(var, shell_vars[j]) != 0; ++j)
 			;
-		if (shell_vars[j] != NULL || pyxis_args_env_listed(var, strlen(var)) ||
+		if (shell_vars[j] != NULL || (pyxis_args_env_listed(var, strlen(var)) && job_sets(sp, var)) ||
 		    (task->runtime == RUNTIME_BWRAP && ((strcmp(var, "PATH") == 0 && strcmp(value + 1, task->search_path) == 0) ||
 							(strcmp(var, "HOME") == 0 && strcmp(value + 1, task->job->home) == 0)))) {
 			*value = '=';

@@ -83,7 +83,7 @@ in_mode() {
   grep -qx relative <<<"$output"
 }
 
-@test "$RUNTIME: pyxis-options: --container-mounts errors are pyxis's (a missing source, a bad source, a bad format), from srun or the environment" {
+@test "$RUNTIME: pyxis-options: --container-mounts errors are pyxis's (a missing source, a bad source, a bad format, a target above /), from srun or the environment" {
   run srun_as_user --container-cache --container-image="$IMG" --container-mounts=/nonexistent-pxc:/data true
   echo "$output"
   [ "$status" -ne 0 ]
@@ -95,6 +95,19 @@ in_mode() {
   run srun_as_user --container-cache --container-image="$IMG" --container-mounts="$DATA:data" true
   [ "$status" -ne 0 ]
   [[ $output == *"pyxis-cache: mount target must be a relative path or an absolute path"* ]]
+  # A target whose ".." climbs above the container's /: enroot's reason (pyxis's mounts.bats
+  # greps for it), under bwrap too, which would bind it at /home; ".." inside it is fine.
+  local target
+  for target in ../home /data-in-image/../../etc; do
+    run srun_as_user --container-cache --container-image="$IMG" --container-mounts="$DATA:$target" true
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ $output == *"pyxis-cache: --container-mounts: mount target is outside the container: $target (Invalid cross-device link)"* ]]
+  done
+  run srun_as_user --container-cache --container-image="$IMG" --container-mounts="$DATA:/data-in-image/../pxc-dotdot" \
+    cat /pxc-dotdot/file
+  [ "$status" -eq 0 ]
+  [ "$output" = host-data ]
   E2E_ENV="PYXIS_CONTAINER_MOUNTS=$DATA::ro" run srun_as_user --container-cache --container-image="$IMG" true
   echo "$output"
   [ "$status" -ne 0 ]
@@ -115,6 +128,30 @@ in_mode() {
     grep -qx x <<<"$output"
     grep -qx tmpfs <<<"$output"
   done
+}
+
+@test "$RUNTIME: pyxis-options: propagation flags: enroot applies unbindable; bwrap, whose binds are private, refuses shared, slave and unbindable by name" {
+  if [[ $RUNTIME == enroot ]]; then
+    run srun_as_user --container-cache --container-image="$IMG" --container-mounts="$DATA:/data-in-image:unbindable+ro" \
+      sh -c 'grep " /data-in-image " /proc/self/mountinfo'
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ $output == *" unbindable "* ]]
+  else
+    local flag
+    for flag in unbindable runbindable rshared slave noexec; do
+      run srun_as_user --container-cache --container-image="$IMG" --container-mounts="$DATA:/data-in-image:$flag+ro" true
+      echo "$output"
+      [ "$status" -ne 0 ]
+      [[ $output == *"pyxis-cache: --container-mounts: mount flag '$flag' is not supported with container_cache_runtime=bwrap"* ]]
+    done
+    assert_node_idle
+  fi
+  # private is what bwrap's binds are: taken by both.
+  run srun_as_user --container-cache --container-image="$IMG" --container-mounts="$DATA:/data-in-image:rprivate+ro" \
+    cat /data-in-image/file
+  [ "$status" -eq 0 ]
+  [ "$output" = host-data ]
 }
 
 @test "$RUNTIME: pyxis-options: --container-workdir and PYXIS_CONTAINER_WORKDIR set the task's directory; a missing one fails with pyxis's message" {
@@ -207,8 +244,8 @@ in_mode() {
   done
 }
 
-@test "$RUNTIME: pyxis-options: --container-env keeps the job's value over the image's, and the entrypoint sees it; PYXIS_CONTAINER_ENV alike" {
-  local mode
+@test "$RUNTIME: pyxis-options: --container-env keeps the job's value over the image's, and the entrypoint sees it; PYXIS_CONTAINER_ENV alike; a name the job leaves unset keeps the image's" {
+  local mode job_env
   for mode in cache plain; do
     E2E_ENV="PXC_OVERRIDE=from-job PXC_KEEP=kept" run in_mode "$mode" --container-image="$IMG" --container-entrypoint \
       sh -c 'echo "override=$PXC_OVERRIDE seen=$PXC_SEEN_BY_ENTRYPOINT"'
@@ -224,10 +261,46 @@ in_mode() {
       --container-entrypoint sh -c 'echo "override=$PXC_OVERRIDE"'
     [ "$status" -eq 0 ]
     grep -qx "override=from-job" <<<"$output"
+    # A listed name the job does not set (or sets empty) keeps the image's value, as in
+    # pyxis (env.bats, "--container-env overriding container variable").
+    for job_env in "" "PXC_OVERRIDE="; do
+      E2E_ENV=$job_env run in_mode "$mode" --container-image="$IMG" --container-entrypoint --container-env=PXC_OVERRIDE \
+        sh -c 'echo "override=${PXC_OVERRIDE-unset}"'
+      echo "$mode, '$job_env': $output"
+      [ "$status" -eq 0 ]
+      grep -qx "override=from-image" <<<"$output"
+    done
   done
   run srun_as_user --container-image="$IMG" '--container-env=A,,B' true
   [ "$status" -ne 0 ]
   [[ $output == *"pyxis-cache: --container-env: invalid format: A,,B"* ]]
+}
+
+@test "$RUNTIME: pyxis-options: the image's environment (/etc/environment, as enroot import writes it) reaches the task, its PATH too; --container-env's job value wins" {
+  # An image with an environment file as enroot reads it: blanks, comments, quotes, a bad
+  # line and an ENROOT_ variable that enroot drops; a command only on the image's PATH.
+  local root=$E2E_TMP/rootfs-environ-$RUNTIME mode
+  rm -rf "$root"
+  cp -a "$E2E_TMP/rootfs-alpha" "$root"
+  mkdir -p "$root/pxc-bin"
+  printf '#!/bin/sh\necho pxc-tool-ran\n' >"$root/pxc-bin/pxc-tool"
+  chmod 755 "$root/pxc-bin/pxc-tool"
+  printf '%s\n' "# the image's Env" 'PATH=/pxc-bin:/bin' '  PXC_IMG_VAR="a quoted value"' 'PXC_IMG_PLAIN=plain' \
+    'bad-name=1' 'ENROOT_PXC=dropped' >"$root/etc/environment"
+  mksquashfs "$root" "$E2E_TMP/images/environ-$RUNTIME.sqsh" -noappend -quiet -all-root -no-progress >/dev/null
+  chmod 644 "$E2E_TMP/images/environ-$RUNTIME.sqsh"
+  for mode in cache plain; do
+    E2E_ENV="PXC_IMG_PLAIN=from-job" run in_mode "$mode" --container-image="$E2E_TMP/images/environ-$RUNTIME.sqsh" \
+      sh -c 'echo "var=$PXC_IMG_VAR plain=$PXC_IMG_PLAIN enroot=${ENROOT_PXC-unset}"; pxc-tool'
+    echo "$mode: $output"
+    [ "$status" -eq 0 ]
+    grep -qx "var=a quoted value plain=plain enroot=unset" <<<"$output"
+    grep -qx pxc-tool-ran <<<"$output"
+    E2E_ENV="PXC_IMG_PLAIN=from-job" run in_mode "$mode" --container-image="$E2E_TMP/images/environ-$RUNTIME.sqsh" \
+      --container-env=PXC_IMG_PLAIN sh -c 'echo "plain=$PXC_IMG_PLAIN"'
+    [ "$status" -eq 0 ]
+    grep -qx "plain=from-job" <<<"$output"
+  done
 }
 
 @test "$RUNTIME: pyxis-options: --container-writable and PYXIS_CONTAINER_WRITABLE, in cache mode (a layer of the step's own) and out of it; --container-readonly and the default read-only; both flags refused" {

@@ -7,6 +7,8 @@
 #   E2E_PLUGIN    path of spank_pyxis_cache.so
 #   E2E_BASE      container_cache_data_path
 #   E2E_CLI       container_cache_cli
+#   E2E_CPUS      the node's CPUs, when not nproc's (slurmd then takes the configured count:
+#                 tests/pyxis-suite/run.sh, whose steps ask for 4 tasks on a 2-core machine)
 #
 # Clients (srun, sinfo) use $E2E_TMP/slurm.conf (export SLURM_CONF). slurmd
 # reads its own copy, $E2E_TMP/slurmd/slurm.conf, and its own plugstack.conf,
@@ -36,7 +38,8 @@ SlurmdPidFile=$E2E_TMP/slurmd/slurmd.pid
 SlurmdLogFile=$E2E_TMP/slurmd/slurmd.log
 SlurmdDebug=debug
 PlugStackConfig=$1
-NodeName=$E2E_NODE NodeHostname=$(hostname -s) NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
+${E2E_CPUS:+SlurmdParameters=config_overrides}
+NodeName=$E2E_NODE NodeHostname=$(hostname -s) NodeAddr=127.0.0.1 CPUs=${E2E_CPUS:-$(nproc)} State=UNKNOWN
 PartitionName=e2e Nodes=$E2E_NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 CONF
 }
