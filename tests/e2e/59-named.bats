@@ -93,17 +93,24 @@ entry_listing() {
   wait_for 60 eval '[ -z "$(named_dirs)" ]'
 }
 
-@test "$RUNTIME: named: create on an existing name and exec on a stopped one fail with pyxis's messages; a failed first step leaves nothing" {
+@test "$RUNTIME: named: create on an existing name and exec on a stopped one fail with pyxis's messages; a failed first step leaves nothing; a cold image's first step waits for its entry" {
+  local cold
+  cold=$(fresh_image "named-cold-$RUNTIME")
   run in_job '
     srun --container-image="$1" --container-name=box true
     srun --container-image="$1" --container-name=box:create true || echo "create refused"
     srun --container-name=box:exec true || echo "exec refused"
-    srun --container-image="$1" --container-name=new:create sh -c "echo created"
+    srun --container-image="$3" --container-name=new:create sh -c "echo created"
+    srun --container-name=new sh -c "echo created again"
     srun --container-name=nothing:exec true || echo "exec on nothing refused"
     ls -A "$2" | grep "^\.pyxis_cache_named\.$SLURM_JOB_ID\." | sort
-  ' "$IMG" "$USER_DIR"
+  ' "$IMG" "$USER_DIR" "$cold"
   echo "$output"
   [ "$status" -eq 0 ]
+  # A named container sits on the entry, never on a FUSE mount: its first step waited for the unpack.
+  [ -d "$USER_DIR/$(entry_name "$cold")" ]
+  grep -qx "created again" <<<"$output"
+  ! grep -q "$(entry_name "$cold") is being unpacked: the step starts from a FUSE mount" "$E2E_TMP/slurmd/slurmd.log" || false
   grep -q "pyxis-cache: error: \"create\" flag was passed to --container-name but the container already exists" <<<"$output"
   grep -qx "create refused" <<<"$output"
   grep -q "pyxis-cache: error: \"exec\" flag was passed to --container-name but the container is not running" <<<"$output"
