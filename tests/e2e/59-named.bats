@@ -146,15 +146,20 @@ entry_listing() {
   assert_node_idle
 }
 
-@test "$RUNTIME: named: a second step of a running name with exec is refused, not mounted twice" {
-  mkfifo "$E2E_WORK/named-go"
-  chown "$E2E_USER" "$E2E_WORK/named-go"
+@test "$RUNTIME: named: a second step of a running name with exec is refused, one without waits for the first: never mounted twice" {
+  rm -f "$E2E_WORK/named-go"
+  as "$E2E_USER" mkfifo "$E2E_WORK/named-go"
   run in_job '
-    srun --container-image="$1" --container-name=busy sh -c "read -r _ <$PWD/named-go; echo first-done" &
+    srun --container-image="$1" --container-name=busy --container-writable sh -c "echo first >/pxc-first; read -r _ <$PWD/named-go; echo first-done" &
+    first=$!
     for i in $(seq 600); do ls -A "$2" | grep -q "^\.pyxis_cache_mnt\..*\.$SLURM_JOB_ID\." && break; sleep 0.1; done
     srun --overlap --container-name=busy:exec true || echo "exec refused"
+    srun --overlap --container-name=busy --container-writable sh -c "cat /pxc-first; echo second >/pxc-second" &
+    second=$!
     timeout 120 sh -c "echo go >named-go"
-    wait
+    wait $first
+    wait $second
+    srun --container-name=busy sh -c "cat /pxc-first /pxc-second"
   ' "$IMG" "$USER_DIR"
   rm -f "$E2E_WORK/named-go"
   echo "$output"
@@ -162,6 +167,9 @@ entry_listing() {
   grep -q "pyxis-cache: --container-name: busy is in use by a running step" <<<"$output"
   grep -qx "exec refused" <<<"$output"
   grep -qx first-done <<<"$output"
+  # The second step ran after the first let go, on what it wrote; the third sees both.
+  [ "$(grep -cx first <<<"$output")" -eq 2 ]
+  grep -qx second <<<"$output"
   assert_node_idle
 }
 
