@@ -110,6 +110,15 @@ class Budgets {
  */
 export const RECORD_MAX_AGE_SECONDS = 30 * 86400;
 
+/**
+ * A named container (--container-name) that no step has used for this long, and that no step
+ * holds, goes. Between its job's steps nothing holds it (the job's epilog removes it at the
+ * job's end, container_scope=job); this is for what an epilog never removed (a node that went
+ * down, a failed epilog) and for container_scope=global, which pyxis keeps until the user
+ * removes it: a week of no use, where the collector cannot tell a live job's from a leftover.
+ */
+export const NAMED_MAX_AGE_SECONDS = 7 * 86400;
+
 /** A collection that has done nothing yet. */
 function emptyCollection(config: Config, dryRun: boolean): Collection {
   return {
@@ -172,6 +181,8 @@ async function removeLeftovers(
     // A name that is not the cache's is stale once neither it nor its inode changed for staleAfter.
     const age = leftover.kind === "record"
       ? RECORD_MAX_AGE_SECONDS
+      : leftover.kind === "named"
+      ? NAMED_MAX_AGE_SECONDS
       : leftover.kind === "trash"
       ? 0
       : leftover.kind === "foreign"
@@ -185,7 +196,7 @@ async function removeLeftovers(
     // The creator holds the creation lock for as long as its unpack runs; a step, its directory.
     const lock = leftover.kind === "temp" || leftover.kind === "create"
       ? tryLockExclusive(createLockPath(base, leftover.uid, leftover.name))
-      : leftover.kind === "step" || leftover.kind === "mount"
+      : leftover.kind === "step" || leftover.kind === "mount" || leftover.kind === "named"
       ? tryLockExclusive(leftover.path, "directory")
       : "missing";
     if (lock === "busy") continue;

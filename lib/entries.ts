@@ -3,6 +3,7 @@ import {
   ENTRY_NAME,
   LOCK_FILE,
   MOUNT_NAME,
+  NAMED_NAME,
   RECORD_NAME,
   STAGING_PREFIX,
   STEP_NAME,
@@ -49,7 +50,7 @@ export interface Entry {
 export interface Leftover {
   uid: number;
   path: string;
-  kind: "temp" | "trash" | "staging" | "step" | "create" | "record" | "mount" | "foreign";
+  kind: "temp" | "trash" | "staging" | "step" | "create" | "record" | "mount" | "named" | "foreign";
   /** The entry it was for. */
   name: string;
   /** Its mtime; for a foreign name the later of its mtime and ctime (which nobody can set back). */
@@ -282,6 +283,11 @@ function scanUserDir(base: string, uid: number, scan: Scan): void {
       const kind = mount ? "mount" : !leftover ? "step" : name.startsWith(".pyxis_cache_tmp.") ? "temp" : "trash";
       const entry = leftover?.[1] ?? mount?.[1] ?? name;
       scan.leftovers.push({ uid, path, kind, name: entry, mtime: stat.mtime ?? new Date(0) });
+    } else if (NAMED_NAME.test(name)) {
+      const stat = lstatOrUndefined(path);
+      // Only a directory is a named container of ours.
+      if (!stat?.isDirectory) foreign(path, name, stat);
+      else scan.leftovers.push({ uid, path, kind: "named", name, mtime: stat.mtime ?? new Date(0) });
     } else if (creating) {
       const stat = lstatOrUndefined(path);
       // Only a regular file is a lock of ours: anything else under the name is not the cache's.

@@ -24,6 +24,11 @@
  *                                              a step's own directory, made by `pyxis-cache step`: its rootfs
  *                                              without --container-cache, enroot's paths with the enroot runtime;
  *                                              the SPANK stub holds it locked while the step runs
+ *   <base>/<uid>/.pyxis_cache_named.<job>.<hex>/ a named container (--container-name, its name hex-encoded;
+ *   <base>/<uid>/.pyxis_cache_named.g.<hex>/     `g`: container_scope=global): upper/ and work/, its overlay
+ *                                              layer over the entry that `entry` names; the SPANK stub holds
+ *                                              it locked while a step uses it; removed by the job's epilog
+ *                                              (`release --job`), or by the collector once unused for long
  */
 
 import { randomSuffix } from "./files.ts";
@@ -46,6 +51,8 @@ export const TRASH_NAME = /^\.pyxis_cache_trash\.(pyxis_cache_u\d+_[0-9a-f]{20})
 export const RECORD_NAME = /^\.pyxis_cache_ref\.[0-9a-f]{20}(\.lock|\.[0-9a-f]+\.new)?$/;
 export const MOUNT_NAME = /^\.pyxis_cache_mnt\.(pyxis_cache_u\d+_[0-9a-f]{20})\.\d+\.\d+\.[A-Za-z0-9]{6}$/;
 export const STEP_NAME = /^\.pyxis_cache_step_\d+\.\d+\.[A-Za-z0-9]{6}$/;
+/** A named container's directory: the job's (or `g`, container_scope=global), and the name in hex. */
+export const NAMED_NAME = /^\.pyxis_cache_named\.(\d+|g)\.((?:[0-9a-f]{2}){1,100})$/;
 
 export function entryName(uid: number, hash: string): string {
   return `pyxis_cache_u${uid}_${hash}`;

@@ -128,8 +128,10 @@ static struct spank_option spank_opts[] = {
 	{ "container-save", "PATH",
 	  "[pyxis-cache] save the container's filesystem as a squashfs at the step's end (with --container-cache only)", 1,
 	  0, opt_save },
-	{ "container-name", "NAME", "[pyxis-cache] ignored with --container-cache; NAME:flags is rejected", 1, 0,
-	  opt_name },
+	{ "container-name", "NAME[:FLAGS]",
+	  "[pyxis-cache] a container kept for the job's later steps (or across jobs: container_scope=global), as a "
+	  "layer of its own over the cached entry. FLAGS: auto (default), create, exec, no_exec",
+	  1, 0, opt_name },
 	SPANK_OPTIONS_TABLE_END
 };
 
@@ -442,10 +444,51 @@ static int parse_save(int val, const char *optarg, char *err, size_t errlen)
 	return set_once(&container_args.save, "container-save", optarg, err, errlen);
 }
 
+/*
+ * pyxis's NAME[:FLAGS]: the first ':' ends the name; no flags is "auto". The name
+ * is also a file name of the cache's (named.c: hex-encoded, so at most
+ * NAMED_NAME_MAX bytes), as enroot's "pyxis_<job>_NAME" is one: no '/'.
+ */
 static int parse_name(int val, const char *optarg, char *err, size_t errlen)
 {
+	static char *given;
+	static const char *const flags[] = { "auto", "create", "exec", "no_exec" };
+	const char *colon;
+	size_t i, len;
+
 	(void)val;
-	return set_once(&container_args.name, "container-name", optarg, err, errlen);
+	if (set_once(&given, "container-name", optarg, err, errlen) < 0)
+		return -1;
+	if (container_args.name != NULL)
+		return 0;
+	colon = strchr(given, ':');
+	len = colon != NULL ? (size_t)(colon - given) : strlen(given);
+	if (len == 0) {
+		snprintf(err, errlen, PLUGIN_NAME ": --container-name: empty name");
+		return -1;
+	}
+	container_args.name_flags = "auto";
+	if (colon != NULL && colon[1] != '\0') {
+		for (i = 0; i < sizeof(flags) / sizeof(flags[0]) && strcmp(colon + 1, flags[i]) != 0; ++i)
+			;
+		if (i == sizeof(flags) / sizeof(flags[0])) {
+			snprintf(err, errlen,
+				 PLUGIN_NAME ": --container-name: flag must be \"auto\", \"create\", \"exec\" or \"no_exec\"");
+			return -1;
+		}
+		container_args.name_flags = flags[i];
+	}
+	if (memchr(given, '/', len) != NULL || len > NAMED_NAME_MAX) {
+		snprintf(err, errlen, PLUGIN_NAME ": --container-name: invalid name: %.*s (%s)", (int)(len > 256 ? 256 : len),
+			 given, len > NAMED_NAME_MAX ? "longer than " NAMED_NAME_MAX_TEXT " bytes" : "a name cannot contain '/'");
+		return -1;
+	}
+	container_args.name = strndup(given, len);
+	if (container_args.name == NULL) {
+		snprintf(err, errlen, OUT_OF_MEMORY);
+		return -1;
+	}
+	return 0;
 }
 
 int pyxis_args_register(spank_t sp)
@@ -565,20 +608,19 @@ int pyxis_args_apply_env(spank_t sp, int remote, char *err, size_t errlen)
 
 int pyxis_args_active(void)
 {
-	return container_args.cache_flag || container_args.image != NULL;
+	return container_args.cache_flag || container_args.image != NULL || container_args.name != NULL;
 }
 
 int pyxis_args_check(char *err, size_t errlen)
 {
 	int rc = -1;
 
+	/* A named container is a layer over a cached entry (named.c): always cache mode. */
+	if (container_args.name != NULL)
+		container_args.cache = 1;
 	if (container_args.cache) {
-		if (container_args.image == NULL) {
+		if (container_args.image == NULL && container_args.name == NULL) {
 			snprintf(err, errlen, PLUGIN_NAME ": --container-cache requires --container-image");
-			goto fail;
-		}
-		if (container_args.name != NULL && strchr(container_args.name, ':') != NULL) {
-			snprintf(err, errlen, PLUGIN_NAME ": --container-cache is incompatible with --container-name flags");
 			goto fail;
 		}
 	} else if (container_args.image != NULL && container_args.save != NULL) {

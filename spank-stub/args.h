@@ -21,6 +21,10 @@ struct container_mount {
 };
 
 /* Tri-state options are -1 when neither the option nor its variable was given. */
+/* The longest --container-name (hex-encoded into a file name of the cache's, named.c). */
+#define NAMED_NAME_MAX 100
+#define NAMED_NAME_MAX_TEXT "100"
+
 struct container_args {
 	int cache;      /* --container-cache, or PYXIS_CONTAINER_CACHE true on a step with an image */
 	int cache_flag; /* --container-cache on the command line: an error without an image */
@@ -39,7 +43,8 @@ struct container_args {
 	char **env_vars; /* --container-env: the job's value of these wins over the image's */
 	size_t env_vars_len;
 	char *save; /* --container-save */
-	char *name; /* --container-name, ignored in cache mode */
+	char *name;             /* --container-name's NAME (named.c), NULL: none */
+	const char *name_flags; /* its FLAGS: "auto" (the default), "create", "exec" or "no_exec" */
 };
 
 extern struct container_args container_args;

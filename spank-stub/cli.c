@@ -341,3 +341,9 @@ void cli_release(struct plugin_context *ctx)
 		c->step_lock_fd = -1;
 	}
 }
+
+int cli_run_as(const struct plugin_context *ctx, const char *sub, const char *const *args, int nargs,
+	       const struct pyxis_job *user, struct child_output *output, char *err, size_t errlen)
+{
+	return cli_run(ctx, sub, args, nargs, user, "/", 0, output, err, errlen);
+}

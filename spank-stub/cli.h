@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "child.h"
 #include "context.h"
 
 /* "<base>/<uid>[/<name>[/<file>]]" (name NULL: the user's directory), or -1 when it does not fit. */
@@ -43,5 +44,9 @@ int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t er
 
 /* Release what cli_reuse or cli_step holds; "<cli> release" removes the step's directory. */
 void cli_release(struct plugin_context *ctx);
+
+/* "<cli> <sub> args..." as user (NULL: root) in /: 0, or -1 with one line in err (named.c's epilog). */
+int cli_run_as(const struct plugin_context *ctx, const char *sub, const char *const *args, int nargs,
+	       const struct pyxis_job *user, struct child_output *output, char *err, size_t errlen);
 
 #endif /* PYXIS_CACHE_CLI_H */

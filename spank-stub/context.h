@@ -48,6 +48,8 @@ struct container {
 	char *environ;     /* the container's environment, "K=V\0..." (environ_len bytes) */
 	size_t environ_len;
 	struct fuse_mount fuse;       /* a cold step: the image's mount (mntns_fd >= 0), its entry being made */
+	int named_fd;                 /* --container-name: LOCK_EX on <base>/<uid>/<named_dir> (named.c), or -1 */
+	char named_dir[NAME_MAX + 1]; /* .pyxis_cache_named.<job>|g.<hex of the name> */
 };
 
 struct plugin_context {

@@ -2,11 +2,13 @@
  * Entry points: hand each SPANK callback to the file for the context it runs
  * in. srun.c is the client side (srun's S_CTX_LOCAL; sbatch's and salloc's
  * S_CTX_ALLOCATOR, with pyxis's sbatch_support), slurmstepd.c the node side
- * (S_CTX_REMOTE). Every other context (slurmd, prolog/epilog) is left alone,
- * so a misconfiguration can never fail slurmd or drain a node.
+ * (S_CTX_REMOTE). slurmd's job epilog removes a job's named containers
+ * (named.c, never failing); every other context (slurmd, the prolog) is left
+ * alone, so a misconfiguration can never fail slurmd or drain a node.
  */
 #include <slurm/spank.h>
 
+#include "named.h"
 #include "srun.h"
 #include "slurmstepd.h"
 
@@ -73,4 +75,12 @@ int slurm_spank_exit(spank_t sp, int ac, char **av)
 	if (spank_context() != S_CTX_REMOTE)
 		return 0;
 	return pyxis_slurmstepd_exit(sp, ac, av);
+}
+
+/* slurmd's job epilog (root): a job's named containers go with it (container_scope=job). */
+int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
+{
+	if (spank_context() != S_CTX_JOB_SCRIPT)
+		return 0;
+	return named_job_epilog(sp, ac, av);
 }

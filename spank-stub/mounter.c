@@ -81,8 +81,8 @@ static int wait_go(const struct mounter *mt)
 /* The mounter's part, in the forked child (root until it becomes the user). */
 int mounter_main(const struct mounter *mt)
 {
-	char point[PATH_MAX], lower[PATH_MAX + 8], upper[PATH_MAX + 8], work[PATH_MAX + 8], root[PATH_MAX + 8];
-	char options[3 * PATH_MAX + 64];
+	char point[PATH_MAX], lower[PATH_MAX + 8], upper[2 * PATH_MAX + 8], work[2 * PATH_MAX + 8], root[PATH_MAX + 8];
+	char options[6 * PATH_MAX + 64];
 	struct stat st;
 	int fd;
 
@@ -120,6 +120,17 @@ int mounter_main(const struct mounter *mt)
 		mounter_fail(mt, "mount a tmpfs");
 	if (mkdir(lower, 0755) < 0 || mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(root, 0755) < 0)
 		mounter_fail(mt, "mkdir");
+	if (mt->upper_dir != NULL) {
+		/*
+		 * A named container (named.c): its upper and work directories are kept in
+		 * <user_dir>/<upper_dir> on the cache filesystem, made here as the job user
+		 * the first time, so that what its steps write outlives each of them.
+		 */
+		snprintf(upper, sizeof(upper), "%s/%s/upper", mt->user_dir, mt->upper_dir);
+		snprintf(work, sizeof(work), "%s/%s/work", mt->user_dir, mt->upper_dir);
+		if ((mkdir(upper, 0755) < 0 && errno != EEXIST) || (mkdir(work, 0700) < 0 && errno != EEXIST))
+			mounter_fail(mt, "mkdir the named container's layer");
+	}
 	if (mt->lower != NULL) {
 		/*
 		 * A warm step: the entry, bound where a cold step has its FUSE mount. An overlay
@@ -195,12 +206,12 @@ static int layer_point_valid(const char *text, const char *name, uint32_t job, u
 }
 
 /* Lay the step's layer over lower: the mounter's steps without FUSE, no daemon, no guard. */
-int layer_mount(const char *lower, const char *user_dir, const char *name, const struct pyxis_job *job,
-		struct fuse_mount *m, char *err, size_t errlen)
+static int layer_mount_upper(const char *lower, const char *user_dir, const char *name, const char *upper_dir,
+			     const struct pyxis_job *job, struct fuse_mount *m, char *err, size_t errlen)
 {
 	int to_mounter[2] = { -1, -1 }, from_mounter[2] = { -1, -1 };
-	struct mounter mt = { .user_dir = user_dir, .name = name, .lower = lower, .job = job->jobid,
-			      .step = job->stepid };
+	struct mounter mt = { .user_dir = user_dir, .name = name, .lower = lower, .upper_dir = upper_dir,
+			      .job = job->jobid, .step = job->stepid };
 	struct child mounter = CHILD_INIT;
 	unsigned long long dev = 0, ino = 0;
 	struct message msg;
@@ -291,4 +302,16 @@ fail:
 		rc = -1;
 	}
 	return rc;
+}
+
+int layer_mount(const char *lower, const char *user_dir, const char *name, const struct pyxis_job *job,
+		struct fuse_mount *m, char *err, size_t errlen)
+{
+	return layer_mount_upper(lower, user_dir, name, NULL, job, m, err, errlen);
+}
+
+int named_layer_mount(const char *lower, const char *user_dir, const char *name, const char *upper_dir,
+		      const struct pyxis_job *job, struct fuse_mount *m, char *err, size_t errlen)
+{
+	return layer_mount_upper(lower, user_dir, name, upper_dir, job, m, err, errlen);
 }

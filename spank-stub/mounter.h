@@ -32,6 +32,7 @@ struct mounter {
 	const char *user_dir;
 	const char *name;
 	const char *lower; /* a warm step: the entry's rootfs, bound as the lower layer; NULL: a FUSE mount */
+	const char *upper_dir; /* a named container: the name in user_dir of its kept upper and work; NULL: the tmpfs's */
 	uint32_t job, step;
 };
 
@@ -58,5 +59,13 @@ void mounter_set_layer_size(const char *size);
  */
 int layer_mount(const char *lower, const char *user_dir, const char *name, const struct pyxis_job *job,
 		struct fuse_mount *m, char *err, size_t errlen);
+
+/*
+ * layer_mount for a named container (named.c): the same, but the overlay's upper and
+ * work directories are <user_dir>/<upper_dir>/upper and /work on the cache filesystem
+ * (made by the mounter as the job user when absent), kept after the step.
+ */
+int named_layer_mount(const char *lower, const char *user_dir, const char *name, const char *upper_dir,
+		      const struct pyxis_job *job, struct fuse_mount *m, char *err, size_t errlen);
 
 #endif /* PYXIS_CACHE_MOUNTER_H */

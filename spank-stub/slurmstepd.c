@@ -33,7 +33,7 @@
 
 static struct plugin_context context = {
 	.container = { .lock_fd = -1, .step_lock_fd = -1, .userns_fd = -1, .mntns_fd = -1, .netns_fd = -1,
-		       .ipcns_fd = -1, .utsns_fd = -1, .fuse = FUSE_MOUNT_INIT },
+		       .ipcns_fd = -1, .utsns_fd = -1, .fuse = FUSE_MOUNT_INIT, .named_fd = -1 },
 };
 
 /* Keep the first error for task_init; log only (task_init sends it to srun, once). */

@@ -17,6 +17,7 @@
 #include "common.h"
 #include "container.h"
 #include "log.h"
+#include "named.h"
 #include "runtime.h"
 #include "step.h"
 
@@ -176,8 +177,9 @@ int step_setup(spank_t sp, struct plugin_context *ctx, char *err, size_t errlen)
 	}
 	if (cli_prepare(ctx, err, errlen) < 0)
 		return -1;
-	if (container_args.cache ? cold_start(ctx, container_args.image, search_path, err, errlen) < 0
-				 : cli_step(ctx, container_args.image, err, errlen) < 0)
+	if (container_args.name != NULL ? named_start(ctx, err, errlen) < 0
+	    : container_args.cache      ? cold_start(ctx, container_args.image, search_path, err, errlen) < 0
+					: cli_step(ctx, container_args.image, err, errlen) < 0)
 		return -1;
 	return start_container(sp, ctx, search_path, err, errlen);
 }
@@ -188,4 +190,6 @@ void step_teardown(struct plugin_context *ctx)
 	/* The mount goes with its last user; the daemon then ends by itself (fuse.c). */
 	fuse_release(&ctx->container.fuse);
 	cli_release(ctx);
+	/* After the layer's namespace: the next step of the name may mount it. */
+	named_release(&ctx->container);
 }

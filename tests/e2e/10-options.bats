@@ -23,17 +23,18 @@ load helpers
   assert_node_idle
 }
 
-@test "--container-cache is incompatible with --container-name flags" {
+@test "--container-name flags are pyxis's in cache mode: exec on a container that is not running fails, and leaves nothing" {
   run srun_as_user --container-cache --container-image="$ALPHA" --container-name=mine:exec true
   [ "$status" -ne 0 ]
-  [[ $output == *"pyxis-cache: --container-cache is incompatible with --container-name flags"* ]]
+  [[ $output == *'pyxis-cache: error: "exec" flag was passed to --container-name but the container is not running'* ]]
+  ! ls -A "$E2E_BASE/$(user_uid)" | grep -q '^\.pyxis_cache_named\.' || false
   assert_node_idle
 }
 
-@test "the rejections also apply when cache mode comes from the environment" {
-  E2E_ENV="PYXIS_CONTAINER_CACHE=1 PYXIS_CONTAINER_IMAGE=$ALPHA" run srun_as_user --container-name=mine:exec true
+@test "the name's flags also apply when cache mode and the name come from the environment" {
+  E2E_ENV="PYXIS_CONTAINER_CACHE=1 PYXIS_CONTAINER_IMAGE=$ALPHA PYXIS_CONTAINER_NAME=mine:exec" run srun_as_user true
   [ "$status" -ne 0 ]
-  [[ $output == *"pyxis-cache: --container-cache is incompatible with --container-name flags"* ]]
+  [[ $output == *'"exec" flag was passed to --container-name but the container is not running'* ]]
 }
 
 @test "no container option: the plugin stays out of the way" {

@@ -91,11 +91,15 @@ load helpers
   [[ $output == *'"pyxis-cache e2e alpha"'* ]]
 }
 
-@test "a plain --container-name is ignored in cache mode" {
-  run srun_as_user --container-cache --container-image="$ALPHA" --container-name=mine cat /etc/os-release
+@test "a plain --container-name runs in cache mode, its layer kept in a directory of the cache's (tests/e2e/59-named.bats)" {
+  local dir
+  dir=$E2E_BASE/$(user_uid)/.pyxis_cache_named.g.6d696e65 # container_scope=global (pyxis's default): "mine" in hex
+  run srun_as_user --container-image="$ALPHA" --container-name=mine cat /etc/os-release
   [ "$status" -eq 0 ]
   [[ $output == *'"pyxis-cache e2e alpha"'* ]]
   [ ! -e "$E2E_BASE/$(user_uid)/mine" ]
+  [ -d "$dir/upper" ]
+  rm -rf "$dir"
 }
 
 @test "a relative image path resolves against the job's working directory" {

@@ -93,7 +93,7 @@ batch_script() {
     [ "$status" -eq 0 ]
     grep -qx 'PRETTY_NAME="pyxis-cache e2e alpha"' <<<"$output"
   done
-  # container_scope is where a named container lives: a name is accepted (cache mode: not built yet, ignored).
+  # container_scope is where a named container lives (job: removed by the job's epilog; tests/e2e/59-named.bats).
   run srun_as_user --container-cache --container-image="$ALPHA" --container-name=pxc-named true
   echo "$output"
   [ "$status" -eq 0 ]
