@@ -119,8 +119,7 @@ Deno.test("a bad configuration is a one-line error naming the key, exit 2, and c
 
 /** What a reader made of a case, in the table's words. */
 function describeConfig(config: Config): string {
-  const { dataPath, gcHigh, gcLow, runtime, cli, registryInterval, fuse, userLimit, layerSize, answers } =
-    config;
+  const { dataPath, gcHigh, gcLow, runtime, cli, registryInterval, fuse, userLimit, layerSize, answers } = config;
   return `ok data_path=${dataPath} gc_high=${gcHigh} gc_low=${gcLow} runtime=${runtime} cli=${cli} ` +
     `registry_interval=${registryInterval} fuse=${fuse ? "yes" : "no"}` +
     describePyxisKeys(config) + (userLimit === undefined ? "" : ` user_limit=${userLimit}`) +
