@@ -263,9 +263,8 @@ static int record_fn(void *arg)
 	struct answer_seen now = { 0 };
 	struct timespec clock;
 	long long now_ns, m_ns, c_ns;
-	char tmp[NAME_MAX + 1];
-	FILE *f;
-	int dirfd, fd;
+	char tmp[NAME_MAX + 1], text[3 * PATH_MAX + 512];
+	int dirfd, fd, n;
 
 	if (open_image(q, &now) < 0 || !same(&now, q->seen))
 		return 1;
@@ -278,18 +277,17 @@ static int record_fn(void *arg)
 	dirfd = open_dir(q, 1);
 	if (dirfd < 0)
 		return 3;
+	/* No stdio in a child of a threaded slurmstepd: one buffer, one write. */
+	n = snprintf(text, sizeof(text), RECORD_MAGIC " %u %llu %llu %lld %lld %ld %lld %ld %s\n%s\n%s\n",
+		     (unsigned)q->job->uid, now.dev, now.ino, now.size, (long long)now.mtime.tv_sec, now.mtime.tv_nsec,
+		     (long long)now.ctime.tv_sec, now.ctime.tv_nsec, q->name, q->cwd_key, q->image);
+	if (n < 0 || n >= (int)sizeof(text))
+		return 3;
 	snprintf(tmp, sizeof(tmp), ".%s.%d", q->file, (int)getpid());
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	f = fd >= 0 ? fdopen(fd, "w") : NULL;
-	if (f == NULL) {
-		if (fd >= 0)
-			close(fd);
+	if (fd < 0)
 		return 3;
-	}
-	fprintf(f, RECORD_MAGIC " %u %llu %llu %lld %lld %ld %lld %ld %s\n%s\n%s\n", (unsigned)q->job->uid, now.dev,
-		now.ino, now.size, (long long)now.mtime.tv_sec, now.mtime.tv_nsec, (long long)now.ctime.tv_sec,
-		now.ctime.tv_nsec, q->name, q->cwd_key, q->image);
-	if (fclose(f) != 0 || renameat(dirfd, tmp, dirfd, q->file) < 0) {
+	if (write(fd, text, (size_t)n) != n || close(fd) != 0 || renameat(dirfd, tmp, dirfd, q->file) < 0) {
 		unlinkat(dirfd, tmp, 0);
 		return 3;
 	}
