@@ -3,7 +3,7 @@
  * step (answers.h; docs/srun.md, "Warm steps without the command").
  *
  * <base>/.pyxis_cache_answers/ is root's (0700), and so is every record in it
- * (0600): "<uid>.<hash of uid, cwd, image>", three lines:
+ * (0600): "<uid>.<4 hex>", a slot of a hash of uid, cwd and image; three lines:
  *
  *   pyxis-cache answer 1 <uid> <dev> <ino> <size> <mtime s> <ns> <ctime s> <ns> <entry name>
  *   <the job's cwd, for a relative image path; else empty>
@@ -38,6 +38,15 @@
 /* A record is kept only of an image whose mtime and ctime are at least this old. */
 #define SETTLE_NS 1000000000LL
 
+/*
+ * What bounds root's records of one user: at most ANSWER_SLOTS files (a hash that
+ * falls on another image's slot replaces its record: both then ask the command
+ * until one of them is recorded again), each of at most ANSWER_TEXT_MAX bytes of
+ * image and directory (longer ones are never recorded): about 20 MiB at most.
+ */
+#define ANSWER_SLOTS 16384
+#define ANSWER_TEXT_MAX 1024
+
 /* Exit statuses of the lookup child. */
 enum { HIT = 0, MISS = 1, NO_IMAGE = 2, NO_ENTRY = 3 };
 
@@ -47,7 +56,7 @@ struct question {
 	const char *cwd_key;         /* the job's cwd for a relative image, else "" */
 	char base[PATH_MAX];         /* the cache's root, root-owned */
 	char dir[PATH_MAX];          /* <base>/.pyxis_cache_answers */
-	char file[64];               /* the record's name in dir: "<uid>.<16 hex>" */
+	char file[64];               /* the record's name in dir: "<uid>.<4 hex>" */
 	char user_dir[PATH_MAX];     /* <base>/<uid> */
 	const char *name;            /* answers_record: the entry the command named */
 	const struct answer_seen *seen; /* answers_record: the image before the command */
@@ -299,16 +308,17 @@ static int ask(const struct plugin_context *ctx, const char *image, struct quest
 {
 	const char *cwd_key = image[0] == '/' ? "" : ctx->job.cwd;
 
-	/* A record is line by line: nothing with a newline in it. */
-	if (!ctx->cfg.answers || strchr(image, '\n') != NULL || strchr(cwd_key, '\n') != NULL)
+	/* A record is line by line: nothing with a newline in it; and no longer than ANSWER_TEXT_MAX. */
+	if (!ctx->cfg.answers || strchr(image, '\n') != NULL || strchr(cwd_key, '\n') != NULL ||
+	    strlen(image) + strlen(cwd_key) > ANSWER_TEXT_MAX)
 		return -1;
 	*q = (struct question){ .job = &ctx->job, .image = image, .cwd_key = cwd_key };
 	if (snprintf(q->base, sizeof(q->base), "%s", ctx->cfg.data_path) >= (int)sizeof(q->base) ||
 	    snprintf(q->dir, sizeof(q->dir), "%s/" ANSWERS_DIR, ctx->cfg.data_path) >= (int)sizeof(q->dir) ||
 	    cli_user_path(ctx, NULL, NULL, q->user_dir, sizeof(q->user_dir)) < 0)
 		return -1;
-	snprintf(q->file, sizeof(q->file), "%u.%016llx", (unsigned)ctx->job.uid,
-		 key_hash(ctx->job.uid, cwd_key, image));
+	snprintf(q->file, sizeof(q->file), "%u.%04llx", (unsigned)ctx->job.uid,
+		 key_hash(ctx->job.uid, cwd_key, image) % ANSWER_SLOTS);
 	return 0;
 }
 

@@ -356,7 +356,7 @@ Deno.test({
     // What the SPANK stub's answers.c writes (root's, 0700 / 0600), a large one so that counting it would show.
     const answers = `${base}/.pyxis_cache_answers`;
     await Deno.mkdir(answers, { mode: 0o700 });
-    const record = `${answers}/${Deno.uid()}.0123456789abcdef`;
+    const record = `${answers}/${Deno.uid()}.0a1b`;
     await Deno.writeFile(record, new Uint8Array(200_000), { mode: 0o600 });
     const before = JSON.parse((await cli(["status", "--json", ...settings(base)])).stdout);
     const gc = await cli(["gc", "--all", "--json", "--stale-after", "0", ...settings(base)]);

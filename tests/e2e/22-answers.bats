@@ -176,15 +176,15 @@ answered_image() {
   local f n=0
   for f in "$ANSWERS"/* "$ANSWERS"/.[!.]*; do
     [ -e "$f" ] || continue
-    [[ ${f##*/} =~ ^[0-9]+\.[0-9a-f]{16}$ ]]
+    [[ ${f##*/} =~ ^[0-9]+\.[0-9a-f]{4}$ ]]
     [ "$(stat -c '%u %a %F' "$f")" = "0 600 regular file" ]
     n=$((n + 1))
   done
   ((n >= 2))
   [ "$(recorded "../../../../../../..$img")" -eq 1 ]
   run ! as "$E2E_USER" ls "$ANSWERS"
-  run ! as "$E2E_USER" sh -c "echo forged > '$ANSWERS/$(user_uid).0000000000000000'"
-  [ ! -e "$ANSWERS/$(user_uid).0000000000000000" ]
+  run ! as "$E2E_USER" sh -c "echo forged > '$ANSWERS/forged'"
+  [ ! -e "$ANSWERS/forged" ]
 }
 
 @test "$RUNTIME: container_cache_answers=no: every warm step calls the command" {
