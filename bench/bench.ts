@@ -515,6 +515,7 @@ const PHASES: [string, string][] = [
   ["before", "slurmstepd until user_init"],
   ["call", "the command's call (waited for in user_init)"],
   ["callwhole", "the command's call, from its start"],
+  ["answer", "root's record answers, no call (its child, the lock)"],
   ["lock", "the entry's lock"],
   ["step", "`step` call (enroot)"],
   ["runtime", "the runtime's start"],

@@ -63,7 +63,7 @@ plain() { label=plain$suffix ms as_user srun -N1 -n1 true; }
 # The stub's stamps of one step (the lines slurmd's log gained during it), as
 # "phase_<name> <ms>": the wait for the command's reply in user_init (call; callwhole:
 # the call from its start, which may be before user_init), the entry's lock, the
-# "step" call (enroot), the runtime's start, the rest of user_init, the tasks joining
+# "step" call (enroot), root's record answering without the call (answers.c: its child and the lock), the runtime's start, the rest of user_init, the tasks joining
 # the container (from the end of user_init to the last task's task_init), exit.
 #   phases OFFSET [PREFIX]: from byte OFFSET of slurmd's log; PREFIX (default phase_) names the lines.
 phases() {
@@ -83,9 +83,11 @@ phases() {
       if (!("user_init" in at)) exit
       p("before", d("init", "user_init"))
       p("call", d("user_init", "reply")); p("callwhole", d("call", "reply"))
+      p("answer", d("answers", "answered"))
       p("lock", d("reply", "locked")); p("step", d("step_call", "step_reply"))
       p("runtime", d("runtime", "started"))
       other = d("user_init", "user_init_end") - d("user_init", "reply") - d("reply", "locked") - d("runtime", "started")
+      other -= d("answers", "answered")
       if ("step_call" in at) other -= d("step_call", "step_reply")
       p("other", other)
       p("join", d("user_init_end", "joined")); p("exit", d("exit", "exit_end"))

@@ -28,6 +28,11 @@ export interface Config {
    * entry (tmpfs's `size=`: `512m`, `4g`, `10%` of memory); the stub mounts it.
    */
   layerSize: string;
+  /**
+   * A warm step of a squashfs file may be answered by the stub from root's record of the
+   * command's last answer (spank-stub/answers.c), without starting the command.
+   */
+  answers: boolean;
   /** pyxis 0.24's own keys, accepted with pyxis's meaning (docs/pyxis.md, "plugstack keys"). */
   pyxis: PyxisKeys;
 }
@@ -71,6 +76,7 @@ export const KEYS = [
   "container_cache_fuse",
   "container_cache_user_limit",
   "container_cache_layer_size",
+  "container_cache_answers",
   // pyxis's own keys
   ...PYXIS_KEYS,
 ] as const;
@@ -176,7 +182,7 @@ export function parseConfig(args: string[], source: string): Config {
   if (dataPath === undefined || dataPath === "") {
     throw new UsageError(`container_cache_data_path: required but not set (in ${source})`);
   }
-  const config: Omit<Config, "pyxis" | "layerSize"> = {
+  const config: Omit<Config, "pyxis" | "layerSize" | "answers"> = {
     dataPath: absolute("container_cache_data_path", dataPath, source),
     gcHigh: percent("container_cache_gc_high", values.get("container_cache_gc_high") ?? "85", source),
     gcLow: percent("container_cache_gc_low", values.get("container_cache_gc_low") ?? "80", source),
@@ -192,6 +198,7 @@ export function parseConfig(args: string[], source: string): Config {
   const userLimit = limit("container_cache_user_limit", values.get("container_cache_user_limit") ?? "off", source);
   if (userLimit !== undefined) config.userLimit = userLimit;
   const layerSize = size("container_cache_layer_size", values.get("container_cache_layer_size") ?? "1g", source);
+  const answers = flag("container_cache_answers", values.get("container_cache_answers") ?? "yes", source);
   if (config.gcLow >= config.gcHigh) {
     const reason = `must be below container_cache_gc_high=${config.gcHigh}`;
     throw invalid("container_cache_gc_low", String(config.gcLow), reason, source);
@@ -201,7 +208,7 @@ export function parseConfig(args: string[], source: string): Config {
     throw invalid("container_cache_runtime", runtime, "must be enroot or bwrap", source);
   }
   config.runtime = runtime;
-  return { ...config, layerSize, pyxis: pyxisKeys(values, source) };
+  return { ...config, layerSize, answers, pyxis: pyxisKeys(values, source) };
 }
 
 export interface ConfigSource {

@@ -4,6 +4,9 @@
  *   <base>/pyxis-container-cache-gc.lock       one collector at a time (0600: users cannot hold it)
  *   <base>/.pyxis_cache_staging.<r>/           root's private room to chown an entry's records
  *   <base>/pyxis-cache-gc.state.json           the collector's counters, for metrics
+ *   <base>/.pyxis_cache_answers/<uid>.<hash>   root's record of the entry `reuse` named for a squashfs file,
+ *                                              with the file's identity (the stub's answers.c; 0700/0600
+ *                                              root): not a uid's, so the collector and status skip it
  *   <base>/<uid>/                              0700, owned by the user
  *   <base>/<uid>/.pyxis_cache_gc.lock          a user's own collection (root's gc takes the one above)
  *   <base>/<uid>/pyxis_cache_u<uid>_<hash>/    an entry: the rootfs itself

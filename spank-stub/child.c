@@ -218,10 +218,20 @@ int child_wait(struct child *ch, child_ready_fn ready, void *arg, int *status, c
 void child_end(struct child *ch)
 {
 	long long deadline = now_ms() + CHILD_END_SECONDS * 1000LL;
-	struct pollfd pfd = { .fd = ch->pidfd, .events = POLLIN };
+	struct pollfd pfd = { .fd = -1, .events = POLLIN };
 	pid_t done;
 	int status;
 
+#ifdef SYS_pidfd_open
+	/*
+	 * A child forked without child_start (the mounter) has no pidfd yet: without one the
+	 * wait below polls every 10 ms, which a warm step paid once for its layer's mounter.
+	 * It is still our unreaped child, so its pid cannot have been reused.
+	 */
+	if (ch->pid > 0 && ch->pidfd < 0)
+		ch->pidfd = (int)syscall(SYS_pidfd_open, ch->pid, 0);
+#endif
+	pfd.fd = ch->pidfd;
 	if (ch->pid > 0) {
 		kill(-ch->pid, SIGKILL);
 		kill(ch->pid, SIGKILL);

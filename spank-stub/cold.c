@@ -8,6 +8,7 @@
 
 #include <slurm/spank.h>
 
+#include "answers.h"
 #include "args.h"
 #include "cli.h"
 #include "cold.h"
@@ -15,12 +16,38 @@
 #include "log.h"
 #include "mounter.h"
 
+static int names_a_file(const char *image);
+
+/*
+ * cli_reuse, unless root's record answers first (answers.c): a warm step of a
+ * squashfs file whose identity is what it was when the command last named its
+ * entry makes no call of the command. After an answer of the command that
+ * found the entry ready, the record is written (or refreshed).
+ */
+static int reuse_entry(struct plugin_context *ctx, const char *image, enum entry_state *state, char *err,
+		       size_t errlen)
+{
+	struct answer_seen seen = { 0 };
+	int file = ctx->cfg.answers && names_a_file(image);
+
+	if (file && answers_lookup(ctx, image, &seen) == 1) {
+		if (state != NULL)
+			*state = ENTRY_READY;
+		return 0;
+	}
+	if (cli_reuse(ctx, image, state, err, errlen) < 0)
+		return -1;
+	if (file && (state == NULL || *state == ENTRY_READY))
+		answers_record(ctx, image, &seen);
+	return 0;
+}
+
 /* The step waits for the unpack, as without FUSE; why it does, said once. */
 static int wait_for_unpack(struct plugin_context *ctx, const char *image, const char *why, char *err, size_t errlen)
 {
 	if (why != NULL)
 		pyxis_info(PLUGIN_NAME ": %s: a cold step waits for the unpack", why);
-	return cli_reuse(ctx, image, NULL, err, errlen);
+	return reuse_entry(ctx, image, NULL, err, errlen);
 }
 
 /*
@@ -60,7 +87,7 @@ static int start_entry(struct plugin_context *ctx, const char *image, const char
 		snprintf(reason, sizeof(reason), "FUSE unavailable (%s)", why);
 		return wait_for_unpack(ctx, image, reason, err, errlen);
 	}
-	if (cli_reuse(ctx, image, &state, err, errlen) < 0)
+	if (reuse_entry(ctx, image, &state, err, errlen) < 0)
 		return -1;
 	if (state == ENTRY_READY)
 		return 0;

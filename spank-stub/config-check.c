@@ -31,6 +31,8 @@ int main(int argc, char **argv)
 		printf(" user_limit=%d", cfg.user_limit);
 	if (strcmp(cfg.layer_size, "1g") != 0)
 		printf(" layer_size=%s", cfg.layer_size);
+	if (!cfg.answers)
+		printf(" answers=no");
 	printf("\n");
 	return 0;
 }

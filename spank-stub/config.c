@@ -13,7 +13,7 @@
 #include "config.h"
 
 enum {
-	DATA_PATH, GC_HIGH, GC_LOW, RUNTIME, CLI, REGISTRY_INTERVAL, FUSE, USER_LIMIT, LAYER_SIZE,
+	DATA_PATH, GC_HIGH, GC_LOW, RUNTIME, CLI, REGISTRY_INTERVAL, FUSE, USER_LIMIT, LAYER_SIZE, ANSWERS,
 	/* pyxis's own keys */
 	RUNTIME_PATH, EXECUTE_ENTRYPOINT, CONTAINER_SCOPE, SBATCH_SUPPORT, USE_ENROOT_LOAD, IMPORTER, USE_SQUASHFUSE,
 	NKEYS
@@ -29,6 +29,7 @@ static const char *const keys[NKEYS] = {
 	[FUSE] = "container_cache_fuse",
 	[USER_LIMIT] = "container_cache_user_limit",
 	[LAYER_SIZE] = "container_cache_layer_size",
+	[ANSWERS] = "container_cache_answers",
 	[RUNTIME_PATH] = "runtime_path",
 	[EXECUTE_ENTRYPOINT] = "execute_entrypoint",
 	[CONTAINER_SCOPE] = "container_scope",
@@ -47,6 +48,7 @@ static const char *const defaults[NKEYS] = {
 	[FUSE] = "yes",
 	[USER_LIMIT] = "off",
 	[LAYER_SIZE] = "1g",
+	[ANSWERS] = "yes",
 	/* pyxis 0.24's defaults */
 	[RUNTIME_PATH] = "/run/pyxis",
 	[EXECUTE_ENTRYPOINT] = "no",
@@ -275,7 +277,8 @@ int pyxis_config_parse(struct plugin_config *cfg, int ac, char **av, char *err, 
 	    parse_seconds(REGISTRY_INTERVAL, vals[REGISTRY_INTERVAL], &cfg->registry_interval, err, errlen) < 0 ||
 	    parse_flag(FUSE, vals[FUSE], &cfg->fuse, err, errlen) < 0 ||
 	    parse_limit(USER_LIMIT, vals[USER_LIMIT], &cfg->user_limit, err, errlen) < 0 ||
-	    parse_size(LAYER_SIZE, vals[LAYER_SIZE], cfg->layer_size, sizeof(cfg->layer_size), err, errlen) < 0)
+	    parse_size(LAYER_SIZE, vals[LAYER_SIZE], cfg->layer_size, sizeof(cfg->layer_size), err, errlen) < 0 ||
+	    parse_flag(ANSWERS, vals[ANSWERS], &cfg->answers, err, errlen) < 0)
 		goto fail;
 	if (cfg->gc_low >= cfg->gc_high) {
 		snprintf(err, errlen, PLUGIN_NAME ": %s: invalid value: %d (must be below %s=%d)", keys[GC_LOW],

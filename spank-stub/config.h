@@ -42,6 +42,7 @@ struct plugin_config {
 	int fuse;                       /* container_cache_fuse, yes: a cold step starts from a FUSE mount */
 	struct pyxis_keys pyxis;        /* pyxis's own keys */
 	int user_limit;                 /* container_cache_user_limit, off (0): percent of the cache one user may hold */
+	int answers;                    /* container_cache_answers, yes: a warm step of a file image answered from root's record (answers.c) */
 	char layer_size[16];            /* container_cache_layer_size, 1g: a cache-mode step's tmpfs (its layer), size= */
 };
 

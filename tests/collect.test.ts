@@ -344,3 +344,29 @@ Deno.test({
     assert.deepEqual([again.code, JSON.parse(again.stdout).created], [0, false]);
   },
 });
+
+Deno.test({
+  name: "gc and status leave root's record of answers alone (<base>/.pyxis_cache_answers): not a user's, not foreign",
+  ignore: !IS_ROOT,
+  async fn() {
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const base = `${dir}/cache`;
+    await entries(dir, base, 1, 1000);
+    // What the SPANK stub's answers.c writes (root's, 0700 / 0600), a large one so that counting it would show.
+    const answers = `${base}/.pyxis_cache_answers`;
+    await Deno.mkdir(answers, { mode: 0o700 });
+    const record = `${answers}/${Deno.uid()}.0a1b`;
+    await Deno.writeFile(record, new Uint8Array(200_000), { mode: 0o600 });
+    const before = JSON.parse((await cli(["status", "--json", ...settings(base)])).stdout);
+    const gc = await cli(["gc", "--all", "--json", "--stale-after", "0", ...settings(base)]);
+    assert.equal(gc.code, 0, gc.stderr);
+    const result = JSON.parse(gc.stdout);
+    assert.equal(result.evicted.length, 1, "the entry went");
+    assert.deepEqual(result.removedLeftovers, []);
+    assert.equal((await Deno.readFile(record)).length, 200_000);
+    // Every byte status counts to a user is under <base>/<uid>: the record is under none.
+    for (const user of before.users) assert.ok(user.bytes < 200_000, JSON.stringify(user));
+    assert.ok(before.entries.every((e: { path: string }) => !e.path.includes(".pyxis_cache_answers")));
+  },
+});

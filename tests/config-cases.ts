@@ -248,6 +248,21 @@ export const CONFIG_CASES: ConfigCase[] = [
     expect: "container_cache_layer_size: invalid value: 1g,exec (must be a size such as 512m, 4g or 10% (of memory))",
   },
   {
+    name: "answers off",
+    words: [`${PATH}=/c`, "container_cache_answers=no"],
+    expect: `${ok("/c")} answers=no`,
+  },
+  {
+    name: "answers on",
+    words: [`${PATH}=/c`, "container_cache_answers=1"],
+    expect: ok("/c"),
+  },
+  {
+    name: "answers neither yes nor no",
+    words: [`${PATH}=/c`, "container_cache_answers=sometimes"],
+    expect: "container_cache_answers: invalid value: sometimes (must be yes or no)",
+  },
+  {
     name: "a user limit with a percent sign",
     words: [`${PATH}=/c`, "container_cache_user_limit=40%"],
     expect: "container_cache_user_limit: invalid value: 40% (must be an integer from 1 to 100, or off)",

@@ -16,6 +16,7 @@ Deno.test("parseConfig() applies the contract's defaults", () => {
     registryInterval: 60,
     fuse: true,
     layerSize: "1g",
+    answers: true,
     pyxis: {
       runtimePath: "/run/pyxis",
       executeEntrypoint: false,
@@ -118,11 +119,11 @@ Deno.test("a bad configuration is a one-line error naming the key, exit 2, and c
 
 /** What a reader made of a case, in the table's words. */
 function describeConfig(config: Config): string {
-  const { dataPath, gcHigh, gcLow, runtime, cli, registryInterval, fuse, userLimit, layerSize } = config;
+  const { dataPath, gcHigh, gcLow, runtime, cli, registryInterval, fuse, userLimit, layerSize, answers } = config;
   return `ok data_path=${dataPath} gc_high=${gcHigh} gc_low=${gcLow} runtime=${runtime} cli=${cli} ` +
     `registry_interval=${registryInterval} fuse=${fuse ? "yes" : "no"}` +
     describePyxisKeys(config) + (userLimit === undefined ? "" : ` user_limit=${userLimit}`) +
-    (layerSize === "1g" ? "" : ` layer_size=${layerSize}`);
+    (layerSize === "1g" ? "" : ` layer_size=${layerSize}`) + (answers ? "" : " answers=no");
 }
 
 /** pyxis's own keys, as config-check prints them after ours. */

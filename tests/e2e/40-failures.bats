@@ -147,8 +147,11 @@ fi
 echo "\$out"
 WRAP
   chmod 755 "$wrapper"
-  # The first reuse must find the entry (ready) for the race to be on its lock.
+  # The first reuse must find the entry (ready) for the race to be on its lock; and be a call
+  # of the command: root's record of an earlier answer would start the step without one
+  # (spank-stub/answers.c; removing the records is always safe).
   warm_entry "$BETA"
+  rm -rf "$E2E_BASE/.pyxis_cache_answers"
   slurmd_config "required $E2E_PLUGIN container_cache_data_path=$E2E_BASE container_cache_runtime=bwrap container_cache_cli=$wrapper"
   run srun_as_user --container-cache --container-image="$BETA" cat /etc/os-release
   echo "$output"

@@ -33,6 +33,9 @@ attack() {
   shift
   for try in 1 2 3; do
     rm -f "$marker" "$marker".*
+    # The attack is on the command's child: root's record of an earlier answer would start a
+    # warm step without one (spank-stub/answers.c; removing the records is always safe).
+    rm -rf "$E2E_BASE/.pyxis_cache_answers"
     as "$E2E_USER" /usr/bin/python3 "$E2E_REPO/tests/faults/attack.py" child "$mode" "$E2E_CLI" "$marker" \
       >"$E2E_TMP/stub/attack.out" 2>&1 &
     apid=$!
