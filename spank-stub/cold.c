@@ -18,7 +18,7 @@ static int wait_for_unpack(struct plugin_context *ctx, const char *image, const 
 {
 	if (why != NULL)
 		pyxis_info(PLUGIN_NAME ": %s: a cold step waits for the unpack", why);
-	return cli_reuse(ctx, image, NULL, err, errlen);
+	return cli_reuse(ctx, image, NULL, NULL, err, errlen);
 }
 
 /*
@@ -46,7 +46,9 @@ int cold_start(struct plugin_context *ctx, const char *image, const char *search
 {
 	struct container *c = &ctx->container;
 	char daemon_bin[PATH_MAX], why[ERROR_MAX], reason[ERROR_MAX + 32], user_dir[PATH_MAX];
+	struct file_id file;
 	enum entry_state state;
+	int mounted;
 
 	if (!ctx->cfg.fuse)
 		return wait_for_unpack(ctx, image, NULL, err, errlen);
@@ -56,16 +58,28 @@ int cold_start(struct plugin_context *ctx, const char *image, const char *search
 		snprintf(reason, sizeof(reason), "FUSE unavailable (%s)", why);
 		return wait_for_unpack(ctx, image, reason, err, errlen);
 	}
-	if (cli_reuse(ctx, image, &state, err, errlen) < 0)
+	if (cli_reuse(ctx, image, &state, &file, err, errlen) < 0)
 		return -1;
 	if (state == ENTRY_READY)
 		return 0;
+	if (!file.known)
+		return wait_for_unpack(ctx, image, "not a squashfs file (a registry image)", err, errlen);
 	/* First the unpack, which takes longest; a creator already at work is left to it. */
 	if (state == ENTRY_ABSENT && cli_start_creator(ctx, image) < 0)
 		pyxis_info(PLUGIN_NAME ": couldn't start the unpack of %s in the background: %m", c->enroot_name);
 	if (cli_user_path(ctx, NULL, NULL, user_dir, sizeof(user_dir)) < 0)
 		return wait_for_unpack(ctx, image, "FUSE: path too long", err, errlen);
-	if (fuse_mount_image(daemon_bin, image, user_dir, c->enroot_name, &ctx->job, &c->fuse, why, sizeof(why)) < 0) {
+	mounted = fuse_mount_image(daemon_bin, image, &file, user_dir, c->enroot_name, &ctx->job, &c->fuse, why,
+				   sizeof(why));
+	/*
+	 * Another file put in the image's name since the command identified it: the step does
+	 * not run it (waiting for the unpack would identify that other file, and run it).
+	 */
+	if (mounted == FUSE_IMAGE_REPLACED) {
+		snprintf(err, errlen, PLUGIN_NAME ": %s: %s", image, why);
+		return -1;
+	}
+	if (mounted < 0) {
 		snprintf(reason, sizeof(reason), "FUSE mount failed (%s)", why);
 		return wait_for_unpack(ctx, image, reason, err, errlen);
 	}

@@ -61,9 +61,13 @@ int fuse_available(const char *search_path, char *daemon_bin, size_t len, char *
 	return 0;
 }
 
+/* The daemon's words when the image it opened is not the file identified (mounter_error looks for them). */
+#define REPLACED_TEXT "the image is not the file the command identified (replaced since)"
+
 struct daemon_args {
 	const char *bin;
 	const char *image;
+	const struct file_id *file; /* what the command identified; NULL: no check */
 	int fd; /* the /dev/fuse descriptor, taken from the mounter */
 	const struct pyxis_job *job;
 };
@@ -113,8 +117,10 @@ static void daemon_exec(const struct daemon_args *d, int err_fd)
 		_exit(126);
 	/*
 	 * The image, opened once, as the user: without blocking (a FIFO put in its place
-	 * after the command identified it would hold the daemon in open), and only a
-	 * regular file. squashfuse_ll reads that file, not a name that can be swapped.
+	 * after the command identified it would hold the daemon in open), only a regular
+	 * file, and only the file the command identified (its device and inode): another
+	 * one renamed over the name since, even a valid image, is refused. squashfuse_ll
+	 * reads that descriptor, not a name that can be swapped.
 	 */
 	fd = open(d->image, O_RDONLY | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
@@ -123,6 +129,11 @@ static void daemon_exec(const struct daemon_args *d, int err_fd)
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		dprintf(STDERR_FILENO, "the image is not a regular file\n");
+		_exit(1);
+	}
+	if (d->file != NULL &&
+	    ((unsigned long long)st.st_dev != d->file->dev || (unsigned long long)st.st_ino != d->file->ino)) {
+		dprintf(STDERR_FILENO, REPLACED_TEXT "\n");
 		_exit(1);
 	}
 	if (fcntl(fd, F_SETFL, 0) < 0 || (fd != 4 && (dup2(fd, 4) < 0 || close(fd) < 0)))
@@ -357,27 +368,35 @@ static int valid_point(const char *text, const char *name, uint32_t job, uint32_
 	return strncmp(text, prefix, n) == 0 && strlen(text) == n + 6 && strchr(text, '/') == NULL;
 }
 
-/* The mounter did not say what it should have: the daemon's own words first (a bad image), else the mounter's. */
-static void mounter_error(const struct message *msg, int daemon_err_fd, char *err, size_t errlen)
+/*
+ * The mounter did not say what it should have: the daemon's own words first (a bad image), else the
+ * mounter's. FUSE_IMAGE_REPLACED when the daemon found another file than the one identified, else -1.
+ */
+static int mounter_error(const struct message *msg, int daemon_err_fd, char *err, size_t errlen)
 {
 	char daemon_err[256];
 
 	child_read_capture(daemon_err_fd, daemon_err, sizeof(daemon_err));
 	daemon_err[strcspn(daemon_err, "\n")] = '\0';
+	if (strcmp(daemon_err, REPLACED_TEXT) == 0) {
+		snprintf(err, errlen, "%s", daemon_err);
+		return FUSE_IMAGE_REPLACED;
+	}
 	if (daemon_err[0] != '\0')
 		snprintf(err, errlen, DAEMON ": %s", daemon_err);
 	else if (msg->tag == 'e')
 		snprintf(err, errlen, "%s", msg->text);
 	else
 		snprintf(err, errlen, "the mount did not finish within %d s", MOUNT_TIMEOUT_MS / 1000);
+	return -1;
 }
 
-int fuse_mount_image(const char *daemon_bin, const char *image, const char *user_dir, const char *name,
-		     const struct pyxis_job *job, struct fuse_mount *m, char *err, size_t errlen)
+int fuse_mount_image(const char *daemon_bin, const char *image, const struct file_id *file, const char *user_dir,
+		     const char *name, const struct pyxis_job *job, struct fuse_mount *m, char *err, size_t errlen)
 {
 	int to_mounter[2] = { -1, -1 }, from_mounter[2] = { -1, -1 };
 	struct mounter mt = { .user_dir = user_dir, .name = name, .job = job->jobid, .step = job->stepid };
-	struct daemon_args d = { .bin = daemon_bin, .image = image, .fd = -1, .job = job };
+	struct daemon_args d = { .bin = daemon_bin, .image = image, .file = file, .fd = -1, .job = job };
 	struct child mounter = CHILD_INIT;
 	int daemon_err_fd = -1;
 	pid_t daemon;
@@ -416,7 +435,7 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 
 	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
 	if (msg.tag != 'u') {
-		mounter_error(&msg, daemon_err_fd, err, errlen);
+		rc = mounter_error(&msg, daemon_err_fd, err, errlen);
 		goto fail;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)mounter.pid);
@@ -429,7 +448,7 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 
 	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
 	if (msg.tag != 'm') {
-		mounter_error(&msg, daemon_err_fd, err, errlen);
+		rc = mounter_error(&msg, daemon_err_fd, err, errlen);
 		goto fail;
 	}
 	if (!valid_point(msg.text, name, mt.job, mt.step)) {
@@ -476,7 +495,7 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 
 	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
 	if (msg.tag != 'o') {
-		mounter_error(&msg, daemon_err_fd, err, errlen);
+		rc = mounter_error(&msg, daemon_err_fd, err, errlen);
 		goto fail;
 	}
 	{

@@ -91,3 +91,33 @@ step_over() {
   grep -q '^swapped' "$MARKER"
   step_over
 }
+
+@test "fuse attack: the image swapped for another valid image once the mount point appears is never what the task runs" {
+  local image other link=$E2E_WORK/pxc-replace.sqsh otherlink=$E2E_WORK/pxc-replace.other try hit=
+  JOB=pxc-fuse-replace
+  for try in 1 2 3 4 5; do
+    # The identified image is alpha; the one renamed over its name is beta, as valid.
+    image=$(fresh_image "fuse-replace-$try")
+    other=$E2E_TMP/images/fuse-replace-other-$try.sqsh
+    cp "$BETA" "$other" && chmod 644 "$other"
+    rm -f "$MARKER"
+    as "$E2E_USER" sh -c "rm -f $link $otherlink && ln -s $image $link && ln -s $other $otherlink"
+    as "$E2E_USER" python3 "$ATTACK" replace 100 "$MARKER" "$E2E_BASE/$(user_uid)" "$link" "$otherlink" 3>&- &
+    local attacker=$!
+    as "$E2E_USER" srun --job-name="$JOB" --container-cache --container-image="$link" cat /etc/os-release \
+      >"$E2E_TMP/fuse-replace.out" 2>&1 3>&- || true
+    wait "$attacker" || true
+    cat "$E2E_TMP/fuse-replace.out" "$MARKER"
+    # Never the other image; the identified one, or one line saying the image was replaced.
+    ! grep -q "e2e beta" "$E2E_TMP/fuse-replace.out" || false
+    grep -q -e "e2e alpha" -e "the image is not the file the command identified" "$E2E_TMP/fuse-replace.out"
+    step_over
+    # The swap came before the daemon opened the image: the attack was made.
+    if grep -q "the image is not the file the command identified" "$E2E_TMP/fuse-replace.out"; then
+      hit=$try
+      break
+    fi
+  done
+  echo "# swapped before the daemon's open at try ${hit:-never}" >&3
+  [[ -n $hit ]]
+}

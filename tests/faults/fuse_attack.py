@@ -8,6 +8,10 @@
       when the step's mount point appears in USER_DIR, rename FIFO_LINK (a symlink to a
       FIFO) over IMAGE (the symlink the step's image names); then take the daemon's
       /dev/fuse descriptor, answer FUSE_INIT and nothing after it (issue 19 item 4)
+  fuse_attack.py replace SECONDS MARKER USER_DIR IMAGE OTHER_LINK
+      when the step's mount point appears in USER_DIR, rename OTHER_LINK (a symlink to
+      another valid image) over IMAGE: the daemon, which opens the image after that, must
+      not serve the other image
 
 MARKER gets one line per step of the attack (pid <own pid>, stolen <daemon pid>, holding <opcode>, ...). Every loop
 ends after SECONDS; the descriptor then closes with the process.
@@ -100,17 +104,31 @@ def hold(seconds, marker):
     return 0
 
 
-def swap(seconds, marker, user_dir, image, fifo_link):
-    deadline = time.monotonic() + seconds
+def swap_on_mount_point(deadline, marker, user_dir, image, other_link):
+    """Rename other_link over image the moment a mount point appears in user_dir."""
     while time.monotonic() < deadline:
-        if any(n.startswith(".pyxis_cache_mnt.") for n in os.listdir(user_dir)):
-            break
+        try:
+            if any(n.startswith(".pyxis_cache_mnt.") for n in os.listdir(user_dir)):
+                break
+        except FileNotFoundError:
+            pass  # the step prepares the user's directory first
         time.sleep(0.0005)
     else:
         note(marker, "no mount point")
-        return 1
-    os.replace(fifo_link, image)
+        return False
+    os.replace(other_link, image)
     note(marker, "swapped")
+    return True
+
+
+def replace(seconds, marker, user_dir, image, other_link):
+    return 0 if swap_on_mount_point(time.monotonic() + seconds, marker, user_dir, image, other_link) else 1
+
+
+def swap(seconds, marker, user_dir, image, fifo_link):
+    deadline = time.monotonic() + seconds
+    if not swap_on_mount_point(deadline, marker, user_dir, image, fifo_link):
+        return 1
     pid = my_daemon(deadline)
     if pid is None:
         note(marker, "no daemon")
@@ -132,6 +150,8 @@ def main():
         return hold(seconds, marker)
     if mode == "swap":
         return swap(seconds, marker, *sys.argv[4:7])
+    if mode == "replace":
+        return replace(seconds, marker, *sys.argv[4:7])
     print(f"unknown mode {mode}", file=sys.stderr)
     return 2
 
