@@ -64,6 +64,9 @@ int cold_start(struct plugin_context *ctx, const char *image, const char *search
 		return 0;
 	if (!file.known)
 		return wait_for_unpack(ctx, image, "not a squashfs file (a registry image)", err, errlen);
+	/* The daemon would read through a server the user runs (the unpack's reads are bounded: child.h). */
+	if (fuse_user_mounted(&file, ctx->job.uid))
+		return wait_for_unpack(ctx, image, "the image is on a FUSE filesystem of the user's own", err, errlen);
 	/* First the unpack, which takes longest; a creator already at work is left to it. */
 	if (state == ENTRY_ABSENT && cli_start_creator(ctx, image) < 0)
 		pyxis_info(PLUGIN_NAME ": couldn't start the unpack of %s in the background: %m", c->enroot_name);

@@ -245,6 +245,7 @@ int container_start(const struct runtime_task *task, struct container *c, char *
 		child_error(name, -1, &output, err, errlen);
 		goto fail;
 	}
+	ch.conn = c->fuse.conn; /* a request of the mount held by the user is aborted (child.h) */
 	if (info[1] >= 0)
 		close(info[1]);
 	info[1] = -1;

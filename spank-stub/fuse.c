@@ -33,6 +33,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -178,39 +179,6 @@ static unsigned mount_connection(pid_t pid, const char *point_name)
 	return conn;
 }
 
-/* In a child of root: fusectl mounted in a namespace of its own (it need not be mounted on the node). */
-static int abort_fn(void *arg)
-{
-	char path[64];
-	int fd;
-
-	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort", *(unsigned *)arg);
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		return 1;
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT &&
-	    mount("fusectl", "/sys/fs/fuse/connections", "fusectl", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0)
-		fd = open(path, O_WRONLY | O_CLOEXEC);
-	return fd >= 0 && write(fd, "1", 1) == 1 ? 0 : 1;
-}
-
-/*
- * Abort the connection: every request waiting for an answer fails at once
- * (ENOTCONN), the daemon's reads end, and the mount answers nothing more. Only
- * while something holds the mount (its namespace): a number freed is reused.
- */
-static void abort_connection(unsigned conn)
-{
-	struct child ch = CHILD_INIT;
-	char err[256];
-	int status;
-
-	if (conn == 0 || child_start(&ch, abort_fn, &conn, NULL, "/", -1, -1, err, sizeof(err)) < 0)
-		return;
-	child_wait(&ch, NULL, NULL, &status, err, sizeof(err));
-	child_end(&ch);
-}
-
 /*
  * 1 when pid's mounts name our mount point (the FUSE namespace names <point>/lower, a
  * container's its overlay's lowerdir=<point>/lower) and, with `killed`, it is in
@@ -318,11 +286,11 @@ static void guard_main(int step_fd, unsigned conn, const char *point_name)
 			break;
 		killed = any_in_mount(point_name, 1) ? killed + 1 : 0;
 		if (killed >= GUARD_KILLED_TICKS) {
-			abort_connection(conn);
+			child_abort_fuse(conn);
 			killed = 0;
 		}
 	}
-	abort_connection(conn);
+	child_abort_fuse(conn);
 	_exit(0);
 }
 
@@ -356,6 +324,37 @@ static int start_guard(const struct fuse_mount *m, const char *point_name, int *
 	}
 	*step_fd = pipe_fd[1];
 	return 0;
+}
+
+int fuse_user_mounted(const struct file_id *file, uid_t uid)
+{
+	char line[3 * PATH_MAX], want[32], *dash, *type, *source, *options, *save;
+	unsigned dev_major, dev_minor;
+	int found = 0;
+	FILE *f;
+
+	if (uid == 0)
+		return 0;
+	snprintf(want, sizeof(want), "user_id=%u", (unsigned)uid);
+	f = fopen("/proc/self/mountinfo", "re");
+	if (f == NULL)
+		return 0;
+	/* ID PARENT MAJOR:MINOR ROOT POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER_OPTIONS */
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "%*u %*u %u:%u", &dev_major, &dev_minor) != 2 ||
+		    dev_major != major((dev_t)file->dev) || dev_minor != minor((dev_t)file->dev) ||
+		    (dash = strstr(line, " - ")) == NULL)
+			continue;
+		type = strtok_r(dash + 3, " \n", &save);
+		source = type == NULL ? NULL : strtok_r(NULL, " \n", &save);
+		options = source == NULL ? NULL : strtok_r(NULL, " \n", &save);
+		if (options == NULL || strncmp(type, "fuse", 4) != 0)
+			continue;
+		for (char *o = strtok_r(options, ",", &save); o != NULL && !found; o = strtok_r(NULL, ",", &save))
+			found = strcmp(o, want) == 0;
+	}
+	fclose(f);
+	return found;
 }
 
 /* A mount point name of ours for this entry and step, nothing else. */
@@ -512,7 +511,7 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const struct fil
 fail:
 	/* A mounter waiting for an answer that never comes does not die of SIGKILL: abort first. */
 	if (rc < 0)
-		abort_connection(m->conn);
+		child_abort_fuse(m->conn);
 	child_end(&mounter);
 	if (rc < 0)
 		fuse_release(m);
@@ -544,7 +543,7 @@ void fuse_release(struct fuse_mount *m)
 	 * it, and the daemon, up), and let the guard go.
 	 */
 	if (m->mntns_fd >= 0)
-		abort_connection(m->conn);
+		child_abort_fuse(m->conn);
 	m->conn = 0;
 	if (m->guard_fd >= 0) {
 		ssize_t told = write(m->guard_fd, "x", 1); /* the step is over (or the guard is gone) */

@@ -44,6 +44,12 @@ struct fuse_mount {
 int fuse_available(const char *search_path, char *daemon_bin, size_t len, char *why, size_t whylen);
 
 /*
+ * 1 when the file `file` names is on a FUSE filesystem the job user `uid` mounted
+ * (user_id=<uid> in slurmstepd's mount table): its server could hold the daemon.
+ */
+int fuse_user_mounted(const struct file_id *file, uid_t uid);
+
+/*
  * Mount image (relative: against job->cwd) read-only for the entry `name` of
  * user_dir (<base>/<uid>) and the step job->jobid.job->stepid, with a
  * per-step writable tmpfs over it (an overlay); m->rootfs is the rootfs in the
