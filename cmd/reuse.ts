@@ -21,13 +21,15 @@ warning on stderr). enroot reads ENROOT_CONFIG_PATH (default
   --image IMG          a squashfs file (a path starting with / or ., or a file in the
                        cwd), or a registry reference [docker://][USER@][REGISTRY#]IMAGE[:TAG|@DIGEST]
   --uid N, --gid N     the job user (root only may name another user; default: yourself)
-  --json               print {name, path, lock, created, state, seconds, image, uid} (and digest, warning)
+  --json               print {name, path, lock, created, state, seconds, image, uid} (and
+                       digest, warning for a registry image; device, inode for a file)
   --name-only          print only the entry's name (what the SPANK stub reads: it
                        builds <base>/<uid>/NAME itself)
   --no-wait            create nothing and wait for nothing: print the path (the name with
                        --name-only) and the entry's state, one of ready, unpacking (a creator
                        is at work) or absent (what the stub asks before it mounts the image
-                       for a cold step)
+                       for a cold step); for a squashfs file, then the device and inode of
+                       the file identified (the stub's FUSE daemon reads only that file)
   --unless-busy        create the entry unless a creator is at work already; then exit
                        at once, state unpacking (the stub's background creator)
 
@@ -60,6 +62,7 @@ export async function run(args: string[]): Promise<number> {
   const reused = await reuse(config, { image, uid, gid, mode });
   if (reused.warning) console.error(`pyxis-cache: reuse: warning: ${reused.warning}`);
   const shown = values["name-only"] ? reused.name : reused.path;
-  console.log(values.json ? JSON.stringify(reused) : mode === "wait" ? shown : `${shown} ${reused.state}`);
+  const file = reused.inode === undefined ? "" : ` ${reused.device} ${reused.inode}`;
+  console.log(values.json ? JSON.stringify(reused) : mode === "wait" ? shown : `${shown} ${reused.state}${file}`);
   return 0;
 }

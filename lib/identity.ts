@@ -9,6 +9,12 @@ export interface Image {
   /** Its entry name for the given uid. */
   name: string;
   bytes: number;
+  /**
+   * The file identified (st_dev, st_ino of the descriptor read): a cold step's FUSE daemon
+   * checks that the file it opens is this one, not another put in its name since.
+   */
+  device: number;
+  inode: number;
   /** Its superblock, read and checked once here (squashfs.ts reads the inode table it points to). */
   superblock: Superblock;
 }
@@ -124,7 +130,14 @@ export async function identify(image: string, uid: number, cwd: string): Promise
     material.set(head);
     material.set(superblock, head.length);
     material.set(tail, head.length + superblock.length);
-    return { path, name: await hashedName(uid, material), bytes: info.size, superblock: parsed };
+    return {
+      path,
+      name: await hashedName(uid, material),
+      bytes: info.size,
+      device: info.dev,
+      inode: info.ino ?? 0,
+      superblock: parsed,
+    };
   } catch (error) {
     if (error instanceof CacheError) throw error;
     throw openError(error, image);

@@ -42,6 +42,9 @@ export interface Reused {
   image: string;
   /** A registry image's manifest digest. */
   digest?: string;
+  /** A squashfs file's device and inode, as identified (what the stub's FUSE daemon must open). */
+  device?: number;
+  inode?: number;
   uid: number;
   /** Said on stderr: a registry could not be asked, and the digest the node knew served. */
   warning?: string;
@@ -90,7 +93,9 @@ export async function reuse(config: Config, options: ReuseOptions): Promise<Reus
     state,
     seconds: (performance.now() - started) / 1000,
     image: imageText(image),
-    ...(isRegistryImage(image) ? { digest: image.digest, warning: image.warning } : {}),
+    ...(isRegistryImage(image)
+      ? { digest: image.digest, warning: image.warning }
+      : { device: image.device, inode: image.inode }),
     uid: owner.uid,
   });
   if (await touch(path)) return result(false);

@@ -4,10 +4,12 @@
  * child's code runs. One is not waited for: the entry's creator
  * (child_spawn_detached), stdio at /dev/null.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -128,6 +131,9 @@ int child_start(struct child *ch, child_fn fn, void *arg, const struct pyxis_job
 		int mntns_fd, char *err, size_t errlen)
 {
 	ch->pid = ch->pidfd = -1;
+	ch->uid = user != NULL ? user->uid : 0;
+	ch->conn = 0;
+	memset(ch->waiters, 0, sizeof(ch->waiters));
 	ch->out_fd = memfd_create("pyxis-cache-stdout", MFD_CLOEXEC);
 	ch->err_fd = memfd_create("pyxis-cache-stderr", MFD_CLOEXEC);
 	if (ch->out_fd < 0 || ch->err_fd < 0) {
@@ -169,6 +175,184 @@ fail:
 	return -1;
 }
 
+/* In a child of root: fusectl mounted in a namespace of its own (it need not be mounted on the node). */
+static int abort_fn(void *arg)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort", *(unsigned *)arg);
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return 1;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT &&
+	    mount("fusectl", "/sys/fs/fuse/connections", "fusectl", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0)
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+	return fd >= 0 && write(fd, "1", 1) == 1 ? 0 : 1;
+}
+
+void child_abort_fuse(unsigned conn)
+{
+	struct child ch = CHILD_INIT;
+	char err[256];
+	int status;
+
+	if (conn == 0 || child_start(&ch, abort_fn, &conn, NULL, "/", -1, -1, err, sizeof(err)) < 0)
+		return;
+	child_wait(&ch, NULL, NULL, &status, err, sizeof(err));
+	child_end(&ch);
+}
+
+/* Up to len bytes of a /proc file, NUL-terminated; the length, or -1. */
+static ssize_t read_proc(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n >= 0)
+		buf[n] = '\0';
+	return n;
+}
+
+/*
+ * 1 when the thread /proc/<pid>/task/<tid> (task) is asleep in a FUSE request (its
+ * wchan: request_wait_answer or a fuse function; in uninterruptible sleep, a kernel
+ * that does not say, "0", is taken at its word), with *killed (SIGKILL pending) and
+ * *switches (its context switches so far).
+ */
+static int fuse_waiter(const char *task, int *killed, unsigned long long *switches)
+{
+	char path[128], buf[4096], *p, *end;
+	unsigned long long pending = 0;
+	char state;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/stat", task);
+	if (read_proc(path, buf, sizeof(buf)) <= 0 || (p = strrchr(buf, ')')) == NULL || p[1] == '\0')
+		return 0;
+	state = p[2];
+	if (state != 'D' && state != 'S')
+		return 0;
+	snprintf(path, sizeof(path), "%s/wchan", task);
+	if (read_proc(path, buf, sizeof(buf)) <= 0)
+		return 0;
+	if (strcmp(buf, "0") == 0 ? state != 'D' : strstr(buf, "fuse") == NULL && strcmp(buf, "request_wait_answer") != 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/status", task);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return 0;
+	*switches = 0;
+	while (fgets(buf, sizeof(buf), f) != NULL) {
+		if (strncmp(buf, "SigPnd:", 7) == 0 || strncmp(buf, "ShdPnd:", 7) == 0)
+			pending |= strtoull(buf + 7, &end, 16);
+		else if (strncmp(buf, "voluntary_ctxt_switches:", 24) == 0)
+			*switches += strtoull(buf + 24, &end, 10);
+		else if (strncmp(buf, "nonvoluntary_ctxt_switches:", 27) == 0)
+			*switches += strtoull(buf + 27, &end, 10);
+	}
+	fclose(f);
+	*killed = (pending & (1ULL << (SIGKILL - 1))) != 0;
+	return 1;
+}
+
+/*
+ * Abort the FUSE connections in task's mount table that the job user mounted: type fuse
+ * or fuse.* (fuseblk's device is a disk's, not a connection), device 0:N (N the
+ * connection), and user_id=<uid> among the superblock's options; and conn (the step's
+ * own mount, whose user_id is its namespace's), when task's mounts have it.
+ */
+static void abort_user_fuse(const char *task, uid_t uid, unsigned conn)
+{
+	char path[128], line[3 * PATH_MAX], want[32], *dash, *type, *source, *options, *save;
+	unsigned major, minor;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/mountinfo", task);
+	snprintf(want, sizeof(want), "user_id=%u", (unsigned)uid);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return;
+	/* ID PARENT MAJOR:MINOR ROOT POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER_OPTIONS */
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "%*u %*u %u:%u", &major, &minor) != 2 || major != 0 || minor == 0 ||
+		    (dash = strstr(line, " - ")) == NULL)
+			continue;
+		type = strtok_r(dash + 3, " \n", &save);
+		source = type == NULL ? NULL : strtok_r(NULL, " \n", &save);
+		options = source == NULL ? NULL : strtok_r(NULL, " \n", &save);
+		if (options == NULL || (strcmp(type, "fuse") != 0 && strncmp(type, "fuse.", 5) != 0))
+			continue;
+		if (minor == conn) {
+			child_abort_fuse(minor);
+			continue;
+		}
+		for (char *o = strtok_r(options, ",", &save); o != NULL; o = strtok_r(NULL, ",", &save))
+			if (strcmp(o, want) == 0)
+				child_abort_fuse(minor);
+	}
+	fclose(f);
+}
+
+/*
+ * One look (about once a second) at the threads of ch's process group: one in the same
+ * FUSE request (no context switch since) for CHILD_FUSE_STALL_SECONDS, or killed and in
+ * it at two looks, has the job user's FUSE connections in its view aborted (child.h).
+ * Root's children are not looked at.
+ */
+static void unstick(struct child *ch)
+{
+	struct child_waiter seen[sizeof(ch->waiters) / sizeof(ch->waiters[0])] = { { 0 } };
+	char path[64], task[96], buf[1024], *p;
+	unsigned long long switches = 0;
+	size_t n = 0, i;
+	long long now = now_ms(), since;
+	struct dirent *d, *t;
+	DIR *procs, *tasks;
+	int killed = 0;
+	long pgrp;
+
+	if (ch->uid == 0 || ch->pid <= 0 || (procs = opendir("/proc")) == NULL)
+		return;
+	while ((d = readdir(procs)) != NULL) {
+		if (!isdigit((unsigned char)d->d_name[0]) || strlen(d->d_name) > 16)
+			continue;
+		/* stat: PID (COMM) STATE PPID PGRP ... */
+		snprintf(path, sizeof(path), "/proc/%s/stat", d->d_name);
+		if (read_proc(path, buf, sizeof(buf)) <= 0 || (p = strrchr(buf, ')')) == NULL ||
+		    sscanf(p + 1, " %*c %*d %ld", &pgrp) != 1 || (pgrp != ch->pid && atol(d->d_name) != ch->pid))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/task", d->d_name);
+		tasks = opendir(path);
+		while (tasks != NULL && (t = readdir(tasks)) != NULL) {
+			if (!isdigit((unsigned char)t->d_name[0]) || strlen(t->d_name) > 16)
+				continue;
+			snprintf(task, sizeof(task), "%s/%s", path, t->d_name);
+			if (!fuse_waiter(task, &killed, &switches))
+				continue;
+			since = now;
+			for (i = 0; i < sizeof(ch->waiters) / sizeof(ch->waiters[0]); ++i)
+				if (ch->waiters[i].tid == atoi(t->d_name) && ch->waiters[i].switches == switches)
+					since = ch->waiters[i].since;
+			if ((killed && since < now) || now - since >= CHILD_FUSE_STALL_SECONDS * 1000LL) {
+				abort_user_fuse(task, ch->uid, ch->conn);
+				continue;
+			}
+			if (n < sizeof(seen) / sizeof(seen[0]))
+				seen[n++] = (struct child_waiter){ .tid = atoi(t->d_name), .switches = switches, .since = since };
+		}
+		if (tasks != NULL)
+			closedir(tasks);
+	}
+	closedir(procs);
+	memcpy(ch->waiters, seen, sizeof(seen));
+}
+
 /*
  * The child runs as the job user, who can SIGSTOP it (or a process it waits
  * for): a stop that ready() does not expect kills it at once, and so does
@@ -178,7 +362,7 @@ fail:
  */
 int child_wait(struct child *ch, child_ready_fn ready, void *arg, int *status, char *err, size_t errlen)
 {
-	long long deadline = now_ms() + CHILD_TIMEOUT_SECONDS * 1000LL;
+	long long deadline = now_ms() + CHILD_TIMEOUT_SECONDS * 1000LL, look = now_ms() + 1000;
 	struct pollfd pfd = { .fd = ch->pidfd, .events = POLLIN };
 	const char *why = NULL;
 	pid_t done;
@@ -206,6 +390,11 @@ int child_wait(struct child *ch, child_ready_fn ready, void *arg, int *status, c
 			snprintf(err, errlen, "%s, killed", why);
 			break;
 		}
+		/* Killed by someone else (scancel) while in a request of the user's own FUSE server. */
+		if (now_ms() >= look) {
+			unstick(ch);
+			look = now_ms() + 1000;
+		}
 		if (pfd.fd >= 0)
 			poll(&pfd, 1, ready != NULL ? 2 : 200);
 		else
@@ -217,7 +406,7 @@ int child_wait(struct child *ch, child_ready_fn ready, void *arg, int *status, c
 
 void child_end(struct child *ch)
 {
-	long long deadline = now_ms() + CHILD_END_SECONDS * 1000LL;
+	long long deadline = now_ms() + CHILD_END_SECONDS * 1000LL, look = now_ms() + 1000;
 	struct pollfd pfd = { .fd = -1, .events = POLLIN };
 	pid_t done;
 	int status;
@@ -237,13 +426,18 @@ void child_end(struct child *ch)
 		kill(ch->pid, SIGKILL);
 		/*
 		 * SIGKILL cannot end a process waiting for a FUSE server's answer (the user's own
-		 * server, or a connection they took): the wait is bounded, and such a child is left
-		 * behind (its connection is aborted by the caller, fuse.c).
+		 * server, or a connection they took): the connection is aborted (the step's own by
+		 * the caller, fuse.c; one the job user mounted by unstick), and the wait is bounded:
+		 * a child still there is left behind.
 		 */
 		for (;;) {
 			done = waitpid(ch->pid, &status, WNOHANG);
 			if (done == ch->pid || (done < 0 && errno != EINTR) || now_ms() >= deadline)
 				break;
+			if (now_ms() >= look) {
+				unstick(ch);
+				look = now_ms() + 1000;
+			}
 			if (pfd.fd >= 0)
 				poll(&pfd, 1, 100);
 			else

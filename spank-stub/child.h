@@ -54,6 +54,13 @@ struct child {
 	int out_fd; /* memfds: its stdout and stderr */
 	int err_fd;
 	int pidfd;
+	uid_t uid; /* the job user it runs as (0: root): whose FUSE mounts may be aborted under it */
+	unsigned conn; /* the step's own FUSE connection it reads (the runtime, fuse.c's mount), 0: none */
+	struct child_waiter {
+		pid_t tid;                   /* a thread of its group asleep in a FUSE request */
+		unsigned long long switches; /* its context switches: unchanged, the same wait */
+		long long since;             /* when it was first seen in that wait (ms) */
+	} waiters[8];
 };
 
 #define CHILD_INIT { .pid = -1, .out_fd = -1, .err_fd = -1, .pidfd = -1 }
@@ -88,6 +95,26 @@ int child_wait(struct child *ch, child_ready_fn ready, void *arg, int *status, c
  * (a process in a FUSE request that no one answers does not die); close its descriptors.
  */
 void child_end(struct child *ch);
+
+/*
+ * A thread of a job user's child (or of its process group) asleep in one FUSE request
+ * for CHILD_FUSE_STALL_SECONDS, or killed (SIGKILL pending) and still in it at the next
+ * look (child_wait and child_end look once a second), has every FUSE connection the job
+ * user mounted in its view aborted: user_id=<uid> in the mount's options (fusermount's
+ * mounts; never root's, nor another user's), and the step's own (ch->conn), whose
+ * daemon the user can stop or whose descriptor they can take. SIGKILL does not end a request the user's
+ * server read and never answers, and Slurm does not signal a step's processes before it
+ * runs (user_init): without the bound a user's server would hold slurmstepd, and a
+ * scancel then drains the node (UnkillableStepTimeout, 60 s by default).
+ */
+#define CHILD_FUSE_STALL_SECONDS 30
+
+/*
+ * Abort the FUSE connection conn (/sys/fs/fuse/connections/<conn>/abort), from a child
+ * of root that mounts fusectl in a mount namespace of its own when the node has it
+ * nowhere: every request of it fails at once (ENOTCONN). 0: nothing.
+ */
+void child_abort_fuse(unsigned conn);
 
 /* What the child wrote to fd (out_fd or err_fd): NUL-terminated, trailing newlines cut. */
 void child_read_capture(int fd, char *buf, size_t len);

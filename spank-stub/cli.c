@@ -5,6 +5,7 @@
  * configuration.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -169,20 +170,50 @@ static int cli_run_as_user(struct plugin_context *ctx, const char *sub, const ch
 	return cli_run(ctx, sub, args, nargs, &ctx->job, ctx->job.cwd, 0, output, err, errlen);
 }
 
-/* Cut "reuse --no-wait"'s reply "<name> <state>" after the name; -1 if it is not one. */
-static int reply_state(char *out, enum entry_state *state)
+/* A whole decimal number and nothing else. */
+static int whole_number(const char *text, unsigned long long *value)
+{
+	char *end;
+
+	if (text[0] < '0' || text[0] > '9' || strlen(text) > 20)
+		return -1;
+	errno = 0;
+	*value = strtoull(text, &end, 10);
+	return *end == '\0' && errno == 0 ? 0 : -1;
+}
+
+/*
+ * Cut "reuse --no-wait"'s reply "<name> <state>[ <dev> <ino>]" after the name (the
+ * device and inode of the file identified: a squashfs file's, not a registry image's);
+ * -1 if it is not one.
+ */
+static int reply_state(char *out, enum entry_state *state, struct file_id *file)
 {
 	static const char *const words[] = { [ENTRY_READY] = "ready", [ENTRY_UNPACKING] = "unpacking",
 					     [ENTRY_ABSENT] = "absent" };
-	char *space = strchr(out, ' ');
+	char *space = strchr(out, ' '), *dev, *ino = NULL;
+	struct file_id id = { 0 };
 	int i;
 
 	if (space == NULL)
 		return -1;
 	*space = '\0';
+	dev = strchr(space + 1, ' ');
+	if (dev != NULL) {
+		*dev++ = '\0';
+		ino = strchr(dev, ' ');
+		if (ino == NULL)
+			return -1;
+		*ino++ = '\0';
+		if (whole_number(dev, &id.dev) < 0 || whole_number(ino, &id.ino) < 0)
+			return -1;
+		id.known = 1;
+	}
 	for (i = ENTRY_READY; i <= ENTRY_ABSENT; ++i) {
 		if (strcmp(space + 1, words[i]) == 0) {
 			*state = (enum entry_state)i;
+			if (file != NULL)
+				*file = id;
 			return 0;
 		}
 	}
@@ -196,7 +227,8 @@ static int reply_state(char *out, enum entry_state *state)
  * lock: then the file we locked is no longer the one at that path, and we ask
  * again.
  */
-int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *state, char *err, size_t errlen)
+int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *state, struct file_id *file,
+	      char *err, size_t errlen)
 {
 	struct container *c = &ctx->container;
 	char uid[16], gid[16];
@@ -217,7 +249,7 @@ int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *s
 			goto fail;
 		pyxis_stamp("reply");
 		keep_warning(ctx, &output);
-		if ((state != NULL && reply_state(output.out, state) < 0) ||
+		if ((state != NULL && reply_state(output.out, state, file) < 0) ||
 		    reply_name(output.out, prefix, 20, 1, c->enroot_name, sizeof(c->enroot_name)) < 0) {
 			snprintf(err, errlen, PLUGIN_NAME ": reuse: printed no entry name of uid %s", uid);
 			goto fail;

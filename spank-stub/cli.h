@@ -24,9 +24,11 @@ enum entry_state { ENTRY_READY, ENTRY_UNPACKING, ENTRY_ABSENT };
  * LOCK_SH on the entry's lock (ctx->container.lock_fd) and fill the rootfs
  * and enroot fields of ctx->container. With state, "reuse --no-wait": a cold
  * entry is neither created nor waited for; *state says what it is, and only
- * ENTRY_READY locks it (ctx->container.enroot_name is its name either way).
+ * ENTRY_READY locks it (ctx->container.enroot_name is its name either way);
+ * *file, the file identified (with state only; may be NULL).
  */
-int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *state, char *err, size_t errlen);
+int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *state, struct file_id *file,
+	      char *err, size_t errlen);
 
 /*
  * "<cli> reuse --unless-busy" as the job user, detached from the step at low

@@ -24,8 +24,8 @@ static int names_a_file(const char *image);
  * entry makes no call of the command. After an answer of the command that
  * found the entry ready, the record is written (or refreshed).
  */
-static int reuse_entry(struct plugin_context *ctx, const char *image, enum entry_state *state, char *err,
-		       size_t errlen)
+static int reuse_entry(struct plugin_context *ctx, const char *image, enum entry_state *state, struct file_id *id,
+		       char *err, size_t errlen)
 {
 	struct answer_seen seen = { 0 };
 	int file = ctx->cfg.answers && names_a_file(image);
@@ -35,7 +35,7 @@ static int reuse_entry(struct plugin_context *ctx, const char *image, enum entry
 			*state = ENTRY_READY;
 		return 0;
 	}
-	if (cli_reuse(ctx, image, state, err, errlen) < 0)
+	if (cli_reuse(ctx, image, state, id, err, errlen) < 0)
 		return -1;
 	if (file && (state == NULL || *state == ENTRY_READY))
 		answers_record(ctx, image, &seen);
@@ -47,7 +47,7 @@ static int wait_for_unpack(struct plugin_context *ctx, const char *image, const 
 {
 	if (why != NULL)
 		pyxis_info(PLUGIN_NAME ": %s: a cold step waits for the unpack", why);
-	return reuse_entry(ctx, image, NULL, err, errlen);
+	return reuse_entry(ctx, image, NULL, NULL, err, errlen);
 }
 
 /*
@@ -77,7 +77,9 @@ static int start_entry(struct plugin_context *ctx, const char *image, const char
 {
 	struct container *c = &ctx->container;
 	char daemon_bin[PATH_MAX], why[ERROR_MAX], reason[ERROR_MAX + 32], user_dir[PATH_MAX];
+	struct file_id file;
 	enum entry_state state;
+	int mounted;
 
 	if (!ctx->cfg.fuse)
 		return wait_for_unpack(ctx, image, NULL, err, errlen);
@@ -87,16 +89,31 @@ static int start_entry(struct plugin_context *ctx, const char *image, const char
 		snprintf(reason, sizeof(reason), "FUSE unavailable (%s)", why);
 		return wait_for_unpack(ctx, image, reason, err, errlen);
 	}
-	if (reuse_entry(ctx, image, &state, err, errlen) < 0)
+	if (reuse_entry(ctx, image, &state, &file, err, errlen) < 0)
 		return -1;
 	if (state == ENTRY_READY)
 		return 0;
+	if (!file.known)
+		return wait_for_unpack(ctx, image, "not a squashfs file (a registry image)", err, errlen);
+	/* The daemon would read through a server the user runs (the unpack's reads are bounded: child.h). */
+	if (fuse_user_mounted(&file, ctx->job.uid))
+		return wait_for_unpack(ctx, image, "the image is on a FUSE filesystem of the user's own", err, errlen);
 	/* First the unpack, which takes longest; a creator already at work is left to it. */
 	if (state == ENTRY_ABSENT && cli_start_creator(ctx, image) < 0)
 		pyxis_info(PLUGIN_NAME ": couldn't start the unpack of %s in the background: %m", c->enroot_name);
 	if (cli_user_path(ctx, NULL, NULL, user_dir, sizeof(user_dir)) < 0)
 		return wait_for_unpack(ctx, image, "FUSE: path too long", err, errlen);
-	if (fuse_mount_image(daemon_bin, image, user_dir, c->enroot_name, &ctx->job, &c->fuse, why, sizeof(why)) < 0) {
+	mounted = fuse_mount_image(daemon_bin, image, &file, user_dir, c->enroot_name, &ctx->job, &c->fuse, why,
+				   sizeof(why));
+	/*
+	 * Another file put in the image's name since the command identified it: the step does
+	 * not run it (waiting for the unpack would identify that other file, and run it).
+	 */
+	if (mounted == FUSE_IMAGE_REPLACED) {
+		snprintf(err, errlen, PLUGIN_NAME ": %s: %s", image, why);
+		return -1;
+	}
+	if (mounted < 0) {
 		snprintf(reason, sizeof(reason), "FUSE mount failed (%s)", why);
 		return wait_for_unpack(ctx, image, reason, err, errlen);
 	}

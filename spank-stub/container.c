@@ -245,6 +245,7 @@ int container_start(const struct runtime_task *task, struct container *c, char *
 		child_error(name, -1, &output, err, errlen);
 		goto fail;
 	}
+	ch.conn = c->fuse.conn; /* a request of the mount held by the user is aborted (child.h) */
 	if (info[1] >= 0)
 		close(info[1]);
 	info[1] = -1;
@@ -284,12 +285,18 @@ fail:
 	return rc;
 }
 
-int container_join_mounts(const struct container *c, const char *cwd, char *err, size_t errlen)
+int container_join_mounts(const struct container *c, char *err, size_t errlen)
 {
+	/* setns leaves the task in the container's /: the working directory is the user's to walk (container_chdir). */
 	if (setns(c->mntns_fd, CLONE_NEWNS) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": couldn't join the container's mount namespace: %m");
 		return -1;
 	}
+	return 0;
+}
+
+int container_chdir(const char *cwd, char *err, size_t errlen)
+{
 	/* The working directory is bound at the same path; "/" when it could not be. */
 	if (chdir(cwd) < 0 && chdir("/") < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": chdir %s: %m", cwd);

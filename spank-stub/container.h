@@ -20,8 +20,14 @@
  */
 int container_start(const struct runtime_task *task, struct container *c, char *err, size_t errlen);
 
-/* In the task, as root (task_init_privileged): enter the container's mounts, chdir to cwd. */
-int container_join_mounts(const struct container *c, const char *cwd, char *err, size_t errlen);
+/* In the task, as root (task_init_privileged): enter the container's mounts (the task is then in its /). */
+int container_join_mounts(const struct container *c, char *err, size_t errlen);
+
+/*
+ * In the task, as the job user (task_init): chdir to cwd in the container, else to /.
+ * Never as root: the path may lead through a FUSE mount the user serves (a cold step's).
+ */
+int container_chdir(const char *cwd, char *err, size_t errlen);
 
 /* In the task, as the job user (task_init): enter the container's user namespace. */
 int container_join_user(const struct container *c, char *err, size_t errlen);

@@ -33,6 +33,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,9 +62,13 @@ int fuse_available(const char *search_path, char *daemon_bin, size_t len, char *
 	return 0;
 }
 
+/* The daemon's words when the image it opened is not the file identified (mounter_error looks for them). */
+#define REPLACED_TEXT "the image is not the file the command identified (replaced since)"
+
 struct daemon_args {
 	const char *bin;
 	const char *image;
+	const struct file_id *file; /* what the command identified; NULL: no check */
 	int fd; /* the /dev/fuse descriptor, taken from the mounter */
 	const struct pyxis_job *job;
 };
@@ -113,8 +118,10 @@ static void daemon_exec(const struct daemon_args *d, int err_fd)
 		_exit(126);
 	/*
 	 * The image, opened once, as the user: without blocking (a FIFO put in its place
-	 * after the command identified it would hold the daemon in open), and only a
-	 * regular file. squashfuse_ll reads that file, not a name that can be swapped.
+	 * after the command identified it would hold the daemon in open), only a regular
+	 * file, and only the file the command identified (its device and inode): another
+	 * one renamed over the name since, even a valid image, is refused. squashfuse_ll
+	 * reads that descriptor, not a name that can be swapped.
 	 */
 	fd = open(d->image, O_RDONLY | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
@@ -123,6 +130,11 @@ static void daemon_exec(const struct daemon_args *d, int err_fd)
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		dprintf(STDERR_FILENO, "the image is not a regular file\n");
+		_exit(1);
+	}
+	if (d->file != NULL &&
+	    ((unsigned long long)st.st_dev != d->file->dev || (unsigned long long)st.st_ino != d->file->ino)) {
+		dprintf(STDERR_FILENO, REPLACED_TEXT "\n");
 		_exit(1);
 	}
 	if (fcntl(fd, F_SETFL, 0) < 0 || (fd != 4 && (dup2(fd, 4) < 0 || close(fd) < 0)))
@@ -165,39 +177,6 @@ static unsigned mount_connection(pid_t pid, const char *point_name)
 	}
 	fclose(f);
 	return conn;
-}
-
-/* In a child of root: fusectl mounted in a namespace of its own (it need not be mounted on the node). */
-static int abort_fn(void *arg)
-{
-	char path[64];
-	int fd;
-
-	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort", *(unsigned *)arg);
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		return 1;
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT &&
-	    mount("fusectl", "/sys/fs/fuse/connections", "fusectl", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0)
-		fd = open(path, O_WRONLY | O_CLOEXEC);
-	return fd >= 0 && write(fd, "1", 1) == 1 ? 0 : 1;
-}
-
-/*
- * Abort the connection: every request waiting for an answer fails at once
- * (ENOTCONN), the daemon's reads end, and the mount answers nothing more. Only
- * while something holds the mount (its namespace): a number freed is reused.
- */
-static void abort_connection(unsigned conn)
-{
-	struct child ch = CHILD_INIT;
-	char err[256];
-	int status;
-
-	if (conn == 0 || child_start(&ch, abort_fn, &conn, NULL, "/", -1, -1, err, sizeof(err)) < 0)
-		return;
-	child_wait(&ch, NULL, NULL, &status, err, sizeof(err));
-	child_end(&ch);
 }
 
 /*
@@ -307,11 +286,11 @@ static void guard_main(int step_fd, unsigned conn, const char *point_name)
 			break;
 		killed = any_in_mount(point_name, 1) ? killed + 1 : 0;
 		if (killed >= GUARD_KILLED_TICKS) {
-			abort_connection(conn);
+			child_abort_fuse(conn);
 			killed = 0;
 		}
 	}
-	abort_connection(conn);
+	child_abort_fuse(conn);
 	_exit(0);
 }
 
@@ -347,6 +326,37 @@ static int start_guard(const struct fuse_mount *m, const char *point_name, int *
 	return 0;
 }
 
+int fuse_user_mounted(const struct file_id *file, uid_t uid)
+{
+	char line[3 * PATH_MAX], want[32], *dash, *type, *source, *options, *save;
+	unsigned dev_major, dev_minor;
+	int found = 0;
+	FILE *f;
+
+	if (uid == 0)
+		return 0;
+	snprintf(want, sizeof(want), "user_id=%u", (unsigned)uid);
+	f = fopen("/proc/self/mountinfo", "re");
+	if (f == NULL)
+		return 0;
+	/* ID PARENT MAJOR:MINOR ROOT POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER_OPTIONS */
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "%*u %*u %u:%u", &dev_major, &dev_minor) != 2 ||
+		    dev_major != major((dev_t)file->dev) || dev_minor != minor((dev_t)file->dev) ||
+		    (dash = strstr(line, " - ")) == NULL)
+			continue;
+		type = strtok_r(dash + 3, " \n", &save);
+		source = type == NULL ? NULL : strtok_r(NULL, " \n", &save);
+		options = source == NULL ? NULL : strtok_r(NULL, " \n", &save);
+		if (options == NULL || strncmp(type, "fuse", 4) != 0)
+			continue;
+		for (char *o = strtok_r(options, ",", &save); o != NULL && !found; o = strtok_r(NULL, ",", &save))
+			found = strcmp(o, want) == 0;
+	}
+	fclose(f);
+	return found;
+}
+
 /* A mount point name of ours for this entry and step, nothing else. */
 static int valid_point(const char *text, const char *name, uint32_t job, uint32_t step)
 {
@@ -357,27 +367,35 @@ static int valid_point(const char *text, const char *name, uint32_t job, uint32_
 	return strncmp(text, prefix, n) == 0 && strlen(text) == n + 6 && strchr(text, '/') == NULL;
 }
 
-/* The mounter did not say what it should have: the daemon's own words first (a bad image), else the mounter's. */
-static void mounter_error(const struct message *msg, int daemon_err_fd, char *err, size_t errlen)
+/*
+ * The mounter did not say what it should have: the daemon's own words first (a bad image), else the
+ * mounter's. FUSE_IMAGE_REPLACED when the daemon found another file than the one identified, else -1.
+ */
+static int mounter_error(const struct message *msg, int daemon_err_fd, char *err, size_t errlen)
 {
 	char daemon_err[256];
 
 	child_read_capture(daemon_err_fd, daemon_err, sizeof(daemon_err));
 	daemon_err[strcspn(daemon_err, "\n")] = '\0';
+	if (strcmp(daemon_err, REPLACED_TEXT) == 0) {
+		snprintf(err, errlen, "%s", daemon_err);
+		return FUSE_IMAGE_REPLACED;
+	}
 	if (daemon_err[0] != '\0')
 		snprintf(err, errlen, DAEMON ": %s", daemon_err);
 	else if (msg->tag == 'e')
 		snprintf(err, errlen, "%s", msg->text);
 	else
 		snprintf(err, errlen, "the mount did not finish within %d s", MOUNT_TIMEOUT_MS / 1000);
+	return -1;
 }
 
-int fuse_mount_image(const char *daemon_bin, const char *image, const char *user_dir, const char *name,
-		     const struct pyxis_job *job, struct fuse_mount *m, char *err, size_t errlen)
+int fuse_mount_image(const char *daemon_bin, const char *image, const struct file_id *file, const char *user_dir,
+		     const char *name, const struct pyxis_job *job, struct fuse_mount *m, char *err, size_t errlen)
 {
 	int to_mounter[2] = { -1, -1 }, from_mounter[2] = { -1, -1 };
 	struct mounter mt = { .user_dir = user_dir, .name = name, .job = job->jobid, .step = job->stepid };
-	struct daemon_args d = { .bin = daemon_bin, .image = image, .fd = -1, .job = job };
+	struct daemon_args d = { .bin = daemon_bin, .image = image, .file = file, .fd = -1, .job = job };
 	struct child mounter = CHILD_INIT;
 	int daemon_err_fd = -1;
 	pid_t daemon;
@@ -416,7 +434,7 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 
 	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
 	if (msg.tag != 'u') {
-		mounter_error(&msg, daemon_err_fd, err, errlen);
+		rc = mounter_error(&msg, daemon_err_fd, err, errlen);
 		goto fail;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)mounter.pid);
@@ -429,7 +447,7 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 
 	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
 	if (msg.tag != 'm') {
-		mounter_error(&msg, daemon_err_fd, err, errlen);
+		rc = mounter_error(&msg, daemon_err_fd, err, errlen);
 		goto fail;
 	}
 	if (!valid_point(msg.text, name, mt.job, mt.step)) {
@@ -476,7 +494,7 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 
 	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
 	if (msg.tag != 'o') {
-		mounter_error(&msg, daemon_err_fd, err, errlen);
+		rc = mounter_error(&msg, daemon_err_fd, err, errlen);
 		goto fail;
 	}
 	{
@@ -493,7 +511,7 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 fail:
 	/* A mounter waiting for an answer that never comes does not die of SIGKILL: abort first. */
 	if (rc < 0)
-		abort_connection(m->conn);
+		child_abort_fuse(m->conn);
 	child_end(&mounter);
 	if (rc < 0)
 		fuse_release(m);
@@ -525,7 +543,7 @@ void fuse_release(struct fuse_mount *m)
 	 * it, and the daemon, up), and let the guard go.
 	 */
 	if (m->mntns_fd >= 0)
-		abort_connection(m->conn);
+		child_abort_fuse(m->conn);
 	m->conn = 0;
 	if (m->guard_fd >= 0) {
 		ssize_t told = write(m->guard_fd, "x", 1); /* the step is over (or the guard is gone) */

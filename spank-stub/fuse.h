@@ -15,6 +15,12 @@
 
 struct pyxis_job; /* context.h: who the mount is for, and where relative image paths resolve */
 
+/* The image file that "reuse --no-wait" identified (cli.c; known = 0: a registry image, no file). */
+struct file_id {
+	unsigned long long dev, ino;
+	int known;
+};
+
 struct fuse_mount {
 	char point[PATH_MAX]; /* <user_dir>/.pyxis_cache_mnt.<name>.<job>.<step>.XXXXXX */
 	char rootfs[PATH_MAX + 8]; /* <point>/root, in the mount namespace only */
@@ -38,14 +44,23 @@ struct fuse_mount {
 int fuse_available(const char *search_path, char *daemon_bin, size_t len, char *why, size_t whylen);
 
 /*
+ * 1 when the file `file` names is on a FUSE filesystem the job user `uid` mounted
+ * (user_id=<uid> in slurmstepd's mount table): its server could hold the daemon.
+ */
+int fuse_user_mounted(const struct file_id *file, uid_t uid);
+
+/*
  * Mount image (relative: against job->cwd) read-only for the entry `name` of
  * user_dir (<base>/<uid>) and the step job->jobid.job->stepid, with a
  * per-step writable tmpfs over it (an overlay); m->rootfs is the rootfs in the
- * mount namespace m->mntns_fd. Returns 0, or -1 with one line in err
- * (everything undone).
+ * mount namespace m->mntns_fd. The daemon reads only the file `file` names
+ * (NULL: no check, tests/fuse_mount). Returns 0, or -1 with one line in err
+ * (everything undone); FUSE_IMAGE_REPLACED when image names a file other than
+ * `file` (put there after the command identified it).
  */
-int fuse_mount_image(const char *daemon_bin, const char *image, const char *user_dir, const char *name,
-		     const struct pyxis_job *job, struct fuse_mount *m, char *err, size_t errlen);
+#define FUSE_IMAGE_REPLACED (-2)
+int fuse_mount_image(const char *daemon_bin, const char *image, const struct file_id *file, const char *user_dir,
+		     const char *name, const struct pyxis_job *job, struct fuse_mount *m, char *err, size_t errlen);
 
 /*
  * The step is over: abort the mount's FUSE connection, let its guard go, close

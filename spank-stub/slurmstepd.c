@@ -6,7 +6,8 @@
  *                                          the command, their locks, the container
  *                                          started once (step.c)
  *   task_init_privileged root, the task    join the container's mounts (container.c)
- *   task_init            job user, the task  join its user namespace, or fail the
+ *   task_init            job user, the task  join its user namespace and chdir to
+ *                                          the working directory, or fail the
  *                                          task with the recorded error
  *   task_exit            root, slurmstepd  after the last task: --container-save (save.c)
  *   exit                 root, slurmstepd  close namespaces and locks, remove the
@@ -138,7 +139,7 @@ int pyxis_slurmstepd_task_init_privileged(spank_t sp, int ac, char **av)
 	if (context.active)
 		pyxis_stamp("join");
 	if (context.active && context.error[0] == '\0' &&
-	    container_join_mounts(&context.container, context.job.cwd, err, sizeof(err)) < 0)
+	    container_join_mounts(&context.container, err, sizeof(err)) < 0)
 		record_error(err);
 	return 0;
 }
@@ -148,7 +149,9 @@ int pyxis_slurmstepd_task_init_privileged(spank_t sp, int ac, char **av)
  * slurmstepd), as the job user, just before Slurm execs the task. This is where
  * a recorded error fails the step: the message reaches srun's stderr and srun
  * exits non-zero, and the node stays up. Otherwise the task joins the
- * container's user namespace; Slurm then execs it with the job's environment.
+ * container's user namespace and goes to the working directory as the user
+ * (root walks no path in the container: a cold step's lower layer is a FUSE
+ * mount the user can serve); Slurm then execs it with the job's environment.
  */
 int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 {
@@ -173,7 +176,8 @@ int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 		if (context.container.entrypoint_log != NULL)
 			pyxis_print_lines(stderr, context.container.entrypoint_log);
 	}
-	if (container_join_user(&context.container, err, sizeof(err)) < 0) {
+	if (container_join_user(&context.container, err, sizeof(err)) < 0 ||
+	    container_chdir(context.job.cwd, err, sizeof(err)) < 0) {
 		pyxis_error("%s", err);
 		goto done;
 	}

@@ -41,28 +41,32 @@ Deno.test("reuse --no-wait says absent, unpacking or ready, and creates nothing"
   await using tmp = await tempDir();
   const { config, entry, createLock, userDir } = await setUp(tmp.path);
   const ask = () => cli(["reuse", "--image", `${tmp.path}/img.sqfs`, "--no-wait", ...config]);
+  // Then the file identified, by device and inode: a cold step's FUSE daemon reads that file only.
+  const image = await Deno.stat(`${tmp.path}/img.sqfs`);
+  const file = `${image.dev} ${image.ino}`;
 
   const absent = await ask();
   assert.equal(absent.code, 0, absent.stderr);
-  assert.equal(absent.stdout, `${entry} absent\n`);
+  assert.equal(absent.stdout, `${entry} absent ${file}\n`);
   assert.deepEqual(await listing(userDir), [], "nothing created, not even a creation lock");
 
   await Deno.writeTextFile(createLock, "");
   {
     await using _creator = await holdLock(createLock, "-x");
-    assert.equal((await ask()).stdout, `${entry} unpacking\n`);
+    assert.equal((await ask()).stdout, `${entry} unpacking ${file}\n`);
     const json = JSON.parse(
       (await cli(["reuse", "--image", `${tmp.path}/img.sqfs`, "--no-wait", "--json", ...config])).stdout,
     );
     assert.equal(json.state, "unpacking");
     assert.equal(json.created, false);
+    assert.deepEqual([json.device, json.inode], [image.dev, image.ino]);
   }
-  assert.equal((await ask()).stdout, `${entry} absent\n`, "a creator that is gone holds nothing");
+  assert.equal((await ask()).stdout, `${entry} absent ${file}\n`, "a creator that is gone holds nothing");
 
   const created = await cli(["reuse", "--image", `${tmp.path}/img.sqfs`, ...config]);
   assert.equal(created.code, 0, created.stderr);
   await Deno.utime(entry, 0, 0);
-  assert.equal((await ask()).stdout, `${entry} ready\n`);
+  assert.equal((await ask()).stdout, `${entry} ready ${file}\n`);
   assert.ok((await Deno.stat(entry)).mtime!.getTime() > Date.now() - 60_000, "a ready entry is touched");
 });
 

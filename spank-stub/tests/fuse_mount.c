@@ -53,7 +53,7 @@ int main(int argc, char **argv)
 	if (setegid(user.gid) < 0 || seteuid(user.uid) < 0)
 		return 1;
 	started = now_ms();
-	if (fuse_mount_image(daemon_bin, argv[5], argv[1], argv[2], &user, &m, err, sizeof(err)) < 0) {
+	if (fuse_mount_image(daemon_bin, argv[5], NULL, argv[1], argv[2], &user, &m, err, sizeof(err)) < 0) {
 		printf("error: %s\n", err);
 		return 1;
 	}

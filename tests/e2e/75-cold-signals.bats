@@ -22,11 +22,15 @@ RUNTIME_FILE=$E2E_TMP/slurmd/cold-signals-runtime
 # system its / is on: overlay from the FUSE mount), then reads a file of the image in a
 # loop; a signal prints GOT_<SIG> and whether the file still reads (the shell itself reads
 # it: a child would die of a second TERM), then exits with a status of its own (mode exit)
-# or goes on (mode stay: the time limit's KILL ends it).
+# or goes on (mode stay: the time limit's KILL ends it). The shell's read builtin gives up
+# when another trapped signal comes meanwhile (the time limit sends TERM more than once, and
+# a read through the mount takes a round trip to its daemon): three tries; a mount that
+# does not read fails all three.
 # shellcheck disable=SC2016
 TASK='mode=$1
 got() {
-  if read -r line </etc/os-release; then echo "GOT_$1 read"; else echo "GOT_$1"; fi
+  r=; for try in 1 2 3; do if read -r line </etc/os-release; then r=" read"; break; fi; done
+  echo "GOT_$1$r"
   [ "$mode" = stay ] || exit "$2"
 }
 trap "got USR1 3" USR1; trap "got USR2 4" USR2; trap "got TERM 5" TERM; trap "got INT 6" INT; trap "got HUP 7" HUP

