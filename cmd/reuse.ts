@@ -21,13 +21,13 @@ warning on stderr). enroot reads ENROOT_CONFIG_PATH (default
   --image IMG          a squashfs file (a path starting with / or ., or a file in the
                        cwd), or a registry reference [docker://][USER@][REGISTRY#]IMAGE[:TAG|@DIGEST]
   --uid N, --gid N     the job user (root only may name another user; default: yourself)
-  --json               print {name, path, lock, created, state, seconds, image, uid} (and digest, warning)
+  --json               print {name, path, lock, created, state, kind, seconds, image, uid} (and digest, warning)
   --name-only          print only the entry's name (what the SPANK stub reads: it
                        builds <base>/<uid>/NAME itself)
   --no-wait            create nothing and wait for nothing: print the path (the name with
-                       --name-only) and the entry's state, one of ready, unpacking (a creator
-                       is at work) or absent (what the stub asks before it mounts the image
-                       for a cold step)
+                       --name-only), the entry's state, one of ready, unpacking (a creator
+                       is at work) or absent, and what IMG is, file or registry (what the
+                       stub asks before it mounts the image for a cold step)
   --unless-busy        create the entry unless a creator is at work already; then exit
                        at once, state unpacking (the stub's background creator)
 
@@ -60,6 +60,7 @@ export async function run(args: string[]): Promise<number> {
   const reused = await reuse(config, { image, uid, gid, mode });
   if (reused.warning) console.error(`pyxis-cache: reuse: warning: ${reused.warning}`);
   const shown = values["name-only"] ? reused.name : reused.path;
-  console.log(values.json ? JSON.stringify(reused) : mode === "wait" ? shown : `${shown} ${reused.state}`);
+  const reply = mode === "wait" ? shown : `${shown} ${reused.state} ${reused.kind}`;
+  console.log(values.json ? JSON.stringify(reused) : reply);
   return 0;
 }

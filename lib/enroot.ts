@@ -5,6 +5,7 @@
  * inside one work directory that is removed afterwards.
  */
 import { CacheError } from "./errors.ts";
+import { SAFE_PATH } from "./layout.ts";
 import { NoSpaceError } from "./unpack.ts";
 import { noSpace, runAsOwner } from "./spawn.ts";
 import { lookupUid, type Owner } from "./users.ts";
@@ -61,7 +62,7 @@ const COLOUR = new RegExp("\u001b\\[[0-9;]*m", "g");
 export async function enrootImport(ref: Reference, work: string, owner: Owner): Promise<string> {
   const output = `${work}/image.sqsh`;
   const environment: Record<string, string> = {
-    PATH: env("PATH") ?? "/usr/local/bin:/usr/bin:/bin",
+    PATH: env("PATH") ?? SAFE_PATH,
     HOME: lookupUid(owner.uid)?.home ?? work,
     LC_ALL: "C",
     TMPDIR: work,

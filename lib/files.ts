@@ -11,12 +11,8 @@
  * this goes through the C library.
  */
 import * as libc from "./libc.ts";
+import { randomSuffix } from "./layout.ts";
 import { isRoot, self } from "./users.ts";
-
-/** A random hex suffix for temporary names. */
-export function randomSuffix(): string {
-  return crypto.getRandomValues(new Uint32Array(1))[0]!.toString(16);
-}
 
 export type Kind = "file" | "directory";
 

@@ -9,8 +9,8 @@
  */
 import type { Config } from "./config.ts";
 import { CacheError } from "./errors.ts";
-import { openPath, randomSuffix } from "./files.ts";
-import { STAGING_PREFIX } from "./layout.ts";
+import { openPath } from "./files.ts";
+import { randomSuffix, STAGING_PREFIX } from "./layout.ts";
 import { isRoot, type Owner } from "./users.ts";
 
 /** A file's text, or `null` for an empty directory. */

@@ -3,7 +3,7 @@ import { CacheError } from "./errors.ts";
 import { identify, type Image, imageText, isRegistryImage } from "./identity.ts";
 import { isReference } from "./reference.ts";
 import type { RegistryImage } from "./resolve.ts";
-import { createLockPath, entryPath, lockPath } from "./layout.ts";
+import { createLockPath, ENTRY_STATES, entryPath, IMAGE_KINDS, lockPath } from "./layout.ts";
 import { isHeld } from "./lock.ts";
 import { touch } from "./files.ts";
 import type { UsageSource } from "./usage.ts";
@@ -26,7 +26,9 @@ export interface ReuseOptions {
 }
 
 /** ready: the entry is there. unpacking: a creator holds its creation lock. absent: neither. */
-export type EntryState = "ready" | "unpacking" | "absent";
+export type EntryState = typeof ENTRY_STATES[number];
+/** What the user named: a squashfs file, or a registry image (reference.ts's isReference decides). */
+export type ImageKind = typeof IMAGE_KINDS[number];
 
 export interface Reused {
   name: string;
@@ -37,6 +39,8 @@ export interface Reused {
   /** This call unpacked the image. */
   created: boolean;
   state: EntryState;
+  /** What `--no-wait` tells the stub: only a file can be mounted before it is unpacked. */
+  kind: ImageKind;
   seconds: number;
   /** The squashfs file's resolved path, or the registry reference as given. */
   image: string;
@@ -88,6 +92,7 @@ export async function reuse(config: Config, options: ReuseOptions): Promise<Reus
     lock: lockPath(path),
     created,
     state,
+    kind: isRegistryImage(image) ? "registry" : "file",
     seconds: (performance.now() - started) / 1000,
     image: imageText(image),
     ...(isRegistryImage(image) ? { digest: image.digest, warning: image.warning } : {}),

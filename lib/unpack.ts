@@ -1,5 +1,6 @@
 import { CacheError, describe } from "./errors.ts";
 import { walkTree } from "./files.ts";
+import { SAFE_PATH } from "./layout.ts";
 import { chmodAt, unlinkAt } from "./libc.ts";
 import { noSpace, runAsOwner } from "./spawn.ts";
 import { isRoot, type Owner } from "./users.ts";
@@ -9,7 +10,7 @@ export class NoSpaceError extends CacheError {
   override name = "NoSpaceError";
 }
 
-const ENV = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" };
+const ENV = { PATH: SAFE_PATH, LC_ALL: "C" };
 
 /**
  * Unpacks `image` into `dest` (which must not exist) with unsquashfs, as

@@ -169,34 +169,48 @@ static int cli_run_as_user(struct plugin_context *ctx, const char *sub, const ch
 	return cli_run(ctx, sub, args, nargs, &ctx->job, ctx->job.cwd, 0, output, err, errlen);
 }
 
-/* Cut "reuse --no-wait"'s reply "<name> <state>" after the name; -1 if it is not one. */
-static int reply_state(char *out, enum entry_state *state)
+/* The index of word in words (n of them), or -1. */
+static int word_index(const char *word, const char *const *words, int n)
 {
-	static const char *const words[] = { [ENTRY_READY] = "ready", [ENTRY_UNPACKING] = "unpacking",
-					     [ENTRY_ABSENT] = "absent" };
-	char *space = strchr(out, ' ');
 	int i;
 
-	if (space == NULL)
-		return -1;
-	*space = '\0';
-	for (i = ENTRY_READY; i <= ENTRY_ABSENT; ++i) {
-		if (strcmp(space + 1, words[i]) == 0) {
-			*state = (enum entry_state)i;
-			return 0;
-		}
+	for (i = 0; i < n; ++i) {
+		if (strcmp(word, words[i]) == 0)
+			return i;
 	}
 	return -1;
 }
 
+/* Cut "reuse --no-wait"'s reply "<name> <state> <kind>" after the name; -1 if it is not one. */
+static int reply_words(char *out, struct reuse_reply *reply)
+{
+	static const char *const states[] = ENTRY_STATE_WORDS;
+	static const char *const kinds[] = IMAGE_KIND_WORDS;
+	char *state = strchr(out, ' ');
+	char *kind = state == NULL ? NULL : strchr(state + 1, ' ');
+	int s, k;
+
+	if (kind == NULL)
+		return -1;
+	*state++ = '\0';
+	*kind++ = '\0';
+	s = word_index(state, states, sizeof(states) / sizeof(states[0]));
+	k = word_index(kind, kinds, sizeof(kinds) / sizeof(kinds[0]));
+	if (s < 0 || k < 0)
+		return -1;
+	reply->state = (enum entry_state)s;
+	reply->kind = (enum image_kind)k;
+	return 0;
+}
+
 /*
  * "<cli> reuse --name-only" as the job user prints the entry's name; then
- * LOCK_SH on <base>/<uid>/<name>/.pyxis_cache_lock, held by slurmstepd until
+ * LOCK_SH on <base>/<uid>/<name>/LOCK_FILE, held by slurmstepd until
  * the step ends. A collector may remove the entry between the reuse and the
  * lock: then the file we locked is no longer the one at that path, and we ask
  * again.
  */
-int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *state, char *err, size_t errlen)
+int cli_reuse(struct plugin_context *ctx, const char *image, struct reuse_reply *reply, char *err, size_t errlen)
 {
 	struct container *c = &ctx->container;
 	char uid[16], gid[16];
@@ -210,24 +224,24 @@ int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *s
 
 	snprintf(uid, sizeof(uid), "%u", (unsigned)ctx->job.uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)ctx->job.gid);
-	snprintf(prefix, sizeof(prefix), "pyxis_cache_u%u_", (unsigned)ctx->job.uid);
+	snprintf(prefix, sizeof(prefix), ENTRY_PREFIX "%u_", (unsigned)ctx->job.uid);
 	for (attempt = 0; attempt < REUSE_ATTEMPTS && !locked; ++attempt) {
-		if (cli_run_as_user(ctx, "reuse", args, state != NULL ? 8 : 7, &output, err, errlen) < 0)
+		if (cli_run_as_user(ctx, "reuse", args, reply != NULL ? 8 : 7, &output, err, errlen) < 0)
 			goto fail;
 		keep_warning(ctx, &output);
-		if ((state != NULL && reply_state(output.out, state) < 0) ||
-		    reply_name(output.out, prefix, 20, 1, c->enroot_name, sizeof(c->enroot_name)) < 0) {
+		if ((reply != NULL && reply_words(output.out, reply) < 0) ||
+		    reply_name(output.out, prefix, HASH_HEX, 1, c->enroot_name, sizeof(c->enroot_name)) < 0) {
 			snprintf(err, errlen, PLUGIN_NAME ": reuse: printed no entry name of uid %s", uid);
 			goto fail;
 		}
-		if (state != NULL && *state != ENTRY_READY) {
+		if (reply != NULL && reply->state != ENTRY_READY) {
 			rc = 0;
 			goto fail;
 		}
 		/* ENROOT_DATA_PATH is the entry's parent, <base>/<uid>. */
 		if (cli_user_path(ctx, NULL, NULL, c->enroot_data, sizeof(c->enroot_data)) < 0 ||
 		    cli_user_path(ctx, c->enroot_name, NULL, c->rootfs, sizeof(c->rootfs)) < 0 ||
-		    cli_user_path(ctx, c->enroot_name, ".pyxis_cache_lock", lock, sizeof(lock)) < 0) {
+		    cli_user_path(ctx, c->enroot_name, LOCK_FILE, lock, sizeof(lock)) < 0) {
 			snprintf(err, errlen, PATH_TOO_LONG);
 			goto fail;
 		}
@@ -282,11 +296,11 @@ int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t er
 
 	snprintf(job, sizeof(job), "%u", ctx->job.jobid);
 	snprintf(step, sizeof(step), "%u", ctx->job.stepid);
-	snprintf(prefix, sizeof(prefix), ".pyxis_cache_step_%s.%s.", job, step);
+	snprintf(prefix, sizeof(prefix), STEP_PREFIX "%s.%s.", job, step);
 	if (cli_run_as_user(ctx, "step", args, image != NULL ? 6 : 4, &output, err, errlen) < 0)
 		goto fail;
 	keep_warning(ctx, &output);
-	if (reply_name(output.out, prefix, 6, 0, c->step_name, sizeof(c->step_name)) < 0) {
+	if (reply_name(output.out, prefix, TAIL_ALNUM, 0, c->step_name, sizeof(c->step_name)) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": step: printed no step name of job %s.%s", job, step);
 		goto fail;
 	}

@@ -21,47 +21,27 @@ static int wait_for_unpack(struct plugin_context *ctx, const char *image, const 
 	return cli_reuse(ctx, image, NULL, err, errlen);
 }
 
-/*
- * What the mount can open: an image named by a path (/ or . first) or by a squashfs
- * file's suffix. A registry reference has no file until it is imported, so it waits
- * for the import and the unpack; so does a bare name, which lib/reference.ts's
- * isReference can only tell from a reference by looking in the user's directory.
- */
-static int names_a_file(const char *image)
-{
-	static const char *const suffixes[] = { ".sqsh", ".sqfs", ".squashfs" };
-	size_t len = strlen(image), n, i;
-
-	if (image[0] == '/' || image[0] == '.')
-		return 1;
-	for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); ++i) {
-		n = strlen(suffixes[i]);
-		if (len > n && strcmp(image + len - n, suffixes[i]) == 0 && strncmp(image, "docker://", 9) != 0)
-			return 1;
-	}
-	return 0;
-}
-
 int cold_start(struct plugin_context *ctx, const char *image, const char *search_path, char *err, size_t errlen)
 {
 	struct container *c = &ctx->container;
 	char daemon_bin[PATH_MAX], why[ERROR_MAX], reason[ERROR_MAX + 32], user_dir[PATH_MAX];
-	enum entry_state state;
+	struct reuse_reply reply;
 
 	if (!ctx->cfg.fuse)
 		return wait_for_unpack(ctx, image, NULL, err, errlen);
-	if (!names_a_file(image))
-		return wait_for_unpack(ctx, image, "not a squashfs file's path (a registry image)", err, errlen);
 	if (fuse_available(search_path, daemon_bin, sizeof(daemon_bin), why, sizeof(why)) < 0) {
 		snprintf(reason, sizeof(reason), "FUSE unavailable (%s)", why);
 		return wait_for_unpack(ctx, image, reason, err, errlen);
 	}
-	if (cli_reuse(ctx, image, &state, err, errlen) < 0)
+	if (cli_reuse(ctx, image, &reply, err, errlen) < 0)
 		return -1;
-	if (state == ENTRY_READY)
+	if (reply.state == ENTRY_READY)
 		return 0;
+	/* The command judged what the user named: a registry image has no file until it is imported. */
+	if (reply.kind == IMAGE_REGISTRY)
+		return wait_for_unpack(ctx, image, "a registry image", err, errlen);
 	/* First the unpack, which takes longest; a creator already at work is left to it. */
-	if (state == ENTRY_ABSENT && cli_start_creator(ctx, image) < 0)
+	if (reply.state == ENTRY_ABSENT && cli_start_creator(ctx, image) < 0)
 		pyxis_info(PLUGIN_NAME ": couldn't start the unpack of %s in the background: %m", c->enroot_name);
 	if (cli_user_path(ctx, NULL, NULL, user_dir, sizeof(user_dir)) < 0)
 		return wait_for_unpack(ctx, image, "FUSE: path too long", err, errlen);

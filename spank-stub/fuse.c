@@ -96,7 +96,7 @@ static void ignore_step_signals(void)
 static void daemon_exec(const struct daemon_args *d, int err_fd)
 {
 	char *argv[] = { DAEMON, "-f", "/dev/fd/4", "/dev/fd/3", NULL };
-	char path_env[] = "PATH=/usr/local/bin:/usr/bin:/bin";
+	char path_env[] = "PATH=" PYXIS_CACHE_PATH;
 	char *envp[] = { path_env, NULL };
 	struct stat st;
 	int fd;
@@ -354,7 +354,7 @@ static int valid_point(const char *text, const char *name, uint32_t job, uint32_
 	size_t n;
 
 	n = (size_t)snprintf(prefix, sizeof(prefix), MOUNT_PREFIX "%s.%u.%u.", name, job, step);
-	return strncmp(text, prefix, n) == 0 && strlen(text) == n + 6 && strchr(text, '/') == NULL;
+	return strncmp(text, prefix, n) == 0 && strlen(text) == n + TAIL_ALNUM && strchr(text, '/') == NULL;
 }
 
 /* The mounter did not say what it should have: the daemon's own words first (a bad image), else the mounter's. */

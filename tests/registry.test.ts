@@ -308,7 +308,7 @@ registryTest(
       const out = await command;
       if (as === "root") {
         assert.deepEqual([out.code, out.stderr], [0, ""]);
-        assert.match(out.stdout, new RegExp(`^pyxis_cache_u${NOBODY.uid}_[0-9a-f]{20} absent\n$`));
+        assert.match(out.stdout, new RegExp(`^pyxis_cache_u${NOBODY.uid}_[0-9a-f]{20} absent registry\n$`));
         const made = await Deno.lstat(userDir);
         assert.deepEqual([made.isDirectory, made.uid, made.mode! & 0o7777], [true, NOBODY.uid, 0o700]);
       } else {
