@@ -213,3 +213,15 @@ export async function loadConfig(source: ConfigSource = {}): Promise<Config> {
   }
   return parseConfig([...(args ?? []), ...sets], sets.length ? `${file} and --set` : file);
 }
+
+/**
+ * The configuration when there is one to read (a --set, --no-plugstack, a plugstack named,
+ * or one on this node with the plugin's line), else undefined: `key` works without one.
+ */
+export async function loadConfigIfAny(source: ConfigSource = {}): Promise<Config | undefined> {
+  if ((source.sets ?? []).length || source.noPlugstack || source.plugstack !== undefined) return loadConfig(source);
+  const { readPluginArgs, DEFAULT_PLUGSTACK } = await import("./plugstack.ts");
+  const file = Deno.env.get("PYXIS_CACHE_PLUGSTACK") ?? DEFAULT_PLUGSTACK;
+  const present = await Deno.lstat(file).then(() => true, () => false);
+  return present && (await readPluginArgs(file)) !== undefined ? loadConfig(source) : undefined;
+}

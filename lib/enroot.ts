@@ -4,9 +4,8 @@
  * file, run as the job user with every path enroot writes (cache, data, runtime, temp)
  * inside one work directory that is removed afterwards.
  */
-import { CacheError } from "./errors.ts";
+import { CacheError, NoSpaceError } from "./errors.ts";
 import { SAFE_PATH } from "./layout.ts";
-import { NoSpaceError } from "./unpack.ts";
 import { noSpace, runAsOwner } from "./spawn.ts";
 import { lookupUid, type Owner } from "./users.ts";
 import { readSmall } from "./files.ts";

@@ -8,6 +8,14 @@ export class CacheError extends Error {
   override name = "CacheError";
 }
 
+/**
+ * A child (unsquashfs, enroot import) ran out of space (spawn.ts's noSpace): the caller may
+ * collect and try again (room.ts).
+ */
+export class NoSpaceError extends CacheError {
+  override name = "NoSpaceError";
+}
+
 export function exitCodeFor(error: unknown): number {
   return error instanceof UsageError ? 2 : 1;
 }

@@ -7,102 +7,22 @@ import { collect, fitUserLimit, STALE_AFTER_SECONDS } from "./collect.ts";
 import type { Config } from "./config.ts";
 import type { Creation, Meta } from "./entries.ts";
 import { CacheError, describe } from "./errors.ts";
-import { type Image, imageText, isRegistryImage } from "./identity.ts";
-import type { RegistryImage } from "./resolve.ts";
+import type { Image } from "./identity.ts";
 import { createLockPath, entryPath, lockPath, TEMP_NAME, tempPath, trashPath, userDir } from "./layout.ts";
 import { lockInUserDir } from "./prepare.ts";
 import { placeAsOwner } from "./place.ts";
 import { type Opened, removeTree, touch } from "./files.ts";
 import { truncate, writeAll } from "./libc.ts";
+import { unsquashMakingRoom } from "./room.ts";
+import { imageRecord, type ImageSource, imageText, withSquashfs } from "./source.ts";
 import { unpackedBytes } from "./squashfs.ts";
-import { NoSpaceError, treeBytes, unsquash } from "./unpack.ts";
+import { treeBytes } from "./unpack.ts";
 import { statfsUsage, type UsageSource } from "./usage.ts";
 import { isRoot, type Owner } from "./users.ts";
 
 /** Puts the entry's lock file, holding its record, into the unpacked tree, owned by the job user. */
 function writeLock(config: Config, temp: string, meta: Meta, owner: Owner): Promise<void> {
   return placeAsOwner(config, lockPath(temp), JSON.stringify(meta) + "\n", owner);
-}
-
-/**
- * Runs `attempt`, and when the filesystem fills up, undoes what it left, evicts least
- * recently used entries (never one in use) until `need` bytes are free, and tries again.
- * How much room is needed is known only by trying: at first `need` (0: down to the low
- * watermark), then twice the room the last try had, until nothing more can be evicted.
- */
-export async function makingRoom<T>(
-  config: Config,
-  need: number,
-  attempt: () => Promise<T>,
-  undo: () => Promise<void>,
-  usage?: UsageSource,
-): Promise<T> {
-  let roomOfLastTry = 0;
-  for (let tries = 1;; tries++) {
-    try {
-      return await attempt();
-    } catch (error) {
-      if (!(error instanceof NoSpaceError) || tries > 8) throw error;
-      await undo();
-      need = Math.max(need, roomOfLastTry * 2);
-      const room = {
-        usage,
-        force: true,
-        freeBytes: need,
-        staleAfterSeconds: 0,
-        foreignAfterSeconds: STALE_AFTER_SECONDS,
-      };
-      let freed = await collect(config, room);
-      // Another collector is running: it frees space too. Wait for it, then collect ourselves.
-      let waited = false;
-      for (let i = 0; freed.skipped && i < 40; i++) {
-        waited = true;
-        await new Promise((resolve) => setTimeout(resolve, 250));
-        freed = await collect(config, room);
-      }
-      if (freed.evicted.length === 0 && !waited) throw error;
-      roomOfLastTry = (await (usage ?? statfsUsage)(config.dataPath)).availableBytes;
-    }
-  }
-}
-
-/** Unpacks `image` into `dest` as `owner`, making room on a full disk (see makingRoom). */
-export function unsquashMakingRoom(
-  config: Config,
-  image: Image,
-  dest: string,
-  owner: Owner,
-  usage?: UsageSource,
-): Promise<void> {
-  return makingRoom(config, image.bytes * 2, () => unsquash(image.path, dest, owner), () => removeTree(dest), usage);
-}
-
-/**
- * `enroot import` of a registry image as `owner` into a work directory that is a temporary
- * directory of the entry `image.name` (so that a killed import is cleared away like a killed
- * unpack: by the next creator, or the collector), then `use` of the squashfs it made, then
- * the work directory goes: its squashfs and enroot's layer cache with it.
- */
-export async function withImport<T>(
-  config: Config,
-  image: RegistryImage,
-  owner: Owner,
-  use: (squashfs: Image) => Promise<T>,
-  usage?: UsageSource,
-): Promise<T> {
-  const [{ enrootImport }, { identify }] = await Promise.all([import("./enroot.ts"), import("./identity.ts")]);
-  let work = "";
-  try {
-    const attempt = async () => {
-      work = tempPath(config.dataPath, owner.uid, image.name);
-      await placeAsOwner(config, work, null, owner);
-      return await enrootImport(image.reference, work, owner);
-    };
-    const squashfs = await makingRoom(config, 0, attempt, () => removeTree(work), usage);
-    return await use(await identify(squashfs, owner.uid, "/"));
-  } finally {
-    if (work) await removeTree(work).catch(() => {});
-  }
 }
 
 /**
@@ -168,7 +88,7 @@ async function createEntry(
 }
 
 /** Says in the held creation lock what is being unpacked since when, for `status`. */
-function recordCreation(creating: Opened, image: Image | RegistryImage): void {
+function recordCreation(creating: Opened, image: ImageSource): void {
   const creation: Creation = {
     image: imageText(image),
     startedAt: new Date().toISOString(),
@@ -187,7 +107,7 @@ function recordCreation(creating: Opened, image: Image | RegistryImage): void {
  */
 export async function publish(
   config: Config,
-  image: Image | RegistryImage,
+  image: ImageSource,
   owner: Owner,
   usage?: UsageSource,
   wait = true,
@@ -202,22 +122,10 @@ export async function publish(
     }
     await removeDeadUnpacks(config.dataPath, owner.uid, image.name);
     recordCreation(creating, image);
-    if (isRegistryImage(image)) await importEntry(config, image, owner, usage);
-    else await createEntry(config, image, image.name, { image: image.path }, owner, usage);
+    const create = (squashfs: Image) => createEntry(config, squashfs, image.name, imageRecord(image), owner, usage);
+    await withSquashfs(config, image, owner, create, { usage, creating: true });
     return true;
   } finally {
     creating.close();
   }
-}
-
-/** A registry image: imported as the job user (withImport), then unpacked as any squashfs file. */
-function importEntry(config: Config, image: RegistryImage, owner: Owner, usage?: UsageSource): Promise<void> {
-  const record = { image: image.reference.text, digest: image.digest };
-  return withImport(
-    config,
-    image,
-    owner,
-    (squashfs) => createEntry(config, squashfs, image.name, record, owner, usage),
-    usage,
-  );
 }

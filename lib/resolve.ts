@@ -3,7 +3,8 @@
  * A warm start reads what the node knows (known.ts) and asks the registry only once the
  * configured interval has passed; one caller at a time asks, the others read its answer.
  * A registry that cannot be reached leaves a reference the node knows on its known digest
- * (with a warning); a reference pinned by digest never asks at all.
+ * (with a warning); a reference pinned by digest never asks at all. `key` without a
+ * configuration (no cache root, so no record) asks the registry every time.
  */
 import type { Config } from "./config.ts";
 import { CacheError, describe } from "./errors.ts";
@@ -21,19 +22,31 @@ export interface RegistryImage {
   warning?: string;
 }
 
-export async function identifyReference(config: Config, text: string, owner: Owner): Promise<RegistryImage> {
+export async function identifyReference(
+  config: Config | undefined,
+  text: string,
+  owner: Owner,
+): Promise<RegistryImage> {
   const reference = parseReference(text);
-  let digest = reference.digest;
-  let warning: string | undefined;
-  if (!digest) {
-    const path = await knownPath(config.dataPath, owner.uid, reference.text);
-    let known = readKnown(path, reference.text);
-    if (!known || !isFresh(known, config.registryInterval)) {
-      ({ known, warning } = await ask(config, reference, owner, path));
-    }
-    digest = known.digest;
-  }
+  const { digest, warning } = reference.digest
+    ? { digest: reference.digest }
+    : config
+    ? await throughRecord(config, reference, owner)
+    : { digest: await askRegistry(reference, owner) };
   return { reference, digest, name: await digestName(owner.uid, digest), warning };
+}
+
+/** The digest the node knows, asked again of the registry once the interval has passed. */
+async function throughRecord(
+  config: Config,
+  reference: Reference,
+  owner: Owner,
+): Promise<{ digest: string; warning?: string }> {
+  const path = await knownPath(config.dataPath, owner.uid, reference.text);
+  const known = readKnown(path, reference.text);
+  if (known && isFresh(known, config.registryInterval)) return { digest: known.digest };
+  const asked = await ask(config, reference, owner, path);
+  return { digest: asked.known.digest, warning: asked.warning };
 }
 
 /** Asks the registry, one caller per reference at a time; the rest take its answer. */
@@ -48,13 +61,10 @@ async function ask(
   try {
     const before = readKnown(path, reference.text);
     if (before && isFresh(before, config.registryInterval)) return { known: before };
-    const [{ askDigest, UnreachableError }, { registryOptions }] = await Promise.all([
-      import("./registry.ts"),
-      import("./enroot.ts"),
-    ]);
+    const { UnreachableError } = await import("./registry.ts");
     const now = new Date().toISOString();
     try {
-      const digest = await askDigest(reference, registryOptions(owner));
+      const digest = await askRegistry(reference, owner);
       const known = { reference: reference.text, digest, confirmed: now, asked: now };
       await writeKnown(config, owner, path, known);
       return { known };
@@ -69,4 +79,10 @@ async function ask(
   } finally {
     asking.close();
   }
+}
+
+/** What the registry says the reference's tag names now, with the owner's credentials. */
+async function askRegistry(reference: Reference, owner: Owner): Promise<string> {
+  const [{ askDigest }, { registryOptions }] = await Promise.all([import("./registry.ts"), import("./enroot.ts")]);
+  return await askDigest(reference, registryOptions(owner));
 }

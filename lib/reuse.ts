@@ -1,8 +1,6 @@
 import type { Config } from "./config.ts";
 import { CacheError } from "./errors.ts";
-import { identify, type Image, imageText, isRegistryImage } from "./identity.ts";
-import { isReference } from "./reference.ts";
-import type { RegistryImage } from "./resolve.ts";
+import { identifyImage, imageText, isRegistryImage } from "./source.ts";
 import { createLockPath, ENTRY_STATES, entryPath, IMAGE_KINDS, lockPath } from "./layout.ts";
 import { isHeld } from "./lock.ts";
 import { touch } from "./files.ts";
@@ -59,21 +57,6 @@ function resolveOwner(uid?: number, gid?: number): Owner {
   const group = gid ?? (owner === 0 ? 0 : lookupUid(owner)?.gid);
   if (group === undefined) throw new CacheError(`--uid ${owner}: unknown user, give --gid too`);
   return { uid: owner, gid: group };
-}
-
-/**
- * A squashfs file or a registry reference (the rule: reference.ts's isReference), named
- * for `owner`. A file's warm path loads nothing of the registry's.
- */
-export async function identifyImage(
-  config: Config,
-  image: string,
-  owner: Owner,
-  cwd: string,
-): Promise<Image | RegistryImage> {
-  if (!isReference(image, cwd)) return await identify(image, owner.uid, cwd);
-  const { identifyReference } = await import("./resolve.ts");
-  return await identifyReference(config, image, owner);
 }
 
 /**

@@ -1,5 +1,6 @@
 /**
- * The disk space an image will take once unpacked, read from its inode table
+ * The squashfs 4 format, as far as we read it: the superblock (identity.ts checks every
+ * image's), and the disk space an image will take once unpacked, read from its inode table
  * instead of walking the unpacked tree (a walk of 50,000 files costs most of a
  * second; this reads a few hundred KiB of metadata while unsquashfs runs).
  *
@@ -8,7 +9,63 @@
  * rest: its size) and up to 8 KiB of data, compressed with the image's compressor.
  */
 
-import { type Image, readAt } from "./identity.ts";
+import { CacheError } from "./errors.ts";
+
+/** The squashfs 4 superblock fields we use. */
+export interface Superblock {
+  inodes: number;
+  blockSize: number;
+  compressor: number;
+  bytesUsed: number;
+  /** Where the inode table starts, and the directory table (which ends it). */
+  inodeTableStart: number;
+  directoryTableStart: number;
+}
+
+export const SUPERBLOCK_BYTES = 96;
+
+function readU64(view: DataView, offset: number): number {
+  return Number(view.getBigUint64(offset, true));
+}
+
+/** Parses and checks a squashfs 4 superblock against the file it heads (`path` names it in errors). */
+export function parseSuperblock(block: Uint8Array, fileBytes: number, path: string): Superblock {
+  const view = new DataView(block.buffer, block.byteOffset, block.byteLength);
+  if (block.byteLength < SUPERBLOCK_BYTES || view.getUint32(0, true) !== 0x73717368) {
+    throw new CacheError(`not a squashfs image: ${path}`);
+  }
+  const superblock: Superblock = {
+    inodes: view.getUint32(4, true),
+    blockSize: view.getUint32(12, true),
+    compressor: view.getUint16(20, true),
+    bytesUsed: readU64(view, 40),
+    inodeTableStart: readU64(view, 64), // the first metadata table
+    directoryTableStart: readU64(view, 72),
+  };
+  const blockLog = view.getUint16(22, true);
+  const major = view.getUint16(28, true);
+  const { blockSize, bytesUsed, inodeTableStart } = superblock;
+  if (major !== 4 || blockSize !== 2 ** blockLog || blockSize < 4096 || inodeTableStart > bytesUsed) {
+    throw new CacheError(`corrupt squashfs superblock: ${path}`);
+  }
+  if (bytesUsed > fileBytes) {
+    throw new CacheError(`truncated squashfs image: ${path} (${fileBytes} of ${bytesUsed} bytes)`);
+  }
+  return superblock;
+}
+
+/** Up to `length` bytes of `file` from `offset`: fewer only at the end of the file. */
+export async function readAt(file: Deno.FsFile, offset: number, length: number): Promise<Uint8Array> {
+  const buffer = new Uint8Array(length);
+  await file.seek(offset, Deno.SeekMode.Start);
+  let filled = 0;
+  while (filled < length) {
+    const n = await file.read(buffer.subarray(filled));
+    if (n === null) break;
+    filled += n;
+  }
+  return buffer.subarray(0, filled);
+}
 
 const GZIP = 1; // the only compressor whose blocks we can inflate (zlib streams)
 const METADATA_BLOCK = 8192;
@@ -124,7 +181,7 @@ function tableBytes(table: Uint8Array, inodes: number, blockSize: number): numbe
  * xz, zstd ...) and the caller must measure the unpacked tree instead. The
  * superblock is the one identify() read and checked.
  */
-export async function unpackedBytes(image: Pick<Image, "path" | "superblock">): Promise<number | undefined> {
+export async function unpackedBytes(image: { path: string; superblock: Superblock }): Promise<number | undefined> {
   const { inodes, blockSize, compressor, inodeTableStart, directoryTableStart } = image.superblock;
   if (directoryTableStart <= inodeTableStart) return undefined;
   const file = await Deno.open(image.path, { read: true });

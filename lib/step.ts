@@ -10,13 +10,11 @@
  */
 import type { Config } from "./config.ts";
 import { UsageError } from "./errors.ts";
-import { createLockPath, STEP_NAME, stepName, userDir } from "./layout.ts";
-import { lockExclusive } from "./lock.ts";
+import { STEP_NAME, stepName, userDir } from "./layout.ts";
+import type { Image } from "./identity.ts";
 import { ensureUserDir } from "./prepare.ts";
-import { unsquashMakingRoom, withImport } from "./publish.ts";
-import type { RegistryImage } from "./resolve.ts";
-import { isRegistryImage } from "./identity.ts";
-import { identifyImage } from "./reuse.ts";
+import { unsquashMakingRoom } from "./room.ts";
+import { identifyImage, isRegistryImage, withSquashfs } from "./source.ts";
 import { removeTree } from "./files.ts";
 import type { UsageSource } from "./usage.ts";
 import { self } from "./users.ts";
@@ -71,8 +69,9 @@ export async function createStep(config: Config, options: StepOptions): Promise<
   try {
     await held.lock(false);
     const rootfs = `${path}/rootfs`;
-    if (isRegistryImage(image)) await importForStep(config, image, rootfs, options.usage);
-    else await unsquashMakingRoom(config, image, rootfs, owner, options.usage);
+    const { usage } = options;
+    const unpack = (squashfs: Image) => unsquashMakingRoom(config, squashfs, rootfs, owner, usage);
+    await withSquashfs(config, image, owner, unpack, { usage });
     const warning = isRegistryImage(image) && image.warning ? { warning: image.warning } : {};
     return { name, path, rootfs, ...warning };
   } catch (error) {
@@ -80,28 +79,6 @@ export async function createStep(config: Config, options: StepOptions): Promise<
     throw error;
   } finally {
     held.close();
-  }
-}
-
-/**
- * A registry image for one step: imported (its work directory a temporary directory of
- * the image's entry, which the step does not create) under the entry's creation lock, as
- * a creator of the entry would, so that neither a creator nor the collector takes the
- * work directory for a dead one's.
- */
-async function importForStep(config: Config, image: RegistryImage, rootfs: string, usage?: UsageSource) {
-  const owner = self();
-  const creating = await lockExclusive(createLockPath(config.dataPath, owner.uid, image.name));
-  try {
-    await withImport(
-      config,
-      image,
-      owner,
-      (squashfs) => unsquashMakingRoom(config, squashfs, rootfs, owner, usage),
-      usage,
-    );
-  } finally {
-    creating.close();
   }
 }
 

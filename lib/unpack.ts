@@ -1,14 +1,9 @@
-import { CacheError, describe } from "./errors.ts";
+import { CacheError, describe, NoSpaceError } from "./errors.ts";
 import { walkTree } from "./files.ts";
 import { SAFE_PATH } from "./layout.ts";
 import { chmodAt, unlinkAt } from "./libc.ts";
 import { noSpace, runAsOwner } from "./spawn.ts";
 import { isRoot, type Owner } from "./users.ts";
-
-/** The unpack ran out of space; the caller may collect and try again. */
-export class NoSpaceError extends CacheError {
-  override name = "NoSpaceError";
-}
 
 const ENV = { PATH: SAFE_PATH, LC_ALL: "C" };
 

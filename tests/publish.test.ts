@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { parseConfig } from "../lib/config.ts";
 import { readMeta } from "../lib/entries.ts";
-import { makingRoom } from "../lib/publish.ts";
+import { makingRoom } from "../lib/room.ts";
 import { reuse } from "../lib/reuse.ts";
-import { NoSpaceError } from "../lib/unpack.ts";
+import { NoSpaceError } from "../lib/errors.ts";
 import type { UsageSource } from "../lib/usage.ts";
 import { IS_ROOT, makeImage, tempDir } from "./helpers.ts";
 

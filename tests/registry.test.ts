@@ -100,6 +100,9 @@ registryTest(
 
     const within = await reuse(hour, ref);
     assert.deepEqual([within.json.created, within.json.path], [false, first.json.path], "not asked again yet");
+    // key names what reuse uses: the node's record within the interval; without a configuration it asks.
+    assert.equal(await key(ref, hour), first.json.name);
+    assert.notEqual(await key(ref), first.json.name);
 
     const always = settings(`${dir}/cache`, { container_cache_registry_interval: 0 });
     const after = await reuse(always, ref);
