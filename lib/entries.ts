@@ -2,6 +2,7 @@ import {
   CREATE_NAME,
   ENTRY_NAME,
   LOCK_FILE,
+  MANIFEST_DIGEST,
   MOUNT_NAME,
   RECORD_NAME,
   STAGING_PREFIX,
@@ -12,7 +13,6 @@ import {
 } from "./layout.ts";
 import { openAt, type Opened, openPath } from "./files.ts";
 import * as libc from "./libc.ts";
-import { MANIFEST_DIGEST } from "./reference.ts";
 import { self } from "./users.ts";
 import { describe } from "./errors.ts";
 

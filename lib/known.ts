@@ -8,7 +8,7 @@
 import type { Config } from "./config.ts";
 import { readSmall } from "./files.ts";
 import { placeAsOwner } from "./place.ts";
-import { MANIFEST_DIGEST } from "./reference.ts";
+import { MANIFEST_DIGEST } from "./layout.ts";
 import type { Owner } from "./users.ts";
 
 export interface Known {

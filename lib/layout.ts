@@ -60,6 +60,9 @@ export const USER_GC_LOCK_FILE = ".pyxis_cache_gc.lock";
 
 export const STAGING_PREFIX = ".pyxis_cache_staging.";
 
+/** A registry image's manifest digest, as references pin it and records (an entry's, known.ts's) hold it. */
+export const MANIFEST_DIGEST = /^sha256:[0-9a-f]{64}$/;
+
 const HASH = `[0-9a-f]{${HASH_HEX}}`;
 const ENTRY = String.raw`${ENTRY_PREFIX}\d+_${HASH}`;
 const TAIL = `[A-Za-z0-9]{${TAIL_ALNUM}}`;

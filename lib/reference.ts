@@ -9,7 +9,7 @@
  * Which `--container-image` values are files: see `isReference`.
  */
 import { CacheError } from "./errors.ts";
-import { hashedName } from "./layout.ts";
+import { hashedName, MANIFEST_DIGEST } from "./layout.ts";
 
 export interface Reference {
   /** As given (without `docker://`): what `status` shows. */
@@ -31,7 +31,6 @@ const DOCKER_HUB = "registry-1.docker.io";
 const REPOSITORY = /^[a-z0-9._-]+(\/[a-z0-9._-]+)*$/;
 const TAG = /^[A-Za-z0-9._:-]+$/;
 const DIGEST = /@(sha256:[A-Za-z0-9]+)$/;
-export const MANIFEST_DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 function invalid(text: string, why: string): CacheError {
   return new CacheError(`invalid image reference: ${text} (${why})`);

@@ -8,7 +8,8 @@
  * token from the realm the registry names, or Basic. Loaded only when a tag must be asked.
  */
 import { CacheError, describe } from "./errors.ts";
-import { MANIFEST_DIGEST, type Reference } from "./reference.ts";
+import { MANIFEST_DIGEST } from "./layout.ts";
+import type { Reference } from "./reference.ts";
 
 const LIST_TYPES = [
   "application/vnd.docker.distribution.manifest.list.v2+json",
