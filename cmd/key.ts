@@ -1,6 +1,6 @@
-import { isReference } from "../lib/reference.ts";
-import { identifyImage } from "../lib/source.ts";
-import { isRoot, lookupUid, self } from "../lib/users.ts";
+import { isReference } from "../lib/registry/reference.ts";
+import { identifyImage } from "../lib/cache/source.ts";
+import { isRoot, lookupUid, self } from "../lib/os/users.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configIfAny, parse, required, wholeNumber } from "./options.ts";
 
 export const help = `pyxis-cache key: print the entry name an image has in the cache

@@ -1,6 +1,6 @@
 import type { parseArgs, ParseArgsOptionsConfig } from "node:util";
-import { type Config, loadConfig, loadConfigIfAny } from "../lib/config.ts";
-import { describe, UsageError } from "../lib/errors.ts";
+import { type Config, loadConfig, loadConfigIfAny } from "../lib/config/config.ts";
+import { describe, UsageError } from "../lib/os/errors.ts";
 
 /** Options every command that reads the configuration takes. */
 export const CONFIG_OPTIONS = {

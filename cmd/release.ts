@@ -1,4 +1,4 @@
-import { releaseStep } from "../lib/step.ts";
+import { releaseStep } from "../lib/cache/step.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, parse, required } from "./options.ts";
 
 export const help = `pyxis-cache release: remove a job step's own rootfs

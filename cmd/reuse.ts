@@ -1,5 +1,5 @@
-import { UsageError } from "../lib/errors.ts";
-import { reuse } from "../lib/reuse.ts";
+import { UsageError } from "../lib/os/errors.ts";
+import { reuse } from "../lib/cache/reuse.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, parse, required, wholeNumber } from "./options.ts";
 
 export const help = `pyxis-cache reuse: make sure an image's rootfs is in the cache, and print where

@@ -1,4 +1,4 @@
-import { createStep } from "../lib/step.ts";
+import { createStep } from "../lib/cache/step.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, parse, required, wholeNumber } from "./options.ts";
 
 export const help = `pyxis-cache step: a directory of one job step's own, outside the cache

@@ -44,7 +44,7 @@ struct plugin_config {
 	int user_limit;                 /* container_cache_user_limit, off (0): percent of the cache one user may hold */
 };
 
-/* lib/config.ts's MAX_REGISTRY_INTERVAL: a day. */
+/* lib/config/config.ts's MAX_REGISTRY_INTERVAL: a day. */
 #define MAX_REGISTRY_INTERVAL 86400
 
 /*

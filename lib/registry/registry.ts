@@ -7,8 +7,8 @@
  * `ENROOT_CONFIG_PATH/.credentials` (netrc) has a line for the registry, then a Bearer
  * token from the realm the registry names, or Basic. Loaded only when a tag must be asked.
  */
-import { CacheError, describe } from "./errors.ts";
-import { MANIFEST_DIGEST } from "./layout.ts";
+import { CacheError, describe } from "../os/errors.ts";
+import { MANIFEST_DIGEST } from "../layout.ts";
 import type { Reference } from "./reference.ts";
 
 const LIST_TYPES = [

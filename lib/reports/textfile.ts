@@ -1,4 +1,4 @@
-import type { Config } from "./config.ts";
+import type { Config } from "../config/config.ts";
 import { type Status, status } from "./status.ts";
 
 /**
@@ -8,7 +8,7 @@ import { type Status, status } from "./status.ts";
  */
 export async function exportMetrics(config: Config, file: string, report?: Status): Promise<void> {
   const [{ readGcState }, { writeMetrics }] = await Promise.all([
-    import("./gcstate.ts"),
+    import("../store/gcstate.ts"),
     import("./metrics.ts"),
   ]);
   await writeMetrics(file, report ?? await status(config), await readGcState(config.dataPath));

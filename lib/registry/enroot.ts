@@ -4,11 +4,11 @@
  * file, run as the job user with every path enroot writes (cache, data, runtime, temp)
  * inside one work directory that is removed afterwards.
  */
-import { CacheError, NoSpaceError } from "./errors.ts";
-import { SAFE_PATH } from "./layout.ts";
-import { noSpace, runAsOwner } from "./spawn.ts";
-import { lookupUid, type Owner } from "./users.ts";
-import { readSmall } from "./files.ts";
+import { CacheError, NoSpaceError } from "../os/errors.ts";
+import { SAFE_PATH } from "../layout.ts";
+import { noSpace, runAsOwner } from "../os/spawn.ts";
+import { lookupUid, type Owner } from "../os/users.ts";
+import { readSmall } from "../os/files.ts";
 import type { Reference } from "./reference.ts";
 import type { AskOptions } from "./registry.ts";
 

@@ -7,11 +7,11 @@
  * through a symlink, and checked to be the user's): swapping names afterwards changes
  * nothing, and rename replaces whatever is at the destination name itself.
  */
-import type { Config } from "./config.ts";
-import { CacheError } from "./errors.ts";
-import { openPath } from "./files.ts";
-import { randomSuffix, STAGING_PREFIX } from "./layout.ts";
-import { isRoot, type Owner } from "./users.ts";
+import type { Config } from "../config/config.ts";
+import { CacheError } from "../os/errors.ts";
+import { openPath } from "../os/files.ts";
+import { randomSuffix, STAGING_PREFIX } from "../layout.ts";
+import { isRoot, type Owner } from "../os/users.ts";
 
 /** A file's text, or `null` for an empty directory. */
 export type Content = string | null;
@@ -45,7 +45,7 @@ export async function placeAsOwner(config: Config, dest: string, content: Conten
   try {
     await create(`${staging}/item`, content);
     await Deno.chown(`${staging}/item`, owner.uid, owner.gid);
-    const { AT_FDCWD, renameAt } = await import("./libc.ts");
+    const { AT_FDCWD, renameAt } = await import("../os/libc.ts");
     renameAt(AT_FDCWD, `${staging}/item`, into.fd, dest.slice(slash + 1));
   } finally {
     into.close();

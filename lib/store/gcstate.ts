@@ -3,8 +3,8 @@
  * under `<base>`, read and rewritten only while the collector lock is held,
  * and replaced atomically (temporary file beside it, then rename(2)).
  */
-import { gcStatePath } from "./layout.ts";
-import { openRegular, writeAtomically } from "./files.ts";
+import { gcStatePath } from "../layout.ts";
+import { openRegular, writeAtomically } from "../os/files.ts";
 
 export interface GcState {
   /** Collections that ran (not skipped, not dry runs). */

@@ -7,11 +7,11 @@
  * `<base>/<uid>/<name>` is opened with O_NOFOLLOW (the last component is the
  * only one a user controls) and O_NONBLOCK (a FIFO opens at once, a leased
  * file fails at once), and what lies below it is reached only relative to the
- * descriptor: nothing is looked up by path twice. See lib/libc.ts for why
+ * descriptor: nothing is looked up by path twice. See lib/os/libc.ts for why
  * this goes through the C library.
  */
 import * as libc from "./libc.ts";
-import { randomSuffix } from "./layout.ts";
+import { randomSuffix } from "../layout.ts";
 import { isRoot, self } from "./users.ts";
 
 export type Kind = "file" | "directory";

@@ -1,5 +1,5 @@
-import { CacheError } from "./errors.ts";
-import { hashedName } from "./layout.ts";
+import { CacheError } from "../os/errors.ts";
+import { hashedName } from "../layout.ts";
 import { parseSuperblock, readAt, type Superblock, SUPERBLOCK_BYTES } from "./squashfs.ts";
 
 /** What we know about an image once it has passed its checks. */

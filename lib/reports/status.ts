@@ -1,12 +1,19 @@
-import type { Config } from "./config.ts";
-import { type Creation, type Leftover, type Meta, openEntryLock, scanEntries, validCreation } from "./entries.ts";
-import { createLockPath } from "./layout.ts";
-import { readSmall } from "./files.ts";
-import { isHeld } from "./lock.ts";
-import { round, statfsUsage, type UsageSource } from "./usage.ts";
-import { lookupUid } from "./users.ts";
+import type { Config } from "../config/config.ts";
+import {
+  type Creation,
+  type Leftover,
+  type Meta,
+  openEntryLock,
+  scanEntries,
+  validCreation,
+} from "../store/entries.ts";
+import { createLockPath } from "../layout.ts";
+import { readSmall } from "../os/files.ts";
+import { isHeld } from "../store/lock.ts";
+import { round, statfsUsage, type UsageSource } from "../os/usage.ts";
+import { lookupUid } from "../os/users.ts";
 import { nodeName } from "./node.ts";
-import { holdings, limitBytes } from "./holdings.ts";
+import { holdings, limitBytes } from "../store/holdings.ts";
 
 export interface StatusEntry {
   name: string;

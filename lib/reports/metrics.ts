@@ -3,8 +3,8 @@
  * collector: a status report and the collector's counters, written
  * atomically so that a scrape never reads half a file.
  */
-import type { GcState } from "./gcstate.ts";
-import { writeAtomically } from "./files.ts";
+import type { GcState } from "../store/gcstate.ts";
+import { writeAtomically } from "../os/files.ts";
 import type { Status } from "./status.ts";
 
 /** A label value as the text format wants it. */

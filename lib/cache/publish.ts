@@ -4,21 +4,21 @@
  * lock file, and make it appear under its name with one rename(2).
  */
 import { collect, fitUserLimit, STALE_AFTER_SECONDS } from "./collect.ts";
-import type { Config } from "./config.ts";
-import type { Creation, Meta } from "./entries.ts";
-import { CacheError, describe } from "./errors.ts";
-import type { Image } from "./identity.ts";
-import { createLockPath, entryPath, lockPath, TEMP_NAME, tempPath, trashPath, userDir } from "./layout.ts";
-import { lockInUserDir } from "./prepare.ts";
-import { placeAsOwner } from "./place.ts";
-import { type Opened, removeTree, touch } from "./files.ts";
-import { truncate, writeAll } from "./libc.ts";
+import type { Config } from "../config/config.ts";
+import type { Creation, Meta } from "../store/entries.ts";
+import { CacheError, describe } from "../os/errors.ts";
+import type { Image } from "../images/identity.ts";
+import { createLockPath, entryPath, lockPath, TEMP_NAME, tempPath, trashPath, userDir } from "../layout.ts";
+import { lockInUserDir } from "../store/prepare.ts";
+import { placeAsOwner } from "../store/place.ts";
+import { type Opened, removeTree, touch } from "../os/files.ts";
+import { truncate, writeAll } from "../os/libc.ts";
 import { unsquashMakingRoom } from "./room.ts";
 import { imageRecord, type ImageSource, imageText, withSquashfs } from "./source.ts";
-import { unpackedBytes } from "./squashfs.ts";
-import { treeBytes } from "./unpack.ts";
-import { statfsUsage, type UsageSource } from "./usage.ts";
-import { isRoot, type Owner } from "./users.ts";
+import { unpackedBytes } from "../images/squashfs.ts";
+import { treeBytes } from "../images/unpack.ts";
+import { statfsUsage, type UsageSource } from "../os/usage.ts";
+import { isRoot, type Owner } from "../os/users.ts";
 
 /** Puts the entry's lock file, holding its record, into the unpacked tree, owned by the job user. */
 function writeLock(config: Config, temp: string, meta: Meta, owner: Owner): Promise<void> {

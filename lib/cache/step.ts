@@ -8,16 +8,16 @@
  * locked (LOCK_SH) in between, which is how the collector tells a running
  * step from the leftovers of one that died.
  */
-import type { Config } from "./config.ts";
-import { UsageError } from "./errors.ts";
-import { STEP_NAME, stepName, userDir } from "./layout.ts";
-import type { Image } from "./identity.ts";
-import { ensureUserDir } from "./prepare.ts";
+import type { Config } from "../config/config.ts";
+import { UsageError } from "../os/errors.ts";
+import { STEP_NAME, stepName, userDir } from "../layout.ts";
+import type { Image } from "../images/identity.ts";
+import { ensureUserDir } from "../store/prepare.ts";
 import { unsquashMakingRoom } from "./room.ts";
 import { identifyImage, isRegistryImage, withSquashfs } from "./source.ts";
-import { removeTree } from "./files.ts";
-import type { UsageSource } from "./usage.ts";
-import { self } from "./users.ts";
+import { removeTree } from "../os/files.ts";
+import type { UsageSource } from "../os/usage.ts";
+import { self } from "../os/users.ts";
 
 export interface StepOptions {
   /** Unpacked into `<path>/rootfs`; without one, the directory stays empty. */

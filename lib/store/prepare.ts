@@ -1,10 +1,10 @@
-import type { Config } from "./config.ts";
-import { CacheError } from "./errors.ts";
-import { GC_LOCK_MODE, gcLockPath, userDir } from "./layout.ts";
+import type { Config } from "../config/config.ts";
+import { CacheError } from "../os/errors.ts";
+import { GC_LOCK_MODE, gcLockPath, userDir } from "../layout.ts";
 import { lockExclusive, openLockFile } from "./lock.ts";
-import type { Opened } from "./files.ts";
-import { OsError } from "./libc.ts";
-import { isRoot, type Owner } from "./users.ts";
+import type { Opened } from "../os/files.ts";
+import { OsError } from "../os/libc.ts";
+import { isRoot, type Owner } from "../os/users.ts";
 
 export interface Prepared {
   path: string;

@@ -1,4 +1,4 @@
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../os/errors.ts";
 
 /** The plugin whose plugstack.conf line holds our configuration. */
 export const PLUGIN_FILE = "spank_pyxis_cache.so";

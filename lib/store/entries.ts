@@ -10,11 +10,11 @@ import {
   TEMP_NAME,
   TRASH_NAME,
   USER_GC_LOCK_FILE,
-} from "./layout.ts";
-import { openAt, type Opened, openPath } from "./files.ts";
-import * as libc from "./libc.ts";
-import { self } from "./users.ts";
-import { describe } from "./errors.ts";
+} from "../layout.ts";
+import { openAt, type Opened, openPath } from "../os/files.ts";
+import * as libc from "../os/libc.ts";
+import { self } from "../os/users.ts";
+import { describe } from "../os/errors.ts";
 
 /** What `reuse` records in an entry's lock file when it creates the entry. */
 export interface Meta {

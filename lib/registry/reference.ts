@@ -8,8 +8,8 @@
  *
  * Which `--container-image` values are files: see `isReference`.
  */
-import { CacheError } from "./errors.ts";
-import { hashedName, MANIFEST_DIGEST } from "./layout.ts";
+import { CacheError } from "../os/errors.ts";
+import { hashedName, MANIFEST_DIGEST } from "../layout.ts";
 
 export interface Reference {
   /** As given (without `docker://`): what `status` shows. */

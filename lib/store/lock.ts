@@ -7,8 +7,8 @@
  * new files are created with O_EXCL, and an existing file is used only when
  * the file opened is the regular file that lstat(2) saw.
  */
-import { type Kind, Opened, openPath, openRegular } from "./files.ts";
-import * as libc from "./libc.ts";
+import { type Kind, Opened, openPath, openRegular } from "../os/files.ts";
+import * as libc from "../os/libc.ts";
 
 /** Opens a lock file, creating it (O_EXCL) with `mode` when it does not exist yet. */
 export async function openLockFile(path: string, mode = 0o644): Promise<Deno.FsFile> {
@@ -30,7 +30,7 @@ export async function openLockFile(path: string, mode = 0o644): Promise<Deno.FsF
  * file must still be the one at `path`, or we start again on the new one.
  * The file is in a directory its user can write (root's `reuse --uid` takes
  * it there): it is created with O_EXCL, or opened without following a symlink
- * or waiting on a FIFO (lib/files.ts); while its user holds a lease on it,
+ * or waiting on a FIFO (lib/os/files.ts); while its user holds a lease on it,
  * we wait as for any other holder. Without `wait`, `undefined` when someone
  * else holds it.
  */
@@ -77,7 +77,7 @@ const CREATE_FLAGS = libc.O_RDWR | libc.O_CREAT | libc.O_EXCL | libc.O_NOFOLLOW 
 /**
  * Tries an exclusive lock without waiting, on a lock file (or directory) in a
  * directory a user can write: never through a symlink, never waiting on a
- * FIFO or a lease (lib/files.ts). Returns the open descriptor while holding
+ * FIFO or a lease (lib/os/files.ts). Returns the open descriptor while holding
  * it, `"busy"` when someone holds it (or a lease stands in the way),
  * `"missing"` when there is no regular file (or directory) at `path`.
  */

@@ -1,4 +1,4 @@
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../os/errors.ts";
 
 /** The plugin's settings: the keys of its plugstack.conf line. */
 export interface Config {

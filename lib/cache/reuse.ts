@@ -1,11 +1,11 @@
-import type { Config } from "./config.ts";
-import { CacheError } from "./errors.ts";
+import type { Config } from "../config/config.ts";
+import { CacheError } from "../os/errors.ts";
 import { identifyImage, imageText, isRegistryImage } from "./source.ts";
-import { createLockPath, ENTRY_STATES, entryPath, IMAGE_KINDS, lockPath } from "./layout.ts";
-import { isHeld } from "./lock.ts";
-import { touch } from "./files.ts";
-import type { UsageSource } from "./usage.ts";
-import { isRoot, lookupUid, type Owner, self } from "./users.ts";
+import { createLockPath, ENTRY_STATES, entryPath, IMAGE_KINDS, lockPath } from "../layout.ts";
+import { isHeld } from "../store/lock.ts";
+import { touch } from "../os/files.ts";
+import type { UsageSource } from "../os/usage.ts";
+import { isRoot, lookupUid, type Owner, self } from "../os/users.ts";
 
 export interface ReuseOptions {
   image: string;

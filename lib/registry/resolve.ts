@@ -6,12 +6,12 @@
  * (with a warning); a reference pinned by digest never asks at all. `key` without a
  * configuration (no cache root, so no record) asks the registry every time.
  */
-import type { Config } from "./config.ts";
-import { CacheError, describe } from "./errors.ts";
+import type { Config } from "../config/config.ts";
+import { CacheError, describe } from "../os/errors.ts";
 import { isFresh, type Known, readKnown, writeKnown } from "./known.ts";
-import { knownPath } from "./layout.ts";
+import { knownPath } from "../layout.ts";
 import { digestName, parseReference, type Reference } from "./reference.ts";
-import type { Owner } from "./users.ts";
+import type { Owner } from "../os/users.ts";
 
 export interface RegistryImage {
   reference: Reference;
@@ -56,7 +56,7 @@ async function ask(
   owner: Owner,
   path: string,
 ): Promise<{ known: Known; warning?: string }> {
-  const { lockInUserDir } = await import("./prepare.ts");
+  const { lockInUserDir } = await import("../store/prepare.ts");
   const asking = await lockInUserDir(config, owner, `${path}.lock`);
   try {
     const before = readKnown(path, reference.text);

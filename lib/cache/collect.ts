@@ -1,13 +1,13 @@
-import type { Config } from "./config.ts";
-import { type Entry, mountedAt, openEntryLock, type Scan, scanEntries, shown } from "./entries.ts";
-import { createLockPath, entryPath, GC_LOCK_MODE, gcLockPath, trashPath, userGcLockPath } from "./layout.ts";
-import { recordGcRun } from "./gcstate.ts";
-import { openLockFile, tryLockExclusive } from "./lock.ts";
-import { OutOfTime, removeTree, removeTreeAt } from "./files.ts";
-import { round, statfsUsage, type UsageSource } from "./usage.ts";
-import { isRoot, self } from "./users.ts";
-import { CacheError, describe } from "./errors.ts";
-import { type Holding, holdings, limitBytes } from "./holdings.ts";
+import type { Config } from "../config/config.ts";
+import { type Entry, mountedAt, openEntryLock, type Scan, scanEntries, shown } from "../store/entries.ts";
+import { createLockPath, entryPath, GC_LOCK_MODE, gcLockPath, trashPath, userGcLockPath } from "../layout.ts";
+import { recordGcRun } from "../store/gcstate.ts";
+import { openLockFile, tryLockExclusive } from "../store/lock.ts";
+import { OutOfTime, removeTree, removeTreeAt } from "../os/files.ts";
+import { round, statfsUsage, type UsageSource } from "../os/usage.ts";
+import { isRoot, self } from "../os/users.ts";
+import { CacheError, describe } from "../os/errors.ts";
+import { type Holding, holdings, limitBytes } from "../store/holdings.ts";
 
 export interface CollectOptions {
   dryRun?: boolean;

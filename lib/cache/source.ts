@@ -5,13 +5,13 @@
  * `reuse --no-wait` tells the SPANK stub (which never guesses). A file's warm path loads
  * nothing of the registry's, nor of the cold path's.
  */
-import type { Config } from "./config.ts";
-import { identify, type Image } from "./identity.ts";
-import { createLockPath, tempPath } from "./layout.ts";
-import { isReference } from "./reference.ts";
-import type { RegistryImage } from "./resolve.ts";
-import type { UsageSource } from "./usage.ts";
-import type { Owner } from "./users.ts";
+import type { Config } from "../config/config.ts";
+import { identify, type Image } from "../images/identity.ts";
+import { createLockPath, tempPath } from "../layout.ts";
+import { isReference } from "../registry/reference.ts";
+import type { RegistryImage } from "../registry/resolve.ts";
+import type { UsageSource } from "../os/usage.ts";
+import type { Owner } from "../os/users.ts";
 
 export type ImageSource = Image | RegistryImage;
 
@@ -41,7 +41,7 @@ export async function identifyImage(
   cwd: string,
 ): Promise<ImageSource> {
   if (!isReference(image, cwd)) return await identify(image, owner.uid, cwd);
-  const { identifyReference } = await import("./resolve.ts");
+  const { identifyReference } = await import("../registry/resolve.ts");
   return await identifyReference(config, image, owner);
 }
 
@@ -67,11 +67,11 @@ export async function withSquashfs<T>(
 ): Promise<T> {
   if (!isRegistryImage(image)) return await use(image);
   const [{ enrootImport }, { makingRoom }, { removeTree }, { lockExclusive }, { placeAsOwner }] = await Promise.all([
-    import("./enroot.ts"),
+    import("../registry/enroot.ts"),
     import("./room.ts"),
-    import("./files.ts"),
-    import("./lock.ts"),
-    import("./place.ts"),
+    import("../os/files.ts"),
+    import("../store/lock.ts"),
+    import("../store/place.ts"),
   ]);
   const creating = options.creating
     ? undefined

@@ -5,11 +5,11 @@
  * Read on every warm start of a tag; the registry is asked again only once the
  * configured interval has passed since `asked`.
  */
-import type { Config } from "./config.ts";
-import { readSmall } from "./files.ts";
-import { placeAsOwner } from "./place.ts";
-import { MANIFEST_DIGEST } from "./layout.ts";
-import type { Owner } from "./users.ts";
+import type { Config } from "../config/config.ts";
+import { readSmall } from "../os/files.ts";
+import { placeAsOwner } from "../store/place.ts";
+import { MANIFEST_DIGEST } from "../layout.ts";
+import type { Owner } from "../os/users.ts";
 
 export interface Known {
   reference: string;

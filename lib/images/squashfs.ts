@@ -9,7 +9,7 @@
  * rest: its size) and up to 8 KiB of data, compressed with the image's compressor.
  */
 
-import { CacheError } from "./errors.ts";
+import { CacheError } from "../os/errors.ts";
 
 /** The squashfs 4 superblock fields we use. */
 export interface Superblock {

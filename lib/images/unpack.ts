@@ -1,9 +1,9 @@
-import { CacheError, describe, NoSpaceError } from "./errors.ts";
-import { walkTree } from "./files.ts";
-import { SAFE_PATH } from "./layout.ts";
-import { chmodAt, unlinkAt } from "./libc.ts";
-import { noSpace, runAsOwner } from "./spawn.ts";
-import { isRoot, type Owner } from "./users.ts";
+import { CacheError, describe, NoSpaceError } from "../os/errors.ts";
+import { walkTree } from "../os/files.ts";
+import { SAFE_PATH } from "../layout.ts";
+import { chmodAt, unlinkAt } from "../os/libc.ts";
+import { noSpace, runAsOwner } from "../os/spawn.ts";
+import { isRoot, type Owner } from "../os/users.ts";
 
 const ENV = { PATH: SAFE_PATH, LC_ALL: "C" };
 

@@ -6,9 +6,9 @@
  * the cache's), by walking it: the blocks it takes, each inode once.
  */
 import { type Entry, type Leftover, mountedAt, type Scan, shown } from "./entries.ts";
-import { walkTree } from "./files.ts";
-import * as libc from "./libc.ts";
-import { describe } from "./errors.ts";
+import { walkTree } from "../os/files.ts";
+import * as libc from "../os/libc.ts";
+import { describe } from "../os/errors.ts";
 
 export interface Holding {
   uid: number;

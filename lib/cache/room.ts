@@ -3,13 +3,13 @@
  * collector evicts least recently used entries (never one in use), and it tries again.
  */
 import { collect, STALE_AFTER_SECONDS } from "./collect.ts";
-import type { Config } from "./config.ts";
-import { NoSpaceError } from "./errors.ts";
-import { removeTree } from "./files.ts";
-import type { Image } from "./identity.ts";
-import { unsquash } from "./unpack.ts";
-import { statfsUsage, type UsageSource } from "./usage.ts";
-import type { Owner } from "./users.ts";
+import type { Config } from "../config/config.ts";
+import { NoSpaceError } from "../os/errors.ts";
+import { removeTree } from "../os/files.ts";
+import type { Image } from "../images/identity.ts";
+import { unsquash } from "../images/unpack.ts";
+import { statfsUsage, type UsageSource } from "../os/usage.ts";
+import type { Owner } from "../os/users.ts";
 
 /** How many times an attempt runs at most: the first, and one after each collection. */
 export const TRIES = 9;

@@ -4,7 +4,7 @@
  * view: the reports may be concatenated, one per line or not, and lines may
  * carry `srun --label` prefixes; anything between reports is skipped.
  */
-import { describe, UsageError } from "./errors.ts";
+import { describe, UsageError } from "../os/errors.ts";
 import type { Status } from "./status.ts";
 
 /** Splits text into the top-level JSON objects it holds, skipping what lies between them. */
