@@ -18,8 +18,9 @@ seconds; when it cannot be reached, the digest this node knows serves (with a
 warning on stderr). enroot reads ENROOT_CONFIG_PATH (default
 ~/.config/enroot, with its .credentials) and ENROOT_ALLOW_HTTP from here.
 
-  --image IMG          a squashfs file (a path starting with / or ., or a file in the
-                       cwd), or a registry reference [docker://][USER@][REGISTRY#]IMAGE[:TAG|@DIGEST]
+  --image IMG          a squashfs file (a path starting with / or ., a bare name ending in
+                       .sqsh, .sqfs or .squashfs, or a file in the cwd), or a registry
+                       reference [docker://][USER@][REGISTRY#]IMAGE[:TAG|@DIGEST]
   --uid N, --gid N     the job user (root only may name another user; default: yourself)
   --json               print {name, path, lock, created, state, kind, seconds, image, uid} (and digest, warning)
   --name-only          print only the entry's name (what the SPANK stub reads: it

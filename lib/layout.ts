@@ -43,8 +43,10 @@ export const STEP_PREFIX = ".pyxis_cache_step_";
 /** The random tail of a mount point's and a step directory's name: letters and digits (mkdtemp's six). */
 export const TAIL_ALNUM = 6;
 /**
- * The PATH the command's children start with, and the one the stub finds runtimes in and puts
- * before slurmd's for its own children: the system's directories, whatever the caller's PATH says.
+ * The system's directories, whatever the caller's PATH says: the command's unsquashfs gets this
+ * PATH (and enroot it when the command has none). In the stub (PYXIS_CACHE_PATH): the start of
+ * the PATH of the command it runs (slurmd's follows), the squashfuse daemon's PATH, and where a
+ * runtime is looked for when slurmd has no PATH.
  */
 export const SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /** `reuse --no-wait`'s reply: `<name> <state> <kind>`, a word of each (reuse.ts). */

@@ -39,7 +39,7 @@ export function header(): string {
     "/* A step's own directory: STEP_PREFIX, <job>.<step>., TAIL_ALNUM letters and digits. */",
     `#define STEP_PREFIX ${cString(layout.STEP_PREFIX)}`,
     `#define TAIL_ALNUM ${layout.TAIL_ALNUM}`,
-    "/* Where runtimes are found, and the start of every child's PATH. */",
+    "/* The system's directories: see SAFE_PATH in lib/layout.ts for who gets them. */",
     `#define PYXIS_CACHE_PATH ${cString(layout.SAFE_PATH)}`,
     "",
     ...words("entry_state", "ENTRY", layout.ENTRY_STATES, "reuse --no-wait's reply, its second word"),

@@ -1,8 +1,8 @@
 /*
  * Cache mode's start in user_init: a warm step locks its entry; a cold one,
  * where FUSE is available, starts the entry's creator in the background and
- * runs from a squashfuse_ll mount of the image meanwhile (fuse.c); otherwise,
- * or with container_cache_fuse=no, it waits for the unpack as before.
+ * runs from a squashfuse_ll mount of the image meanwhile (fuse.c); otherwise
+ * (a registry image, no FUSE, container_cache_fuse=no) it waits for the unpack.
  */
 #ifndef PYXIS_CACHE_COLD_H
 #define PYXIS_CACHE_COLD_H

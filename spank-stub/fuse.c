@@ -453,8 +453,13 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 		snprintf(err, errlen, "%s was removed before it was locked", m->point);
 	if (locked <= 0)
 		goto fail;
+	/* pidfd_getfd: Linux 5.6 and headers that know it; without, no mount (the step waits for the unpack). */
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
 	mounter.pidfd = (int)syscall(SYS_pidfd_open, mounter.pid, 0);
 	d.fd = mounter.pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, mounter.pidfd, msg.value, 0);
+#else
+	errno = ENOSYS;
+#endif
 	if (d.fd < 0) {
 		snprintf(err, errlen, "take the FUSE descriptor: %m");
 		goto fail;
@@ -469,7 +474,9 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const char *user
 	if (daemon == 0)
 		daemon_exec(&d, daemon_err_fd);
 	m->daemon = daemon;
+#ifdef SYS_pidfd_open
 	m->daemon_pidfd = (int)syscall(SYS_pidfd_open, daemon, 0);
+#endif
 	close(d.fd);
 	d.fd = -1;
 	send_message(to_mounter[1], 'g', 0, NULL);

@@ -7,7 +7,7 @@
   fuse_attack.py swap SECONDS MARKER USER_DIR IMAGE FIFO_LINK
       when the step's mount point appears in USER_DIR, rename FIFO_LINK (a symlink to a
       FIFO) over IMAGE (the symlink the step's image names); then take the daemon's
-      /dev/fuse descriptor, answer FUSE_INIT and nothing after it (issue 19 item 4)
+      /dev/fuse descriptor, answer FUSE_INIT and nothing after it
 
 MARKER gets one line per step of the attack (pid <own pid>, stolen <daemon pid>, holding <opcode>, ...). Every loop
 ends after SECONDS; the descriptor then closes with the process.
