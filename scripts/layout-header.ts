@@ -23,24 +23,37 @@ function words(type: string, prefix: string, list: readonly string[], comment: s
   ];
 }
 
+/** Each #define: its C name, its value, and what a comment before it says. */
+const DEFINES: [string, string | number, string?][] = [
+  ["ENTRY_PREFIX", layout.ENTRY_PREFIX, "An entry's name: ENTRY_PREFIX, the uid, '_', HASH_HEX hex digits."],
+  ["HASH_HEX", layout.HASH_HEX],
+  ["LOCK_FILE", layout.LOCK_FILE, "In an entry: held shared while a step uses it."],
+  [
+    "MOUNT_PREFIX",
+    layout.MOUNT_PREFIX,
+    "A cold step's mount point: MOUNT_PREFIX, the entry's name, .<job>.<step>., TAIL_ALNUM letters and digits.",
+  ],
+  [
+    "STEP_PREFIX",
+    layout.STEP_PREFIX,
+    "A step's own directory: STEP_PREFIX, <job>.<step>., TAIL_ALNUM letters and digits.",
+  ],
+  ["TAIL_ALNUM", layout.TAIL_ALNUM],
+  ["PYXIS_CACHE_PATH", layout.SAFE_PATH, "The system's directories: see SAFE_PATH in lib/layout.ts for who gets them."],
+];
+
+function define([name, value, comment]: [string, string | number, string?]): string[] {
+  const line = `#define ${name} ${typeof value === "number" ? value : cString(value)}`;
+  return comment ? [`/* ${comment} */`, line] : [line];
+}
+
 export function header(): string {
   return [
     "/* Generated from lib/layout.ts by scripts/layout-header.ts (spank-stub/Makefile): do not edit. */",
     "#ifndef PYXIS_CACHE_LAYOUT_GEN_H",
     "#define PYXIS_CACHE_LAYOUT_GEN_H",
     "",
-    "/* An entry's name: ENTRY_PREFIX, the uid, '_', HASH_HEX hex digits. */",
-    `#define ENTRY_PREFIX ${cString(layout.ENTRY_PREFIX)}`,
-    `#define HASH_HEX ${layout.HASH_HEX}`,
-    "/* In an entry: held shared while a step uses it. */",
-    `#define LOCK_FILE ${cString(layout.LOCK_FILE)}`,
-    "/* A cold step's mount point: MOUNT_PREFIX, the entry's name, .<job>.<step>., TAIL_ALNUM letters and digits. */",
-    `#define MOUNT_PREFIX ${cString(layout.MOUNT_PREFIX)}`,
-    "/* A step's own directory: STEP_PREFIX, <job>.<step>., TAIL_ALNUM letters and digits. */",
-    `#define STEP_PREFIX ${cString(layout.STEP_PREFIX)}`,
-    `#define TAIL_ALNUM ${layout.TAIL_ALNUM}`,
-    "/* The system's directories: see SAFE_PATH in lib/layout.ts for who gets them. */",
-    `#define PYXIS_CACHE_PATH ${cString(layout.SAFE_PATH)}`,
+    ...DEFINES.flatMap(define),
     "",
     ...words("entry_state", "ENTRY", layout.ENTRY_STATES, "reuse --no-wait's reply, its second word"),
     ...words("image_kind", "IMAGE", layout.IMAGE_KINDS, "and its third"),
