@@ -470,8 +470,8 @@ async function p6(image: string, runtime: "bwrap" | "enroot", id: string): Promi
   }
 }
 
-// P10: a cold step today (it waits for the unpack: container_cache_fuse=no) against a cold
-// step from a FUSE mount (issue 14), each configuration's rounds one after the other.
+// P10: a cold step that waits for the unpack (container_cache_fuse=no) against a cold
+// step from a FUSE mount, each configuration's rounds one after the other.
 async function p10(image: string): Promise<void> {
   const what =
     `\`srun --container-cache … true\` cold, waiting for the unpack / from a FUSE mount (${MEGABYTES} MB image)`;

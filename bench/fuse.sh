@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 14's file-access and publish figures, as root, side by side in one run:
+# The FUSE mount's file-access and publish figures (docs/performance.md), as root, side by side in one run:
 #   bash bench/fuse.sh IMAGE [REPS]      (FUSE_ONLY=F1 or F2: one figure only)
 # F1  a job's own file access on a cold step's FUSE mount vs on the entry that
 #     replaces it (a metadata walk: find + lstat of every name; a full read of

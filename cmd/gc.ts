@@ -1,8 +1,8 @@
-import { shown } from "../lib/entries.ts";
-import { collect, type Collection, STALE_AFTER_SECONDS, USER_SECONDS } from "../lib/collect.ts";
-import { type Level, Log } from "../lib/journal.ts";
+import { shown } from "../lib/store/entries.ts";
+import { collect, type Collection, STALE_AFTER_SECONDS, USER_SECONDS } from "../lib/cache/collect.ts";
+import { type Level, Log } from "../lib/reports/journal.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, formatBytes, parse, wholeNumber } from "./options.ts";
-import { describe } from "../lib/errors.ts";
+import { describe } from "../lib/os/errors.ts";
 
 export const help = `pyxis-cache gc: keep the cache filesystem between its watermarks
 
@@ -118,7 +118,7 @@ export async function run(args: string[]): Promise<number> {
     failed ||= values["fail-if-full"] ?? false;
   }
   if (values.prometheus !== undefined) {
-    const { exportMetrics } = await import("../lib/textfile.ts");
+    const { exportMetrics } = await import("../lib/reports/textfile.ts");
     try {
       await exportMetrics(config, values.prometheus);
     } catch (error) {

@@ -1,5 +1,5 @@
 /** pyxis-cache: the entry point only dispatches; each subcommand lives in its own file. */
-import { describe, exitCodeFor } from "../lib/errors.ts";
+import { describe, exitCodeFor } from "../lib/os/errors.ts";
 
 interface Command {
   help: string;

@@ -1,6 +1,6 @@
 import type { parseArgs, ParseArgsOptionsConfig } from "node:util";
-import { type Config, loadConfig } from "../lib/config.ts";
-import { describe, UsageError } from "../lib/errors.ts";
+import { type Config, loadConfig, loadConfigIfAny } from "../lib/config/config.ts";
+import { describe, UsageError } from "../lib/os/errors.ts";
 
 /** Options every command that reads the configuration takes. */
 export const CONFIG_OPTIONS = {
@@ -64,8 +64,15 @@ export async function parse<T extends ParseArgsOptionsConfig>(args: string[], op
   }
 }
 
-export function configFrom(values: { plugstack?: string; "no-plugstack"?: boolean; set?: string[] }): Promise<Config> {
+type ConfigValues = { plugstack?: string; "no-plugstack"?: boolean; set?: string[] };
+
+export function configFrom(values: ConfigValues): Promise<Config> {
   return loadConfig({ plugstack: values.plugstack, noPlugstack: values["no-plugstack"], sets: values.set });
+}
+
+/** configFrom, when there is a configuration to read (see loadConfigIfAny). */
+export function configIfAny(values: ConfigValues): Promise<Config | undefined> {
+  return loadConfigIfAny({ plugstack: values.plugstack, noPlugstack: values["no-plugstack"], sets: values.set });
 }
 
 /** A uid, gid or count: a whole number, or a usage error naming the option. */

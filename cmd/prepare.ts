@@ -1,4 +1,4 @@
-import { prepare } from "../lib/prepare.ts";
+import { prepare } from "../lib/store/prepare.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, parse, required, wholeNumber } from "./options.ts";
 
 export const help = `pyxis-cache prepare: create or repair a user's cache directory (root only)

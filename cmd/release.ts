@@ -1,6 +1,6 @@
-import { releaseNamed } from "../lib/named.ts";
-import { releaseStep } from "../lib/step.ts";
-import { UsageError } from "../lib/errors.ts";
+import { releaseNamed } from "../lib/store/named.ts";
+import { releaseStep } from "../lib/cache/step.ts";
+import { UsageError } from "../lib/os/errors.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, parse } from "./options.ts";
 
 export const help = `pyxis-cache release: remove a job step's own rootfs, or a job's named containers

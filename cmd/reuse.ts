@@ -1,5 +1,5 @@
-import { UsageError } from "../lib/errors.ts";
-import { reuse } from "../lib/reuse.ts";
+import { UsageError } from "../lib/os/errors.ts";
+import { reuse } from "../lib/cache/reuse.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, parse, required, wholeNumber } from "./options.ts";
 
 export const help = `pyxis-cache reuse: make sure an image's rootfs is in the cache, and print where
@@ -18,18 +18,20 @@ seconds; when it cannot be reached, the digest this node knows serves (with a
 warning on stderr). enroot reads ENROOT_CONFIG_PATH (default
 ~/.config/enroot, with its .credentials) and ENROOT_ALLOW_HTTP from here.
 
-  --image IMG          a squashfs file (a path starting with / or ., or a file in the
-                       cwd), or a registry reference [docker://][USER@][REGISTRY#]IMAGE[:TAG|@DIGEST]
+  --image IMG          a squashfs file (a path starting with / or ., a bare name ending in
+                       .sqsh, .sqfs or .squashfs, or a file in the cwd), or a registry
+                       reference [docker://][USER@][REGISTRY#]IMAGE[:TAG|@DIGEST]
   --uid N, --gid N     the job user (root only may name another user; default: yourself)
-  --json               print {name, path, lock, created, state, seconds, image, uid} (and
+  --json               print {name, path, lock, created, state, kind, seconds, image, uid} (and
                        digest, warning for a registry image; device, inode for a file)
   --name-only          print only the entry's name (what the SPANK stub reads: it
                        builds <base>/<uid>/NAME itself)
   --no-wait            create nothing and wait for nothing: print the path (the name with
-                       --name-only) and the entry's state, one of ready, unpacking (a creator
-                       is at work) or absent (what the stub asks before it mounts the image
-                       for a cold step); for a squashfs file, then the device and inode of
-                       the file identified (the stub's FUSE daemon reads only that file)
+                       --name-only), the entry's state, one of ready, unpacking (a creator
+                       is at work) or absent, and what IMG is, file or registry (what the
+                       stub asks before it mounts the image for a cold step); for a file,
+                       then the device and inode of the file identified (the stub's FUSE
+                       daemon reads only that file)
   --unless-busy        create the entry unless a creator is at work already; then exit
                        at once, state unpacking (the stub's background creator)
 
@@ -63,6 +65,7 @@ export async function run(args: string[]): Promise<number> {
   if (reused.warning) console.error(`pyxis-cache: reuse: warning: ${reused.warning}`);
   const shown = values["name-only"] ? reused.name : reused.path;
   const file = reused.inode === undefined ? "" : ` ${reused.device} ${reused.inode}`;
-  console.log(values.json ? JSON.stringify(reused) : mode === "wait" ? shown : `${shown} ${reused.state}${file}`);
+  const reply = mode === "wait" ? shown : `${shown} ${reused.state} ${reused.kind}${file}`;
+  console.log(values.json ? JSON.stringify(reused) : reply);
   return 0;
 }

@@ -1,6 +1,6 @@
-import { shown } from "../lib/entries.ts";
-import { describe } from "../lib/errors.ts";
-import { type Status, status } from "../lib/status.ts";
+import { shown } from "../lib/store/entries.ts";
+import { describe } from "../lib/os/errors.ts";
+import { type Status, status } from "../lib/reports/status.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, formatBytes, parse } from "./options.ts";
 
 export const help = `pyxis-cache status: filesystem use against the watermarks, and every entry
@@ -86,7 +86,7 @@ function userTable(s: Status): string {
  * The report as JSON, each element of its lists on a line of its own. srun carries a task's
  * output in messages of at most 1024 bytes, and a longer line from one node is cut and
  * interleaved with the others' (with --label, each piece labelled): lines this short reach
- * `status --merge` whole, and with --label it takes each node's lines apart (lib/merge.ts).
+ * `status --merge` whole, and with --label it takes each node's lines apart (lib/reports/merge.ts).
  */
 function linedJson(report: Status): string {
   const fields = Object.entries(report).map(([key, value]) =>
@@ -145,7 +145,7 @@ function takeMerge(args: string[]): { files: string[] | undefined; rest: string[
 }
 
 async function runMerge(files: string[], json: boolean): Promise<number> {
-  const { merge, parseReports } = await import("../lib/merge.ts");
+  const { merge, parseReports } = await import("../lib/reports/merge.ts");
   const reports: Status[] = [];
   for (const file of files.length ? files : ["-"]) {
     const text = file === "-" ? await new Response(Deno.stdin.readable).text() : await Deno.readTextFile(file);
@@ -170,7 +170,7 @@ export async function run(args: string[]): Promise<number> {
   for (const problem of result.problems) console.error(`pyxis-cache: status: ${problem}`);
   if (values.prometheus !== undefined) {
     try {
-      const { exportMetrics } = await import("../lib/textfile.ts");
+      const { exportMetrics } = await import("../lib/reports/textfile.ts");
       await exportMetrics(config, values.prometheus, result);
     } catch (error) {
       console.error(`pyxis-cache: status: ${values.prometheus}: cannot write metrics: ${describe(error)}`);

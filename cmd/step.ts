@@ -1,4 +1,4 @@
-import { createStep } from "../lib/step.ts";
+import { createStep } from "../lib/cache/step.ts";
 import { COMMON_HELP, CONFIG_HELP, CONFIG_OPTIONS, configFrom, parse, required, wholeNumber } from "./options.ts";
 
 export const help = `pyxis-cache step: a directory of one job step's own, outside the cache
@@ -14,8 +14,9 @@ directory stays empty, for enroot's own paths of the step.
 'pyxis-cache release --name NAME' removes it; the collector removes one whose
 step died (it is unlocked).
 
-  --image IMG          a squashfs file (a path starting with / or ., or a file in the
-                       cwd), or a registry reference [docker://][USER@][REGISTRY#]IMAGE[:TAG|@DIGEST]
+  --image IMG          a squashfs file (a path starting with / or ., a bare name ending in
+                       .sqsh, .sqfs or .squashfs, or a file in the cwd), or a registry
+                       reference [docker://][USER@][REGISTRY#]IMAGE[:TAG|@DIGEST]
   --job N, --step N    Slurm's job and step ids (part of the name)
 
 ${CONFIG_HELP}

@@ -34,38 +34,76 @@
  *                                              (`release --job`), or by the collector once unused for long
  */
 
-import { randomSuffix } from "./files.ts";
+/*
+ * What the SPANK stub shares with the command. spank-stub/layout.gen.h is generated from these
+ * (scripts/layout-header.ts, run by spank-stub/Makefile), and tests/protocol.test.ts fails when
+ * the stub spells any of them itself.
+ */
+
+/** The hash in an entry's name: the first 80 bits of SHA-256, in hex digits. */
+export const HASH_HEX = 20;
+/** An entry's name: this, the uid, `_`, the hash. */
+export const ENTRY_PREFIX = "pyxis_cache_u";
+/** In an entry: held shared while a step uses it; holds the entry's record. */
+export const LOCK_FILE = ".pyxis_cache_lock";
+/** A cold step's mount point: this, the entry's name, `.<job>.<step>.`, the tail. */
+export const MOUNT_PREFIX = ".pyxis_cache_mnt.";
+/** A step's own directory: this, `<job>.<step>.`, the tail. */
+export const STEP_PREFIX = ".pyxis_cache_step_";
+/** The random tail of a mount point's and a step directory's name: letters and digits (mkdtemp's six). */
+export const TAIL_ALNUM = 6;
+/**
+ * The system's directories, whatever the caller's PATH says: the command's unsquashfs gets this
+ * PATH (and enroot it when the command has none). In the stub (PYXIS_CACHE_PATH): the start of
+ * the PATH of the command it runs (slurmd's follows), the squashfuse daemon's PATH, and where a
+ * runtime is looked for when slurmd has no PATH.
+ */
+export const SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/** `reuse --no-wait`'s reply: `<name> <state> <kind>`, a word of each (reuse.ts). */
+export const ENTRY_STATES = ["ready", "unpacking", "absent"] as const;
+export const IMAGE_KINDS = ["file", "registry"] as const;
 
 export const GC_LOCK_FILE = "pyxis-container-cache-gc.lock";
 /** Only root may open the global collector lock: a user holding it would stop every collection. */
 export const GC_LOCK_MODE = 0o600;
 export const GC_STATE_FILE = "pyxis-cache-gc.state.json";
-export const LOCK_FILE = ".pyxis_cache_lock";
 /** A user's own collector lock, in `<base>/<uid>`. */
 export const USER_GC_LOCK_FILE = ".pyxis_cache_gc.lock";
 
 export const STAGING_PREFIX = ".pyxis_cache_staging.";
 
-export const ENTRY_NAME = /^pyxis_cache_u(\d+)_([0-9a-f]{20})$/;
-export const TEMP_NAME = /^\.pyxis_cache_tmp\.(pyxis_cache_u\d+_[0-9a-f]{20})\.[0-9a-f]+$/;
-export const CREATE_NAME = /^\.pyxis_cache_create\.(pyxis_cache_u\d+_[0-9a-f]{20})$/;
-export const TRASH_NAME = /^\.pyxis_cache_trash\.(pyxis_cache_u\d+_[0-9a-f]{20})\.[0-9a-f]+$/;
+/** A registry image's manifest digest, as references pin it and records (an entry's, known.ts's) hold it. */
+export const MANIFEST_DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+const HASH = `[0-9a-f]{${HASH_HEX}}`;
+const ENTRY = String.raw`${ENTRY_PREFIX}\d+_${HASH}`;
+const TAIL = `[A-Za-z0-9]{${TAIL_ALNUM}}`;
+const dots = (text: string) => text.replaceAll(".", "\\.");
+export const ENTRY_NAME = new RegExp(String.raw`^${ENTRY_PREFIX}(\d+)_(${HASH})$`);
+export const TEMP_NAME = new RegExp(String.raw`^\.pyxis_cache_tmp\.(${ENTRY})\.[0-9a-f]+$`);
+export const CREATE_NAME = new RegExp(String.raw`^\.pyxis_cache_create\.(${ENTRY})$`);
+export const TRASH_NAME = new RegExp(String.raw`^\.pyxis_cache_trash\.(${ENTRY})\.[0-9a-f]+$`);
 /** A registry reference's record (known.ts), its lock, or a record being written. */
-export const RECORD_NAME = /^\.pyxis_cache_ref\.[0-9a-f]{20}(\.lock|\.[0-9a-f]+\.new)?$/;
-export const MOUNT_NAME = /^\.pyxis_cache_mnt\.(pyxis_cache_u\d+_[0-9a-f]{20})\.\d+\.\d+\.[A-Za-z0-9]{6}$/;
-export const STEP_NAME = /^\.pyxis_cache_step_\d+\.\d+\.[A-Za-z0-9]{6}$/;
+export const RECORD_NAME = new RegExp(String.raw`^\.pyxis_cache_ref\.${HASH}(\.lock|\.[0-9a-f]+\.new)?$`);
+export const MOUNT_NAME = new RegExp(String.raw`^${dots(MOUNT_PREFIX)}(${ENTRY})\.\d+\.\d+\.${TAIL}$`);
+export const STEP_NAME = new RegExp(String.raw`^${dots(STEP_PREFIX)}\d+\.\d+\.${TAIL}$`);
 /** A named container's directory: the job's (or `g`, container_scope=global), and the name in hex. */
 export const NAMED_NAME = /^\.pyxis_cache_named\.(\d+|g)\.((?:[0-9a-f]{2}){1,100})$/;
 
+/** A random hex suffix for temporary names. */
+export function randomSuffix(): string {
+  return crypto.getRandomValues(new Uint32Array(1))[0]!.toString(16);
+}
+
 export function entryName(uid: number, hash: string): string {
-  return `pyxis_cache_u${uid}_${hash}`;
+  return `${ENTRY_PREFIX}${uid}_${hash}`;
 }
 
 /** The first 80 bits of SHA-256 over `material`, in hex: the hash of names. */
 export async function shortHash(material: Uint8Array<ArrayBuffer> | string): Promise<string> {
   const bytes = typeof material === "string" ? new TextEncoder().encode(material) : material;
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return Array.from(digest.subarray(0, 10), (b) => b.toString(16).padStart(2, "0")).join("");
+  return Array.from(digest.subarray(0, HASH_HEX / 2), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** The entry name whose hash covers `material`. */
@@ -116,5 +154,5 @@ export function trashPath(base: string, uid: number, name: string): string {
 
 /** A new name for a step's own rootfs directory (matches STEP_NAME; the stub checks it too). */
 export function stepName(job: number, step: number): string {
-  return `.pyxis_cache_step_${job}.${step}.${randomSuffix().padStart(8, "0").slice(-6)}`;
+  return `${STEP_PREFIX}${job}.${step}.${randomSuffix().padStart(8, "0").slice(-TAIL_ALNUM)}`;
 }

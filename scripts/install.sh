@@ -36,7 +36,7 @@ do_install() {
     exit 1
   fi
   local f
-  for f in mod.ts cmd/*.ts lib/*.ts; do
+  for f in mod.ts cmd/*.ts lib/*.ts lib/*/*.ts; do
     [[ $f == *_test.ts ]] || put 644 "$f" "$PKGLIBDIR/$f"
   done
   put 755 bin/pyxis-cache "$PKGLIBDIR/bin/pyxis-cache"

@@ -465,8 +465,8 @@ struct exec_args {
  * ours, then slurmd's (where enroot is, as for the runtime: the command runs
  * `enroot import` for a registry image); as the job user, the job's
  * ENROOT_CONFIG_PATH and ENROOT_ALLOW_HTTP too, which enroot and the command's
- * digest lookup read for that user's own import. As before the split, a
- * child whose uid is 0 gets HOME=/root.
+ * digest lookup read for that user's own import. A child whose uid is 0
+ * gets HOME=/root.
  */
 static int exec_fn(void *arg)
 {

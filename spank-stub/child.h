@@ -35,8 +35,9 @@ int child_find_executable(const char *name, const char *path, char *buf, size_t 
 
 /*
  * Run argv (argv[0] an absolute path) in a child as the job user (user !=
- * NULL) or as root (NULL), with cwd as working directory and only PATH and
- * HOME in its environment; its stdout and stderr land in output. Returns the
+ * NULL) or as root (NULL), with cwd as working directory and a small fixed
+ * environment (PATH, HOME, and as the job user the job's ENROOT_CONFIG_PATH and
+ * ENROOT_ALLOW_HTTP when set: child.c's exec_fn); its stdout and stderr land in output. Returns the
  * exit status (signals as 128+N), or -1 with the reason in output->err (also
  * when it was stopped, or ran over CHILD_TIMEOUT_SECONDS: then it is killed).
  */

@@ -170,6 +170,18 @@ static int cli_run_as_user(struct plugin_context *ctx, const char *sub, const ch
 	return cli_run(ctx, sub, args, nargs, &ctx->job, ctx->job.cwd, 0, output, err, errlen);
 }
 
+/* The index of word in words (n of them), or -1. */
+static int word_index(const char *word, const char *const *words, int n)
+{
+	int i;
+
+	for (i = 0; i < n; ++i) {
+		if (strcmp(word, words[i]) == 0)
+			return i;
+	}
+	return -1;
+}
+
 /* A whole decimal number and nothing else. */
 static int whole_number(const char *text, unsigned long long *value)
 {
@@ -183,22 +195,25 @@ static int whole_number(const char *text, unsigned long long *value)
 }
 
 /*
- * Cut "reuse --no-wait"'s reply "<name> <state>[ <dev> <ino>]" after the name (the
- * device and inode of the file identified: a squashfs file's, not a registry image's);
+ * Cut "reuse --no-wait"'s reply "<name> <state> <kind>[ <dev> <ino>]" after the name
+ * (the device and inode of the file identified: a file's, never a registry image's);
  * -1 if it is not one.
  */
-static int reply_state(char *out, enum entry_state *state, struct file_id *file)
+static int reply_words(char *out, struct reuse_reply *reply)
 {
-	static const char *const words[] = { [ENTRY_READY] = "ready", [ENTRY_UNPACKING] = "unpacking",
-					     [ENTRY_ABSENT] = "absent" };
-	char *space = strchr(out, ' '), *dev, *ino = NULL;
+	static const char *const states[] = ENTRY_STATE_WORDS;
+	static const char *const kinds[] = IMAGE_KIND_WORDS;
+	char *state = strchr(out, ' ');
+	char *kind = state == NULL ? NULL : strchr(state + 1, ' ');
+	char *dev, *ino = NULL;
 	struct file_id id = { 0 };
-	int i;
+	int s, k;
 
-	if (space == NULL)
+	if (kind == NULL)
 		return -1;
-	*space = '\0';
-	dev = strchr(space + 1, ' ');
+	*state++ = '\0';
+	*kind++ = '\0';
+	dev = strchr(kind, ' ');
 	if (dev != NULL) {
 		*dev++ = '\0';
 		ino = strchr(dev, ' ');
@@ -209,26 +224,24 @@ static int reply_state(char *out, enum entry_state *state, struct file_id *file)
 			return -1;
 		id.known = 1;
 	}
-	for (i = ENTRY_READY; i <= ENTRY_ABSENT; ++i) {
-		if (strcmp(space + 1, words[i]) == 0) {
-			*state = (enum entry_state)i;
-			if (file != NULL)
-				*file = id;
-			return 0;
-		}
-	}
-	return -1;
+	s = word_index(state, states, sizeof(states) / sizeof(states[0]));
+	k = word_index(kind, kinds, sizeof(kinds) / sizeof(kinds[0]));
+	if (s < 0 || k < 0 || (k == IMAGE_REGISTRY && id.known))
+		return -1;
+	reply->state = (enum entry_state)s;
+	reply->kind = (enum image_kind)k;
+	reply->file = id;
+	return 0;
 }
 
 /*
  * "<cli> reuse --name-only" as the job user prints the entry's name; then
- * LOCK_SH on <base>/<uid>/<name>/.pyxis_cache_lock, held by slurmstepd until
+ * LOCK_SH on <base>/<uid>/<name>/LOCK_FILE, held by slurmstepd until
  * the step ends. A collector may remove the entry between the reuse and the
  * lock: then the file we locked is no longer the one at that path, and we ask
  * again.
  */
-int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *state, struct file_id *file,
-	      char *err, size_t errlen)
+int cli_reuse(struct plugin_context *ctx, const char *image, struct reuse_reply *reply, char *err, size_t errlen)
 {
 	struct container *c = &ctx->container;
 	char uid[16], gid[16];
@@ -242,26 +255,26 @@ int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *s
 
 	snprintf(uid, sizeof(uid), "%u", (unsigned)ctx->job.uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)ctx->job.gid);
-	snprintf(prefix, sizeof(prefix), "pyxis_cache_u%u_", (unsigned)ctx->job.uid);
+	snprintf(prefix, sizeof(prefix), ENTRY_PREFIX "%u_", (unsigned)ctx->job.uid);
 	for (attempt = 0; attempt < REUSE_ATTEMPTS && !locked; ++attempt) {
 		pyxis_stamp("call");
-		if (cli_run_as_user(ctx, "reuse", args, state != NULL ? 8 : 7, &output, err, errlen) < 0)
+		if (cli_run_as_user(ctx, "reuse", args, reply != NULL ? 8 : 7, &output, err, errlen) < 0)
 			goto fail;
 		pyxis_stamp("reply");
 		keep_warning(ctx, &output);
-		if ((state != NULL && reply_state(output.out, state, file) < 0) ||
-		    reply_name(output.out, prefix, 20, 1, c->enroot_name, sizeof(c->enroot_name)) < 0) {
+		if ((reply != NULL && reply_words(output.out, reply) < 0) ||
+		    reply_name(output.out, prefix, HASH_HEX, 1, c->enroot_name, sizeof(c->enroot_name)) < 0) {
 			snprintf(err, errlen, PLUGIN_NAME ": reuse: printed no entry name of uid %s", uid);
 			goto fail;
 		}
-		if (state != NULL && *state != ENTRY_READY) {
+		if (reply != NULL && reply->state != ENTRY_READY) {
 			rc = 0;
 			goto fail;
 		}
 		/* ENROOT_DATA_PATH is the entry's parent, <base>/<uid>. */
 		if (cli_user_path(ctx, NULL, NULL, c->enroot_data, sizeof(c->enroot_data)) < 0 ||
 		    cli_user_path(ctx, c->enroot_name, NULL, c->rootfs, sizeof(c->rootfs)) < 0 ||
-		    cli_user_path(ctx, c->enroot_name, ".pyxis_cache_lock", lock, sizeof(lock)) < 0) {
+		    cli_user_path(ctx, c->enroot_name, LOCK_FILE, lock, sizeof(lock)) < 0) {
 			snprintf(err, errlen, PATH_TOO_LONG);
 			goto fail;
 		}
@@ -317,13 +330,13 @@ int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t er
 
 	snprintf(job, sizeof(job), "%u", ctx->job.jobid);
 	snprintf(step, sizeof(step), "%u", ctx->job.stepid);
-	snprintf(prefix, sizeof(prefix), ".pyxis_cache_step_%s.%s.", job, step);
+	snprintf(prefix, sizeof(prefix), STEP_PREFIX "%s.%s.", job, step);
 	pyxis_stamp("step_call");
 	if (cli_run_as_user(ctx, "step", args, image != NULL ? 6 : 4, &output, err, errlen) < 0)
 		goto fail;
 	pyxis_stamp("step_reply");
 	keep_warning(ctx, &output);
-	if (reply_name(output.out, prefix, 6, 0, c->step_name, sizeof(c->step_name)) < 0) {
+	if (reply_name(output.out, prefix, TAIL_ALNUM, 0, c->step_name, sizeof(c->step_name)) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": step: printed no step name of job %s.%s", job, step);
 		goto fail;
 	}

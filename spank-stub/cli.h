@@ -16,19 +16,22 @@ int cli_user_path(const struct plugin_context *ctx, const char *name, const char
 /* As root: "<cli> prepare" creates or repairs <base>/<uid> (skipped when it is right). */
 int cli_prepare(const struct plugin_context *ctx, char *err, size_t errlen);
 
-/* What "reuse --no-wait" says of an entry. */
-enum entry_state { ENTRY_READY, ENTRY_UNPACKING, ENTRY_ABSENT };
+/* What "reuse --no-wait" says: the entry's state, and what the user named (the command judges). */
+struct reuse_reply {
+	enum entry_state state;
+	enum image_kind kind;
+	struct file_id file; /* a file's device and inode, as the command identified it */
+};
 
 /*
  * Cache mode, as the job user: "<cli> reuse" for the image, then hold
  * LOCK_SH on the entry's lock (ctx->container.lock_fd) and fill the rootfs
- * and enroot fields of ctx->container. With state, "reuse --no-wait": a cold
- * entry is neither created nor waited for; *state says what it is, and only
- * ENTRY_READY locks it (ctx->container.enroot_name is its name either way);
- * *file, the file identified (with state only; may be NULL).
+ * and enroot fields of ctx->container. With reply, "reuse --no-wait": a cold
+ * entry is neither created nor waited for; *reply says what it is (and, for a
+ * squashfs file, the file identified), and only ENTRY_READY locks it
+ * (ctx->container.enroot_name is its name either way).
  */
-int cli_reuse(struct plugin_context *ctx, const char *image, enum entry_state *state, struct file_id *file,
-	      char *err, size_t errlen);
+int cli_reuse(struct plugin_context *ctx, const char *image, struct reuse_reply *reply, char *err, size_t errlen);
 
 /*
  * "<cli> reuse --unless-busy" as the job user, detached from the step at low

@@ -16,28 +16,27 @@
 #include "log.h"
 #include "mounter.h"
 
-static int names_a_file(const char *image);
-
 /*
- * cli_reuse, unless root's record answers first (answers.c): a warm step of a
- * squashfs file whose identity is what it was when the command last named its
- * entry makes no call of the command. After an answer of the command that
- * found the entry ready, the record is written (or refreshed).
+ * cli_reuse --no-wait, unless root's record answers first (answers.c): a warm
+ * step of a squashfs file whose identity is what it was when the command last
+ * named its entry makes no call of the command. After an answer of the command
+ * that found the entry of a file (the command judges what the user named)
+ * ready, the record is written (or refreshed).
  */
-static int reuse_entry(struct plugin_context *ctx, const char *image, enum entry_state *state, struct file_id *id,
-		       char *err, size_t errlen)
+static int reuse_entry(struct plugin_context *ctx, const char *image, struct reuse_reply *reply, char *err,
+		       size_t errlen)
 {
 	struct answer_seen seen = { 0 };
-	int file = ctx->cfg.answers && names_a_file(image);
 
-	if (file && answers_lookup(ctx, image, &seen) == 1) {
-		if (state != NULL)
-			*state = ENTRY_READY;
+	if (ctx->cfg.answers && answers_lookup(ctx, image, &seen) == 1) {
+		reply->state = ENTRY_READY;
+		reply->kind = IMAGE_FILE;
+		reply->file.known = 0;
 		return 0;
 	}
-	if (cli_reuse(ctx, image, state, id, err, errlen) < 0)
+	if (cli_reuse(ctx, image, reply, err, errlen) < 0)
 		return -1;
-	if (file && (state == NULL || *state == ENTRY_READY))
+	if (ctx->cfg.answers && reply->state == ENTRY_READY && reply->kind == IMAGE_FILE)
 		answers_record(ctx, image, &seen);
 	return 0;
 }
@@ -47,28 +46,7 @@ static int wait_for_unpack(struct plugin_context *ctx, const char *image, const 
 {
 	if (why != NULL)
 		pyxis_info(PLUGIN_NAME ": %s: a cold step waits for the unpack", why);
-	return reuse_entry(ctx, image, NULL, NULL, err, errlen);
-}
-
-/*
- * What the mount can open: an image named by a path (/ or . first) or by a squashfs
- * file's suffix. A registry reference has no file until it is imported, so it waits
- * for the import and the unpack; so does a bare name, which lib/reference.ts's
- * isReference can only tell from a reference by looking in the user's directory.
- */
-static int names_a_file(const char *image)
-{
-	static const char *const suffixes[] = { ".sqsh", ".sqfs", ".squashfs" };
-	size_t len = strlen(image), n, i;
-
-	if (image[0] == '/' || image[0] == '.')
-		return 1;
-	for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); ++i) {
-		n = strlen(suffixes[i]);
-		if (len > n && strcmp(image + len - n, suffixes[i]) == 0 && strncmp(image, "docker://", 9) != 0)
-			return 1;
-	}
-	return 0;
+	return cli_reuse(ctx, image, NULL, err, errlen);
 }
 
 /* The entry, or a cold step's FUSE mount: what cold_start lays the step's layer over. */
@@ -77,33 +55,32 @@ static int start_entry(struct plugin_context *ctx, const char *image, const char
 {
 	struct container *c = &ctx->container;
 	char daemon_bin[PATH_MAX], why[ERROR_MAX], reason[ERROR_MAX + 32], user_dir[PATH_MAX];
-	struct file_id file;
-	enum entry_state state;
+	struct reuse_reply reply;
 	int mounted;
 
+	/* Asked first whatever comes next: a warm step's answer, and what the user named. */
+	if (reuse_entry(ctx, image, &reply, err, errlen) < 0)
+		return -1;
+	if (reply.state == ENTRY_READY)
+		return 0;
 	if (!ctx->cfg.fuse)
 		return wait_for_unpack(ctx, image, NULL, err, errlen);
-	if (!names_a_file(image))
-		return wait_for_unpack(ctx, image, "not a squashfs file's path (a registry image)", err, errlen);
+	/* A registry image has no file until it is imported. */
+	if (reply.kind == IMAGE_REGISTRY || !reply.file.known)
+		return wait_for_unpack(ctx, image, "a registry image", err, errlen);
 	if (fuse_available(search_path, daemon_bin, sizeof(daemon_bin), why, sizeof(why)) < 0) {
 		snprintf(reason, sizeof(reason), "FUSE unavailable (%s)", why);
 		return wait_for_unpack(ctx, image, reason, err, errlen);
 	}
-	if (reuse_entry(ctx, image, &state, &file, err, errlen) < 0)
-		return -1;
-	if (state == ENTRY_READY)
-		return 0;
-	if (!file.known)
-		return wait_for_unpack(ctx, image, "not a squashfs file (a registry image)", err, errlen);
 	/* The daemon would read through a server the user runs (the unpack's reads are bounded: child.h). */
-	if (fuse_user_mounted(&file, ctx->job.uid))
+	if (fuse_user_mounted(&reply.file, ctx->job.uid))
 		return wait_for_unpack(ctx, image, "the image is on a FUSE filesystem of the user's own", err, errlen);
-	/* First the unpack, which takes longest; a creator already at work is left to it. */
-	if (state == ENTRY_ABSENT && cli_start_creator(ctx, image) < 0)
+/* First the unpack, which takes longest; a creator already at work is left to it. */
+	if (reply.state == ENTRY_ABSENT && cli_start_creator(ctx, image) < 0)
 		pyxis_info(PLUGIN_NAME ": couldn't start the unpack of %s in the background: %m", c->enroot_name);
 	if (cli_user_path(ctx, NULL, NULL, user_dir, sizeof(user_dir)) < 0)
 		return wait_for_unpack(ctx, image, "FUSE: path too long", err, errlen);
-	mounted = fuse_mount_image(daemon_bin, image, &file, user_dir, c->enroot_name, &ctx->job, &c->fuse, why,
+	mounted = fuse_mount_image(daemon_bin, image, &reply.file, user_dir, c->enroot_name, &ctx->job, &c->fuse, why,
 				   sizeof(why));
 	/*
 	 * Another file put in the image's name since the command identified it: the step does

@@ -2,8 +2,8 @@
  * Cache mode's start in user_init: a warm step locks its entry and lays a
  * layer of its own over it (mounter.c); a cold one, where FUSE is available,
  * starts the entry's creator in the background and runs from a squashfuse_ll
- * mount of the image meanwhile (fuse.c); otherwise, or with
- * container_cache_fuse=no, it waits for the unpack as before (then warm).
+ * mount of the image meanwhile (fuse.c); otherwise (a registry image, no FUSE,
+ * container_cache_fuse=no) it waits for the unpack (then warm).
  */
 #ifndef PYXIS_CACHE_COLD_H
 #define PYXIS_CACHE_COLD_H

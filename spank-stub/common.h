@@ -12,10 +12,10 @@
 
 #include <stddef.h>
 
-#define PLUGIN_NAME "pyxis-cache"
+/* What the command and the stub share (names, lengths, PATH, reply words), from lib/layout.ts. */
+#include "layout.gen.h"
 
-/* Fixed PATH used to find runtimes and given to every child we start. */
-#define PYXIS_CACHE_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define PLUGIN_NAME "pyxis-cache"
 
 #define ERROR_MAX 1024
 

@@ -1,7 +1,7 @@
 /*
  * Parse the plugin's plugstack.conf arguments, pyxis config.c style: a struct
  * that starts with the defaults, then "key=value" words matched with strncmp.
- * The same keys are read by the pyxis-cache command (lib/config.ts), with the
+ * The same keys are read by the pyxis-cache command (lib/config/config.ts), with the
  * same rules, checks in the same order and the same messages: one table
  * (tests/config-cases.ts) tests both, through config-check.c. The stub passes
  * the words on with --set.
@@ -265,7 +265,7 @@ int pyxis_config_parse(struct plugin_config *cfg, int ac, char **av, char *err, 
 		vals[k] = av[i] + keylen + 1;
 	}
 
-	/* Then the checks, in lib/config.ts's order. */
+	/* Then the checks, in lib/config/config.ts's order. */
 	if (vals[DATA_PATH] == NULL || vals[DATA_PATH][0] == '\0') {
 		snprintf(err, errlen, PLUGIN_NAME ": %s: required but not set", keys[DATA_PATH]);
 		goto fail;

@@ -46,7 +46,7 @@ struct plugin_config {
 	char layer_size[16];            /* container_cache_layer_size, 1g: a cache-mode step's tmpfs (its layer), size= */
 };
 
-/* lib/config.ts's MAX_REGISTRY_INTERVAL: a day. */
+/* lib/config/config.ts's MAX_REGISTRY_INTERVAL: a day. */
 #define MAX_REGISTRY_INTERVAL 86400
 
 /*

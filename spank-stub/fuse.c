@@ -101,7 +101,7 @@ static void ignore_step_signals(void)
 static void daemon_exec(const struct daemon_args *d, int err_fd)
 {
 	char *argv[] = { DAEMON, "-f", "/dev/fd/4", "/dev/fd/3", NULL };
-	char path_env[] = "PATH=/usr/local/bin:/usr/bin:/bin";
+	char path_env[] = "PATH=" PYXIS_CACHE_PATH;
 	char *envp[] = { path_env, NULL };
 	struct stat st;
 	int fd;
@@ -364,7 +364,7 @@ static int valid_point(const char *text, const char *name, uint32_t job, uint32_
 	size_t n;
 
 	n = (size_t)snprintf(prefix, sizeof(prefix), MOUNT_PREFIX "%s.%u.%u.", name, job, step);
-	return strncmp(text, prefix, n) == 0 && strlen(text) == n + 6 && strchr(text, '/') == NULL;
+	return strncmp(text, prefix, n) == 0 && strlen(text) == n + TAIL_ALNUM && strchr(text, '/') == NULL;
 }
 
 /*
@@ -471,8 +471,13 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const struct fil
 		snprintf(err, errlen, "%s was removed before it was locked", m->point);
 	if (locked <= 0)
 		goto fail;
+	/* pidfd_getfd: Linux 5.6 and headers that know it; without, no mount (the step waits for the unpack). */
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
 	mounter.pidfd = (int)syscall(SYS_pidfd_open, mounter.pid, 0);
 	d.fd = mounter.pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, mounter.pidfd, msg.value, 0);
+#else
+	errno = ENOSYS;
+#endif
 	if (d.fd < 0) {
 		snprintf(err, errlen, "take the FUSE descriptor: %m");
 		goto fail;
@@ -487,7 +492,9 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const struct fil
 	if (daemon == 0)
 		daemon_exec(&d, daemon_err_fd);
 	m->daemon = daemon;
+#ifdef SYS_pidfd_open
 	m->daemon_pidfd = (int)syscall(SYS_pidfd_open, daemon, 0);
+#endif
 	close(d.fd);
 	d.fd = -1;
 	send_message(to_mounter[1], 'g', 0, NULL);

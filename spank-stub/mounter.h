@@ -9,8 +9,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "layout.gen.h" /* MOUNT_PREFIX, TAIL_ALNUM */
+
 #define DAEMON "squashfuse_ll"
-#define MOUNT_PREFIX ".pyxis_cache_mnt."
 /* How long the mounts may take (the first lookups wait for the daemon). */
 #define MOUNT_TIMEOUT_MS (60 * 1000)
 /* container_cache_layer_size's default (config.c, lib/config.ts): the tmpfs's size=. */

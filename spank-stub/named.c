@@ -209,7 +209,7 @@ int named_start(struct plugin_context *ctx, char *err, size_t errlen)
 					 container_args.name, recorded);
 				goto fail;
 			}
-			if (cli_reuse(ctx, image, NULL, NULL, err, errlen) < 0)
+			if (cli_reuse(ctx, image, NULL, err, errlen) < 0)
 				goto fail;
 			if (strcmp(c->enroot_name, recorded) != 0) {
 				snprintf(err, errlen,
@@ -220,7 +220,7 @@ int named_start(struct plugin_context *ctx, char *err, size_t errlen)
 			}
 		}
 		pyxis_info(PLUGIN_NAME ": reusing existing container filesystem: %s", container_args.name);
-	} else if (cli_reuse(ctx, image, NULL, NULL, err, errlen) < 0) {
+	} else if (cli_reuse(ctx, image, NULL, err, errlen) < 0) {
 		/* The first step of the name: its entry, made (or waited for) as without FUSE. */
 		goto fail;
 	}

@@ -47,13 +47,13 @@ Deno.test("reuse --no-wait says absent, unpacking or ready, and creates nothing"
 
   const absent = await ask();
   assert.equal(absent.code, 0, absent.stderr);
-  assert.equal(absent.stdout, `${entry} absent ${file}\n`);
+  assert.equal(absent.stdout, `${entry} absent file ${file}\n`);
   assert.deepEqual(await listing(userDir), [], "nothing created, not even a creation lock");
 
   await Deno.writeTextFile(createLock, "");
   {
     await using _creator = await holdLock(createLock, "-x");
-    assert.equal((await ask()).stdout, `${entry} unpacking ${file}\n`);
+    assert.equal((await ask()).stdout, `${entry} unpacking file ${file}\n`);
     const json = JSON.parse(
       (await cli(["reuse", "--image", `${tmp.path}/img.sqfs`, "--no-wait", "--json", ...config])).stdout,
     );
@@ -61,13 +61,36 @@ Deno.test("reuse --no-wait says absent, unpacking or ready, and creates nothing"
     assert.equal(json.created, false);
     assert.deepEqual([json.device, json.inode], [image.dev, image.ino]);
   }
-  assert.equal((await ask()).stdout, `${entry} absent ${file}\n`, "a creator that is gone holds nothing");
+  assert.equal((await ask()).stdout, `${entry} absent file ${file}\n`, "a creator that is gone holds nothing");
 
   const created = await cli(["reuse", "--image", `${tmp.path}/img.sqfs`, ...config]);
   assert.equal(created.code, 0, created.stderr);
   await Deno.utime(entry, 0, 0);
-  assert.equal((await ask()).stdout, `${entry} ready ${file}\n`);
+  assert.equal((await ask()).stdout, `${entry} ready file ${file}\n`);
   assert.ok((await Deno.stat(entry)).mtime!.getTime() > Date.now() - 60_000, "a ready entry is touched");
+});
+
+Deno.test("reuse --no-wait says which the user named: a file (a bare name of one too) or a registry image", async () => {
+  await using tmp = await tempDir();
+  const { config, name } = await setUp(tmp.path);
+  // The stub mounts only a file: it takes the command's word for it, and never guesses.
+  await Deno.copyFile(`${tmp.path}/img.sqfs`, `${tmp.path}/plain-name`);
+  for (const image of [`${tmp.path}/img.sqfs`, "./img.sqfs", "img.sqfs", "plain-name"]) {
+    const out = await cli(["reuse", "--image", image, "--no-wait", "--name-only", ...config], { cwd: tmp.path });
+    assert.match(
+      out.stdout,
+      image === "plain-name"
+        ? /^pyxis_cache_u\d+_[0-9a-f]{20} absent file \d+ \d+\n$/
+        : new RegExp(`^${name} absent file \\d+ \\d+\n$`),
+      `${image}: ${out.stderr}`,
+    );
+  }
+  const json = await cli(["reuse", "--image", "plain-name", "--no-wait", "--json", ...config], { cwd: tmp.path });
+  assert.equal(JSON.parse(json.stdout).kind, "file");
+  // A bare name that is no file here is a registry reference (which this registry cannot answer).
+  const missing = await cli(["reuse", "--image", "no-such-name", "--no-wait", ...config], { cwd: tmp.path });
+  // (Here no registry answers; where Docker Hub does, the reply ends in "registry".)
+  assert.match(missing.stdout + missing.stderr, / absent registry\n$|registry-1\.docker\.io/);
 });
 
 Deno.test("reuse --unless-busy leaves the unpack to the creator at work, else creates and records what it unpacks", async () => {

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { collect } from "../lib/collect.ts";
-import { parseConfig } from "../lib/config.ts";
-import { readMeta } from "../lib/entries.ts";
-import { reuse } from "../lib/reuse.ts";
-import type { UsageSource } from "../lib/usage.ts";
-import { lookupUid } from "../lib/users.ts";
+import { collect } from "../lib/cache/collect.ts";
+import { parseConfig } from "../lib/config/config.ts";
+import { readMeta } from "../lib/store/entries.ts";
+import { reuse } from "../lib/cache/reuse.ts";
+import type { UsageSource } from "../lib/os/usage.ts";
+import { lookupUid } from "../lib/os/users.ts";
 import { cli, IS_ROOT, listing, makeImage, manifest, NOBODY, run, settings, sleep, tempDir } from "./helpers.ts";
 
 /** Holds `flock -s` on a path in another process, as a running step does. */

@@ -2,11 +2,11 @@
  * One table of configuration cases for the three readers of the plugin's
  * plugstack.conf line (tests/config.test.ts runs it against each):
  *
- * - lib/config.ts: `loadConfig` over the files, `parseConfig` over the words;
+ * - lib/config/config.ts: `loadConfig` over the files, `parseConfig` over the words;
  * - spank-stub/config.c, through `make -C spank-stub config-check`, over the
- *   words lib/plugstack.ts found (slurmd hands the stub the same words);
+ *   words lib/config/plugstack.ts found (slurmd hands the stub the same words);
  * - the launcher's scan in bin/pyxis-cache: the data path it lets the command
- *   write must be the one on the line lib/plugstack.ts found.
+ *   write must be the one on the line lib/config/plugstack.ts found.
  */
 export interface ConfigCase {
   name: string;

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { dirname } from "node:path";
-import { type Config, loadConfig, parseConfig } from "../lib/config.ts";
-import { UsageError } from "../lib/errors.ts";
-import { readPluginArgs } from "../lib/plugstack.ts";
+import { type Config, loadConfig, parseConfig } from "../lib/config/config.ts";
+import { UsageError } from "../lib/os/errors.ts";
+import { readPluginArgs } from "../lib/config/plugstack.ts";
 import { CONFIG_CASES } from "./config-cases.ts";
 import { CLI, cli, ROOT, run, settings, tempDir } from "./helpers.ts";
 
@@ -134,7 +134,7 @@ function describePyxisKeys({ pyxis }: Config): string {
     `use_enroot_load=${yn(pyxis.useEnrootLoad)} use_squashfuse=${yn(pyxis.useSquashfuse)}`;
 }
 
-/** lib/config.ts's message without where the value came from ("; in FILE)" or " (in FILE)"). */
+/** lib/config/config.ts's message without where the value came from ("; in FILE)" or " (in FILE)"). */
 function withoutSource(message: string): string {
   return message.replace(/; in [^)]*\)$/, ")").replace(/ \(in [^)]*\)$/, "");
 }
@@ -148,7 +148,7 @@ async function deno(fn: () => Promise<Config> | Config): Promise<string> {
   }
 }
 
-Deno.test("one table of configuration cases: lib/config.ts, the stub's config.c and the launcher agree", async (t) => {
+Deno.test("one table of configuration cases: lib/config/config.ts, the stub's config.c and the launcher agree", async (t) => {
   const make = await run("make", ["-s", "-C", `${ROOT}/spank-stub`, "config-check"]);
   assert.equal(make.code, 0, make.stderr);
   for (const c of CONFIG_CASES) {
@@ -161,10 +161,10 @@ Deno.test("one table of configuration cases: lib/config.ts, the stub's config.c 
       }
       const plugstack = `${tmp.path}/plugstack.conf`;
       const words = c.words ?? (await readPluginArgs(plugstack))!;
-      assert.ok(words, "lib/plugstack.ts found no line");
+      assert.ok(words, "lib/config/plugstack.ts found no line");
 
-      assert.equal(await deno(() => parseConfig(words, "test")), c.expect, "lib/config.ts parseConfig");
-      assert.equal(await deno(() => loadConfig({ plugstack })), c.expect, "lib/config.ts loadConfig");
+      assert.equal(await deno(() => parseConfig(words, "test")), c.expect, "lib/config/config.ts parseConfig");
+      assert.equal(await deno(() => loadConfig({ plugstack })), c.expect, "lib/config/config.ts loadConfig");
 
       const stub = await run(`${ROOT}/spank-stub/config-check`, words);
       assert.equal(stub.stdout.trimEnd(), c.expect.startsWith("ok ") ? c.expect : `pyxis-cache: ${c.expect}`);

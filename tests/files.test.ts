@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { scanEntries, validMeta } from "../lib/entries.ts";
-import { openPath, readSmall, removeTree, walkTree } from "../lib/files.ts";
-import { lockExclusive } from "../lib/lock.ts";
-import { LIBC_PATHS, nameText } from "../lib/libc.ts";
+import { scanEntries, validMeta } from "../lib/store/entries.ts";
+import { openPath, readSmall, removeTree, walkTree } from "../lib/os/files.ts";
+import { lockExclusive } from "../lib/store/lock.ts";
+import { LIBC_PATHS, nameText } from "../lib/os/libc.ts";
 import { IS_ROOT, NOBODY, ROOT, run, tempDir } from "./helpers.ts";
 
 /** A chain of `levels` nested directories under `dir` (by a process that can mkdir relative to its cwd: Deno cannot). */
@@ -173,7 +173,7 @@ Deno.test("statx's device and inode are lstat's", async () => {
   opened.close();
 });
 
-Deno.test("the launcher's --allow-ffi grants the C libraries lib/libc.ts tries, in its order", async () => {
+Deno.test("the launcher's --allow-ffi grants the C libraries lib/os/libc.ts tries, in its order", async () => {
   const launcher = await Deno.readTextFile(`${ROOT}/bin/pyxis-cache`);
   const granted = /--allow-ffi="([^"]*)"/.exec(launcher)?.[1];
   assert.ok(granted, 'bin/pyxis-cache has no --allow-ffi="..."');
@@ -235,7 +235,7 @@ for _ in range(100): os.mkdir("c"); os.chdir("c")`,
 
 Deno.test("removeTree by four processes at once on one tree: each ends without error (two collectors take one trash)", async () => {
   await using tmp = await tempDir();
-  const remover = `import { removeTree } from ${JSON.stringify(`${ROOT}/lib/files.ts`)};
+  const remover = `import { removeTree } from ${JSON.stringify(`${ROOT}/lib/os/files.ts`)};
 console.log("ready");
 await Deno.stdin.read(new Uint8Array(1));
 const started = performance.timeOrigin + performance.now();
@@ -313,7 +313,7 @@ Deno.test("removeTree of a tree somebody keeps adding names to ends with one err
         args: [
           "eval",
           "--ext=ts",
-          `import { removeTree } from ${JSON.stringify(`${ROOT}/lib/files.ts`)};
+          `import { removeTree } from ${JSON.stringify(`${ROOT}/lib/os/files.ts`)};
 await removeTree(Deno.args[0], 2).then(() => console.log("removed"), (error) => console.log(String(error)));`,
           top,
         ],

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { collect, UserLimitError } from "../lib/collect.ts";
-import { parseConfig } from "../lib/config.ts";
-import { readMeta } from "../lib/entries.ts";
-import { reuse } from "../lib/reuse.ts";
-import { status } from "../lib/status.ts";
-import type { UsageSource } from "../lib/usage.ts";
+import { collect, UserLimitError } from "../lib/cache/collect.ts";
+import { parseConfig } from "../lib/config/config.ts";
+import { readMeta } from "../lib/store/entries.ts";
+import { reuse } from "../lib/cache/reuse.ts";
+import { status } from "../lib/reports/status.ts";
+import type { UsageSource } from "../lib/os/usage.ts";
 import { IS_ROOT, makeImage, NOBODY, tempDir } from "./helpers.ts";
 
 const A = { uid: 0, gid: 0 };

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { CacheError } from "../lib/errors.ts";
-import { identify } from "../lib/identity.ts";
+import { CacheError } from "../lib/os/errors.ts";
+import { identify } from "../lib/images/identity.ts";
 import { cli, makeImage, tempDir } from "./helpers.ts";
 
 const nameOf = async (image: string, uid = 1000, cwd = "/") => (await identify(image, uid, cwd)).name;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { NAMED_MAX_AGE_SECONDS } from "../lib/collect.ts";
+import { NAMED_MAX_AGE_SECONDS } from "../lib/cache/collect.ts";
 import { cli, settings, sleep, tempDir } from "./helpers.ts";
 
 /** A named container's directory as the SPANK stub leaves it between steps (spank-stub/named.c). */

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { merge, parseReports, splitObjects } from "../lib/merge.ts";
-import { renderMetrics } from "../lib/metrics.ts";
-import { EMPTY_STATE, readGcState, recordGcRun } from "../lib/gcstate.ts";
-import { UsageError } from "../lib/errors.ts";
-import type { Status } from "../lib/status.ts";
+import { merge, parseReports, splitObjects } from "../lib/reports/merge.ts";
+import { renderMetrics } from "../lib/reports/metrics.ts";
+import { EMPTY_STATE, readGcState, recordGcRun } from "../lib/store/gcstate.ts";
+import { UsageError } from "../lib/os/errors.ts";
+import type { Status } from "../lib/reports/status.ts";
 
 function report(node: string, images: string[] = [], user = "alice"): Status {
   return {

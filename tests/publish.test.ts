@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { parseConfig } from "../lib/config.ts";
-import { readMeta } from "../lib/entries.ts";
-import { makingRoom } from "../lib/publish.ts";
-import { reuse } from "../lib/reuse.ts";
-import { NoSpaceError } from "../lib/unpack.ts";
-import type { UsageSource } from "../lib/usage.ts";
+import { parseConfig } from "../lib/config/config.ts";
+import { readMeta } from "../lib/store/entries.ts";
+import { makingRoom } from "../lib/cache/room.ts";
+import { reuse } from "../lib/cache/reuse.ts";
+import { NoSpaceError } from "../lib/os/errors.ts";
+import type { UsageSource } from "../lib/os/usage.ts";
 import { IS_ROOT, makeImage, tempDir } from "./helpers.ts";
 
 Deno.test("makingRoom() asks for twice the room of the last try, also when it starts from none (an import)", async () => {

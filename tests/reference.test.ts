@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { CacheError } from "../lib/errors.ts";
-import { digestName, isReference, parseReference } from "../lib/reference.ts";
+import { CacheError } from "../lib/os/errors.ts";
+import { digestName, isReference, parseReference } from "../lib/registry/reference.ts";
 import { tempDir } from "./helpers.ts";
 
 const D = `sha256:${"ab".repeat(32)}`;

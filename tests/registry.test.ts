@@ -100,6 +100,9 @@ registryTest(
 
     const within = await reuse(hour, ref);
     assert.deepEqual([within.json.created, within.json.path], [false, first.json.path], "not asked again yet");
+    // key names what reuse uses: the node's record within the interval; without a configuration it asks.
+    assert.equal(await key(ref, hour), first.json.name);
+    assert.notEqual(await key(ref), first.json.name);
 
     const always = settings(`${dir}/cache`, { container_cache_registry_interval: 0 });
     const after = await reuse(always, ref);
@@ -308,7 +311,7 @@ registryTest(
       const out = await command;
       if (as === "root") {
         assert.deepEqual([out.code, out.stderr], [0, ""]);
-        assert.match(out.stdout, new RegExp(`^pyxis_cache_u${NOBODY.uid}_[0-9a-f]{20} absent\n$`));
+        assert.match(out.stdout, new RegExp(`^pyxis_cache_u${NOBODY.uid}_[0-9a-f]{20} absent registry\n$`));
         const made = await Deno.lstat(userDir);
         assert.deepEqual([made.isDirectory, made.uid, made.mode! & 0o7777], [true, NOBODY.uid, 0o700]);
       } else {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { identify } from "../lib/identity.ts";
-import { unpackedBytes } from "../lib/squashfs.ts";
-import { treeBytes } from "../lib/unpack.ts";
+import { identify } from "../lib/images/identity.ts";
+import { unpackedBytes } from "../lib/images/squashfs.ts";
+import { treeBytes } from "../lib/images/unpack.ts";
 import { run, tempDir } from "./helpers.ts";
 
 async function pack(tree: string, image: string, ...options: string[]) {

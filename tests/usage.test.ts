@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { statfsUsage } from "../lib/usage.ts";
+import { statfsUsage } from "../lib/os/usage.ts";
 import { run, tempDir } from "./helpers.ts";
 
 Deno.test("statfsUsage() counts what df counts (used, available, and the percent of their sum)", async () => {

@@ -108,6 +108,24 @@ fuse_run() {
   [[ $output != *.pyxis_cache_mnt.* ]]
 }
 
+@test "fuse srun: a bare name of a file in the job's directory is the command's to judge: a file, mounted cold" {
+  # Neither / nor . first nor a squashfs suffix: only the command, looking in the job's
+  # directory, can tell it from a registry reference, and the stub takes its word.
+  local work
+  work=$(getent passwd "$E2E_USER" | cut -d: -f6)/work
+  runuser -u "$E2E_USER" -- mkdir -p "$work"
+  cp "$ALPHA" "$work/plainimage"
+  chown "$E2E_USER:" "$work/plainimage"
+  run srun_as_user --container-cache --container-image=plainimage sh -c "cat /etc/os-release; $ROOT_FS"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *'PRETTY_NAME="pyxis-cache e2e alpha"'* ]]
+  [[ $(tail -1 <<<"$output") == overlay ]]
+  grep -q "is being unpacked: the step starts from a FUSE mount of plainimage" "$E2E_TMP/slurmd/slurmd.log"
+  wait_entry "$work/plainimage"
+  rm -f "$work/plainimage"
+}
+
 @test "fuse srun: 8 concurrent cold steps all start; one entry, no temporary directory left" {
   local image pids=() i
   image=$(fresh_image cold8)

@@ -55,7 +55,7 @@ entries_of() { find "$E2E_BASE/$(user_uid "$1")" -maxdepth 1 -name 'pyxis_cache_
   [ "$status" -eq 0 ]
   [ "$output" = one ]
   # No file to mount before the import: the cold step waited for its entry (FUSE is on here).
-  grep -q "pyxis-cache: not a squashfs file's path (a registry image): a cold step waits for the unpack" \
+  grep -q "pyxis-cache: a registry image: a cold step waits for the unpack" \
     "$E2E_TMP/slurmd/slurmd.log"
   first=$(ENROOT_ALLOW_HTTP=y "$E2E_CLI" key --image "$E2E_REGISTRY#e2e/app:1" --uid "$(user_uid)")
   entries=$(entries_of "$E2E_USER")

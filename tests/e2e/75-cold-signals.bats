@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
 # Every signal Slurm sends to a step reaches the task of a cold step (started from the
 # image's FUSE mount while its entry is unpacked, docs/srun.md) exactly as it reaches a
-# warm step's and a plain srun's (issue 19 item 1): scancel --signal=USR1 killed the
-# mount's daemon, and the task died of SIGBUS. Each case runs the same task three times
+# warm step's and a plain srun's: a signal must not reach the mount's daemon (scancel
+# --signal=USR1 would kill it, and the task die of SIGBUS). Each case runs the same task three times
 # at once under one job name — without a container, from an entry, from a mount — does
 # the signal path to all three, and wants the same exit status and the same lines from
 # each, the cold step's read through the mount after the signal. Then the daemon and

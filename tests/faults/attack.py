@@ -15,7 +15,7 @@
 
 Every loop ends after SECONDS, or at SIGTERM. Prints what it did on stdout, one line.
 
-`child` needs no luck with timing. It watches CLI with inotify, and the cmd/ and lib/ beside it,
+`child` needs no luck with timing. It watches CLI with inotify, and the cmd/ and lib/ (its folders too) beside it,
 and writes MARKER.ready once it does; the child's shell opening CLI is the moment the child
 exists (its stdout already slurmstepd's memfd, and a whole Deno start-up still ahead of it),
 and each file Deno then loads is another chance to see it. Found by its /proc entry, the
@@ -282,7 +282,9 @@ def child(mode, cli, marker):
     # another look for the child, should the first come too early (mid-exec) or be seen late.
     code = os.path.dirname(os.path.dirname(os.path.realpath(cli)))
     inotify = libc.inotify_init1(IN_CLOEXEC)
-    for path in [cli, f"{code}/cmd", f"{code}/lib"]:
+    lib = f"{code}/lib"
+    folders = [f"{lib}/{name}" for name in sorted(os.listdir(lib)) if os.path.isdir(f"{lib}/{name}")]
+    for path in [cli, f"{code}/cmd", lib, *folders]:
         if inotify < 0 or libc.inotify_add_watch(inotify, os.fsencode(path), IN_OPEN) < 0:
             sys.exit(f"attack.py: inotify on {path}: {os.strerror(ctypes.get_errno())}")
     scans = []

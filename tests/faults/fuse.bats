@@ -1,4 +1,4 @@
-# A cold step's FUSE mount against its own job user (issue 19 item 4): run by
+# A cold step's FUSE mount against its own job user: run by
 # tests/faults/run.sh (cases/55-fuse.sh) through the e2e harness. The user can stop the
 # mount's daemon (it runs as them) and take its /dev/fuse descriptor (pidfd_getfd):
 # neither may hold slurmstepd without bound, nor drain the node.

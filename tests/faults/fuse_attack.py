@@ -7,7 +7,7 @@
   fuse_attack.py swap SECONDS MARKER USER_DIR IMAGE FIFO_LINK
       when the step's mount point appears in USER_DIR, rename FIFO_LINK (a symlink to a
       FIFO) over IMAGE (the symlink the step's image names); then take the daemon's
-      /dev/fuse descriptor, answer FUSE_INIT and nothing after it (issue 19 item 4)
+      /dev/fuse descriptor, answer FUSE_INIT and nothing after it
   fuse_attack.py replace SECONDS MARKER USER_DIR IMAGE OTHER_LINK
       when the step's mount point appears in USER_DIR, rename OTHER_LINK (a symlink to
       another valid image) over IMAGE: the daemon, which opens the image after that, must
@@ -15,7 +15,7 @@
   fuse_attack.py ownfs SECONDS MARKER MOUNTPOINT
       mount a FUSE filesystem of the user's own on MOUNTPOINT (fusermount3: /dev/fuse must
       be open to users, as most distributions ship it), answer FUSE_INIT and no other
-      request: an image named in it holds whatever looks it up (issue 19 item 4)
+      request: an image named in it holds whatever looks it up
 
 MARKER gets one line per step of the attack (pid <own pid>, stolen <daemon pid>, holding <opcode>, ...). Every loop
 ends after SECONDS; the descriptor then closes with the process.

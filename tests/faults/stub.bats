@@ -1,4 +1,4 @@
-# The SPANK stub against the job user's own child (issue 10, items 4 and 9):
+# The SPANK stub against the job user's own child (its reply, its stop, its descriptors):
 # run by tests/faults/run.sh (cases/50-stub.sh) through the e2e harness.
 BATS_TEST_DIRNAME=$E2E_REPO/tests/e2e
 load "$E2E_REPO/tests/e2e/helpers"
@@ -68,7 +68,7 @@ attack() {
   return 1
 }
 
-@test "stub: a reply rewritten in the child's stdout memfd fails the step with one line (issue 10 item 4)" {
+@test "stub: a reply rewritten in the child's stdout memfd fails the step with one line" {
   cli reuse --image "$ALPHA" --uid "$(user_uid)" --gid "$(user_gid)" >/dev/null
   local before
   before=$(grep -ciE 'segfault|signal 11|Segmentation|core dump' "$E2E_TMP/slurmd/slurmd.log" || true)
@@ -89,7 +89,7 @@ attack() {
   [ "$status" -eq 0 ]
 }
 
-@test "stub: a stopped child is killed and fails the step promptly (issue 10 item 9)" {
+@test "stub: a stopped child is killed and fails the step promptly" {
   cli reuse --image "$ALPHA" --uid "$(user_uid)" --gid "$(user_gid)" >/dev/null
   attack stop --container-cache --container-image="$ALPHA" true
   echo "$output"
@@ -124,7 +124,7 @@ attack() {
   assert_node_idle
 }
 
-@test "stub: the command's children inherit no descriptor from slurmstepd (issue 10 item 9)" {
+@test "stub: the command's children inherit no descriptor from slurmstepd" {
   # A stand-in for the command, configured by root: lists its descriptors, then runs the real one.
   local fake=$E2E_TMP/fd-cli
   cat >"$fake" <<FAKE

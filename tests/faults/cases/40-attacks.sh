@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# The attacks of issue 10, each as a user performed it against root's documented commands:
+# Attacks on the command, each as a user performed it against root's documented commands:
 # races against root's names (bounded in time), real file leases, real deep trees, images
 # with names Deno cannot decode, hand-set mtimes, records that lie. Tools: tests/faults/attack.py.
 CASES+=" redirect_record deep_trash leased_locks fifo_swap fifo_create_lock entry_exchange decoy_names future_mtime lying_records"

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# The SPANK stub against its own child (issue 10, items 4 and 9), on the e2e
+# The SPANK stub against its own child (its reply rewritten, the child stopped), on the e2e
 # harness's private Slurm: tests/faults/stub.bats, run once, one case per test
 # (tests/faults/run.sh runs it and grades it).
 CASES+=" stub_rewritten_reply stub_stopped_child stub_fifo_lock stub_inherited_fds stub_stopped_runtime stub_runtime_fds"

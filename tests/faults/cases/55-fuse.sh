@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# A cold step's FUSE mount against its own job user (issue 19 item 4), on the e2e
+# A cold step's FUSE mount against its own job user, on the e2e
 # harness's private Slurm: tests/faults/fuse.bats, run once with the other files on Slurm,
 # one case per test (tests/faults/run.sh runs it and grades it, last).
 CASES+=" fuse_held_request fuse_swap_fifo fuse_swap_image fuse_own_server"

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# What one user does in their own directory against root's collector and the other users
-# (issue 19, items 2 and 3). Tools: tests/faults/attack.py.
+# What one user does in their own directory against root's collector and the other users.
+# Tools: tests/faults/attack.py.
 CASES+=" trash_feeder"
 
 # 1. A user plants a trash directory and keeps feeding it ahead of root's getdents64 order
