@@ -50,6 +50,10 @@ export const LOCK_FILE = ".pyxis_cache_lock";
 export const MOUNT_PREFIX = ".pyxis_cache_mnt.";
 /** A step's own directory: this, `<job>.<step>.`, the tail. */
 export const STEP_PREFIX = ".pyxis_cache_step_";
+/** A named container's directory (--container-name): this, the job (or `g`), `.`, the name in hex. */
+export const NAMED_PREFIX = ".pyxis_cache_named.";
+/** In `<base>`: root's records of the entries the command named for squashfs files (the stub's answers.c). */
+export const ANSWERS_DIR = ".pyxis_cache_answers";
 /** The random tail of a mount point's and a step directory's name: letters and digits (mkdtemp's six). */
 export const TAIL_ALNUM = 6;
 /**
@@ -88,7 +92,7 @@ export const RECORD_NAME = new RegExp(String.raw`^\.pyxis_cache_ref\.${HASH}(\.l
 export const MOUNT_NAME = new RegExp(String.raw`^${dots(MOUNT_PREFIX)}(${ENTRY})\.\d+\.\d+\.${TAIL}$`);
 export const STEP_NAME = new RegExp(String.raw`^${dots(STEP_PREFIX)}\d+\.\d+\.${TAIL}$`);
 /** A named container's directory: the job's (or `g`, container_scope=global), and the name in hex. */
-export const NAMED_NAME = /^\.pyxis_cache_named\.(\d+|g)\.((?:[0-9a-f]{2}){1,100})$/;
+export const NAMED_NAME = new RegExp(String.raw`^${dots(NAMED_PREFIX)}(\d+|g)\.((?:[0-9a-f]{2}){1,100})$`);
 
 /** A random hex suffix for temporary names. */
 export function randomSuffix(): string {

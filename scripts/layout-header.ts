@@ -39,6 +39,12 @@ const DEFINES: [string, string | number, string?][] = [
     "A step's own directory: STEP_PREFIX, <job>.<step>., TAIL_ALNUM letters and digits.",
   ],
   ["TAIL_ALNUM", layout.TAIL_ALNUM],
+  [
+    "NAMED_PREFIX",
+    layout.NAMED_PREFIX,
+    "A named container's directory: NAMED_PREFIX, the job (or g), '.', the name in hex.",
+  ],
+  ["ANSWERS_DIR", layout.ANSWERS_DIR, "In <base>: root's records of the entries the command named (answers.c)."],
   ["PYXIS_CACHE_PATH", layout.SAFE_PATH, "The system's directories: see SAFE_PATH in lib/layout.ts for who gets them."],
 ];
 

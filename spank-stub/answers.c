@@ -86,8 +86,8 @@ static int entry_name_ok(const char *name, uid_t uid)
 	char prefix[32];
 	size_t n, i;
 
-	n = (size_t)snprintf(prefix, sizeof(prefix), "pyxis_cache_u%u_", (unsigned)uid);
-	if (strncmp(name, prefix, n) != 0 || strlen(name) != n + 20)
+	n = (size_t)snprintf(prefix, sizeof(prefix), ENTRY_PREFIX "%u_", (unsigned)uid);
+	if (strncmp(name, prefix, n) != 0 || strlen(name) != n + HASH_HEX)
 		return 0;
 	for (i = n; i < n + 20; ++i)
 		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
@@ -386,7 +386,7 @@ int answers_lookup(struct plugin_context *ctx, const char *image, struct answer_
 	/* As cli_reuse after the command's answer: ENROOT_DATA_PATH is the entry's parent, <base>/<uid>. */
 	if (cli_user_path(ctx, NULL, NULL, c->enroot_data, sizeof(c->enroot_data)) < 0 ||
 	    cli_user_path(ctx, c->enroot_name, NULL, c->rootfs, sizeof(c->rootfs)) < 0 ||
-	    cli_user_path(ctx, c->enroot_name, ".pyxis_cache_lock", lock, sizeof(lock)) < 0)
+	    cli_user_path(ctx, c->enroot_name, LOCK_FILE, lock, sizeof(lock)) < 0)
 		return 0;
 	locked = lock_shared(lock, 0, ctx->job.uid, &c->lock_fd, err, sizeof(err));
 	if (locked != 1) {

@@ -12,8 +12,7 @@
 
 #include "context.h"
 
-/* <base>/ANSWERS_DIR: root's, 0700; one file per (uid, cwd of a relative path, image). */
-#define ANSWERS_DIR ".pyxis_cache_answers"
+/* <base>/ANSWERS_DIR (layout.gen.h): root's, 0700; one file per (uid, cwd of a relative path, image). */
 
 /* The image's identity as the job user opened it (fstat). */
 struct answer_seen {

@@ -202,7 +202,7 @@ static int layer_point_valid(const char *text, const char *name, uint32_t job, u
 	size_t n;
 
 	n = (size_t)snprintf(prefix, sizeof(prefix), MOUNT_PREFIX "%s.%u.%u.", name, job, step);
-	return strncmp(text, prefix, n) == 0 && strlen(text) == n + 6 && strchr(text, '/') == NULL;
+	return strncmp(text, prefix, n) == 0 && strlen(text) == n + TAIL_ALNUM && strchr(text, '/') == NULL;
 }
 
 /* Lay the step's layer over lower: the mounter's steps without FUSE, no daemon, no guard. */

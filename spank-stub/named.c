@@ -67,8 +67,8 @@ static int read_record(int dirfd, uid_t uid, char *name, size_t len)
 		return 0;
 	text[n] = '\0';
 	text[strcspn(text, "\n")] = '\0';
-	plen = (size_t)snprintf(prefix, sizeof(prefix), "pyxis_cache_u%u_", (unsigned)uid);
-	if (strncmp(text, prefix, plen) != 0 || strlen(text) != plen + 20 || strlen(text) >= len)
+	plen = (size_t)snprintf(prefix, sizeof(prefix), ENTRY_PREFIX "%u_", (unsigned)uid);
+	if (strncmp(text, prefix, plen) != 0 || strlen(text) != plen + HASH_HEX || strlen(text) >= len)
 		return 0;
 	for (i = plen; i < plen + 20; ++i)
 		if (!((text[i] >= '0' && text[i] <= '9') || (text[i] >= 'a' && text[i] <= 'f')))
@@ -101,7 +101,7 @@ static int lock_entry(struct plugin_context *ctx, const char *name, char *err, s
 	snprintf(c->enroot_name, sizeof(c->enroot_name), "%s", name);
 	if (cli_user_path(ctx, NULL, NULL, c->enroot_data, sizeof(c->enroot_data)) < 0 ||
 	    cli_user_path(ctx, name, NULL, c->rootfs, sizeof(c->rootfs)) < 0 ||
-	    cli_user_path(ctx, name, ".pyxis_cache_lock", lock, sizeof(lock)) < 0) {
+	    cli_user_path(ctx, name, LOCK_FILE, lock, sizeof(lock)) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": container_cache_data_path: path too long");
 		return -1;
 	}

@@ -11,9 +11,6 @@
 
 #include "context.h"
 
-/* The prefix of a named container's directory in <base>/<uid> (lib/layout.ts's NAMED_NAME). */
-#define NAMED_PREFIX ".pyxis_cache_named."
-
 /*
  * user_init, cache mode with a name: lock the named container's directory
  * (LOCK_EX, held until named_release: one step at a time), apply the flags as

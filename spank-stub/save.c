@@ -46,8 +46,8 @@ static int save_exec(void *arg)
 {
 	const struct save_task *t = arg;
 	char *argv[] = { "mksquashfs", (char *)t->source, (char *)t->path, "-noappend", "-all-root", "-no-progress",
-			 "-quiet", "-e", ".pyxis_cache_lock", ".lock", NULL };
-	char path_env[] = "PATH=/usr/local/bin:/usr/bin:/bin";
+			 "-quiet", "-e", LOCK_FILE, ".lock", NULL };
+	char path_env[] = "PATH=" PYXIS_CACHE_PATH;
 	char *envp[] = { path_env, NULL };
 	char map[64];
 
