@@ -220,7 +220,7 @@ expected=(
   /opt/pyxis-cache/share/doc/pyxis-cache/examples/plugstack.conf.d/pyxis-cache.conf
   /opt/pyxis-cache/share/man/man1/pyxis-cache.1
 )
-for f in "$here"/cmd/*.ts "$here"/lib/*.ts; do expected+=("/opt/pyxis-cache/lib/pyxis-cache/${f#"$here"/}"); done
+for f in "$here"/cmd/*.ts "$here"/lib/*.ts "$here"/lib/*/*.ts; do expected+=("/opt/pyxis-cache/lib/pyxis-cache/${f#"$here"/}"); done
 for f in README.md docs/operations.md; do
   [[ -f $here/$f ]] && expected+=("/opt/pyxis-cache/share/doc/pyxis-cache/${f#docs/}")
 done
