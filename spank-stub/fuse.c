@@ -309,7 +309,9 @@ static int start_guard(const struct fuse_mount *m, const char *point_name, int *
 		int step = fcntl(pipe_fd[0], F_DUPFD_CLOEXEC, 10), ns = fcntl(m->mntns_fd, F_DUPFD_CLOEXEC, 10);
 
 		/* Above 9 first: either may be 3 or 4. */
-		snprintf(name, sizeof(name), "%s", point_name);
+		if (strlen(point_name) >= sizeof(name))
+			_exit(126);
+		memcpy(name, point_name, strlen(point_name) + 1);
 		if (step < 0 || ns < 0 || child_reset(-1, -1) < 0 || dup2(step, 3) < 0 || dup2(ns, 4) < 0)
 			_exit(126);
 		child_close_from(5);
@@ -357,16 +359,6 @@ int fuse_user_mounted(const struct file_id *file, uid_t uid)
 	return found;
 }
 
-/* A mount point name of ours for this entry and step, nothing else. */
-static int valid_point(const char *text, const char *name, uint32_t job, uint32_t step)
-{
-	char prefix[NAME_MAX + 64];
-	size_t n;
-
-	n = (size_t)snprintf(prefix, sizeof(prefix), MOUNT_PREFIX "%s.%u.%u.", name, job, step);
-	return strncmp(text, prefix, n) == 0 && strlen(text) == n + TAIL_ALNUM && strchr(text, '/') == NULL;
-}
-
 /*
  * The mounter did not say what it should have: the daemon's own words first (a bad image), else the
  * mounter's. FUSE_IMAGE_REPLACED when the daemon found another file than the one identified, else -1.
@@ -393,71 +385,22 @@ static int mounter_error(const struct message *msg, int daemon_err_fd, char *err
 int fuse_mount_image(const char *daemon_bin, const char *image, const struct file_id *file, const char *user_dir,
 		     const char *name, const struct pyxis_job *job, struct fuse_mount *m, char *err, size_t errlen)
 {
-	int to_mounter[2] = { -1, -1 }, from_mounter[2] = { -1, -1 };
 	struct mounter mt = { .user_dir = user_dir, .name = name, .job = job->jobid, .step = job->stepid };
 	struct daemon_args d = { .bin = daemon_bin, .image = image, .file = file, .fd = -1, .job = job };
-	struct child mounter = CHILD_INIT;
+	struct mounter_link link;
 	int daemon_err_fd = -1;
 	pid_t daemon;
 	struct message msg;
-	char path[PATH_MAX + 32];
-	uid_t euid = geteuid();
 	int locked;
 	int rc = -1;
 
-	*m = (struct fuse_mount)FUSE_MOUNT_INIT;
-	/*
-	 * Root's own ids for the id maps, /proc/<mounter>/ns and pidfd_getfd (the mounter is
-	 * not dumpable); given back at the end, as slurmstepd does around user_init.
-	 */
-	if (euid != 0 && seteuid(0) < 0) {
-		snprintf(err, errlen, "seteuid: %m");
-		return -1;
-	}
-	if (pipe2(to_mounter, O_CLOEXEC) < 0 || pipe2(from_mounter, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "pipe: %m");
+	if (mounter_start(&link, &mt, job, m, &msg, err, errlen) < 0) {
+		if (err[0] == '\0')
+			rc = mounter_error(&msg, daemon_err_fd, err, errlen);
 		goto fail;
 	}
-	mounter.pid = fork();
-	if (mounter.pid < 0) {
-		snprintf(err, errlen, "fork: %m");
-		goto fail;
-	}
-	if (mounter.pid == 0) {
-		mt.in = to_mounter[0];
-		mt.out = from_mounter[1];
-		_exit(mounter_main(&mt));
-	}
-	close(to_mounter[0]);
-	close(from_mounter[1]);
-	to_mounter[0] = from_mounter[1] = -1;
-
-	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
-	if (msg.tag != 'u') {
-		rc = mounter_error(&msg, daemon_err_fd, err, errlen);
-		goto fail;
-	}
-	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)mounter.pid);
-	m->mntns_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (m->mntns_fd < 0 || write_id_maps(mounter.pid, job) < 0) {
-		snprintf(err, errlen, "the mount's namespace: %m");
-		goto fail;
-	}
-	send_message(to_mounter[1], 'g', 0, NULL);
-
-	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
-	if (msg.tag != 'm') {
-		rc = mounter_error(&msg, daemon_err_fd, err, errlen);
-		goto fail;
-	}
-	if (!valid_point(msg.text, name, mt.job, mt.step)) {
-		snprintf(err, errlen, "unexpected mount point from the mounter");
-		goto fail;
-	}
-	snprintf(m->point, sizeof(m->point), "%s/%s", user_dir, msg.text);
-	snprintf(m->rootfs, sizeof(m->rootfs), "%s/root", m->point);
 	/* The connection, from the mounter's mount table, before anything can wait on it. */
-	m->conn = mount_connection(mounter.pid, msg.text);
+	m->conn = mount_connection(link.child.pid, msg.text);
 	if (m->conn == 0) {
 		snprintf(err, errlen, "the FUSE mount's connection: not found");
 		goto fail;
@@ -473,8 +416,8 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const struct fil
 		goto fail;
 	/* pidfd_getfd: Linux 5.6 and headers that know it; without, no mount (the step waits for the unpack). */
 #if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
-	mounter.pidfd = (int)syscall(SYS_pidfd_open, mounter.pid, 0);
-	d.fd = mounter.pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, mounter.pidfd, msg.value, 0);
+	link.child.pidfd = (int)syscall(SYS_pidfd_open, link.child.pid, 0);
+	d.fd = link.child.pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, link.child.pidfd, msg.value, 0);
 #else
 	errno = ENOSYS;
 #endif
@@ -497,46 +440,29 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const struct fil
 #endif
 	close(d.fd);
 	d.fd = -1;
-	send_message(to_mounter[1], 'g', 0, NULL);
-
-	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
-	if (msg.tag != 'o') {
+	if (mounter_next(&link, &msg) != 'o') {
 		rc = mounter_error(&msg, daemon_err_fd, err, errlen);
 		goto fail;
 	}
-	{
-		unsigned long long dev = 0, ino = 0;
-
-		if (sscanf(msg.text, "%llu %llu", &dev, &ino) != 2) {
-			snprintf(err, errlen, "unexpected reply from the mounter");
-			goto fail;
-		}
-		m->root_dev = (dev_t)dev;
-		m->root_ino = (ino_t)ino;
-	}
+	if (mounter_root(&msg, m, err, errlen) < 0)
+		goto fail;
 	rc = 0;
 fail:
 	/* A mounter waiting for an answer that never comes does not die of SIGKILL: abort first. */
 	if (rc < 0)
 		child_abort_fuse(m->conn);
-	child_end(&mounter);
+	mounter_end(&link);
 	if (rc < 0)
 		fuse_release(m);
-	if (daemon_err_fd >= 0)
-		close(daemon_err_fd);
-	if (d.fd >= 0)
-		close(d.fd);
-	for (int i = 0; i < 2; ++i) {
-		if (to_mounter[i] >= 0)
-			close(to_mounter[i]);
-		if (from_mounter[i] >= 0)
-			close(from_mounter[i]);
-	}
-	if (euid != 0 && seteuid(euid) < 0 && rc == 0) {
+	if (mounter_give_back(&link) < 0 && rc == 0) {
 		snprintf(err, errlen, "seteuid: %m");
 		fuse_release(m);
 		rc = -1;
 	}
+	if (daemon_err_fd >= 0)
+		close(daemon_err_fd);
+	if (d.fd >= 0)
+		close(d.fd);
 	return rc;
 }
 

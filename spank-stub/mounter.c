@@ -195,8 +195,8 @@ int write_id_maps(pid_t pid, const struct pyxis_job *user)
 	return write_file(pid, "gid_map", map);
 }
 
-/* A mount point name of ours for this entry and step, nothing else (as fuse.c checks a cold step's). */
-static int layer_point_valid(const char *text, const char *name, uint32_t job, uint32_t step)
+/* A mount point name of ours for this entry and step, nothing else. */
+static int valid_point(const char *text, const char *name, uint32_t job, uint32_t step)
 {
 	char prefix[NAME_MAX + 64];
 	size_t n;
@@ -205,98 +205,139 @@ static int layer_point_valid(const char *text, const char *name, uint32_t job, u
 	return strncmp(text, prefix, n) == 0 && strlen(text) == n + TAIL_ALNUM && strchr(text, '/') == NULL;
 }
 
+int mounter_start(struct mounter_link *l, struct mounter *mt, const struct pyxis_job *job, struct fuse_mount *m,
+		  struct message *msg, char *err, size_t errlen)
+{
+	int to[2] = { -1, -1 }, from[2] = { -1, -1 };
+	char path[64];
+
+	*l = (struct mounter_link)MOUNTER_LINK_INIT;
+	*m = (struct fuse_mount)FUSE_MOUNT_INIT;
+	memset(msg, 0, sizeof(*msg));
+	err[0] = '\0';
+	l->euid = geteuid();
+	if (l->euid != 0 && seteuid(0) < 0) {
+		snprintf(err, errlen, "seteuid: %m");
+		return -1;
+	}
+	if (pipe2(to, O_CLOEXEC) < 0 || pipe2(from, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "pipe: %m");
+		goto fail;
+	}
+	l->child.pid = fork();
+	if (l->child.pid < 0) {
+		snprintf(err, errlen, "fork: %m");
+		goto fail;
+	}
+	if (l->child.pid == 0) {
+		mt->in = to[0];
+		mt->out = from[1];
+		_exit(mounter_main(mt));
+	}
+	close(to[0]);
+	close(from[1]);
+	l->to = to[1];
+	l->from = from[0];
+	to[1] = from[0] = -1;
+
+	receive_message(l->from, MOUNT_TIMEOUT_MS, msg);
+	if (msg->tag != 'u')
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)l->child.pid);
+	m->mntns_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (m->mntns_fd < 0 || write_id_maps(l->child.pid, job) < 0) {
+		snprintf(err, errlen, "the mount's namespace: %m");
+		return -1;
+	}
+	if (mounter_next(l, msg) != 'm')
+		return -1;
+	if (!valid_point(msg->text, mt->name, mt->job, mt->step)) {
+		snprintf(err, errlen, "unexpected mount point from the mounter");
+		return -1;
+	}
+	snprintf(m->point, sizeof(m->point), "%s/%s", mt->user_dir, msg->text);
+	snprintf(m->rootfs, sizeof(m->rootfs), "%s/root", m->point);
+	return 0;
+fail:
+	for (int i = 0; i < 2; ++i) {
+		if (to[i] >= 0)
+			close(to[i]);
+		if (from[i] >= 0)
+			close(from[i]);
+	}
+	return -1;
+}
+
+char mounter_next(struct mounter_link *l, struct message *msg)
+{
+	send_message(l->to, 'g', 0, NULL);
+	receive_message(l->from, MOUNT_TIMEOUT_MS, msg);
+	return msg->tag;
+}
+
+int mounter_root(const struct message *msg, struct fuse_mount *m, char *err, size_t errlen)
+{
+	unsigned long long dev = 0, ino = 0;
+
+	if (sscanf(msg->text, "%llu %llu", &dev, &ino) != 2) {
+		snprintf(err, errlen, "unexpected reply from the mounter");
+		return -1;
+	}
+	m->root_dev = (dev_t)dev;
+	m->root_ino = (ino_t)ino;
+	return 0;
+}
+
+void mounter_end(struct mounter_link *l)
+{
+	child_end(&l->child);
+	if (l->to >= 0)
+		close(l->to);
+	if (l->from >= 0)
+		close(l->from);
+	l->to = l->from = -1;
+}
+
+int mounter_give_back(const struct mounter_link *l)
+{
+	return l->euid != 0 && seteuid(l->euid) < 0 ? -1 : 0;
+}
+
 /* Lay the step's layer over lower: the mounter's steps without FUSE, no daemon, no guard. */
 static int layer_mount_upper(const char *lower, const char *user_dir, const char *name, const char *upper_dir,
 			     const struct pyxis_job *job, struct fuse_mount *m, char *err, size_t errlen)
 {
-	int to_mounter[2] = { -1, -1 }, from_mounter[2] = { -1, -1 };
 	struct mounter mt = { .user_dir = user_dir, .name = name, .lower = lower, .upper_dir = upper_dir,
 			      .job = job->jobid, .step = job->stepid };
-	struct child mounter = CHILD_INIT;
-	unsigned long long dev = 0, ino = 0;
+	struct mounter_link link;
 	struct message msg;
-	char path[64];
-	uid_t euid = geteuid();
 	int locked;
 	int rc = -1;
 
-	*m = (struct fuse_mount)FUSE_MOUNT_INIT;
-	/* Root's own ids for the id maps and /proc/<mounter>/ns (the mounter is not dumpable), as fuse.c. */
-	if (euid != 0 && seteuid(0) < 0) {
-		snprintf(err, errlen, "seteuid: %m");
-		return -1;
-	}
-	if (pipe2(to_mounter, O_CLOEXEC) < 0 || pipe2(from_mounter, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "pipe: %m");
-		goto fail;
-	}
-	mounter.pid = fork();
-	if (mounter.pid < 0) {
-		snprintf(err, errlen, "fork: %m");
-		goto fail;
-	}
-	if (mounter.pid == 0) {
-		mt.in = to_mounter[0];
-		mt.out = from_mounter[1];
-		_exit(mounter_main(&mt));
-	}
-	close(to_mounter[0]);
-	close(from_mounter[1]);
-	to_mounter[0] = from_mounter[1] = -1;
-
-	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
-	if (msg.tag != 'u')
+	if (mounter_start(&link, &mt, job, m, &msg, err, errlen) < 0)
 		goto failed;
-	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)mounter.pid);
-	m->mntns_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (m->mntns_fd < 0 || write_id_maps(mounter.pid, job) < 0) {
-		snprintf(err, errlen, "the layer's namespace: %m");
-		goto fail;
-	}
-	send_message(to_mounter[1], 'g', 0, NULL);
-	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
-	if (msg.tag != 'm')
-		goto failed;
-	if (!layer_point_valid(msg.text, name, mt.job, mt.step)) {
-		snprintf(err, errlen, "unexpected mount point from the mounter");
-		goto fail;
-	}
-	snprintf(m->point, sizeof(m->point), "%s/%s", user_dir, msg.text);
-	snprintf(m->rootfs, sizeof(m->rootfs), "%s/root", m->point);
 	/* The step is alive for gc and status, as a cold step's mount point. */
 	locked = lock_shared(m->point, O_DIRECTORY, job->uid, &m->lock_fd, err, errlen);
 	if (locked == 0)
 		snprintf(err, errlen, "%s was removed before it was locked", m->point);
 	if (locked <= 0)
 		goto fail;
-	send_message(to_mounter[1], 'g', 0, NULL);
-	receive_message(from_mounter[0], MOUNT_TIMEOUT_MS, &msg);
-	if (msg.tag != 'o')
+	if (mounter_next(&link, &msg) != 'o')
 		goto failed;
-	if (sscanf(msg.text, "%llu %llu", &dev, &ino) != 2) {
-		snprintf(err, errlen, "unexpected reply from the mounter");
+	if (mounter_root(&msg, m, err, errlen) < 0)
 		goto fail;
-	}
-	m->root_dev = (dev_t)dev;
-	m->root_ino = (ino_t)ino;
 	rc = 0;
 	goto fail;
 failed:
-	if (msg.tag == 'e')
+	if (err[0] == '\0' && msg.tag == 'e')
 		snprintf(err, errlen, "%s", msg.text);
-	else
+	else if (err[0] == '\0')
 		snprintf(err, errlen, "the mounter did not finish within %d s", MOUNT_TIMEOUT_MS / 1000);
 fail:
-	child_end(&mounter);
+	mounter_end(&link);
 	if (rc < 0)
 		fuse_release(m);
-	for (int i = 0; i < 2; ++i) {
-		if (to_mounter[i] >= 0)
-			close(to_mounter[i]);
-		if (from_mounter[i] >= 0)
-			close(from_mounter[i]);
-	}
-	if (euid != 0 && seteuid(euid) < 0 && rc == 0) {
+	if (mounter_give_back(&link) < 0 && rc == 0) {
 		snprintf(err, errlen, "seteuid: %m");
 		fuse_release(m);
 		rc = -1;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "child.h"
 #include "layout.gen.h" /* MOUNT_PREFIX, TAIL_ALNUM */
 
 #define DAEMON "squashfuse_ll"
@@ -44,6 +45,39 @@ void receive_message(int fd, int timeout_ms, struct message *msg);
 
 /* In the forked child: the mounts, in steps slurmstepd allows with 'g'. Never returns. */
 int mounter_main(const struct mounter *mt);
+
+/* slurmstepd's side of one mounter: its process, the two pipes, and the effective uid to give back. */
+struct mounter_link {
+	struct child child;
+	int to;   /* to the mounter */
+	int from; /* from it */
+	uid_t euid;
+};
+
+#define MOUNTER_LINK_INIT { .child = CHILD_INIT, .to = -1, .from = -1, .euid = 0 }
+
+/*
+ * Fork the mounter for mt as root (the id maps, /proc/<pid>/ns and pidfd_getfd need
+ * root's own ids; mounter_give_back gives the effective uid back), write its namespace's
+ * id maps, let it go on, and take its mount point, checked (ours, for this entry and
+ * step): m->mntns_fd, m->point and m->rootfs are set; *msg holds the 'm' message.
+ * 0, or -1: err says why, or is empty and *msg is the mounter's last message (tag 0:
+ * none in time). Call mounter_end, then mounter_give_back, either way.
+ */
+int mounter_start(struct mounter_link *l, struct mounter *mt, const struct pyxis_job *job, struct fuse_mount *m,
+		  struct message *msg, char *err, size_t errlen);
+
+/* Let the mounter go on ('g') and return the tag of its next message (0: none in time). */
+char mounter_next(struct mounter_link *l, struct message *msg);
+
+/* The overlay's root from the mounter's 'o' message (m->root_dev, root_ino): 0, or -1 with err. */
+int mounter_root(const struct message *msg, struct fuse_mount *m, char *err, size_t errlen);
+
+/* Kill and reap the mounter, close the pipes. */
+void mounter_end(struct mounter_link *l);
+
+/* Give back the effective uid mounter_start took: 0, or -1 (errno). */
+int mounter_give_back(const struct mounter_link *l);
 
 /* The namespace's ids (by slurmstepd, as root): inside, 0 is the job user and group. */
 int write_id_maps(pid_t pid, const struct pyxis_job *user);
