@@ -252,6 +252,27 @@ in_mode() {
   grep -Eqx "Seccomp:[[:space:]]+0" <<<"$output"
 }
 
+@test "$RUNTIME: pyxis-options: the seccomp filter alone (spank-stub/tests/seccomp_check): the faked calls return 0 and change nothing; setfsuid(-1) still answers; other calls are refused as before" {
+  [[ $RUNTIME == bwrap ]] || skip "no runtime involved: once"
+  local uid check=$E2E_REPO/spank-stub/tests/seccomp_check
+  uid=$(user_uid)
+  # Without the filter, as the user, each call is refused: what the filter changes.
+  run as "$E2E_USER" "$check" "$DATA/file" none
+  echo "$output"
+  [ "$status" -eq 0 ]
+  for call in chown lchown setgroups setresgid setresuid setuid; do grep -qx "$call rc=-1 errno=1" <<<"$output"; done
+  grep -qx "setfsuid rc=$uid errno=0" <<<"$output"
+  run as "$E2E_USER" "$check" "$DATA/file"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  for call in chown lchown setgroups setresgid setresuid setuid setfsuid; do grep -qx "$call rc=0 errno=0" <<<"$output"; done
+  grep -qx "setfsuid-query rc=$uid errno=0" <<<"$output"
+  grep -qx "setfsgid-query rc=$(user_gid) errno=0" <<<"$output"
+  grep -qx "chmod-root rc=-1 errno=1" <<<"$output"
+  grep -qx "file $uid:0" <<<"$output"
+  grep -qx "ids $uid $(user_gid) fsuid $uid" <<<"$output"
+}
+
 @test "$RUNTIME: pyxis-options: the image's entrypoint runs only with --container-entrypoint (or PYXIS_CONTAINER_ENTRYPOINT); its output with --container-entrypoint-log" {
   local mode
   for mode in cache plain; do
