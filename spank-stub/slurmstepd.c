@@ -6,9 +6,11 @@
  *                                          the command, their locks, the container
  *                                          started once (step.c)
  *   task_init_privileged root, the task    join the container's mounts (container.c)
- *   task_init            job user, the task  join its user namespace and chdir to
- *                                          the working directory, or fail the
- *                                          task with the recorded error
+ *   task_init            job user, the task  join its user namespace, chdir to the
+ *                                          working directory and, for a job user
+ *                                          other than root, install pyxis's
+ *                                          seccomp filter (seccomp.c); or fail
+ *                                          the task with the recorded error
  *   task_exit            root, slurmstepd  after the last task: --container-save (save.c)
  *   exit                 root, slurmstepd  close namespaces and locks, remove the
  *                                          step's directory (step.c)
@@ -29,6 +31,7 @@
 #include "context.h"
 #include "log.h"
 #include "save.h"
+#include "seccomp.h"
 #include "slurmstepd.h"
 #include "step.h"
 
@@ -151,7 +154,8 @@ int pyxis_slurmstepd_task_init_privileged(spank_t sp, int ac, char **av)
  * exits non-zero, and the node stays up. Otherwise the task joins the
  * container's user namespace and goes to the working directory as the user
  * (root walks no path in the container: a cold step's lower layer is a FUSE
- * mount the user can serve); Slurm then execs it with the job's environment.
+ * mount the user can serve); a job user other than root gets pyxis's seccomp
+ * filter (seccomp.h); Slurm then execs it with the job's environment.
  */
 int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 {
@@ -184,6 +188,11 @@ int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 	/* --container-workdir, as the user inside, as pyxis does (relative: to the job's directory). */
 	if (container_args.workdir != NULL && chdir(container_args.workdir) < 0) {
 		pyxis_error(PLUGIN_NAME ": couldn't chdir to %s: %m", container_args.workdir);
+		goto done;
+	}
+	/* As pyxis: chown and set*id succeed in an unprivileged job's container (apt, dpkg). */
+	if (context.job.uid != 0 && seccomp_fake_ids(err, sizeof(err)) < 0) {
+		pyxis_error("%s", err);
 		goto done;
 	}
 	pyxis_stamp("joined");

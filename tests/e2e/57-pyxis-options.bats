@@ -217,6 +217,62 @@ in_mode() {
   done
 }
 
+@test "$RUNTIME: pyxis-options: pyxis's seccomp filter: in the user's task (Seccomp: 2), chown and setgroups/setgid/setuid succeed without doing anything, with --container-remap-root and without" {
+  local uid mode
+  uid=$(user_uid)
+  as "$E2E_USER" sh -c 'rm -f "$HOME/pxc-seccomp" && touch "$HOME/pxc-seccomp"'
+  for mode in cache plain; do
+    # As apt and dpkg as remapped root: give a file to another user, then become another user
+    # (busybox su: setgroups, setgid, setuid), which the one-uid user namespace refuses.
+    run in_mode "$mode" --container-image="$IMG" --container-writable --container-remap-root sh -c '
+      grep "^Seccomp:" /proc/self/status
+      touch /pxc-owned && chown 1:1 /pxc-owned && chgrp 2 /pxc-owned && echo chowned $(stat -c %u:%g /pxc-owned)
+      echo "pxc-other:x:12345:12345::/:/bin/sh" >>/etc/passwd && echo "pxc-other:x:12345:" >>/etc/group
+      su pxc-other -c "echo su ran as \$(id -u)"'
+    echo "$mode remap: $output"
+    [ "$status" -eq 0 ]
+    grep -Eqx "Seccomp:[[:space:]]+2" <<<"$output"
+    grep -qx "chowned 0:0" <<<"$output"
+    grep -qx "su ran as 0" <<<"$output"
+    # Without remap, read-only: the user's own file given to an unmapped uid.
+    run in_mode "$mode" --container-image="$IMG" sh -c \
+      'grep "^Seccomp:" /proc/self/status; chown 12345:12345 "$HOME/pxc-seccomp" && echo chowned $(stat -c %u "$HOME/pxc-seccomp")'
+    echo "$mode: $output"
+    [ "$status" -eq 0 ]
+    grep -Eqx "Seccomp:[[:space:]]+2" <<<"$output"
+    grep -qx "chowned $uid" <<<"$output"
+  done
+  # None outside a container, nor in root's job (its calls are real), as in pyxis.
+  run srun_as_user grep "^Seccomp:" /proc/self/status
+  [ "$status" -eq 0 ]
+  grep -Eqx "Seccomp:[[:space:]]+0" <<<"$output"
+  run srun --container-image="$IMG" grep "^Seccomp:" /proc/self/status
+  echo "root: $output"
+  [ "$status" -eq 0 ]
+  grep -Eqx "Seccomp:[[:space:]]+0" <<<"$output"
+}
+
+@test "$RUNTIME: pyxis-options: the seccomp filter alone (spank-stub/tests/seccomp_check): the faked calls return 0 and change nothing; setfsuid(-1) still answers; other calls are refused as before" {
+  [[ $RUNTIME == bwrap ]] || skip "no runtime involved: once"
+  local uid check=$E2E_REPO/spank-stub/tests/seccomp_check
+  uid=$(user_uid)
+  # Without the filter, as the user, each call is refused: what the filter changes.
+  run as "$E2E_USER" "$check" "$DATA/file" none
+  echo "$output"
+  [ "$status" -eq 0 ]
+  for call in chown lchown setgroups setresgid setresuid setuid; do grep -qx "$call rc=-1 errno=1" <<<"$output"; done
+  grep -qx "setfsuid rc=$uid errno=0" <<<"$output"
+  run as "$E2E_USER" "$check" "$DATA/file"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  for call in chown lchown setgroups setresgid setresuid setuid setfsuid; do grep -qx "$call rc=0 errno=0" <<<"$output"; done
+  grep -qx "setfsuid-query rc=$uid errno=0" <<<"$output"
+  grep -qx "setfsgid-query rc=$(user_gid) errno=0" <<<"$output"
+  grep -qx "chmod-root rc=-1 errno=1" <<<"$output"
+  grep -qx "file $uid:0" <<<"$output"
+  grep -qx "ids $uid $(user_gid) fsuid $uid" <<<"$output"
+}
+
 @test "$RUNTIME: pyxis-options: the image's entrypoint runs only with --container-entrypoint (or PYXIS_CONTAINER_ENTRYPOINT); its output with --container-entrypoint-log" {
   local mode
   for mode in cache plain; do
