@@ -4,10 +4,12 @@
 # Not part of `make test` (it takes long and measures rather than asserts): `make pyxis-suite`.
 # Run as root (after `make bootstrap-test stub`):
 #
-#   bash tests/pyxis-suite/run.sh [--tests DIR] [--runtimes "enroot bwrap"] [FILE.bats...]
+#   bash tests/pyxis-suite/run.sh [--tests DIR] [--runtimes "enroot bwrap"] [--writable] [FILE.bats...]
 #
 #   --tests DIR   pyxis's tests/ directory (pyxis 0.24.0). Default: extracted from the bare
 #                 mirror $PYXIS_MIRROR (/work/.mirror/NVIDIA+pyxis/repo) when there is one
+#   --writable    every step with PYXIS_CONTAINER_WRITABLE=1, as on a site whose enroot.conf has
+#                 ENROOT_ROOTFS_WRITABLE=yes (pyxis's tests write into / without --container-writable)
 #   FILE.bats     only these files (names as in pyxis's tests/, e.g. mounts.bats)
 #
 # What it does:
@@ -47,11 +49,13 @@ die() {
 
 SKIPPED_FILES="mpi.bats mpi4py.bats pytorch.bats ssh.bats"
 PYXIS_MIRROR=${PYXIS_MIRROR:-/work/.mirror/NVIDIA+pyxis/repo}
-tests_dir= runtimes="enroot bwrap" only=()
+tests_dir= runtimes="enroot bwrap" only=() site_env=()
 while (($#)); do
   case $1 in
     --tests) tests_dir=${2:?}; shift 2 ;;
     --runtimes) runtimes=${2:?}; shift 2 ;;
+    # As on a site whose enroot.conf has ENROOT_ROOTFS_WRITABLE=yes, which pyxis's tests assume.
+    --writable) site_env=(PYXIS_CONTAINER_WRITABLE=1); shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *.bats) only+=("$1"); shift ;;
     *) die "unknown argument: $1 (see --help)" ;;
@@ -279,7 +283,7 @@ run_file() {
     SHELL=/bin/bash TERM=dumb SLURM_CONF="$SLURM_CONF" PYXIS_CONTAINER_CACHE=1 ENROOT_ALLOW_HTTP=y \
     ENROOT_RUNTIME_PATH="$HOME_DIR/.enroot/run" ENROOT_CACHE_PATH="$HOME_DIR/.enroot/cache" \
     ENROOT_DATA_PATH="$HOME_DIR/.enroot/data" ENROOT_TEMP_PATH="$HOME_DIR/.enroot/tmp" \
-    "${alloc[@]}" bats --tap "tests/$file") >"$tap" 2>&1 </dev/null || true
+    "${site_env[@]}" "${alloc[@]}" bats --tap "tests/$file") >"$tap" 2>&1 </dev/null || true
 }
 
 for runtime in $runtimes; do
