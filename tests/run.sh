@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Every test suite, as `make test` runs them (as root, after `make bootstrap-test stub`):
 #   bash tests/run.sh
-# Four lanes side by side, since most of the suites' time is waiting (for Slurm, for
+# Five lanes side by side, since most of the suites' time is waiting (for Slurm, for
 # processes, for locks), not computing:
-#   slurm   the e2e suite with the fault suite's cases on Slurm (tests/faults/*.bats:
+#   slurm   the e2e suite but for the pyxis and cold lanes' files, with the fault suite's cases on Slurm (tests/faults/*.bats:
 #           srun32.bats, stub.bats, fuse.bats): one private Slurm for every srun case but
+#   pyxis   pyxis's options and keys, named containers and root's records (tests/e2e/22, 57,
+#           58, 59), on a private Slurm of its own (its node, ports and users)
 #   cold    tests/e2e/75-cold-signals.bats, on a private Slurm of its own (its node, ports
 #           and users): mostly waiting for slurmctld's time limits
 #   unit    the static checks (make check), the unit tests (deno test --parallel), then the
@@ -56,14 +58,21 @@ suite() {
   return "$rc"
 }
 
-# The cold lane's file, and its cluster: not the slurm lane's node name, ports or users.
+# The cold and pyxis lanes' files, and their clusters: not the slurm lane's node names, ports or users.
 COLD_FILE=tests/e2e/75-cold-signals.bats
+PYXIS_FILES=(tests/e2e/22-answers.bats tests/e2e/57-pyxis-options.bats tests/e2e/58-pyxis-keys.bats tests/e2e/59-named.bats)
 slurm_lane() {
   local files=() f
-  for f in tests/e2e/*.bats; do [[ $f == "$COLD_FILE" ]] || files+=("$f"); done
+  for f in tests/e2e/*.bats; do
+    [[ $f == "$COLD_FILE" || " ${PYXIS_FILES[*]} " == *" $f "* ]] || files+=("$f")
+  done
   echo "$BASHPID" >"$FAULTS_SLURM_TAP.pid"
   suite slurm bash tests/e2e/run.sh "${files[@]}" tests/faults/*.bats
   echo $? >"$FAULTS_SLURM_TAP.rc"
+}
+pyxis_lane() {
+  E2E_USER=pxc-e2e-pyx E2E_USER2=pxc-e2e-pyx2 E2E_NODE=e2epyx E2E_PORTS="14000 15999" \
+    suite pyxis bash tests/e2e/run.sh "${PYXIS_FILES[@]}"
 }
 cold_lane() {
   E2E_USER=pxc-e2e-cold E2E_USER2=pxc-e2e-cold2 E2E_NODE=e2ecold E2E_PORTS="18000 19999" \
@@ -103,11 +112,12 @@ test_enroot >/dev/null || true
 start=$(date +%s)
 if [[ ${TEST_LANES:-} == serial ]]; then
   slurm_lane
+  pyxis_lane
   cold_lane
   unit_lane
   faults_lane
 else
-  for name in slurm cold unit faults; do
+  for name in slurm pyxis cold unit faults; do
     setsid bash "$here/run.sh" --lane "$name" &
     lanes+=($!)
   done
@@ -119,7 +129,7 @@ fi
 counts() {
   local log=$T/$1.log
   case $1 in
-    slurm) echo "$(grep -c '^ok ' "$log") ok, $(grep -c '^not ok ' "$log") not ok (TAP of both runtime passes)" ;;
+    slurm | pyxis) echo "$(grep -c '^ok ' "$log") ok, $(grep -c '^not ok ' "$log") not ok (TAP of both runtime passes)" ;;
     cold) echo "$(grep -c '^ok ' "$log") ok, $(grep -c '^not ok ' "$log") not ok (9 signal paths x 2 runtimes)" ;;
     unit) sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^(ok|FAILED) \| ' | tail -1 ;;
     faults) grep -E '^# cases run:' "$log" | tail -1 | sed 's/^# //' ;;
@@ -128,7 +138,7 @@ counts() {
 }
 failed=0
 echo "=== summary"
-for name in check slurm cold unit ops faults; do
+for name in check slurm pyxis cold unit ops faults; do
   if [[ ! -e $T/$name.status ]]; then
     printf '%-7s %-7s\n' "$name" "NOT RUN"
     failed=1

@@ -274,7 +274,12 @@ echo "# building images in $WORK" >&2
 # own; making the tree, unsquashfs and the manifest have one each).
 imaging=()
 image() {
-  while (($(jobs -rp | grep -cvx "${slurm_pid:-0}") >= 3)); do wait -n "${imaging[@]}"; done
+  local running
+  # Only the image builders still running: wait -n on one already reaped says "no such job".
+  while running=$(jobs -rp | grep -vx "${slurm_pid:-0}") && (($(wc -l <<<"$running") >= 3)); do
+    # shellcheck disable=SC2086 # one pid per word
+    wait -n $running 2>/dev/null
+  done
   { (tree "$WORK/src/$1" "$2" "$3" && mkimg "$1" "$WORK/src/$1") || echo "$1" >>"$WORK/images-failed"; } &
   imaging+=($!)
 }
