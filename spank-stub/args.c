@@ -633,6 +633,34 @@ fail:
 	return rc;
 }
 
+int pyxis_args_daemon_image(void)
+{
+	const char *image = container_args.image;
+
+	return image != NULL && (strncmp(image, "dockerd://", 10) == 0 || strncmp(image, "podman://", 9) == 0);
+}
+
+int pyxis_args_check_runtime(int bwrap, char *err, size_t errlen)
+{
+	if (!pyxis_args_daemon_image())
+		return 0;
+	if (bwrap) {
+		snprintf(err, errlen,
+			 PLUGIN_NAME ": --container-image: %s: not supported with container_cache_runtime=bwrap (enroot imports "
+				     "an image of a local Docker or Podman daemon: container_cache_runtime=enroot)",
+			 container_args.image);
+		return -1;
+	}
+	if (container_args.name != NULL || container_args.save != NULL) {
+		snprintf(err, errlen,
+			 PLUGIN_NAME ": %s: not supported with an image of a local daemon (%s): it has no digest to cache it by, "
+				     "so its steps run without the cache",
+			 container_args.name != NULL ? "--container-name" : "--container-save", container_args.image);
+		return -1;
+	}
+	return 0;
+}
+
 int pyxis_args_mount_home(void)
 {
 	return container_args.mount_home != 0;

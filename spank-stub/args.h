@@ -73,6 +73,19 @@ int pyxis_args_active(void);
 /* Returns 0, or -1 with the contract's message in err. */
 int pyxis_args_check(char *err, size_t errlen);
 
+/*
+ * 1 when the image is one of a local Docker or Podman daemon (dockerd://,
+ * podman://): enroot imports it as pyxis has it do, and it has no digest to
+ * cache it by, so a cache-mode step runs it as a step of its own.
+ */
+int pyxis_args_daemon_image(void);
+
+/*
+ * What the runtime cannot do with the step's container (bwrap: 1 for
+ * container_cache_runtime=bwrap). Returns 0, or -1 with one line in err.
+ */
+int pyxis_args_check_runtime(int bwrap, char *err, size_t errlen);
+
 /* The resolved settings, with this plugin's defaults. */
 int pyxis_args_mount_home(void);        /* default: on */
 int pyxis_args_remap_root(void);        /* default: off */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -303,6 +304,38 @@ static void image_environ(const char *rootfs, char **envp, size_t *n, size_t max
 	fclose(f);
 }
 
+/*
+ * enroot's apt hook (10-aptfix.sh), for bwrap: with --container-remap-root and a
+ * Debian-like rootfs (a regular /etc/debian_version), apt's sandbox user is root,
+ * so that apt does not try to switch to _apt, a uid the one-uid user namespace
+ * lacks ("Could not switch group"). enroot writes the file into the container's
+ * rootfs; here bwrap writes it (--file) into the step's own rootfs, resolved
+ * inside the container, never into a cached entry. A descriptor for --file, or -1.
+ */
+#define APT_SANDBOX_CONF "/etc/apt/apt.conf.d/enroot"
+#define APT_SANDBOX_LINE "APT::Sandbox::User \"root\";\n"
+
+static int apt_sandbox_fd(const struct runtime_task *task)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	if (!task->remap_root || !task->own_rootfs ||
+	    snprintf(path, sizeof(path), "%s/etc/debian_version", task->rootfs) >= (int)sizeof(path) ||
+	    lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return -1;
+	fd = memfd_create("apt-sandbox", 0);
+	if (fd < 0)
+		return -1;
+	if (write(fd, APT_SANDBOX_LINE, strlen(APT_SANDBOX_LINE)) != (ssize_t)strlen(APT_SANDBOX_LINE) ||
+	    lseek(fd, 0, SEEK_SET) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* child_fn, as the job user: exec bwrap around the stopping shell. */
 static int bwrap_exec(void *arg)
 {
@@ -311,10 +344,11 @@ static int bwrap_exec(void *arg)
 	const struct container_args *args = task->args;
 	struct argv_builder a = { NULL, 0, 0 };
 	struct bwrap_mount b;
-	char info[16], buf[PATH_MAX + 8], source[PATH_MAX], err[ERROR_MAX];
+	char info[16], apt_fd[16], buf[PATH_MAX + 8], source[PATH_MAX], err[ERROR_MAX];
 	char **envp;
 	const char *value;
 	size_t i, n = 0;
+	int apt;
 
 	snprintf(info, sizeof(info), "%d", RUNTIME_INFO_FD);
 	push(&a, task->runtime_bin);
@@ -402,6 +436,14 @@ static int bwrap_exec(void *arg)
 			push(&a, "--remount-ro");
 			push(&a, dup_or_die(buf));
 		}
+	}
+	if ((apt = apt_sandbox_fd(task)) >= 0) {
+		snprintf(apt_fd, sizeof(apt_fd), "%d", apt);
+		push(&a, "--perms");
+		push(&a, "0644");
+		push(&a, "--file");
+		push(&a, apt_fd);
+		push(&a, APT_SANDBOX_CONF);
 	}
 	if (!task->writable) {
 		push(&a, "--remount-ro");

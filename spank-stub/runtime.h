@@ -36,6 +36,7 @@ struct runtime_task {
 	int mount_home; /* bind the job's home (asked, and a directory on the host) */
 	int remap_root; /* root inside (the user namespace maps 0 to the user) */
 	int entrypoint; /* run the image's entrypoint (/etc/rc) around the stopping shell */
+	int own_rootfs; /* the rootfs is the step's own (its layer, a named container's, a copy): not a cached entry */
 };
 
 /*

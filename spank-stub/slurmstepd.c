@@ -99,6 +99,8 @@ int pyxis_slurmstepd_post_opt(spank_t sp, int ac, char **av)
 		record_error(err);
 	else if (cfg_rc < 0)
 		record_error(cfg_err);
+	else if (pyxis_args_check_runtime(context.cfg.runtime == RUNTIME_BWRAP, err, sizeof(err)) < 0)
+		record_error(err);
 	pyxis_stamp("post_opt");
 
 done:
@@ -150,8 +152,9 @@ int pyxis_slurmstepd_task_init_privileged(spank_t sp, int ac, char **av)
 /*
  * slurm_spank_task_init, S_CTX_REMOTE: in the task's own process (forked by
  * slurmstepd), as the job user, just before Slurm execs the task. This is where
- * a recorded error fails the step: the message reaches srun's stderr and srun
- * exits non-zero, and the node stays up. Otherwise the task joins the
+ * a recorded error fails the step: every task fails, the node's first one puts
+ * the message on srun's stderr (once per node, as pyxis), srun exits non-zero,
+ * and the node stays up. Otherwise the task joins the
  * container's user namespace and goes to the working directory as the user
  * (root walks no path in the container: a cold step's lower layer is a FUSE
  * mount the user can serve); a job user other than root gets pyxis's seccomp
@@ -161,12 +164,15 @@ int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 {
 	char err[ERROR_MAX];
 	uint32_t task_id;
+	int local_id = 0;
 	int rc = -1;
 
 	(void)ac;
 	(void)av;
+	/* Once per node, as pyxis's user_init says it: by the node's first task; the others only fail. */
 	if (context.error[0] != '\0') {
-		pyxis_error("%s", context.error);
+		if (spank_get_item(sp, S_TASK_ID, &local_id) != ESPANK_SUCCESS || local_id == 0)
+			pyxis_error("%s", context.error);
 		goto done;
 	}
 	if (!context.active) {

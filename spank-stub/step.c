@@ -154,6 +154,8 @@ static int start_container(spank_t sp, struct plugin_context *ctx, const char *s
 		.remap_root = pyxis_args_remap_root(),
 		/* --[no-]container-entrypoint, else pyxis's execute_entrypoint key (default off). */
 		.entrypoint = pyxis_args_entrypoint(ctx->cfg.pyxis.execute_entrypoint),
+		/* Only where the layer could not be made does a cache-mode step run on the entry itself. */
+		.own_rootfs = c->fuse.mntns_fd >= 0 || !container_args.cache || pyxis_args_daemon_image(),
 	};
 	pyxis_stamp("runtime");
 	if (runtime_check(&task, err, errlen) < 0 || container_start(&task, c, err, errlen) < 0)
@@ -178,7 +180,8 @@ int step_setup(spank_t sp, struct plugin_context *ctx, char *err, size_t errlen)
 	if (cli_prepare(ctx, err, errlen) < 0)
 		return -1;
 	if (container_args.name != NULL ? named_start(ctx, err, errlen) < 0
-	    : container_args.cache      ? cold_start(ctx, container_args.image, search_path, err, errlen) < 0
+	    /* An image of a local daemon has no digest to cache it by: a step of its own, as without the cache. */
+	    : container_args.cache && !pyxis_args_daemon_image() ? cold_start(ctx, container_args.image, search_path, err, errlen) < 0
 					: cli_step(ctx, container_args.image, err, errlen) < 0)
 		return -1;
 	return start_container(sp, ctx, search_path, err, errlen);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { CacheError } from "../lib/os/errors.ts";
-import { digestName, isReference, parseReference } from "../lib/registry/reference.ts";
+import { digestName, isDaemonImage, isReference, parseReference } from "../lib/registry/reference.ts";
 import { tempDir } from "./helpers.ts";
 
 const D = `sha256:${"ab".repeat(32)}`;
@@ -60,7 +60,13 @@ Deno.test("isReference(): pyxis's rule ('/' or '.' is a file), plus a file in th
     ["docker://./x", true],
   ];
   for (const [image, expected] of cases) assert.equal(isReference(image, tmp.path), expected, image);
-  assert.throws(() => isReference("dockerd://app", tmp.path), /unsupported image scheme/);
+  assert.throws(() => isReference("oci://app", tmp.path), /unsupported image scheme/);
+  // A daemon's image: enroot imports it for a step of its own (step.ts); it names no entry.
+  for (const image of ["dockerd://app", "podman://app:1"]) {
+    assert.equal(isDaemonImage(image), true, image);
+    assert.throws(() => isReference(image, tmp.path), /has no digest to cache it by/);
+  }
+  assert.equal(isDaemonImage("docker://app"), false);
 });
 
 Deno.test("digestName(): per uid, per digest", async () => {

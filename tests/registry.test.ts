@@ -176,7 +176,7 @@ registryTest(
     assert.equal(unknown.code, 1);
     assert.match(
       unknown.stderr,
-      /^pyxis-cache: reuse: cannot reach registry 127\.0\.0\.1:\d+: .*; no digest of \S+#test\/other:1 is known on this node\n$/,
+      /^pyxis-cache: reuse: failed to import docker image: \S+#test\/other:1: cannot reach registry 127\.0\.0\.1:\d+: .*; no digest of \S+#test\/other:1 is known on this node\n$/,
     );
     assert.equal(unknown.stdout, "");
     assert.deepEqual(await held(userDir), before);
@@ -222,7 +222,10 @@ registryTest(
     await using dropping = startProxy(registry.address, "drop");
     const cut = await reuse(config, `${dropping.address}#test/big:2`);
     assert.equal(cut.code, 1);
-    assert.match(cut.stderr, /^pyxis-cache: reuse: enroot import docker:\/\/\S+#test\/big:2 failed: .*\n$/);
+    assert.match(
+      cut.stderr,
+      /^pyxis-cache: reuse: failed to import docker image: \S+#test\/big:2: enroot import docker:\/\/\S+#test\/big:2 failed: .*\n$/,
+    );
     assert.deepEqual(await held(userDir), [name]);
   },
 );
@@ -340,10 +343,16 @@ registryTest(
     };
     const none = await as();
     assert.equal(none.code, 1);
-    assert.match(none.stderr, /^pyxis-cache: reuse: registry \S+ wants credentials: none for 127\.0\.0\.1 in .*\n$/);
+    assert.match(
+      none.stderr,
+      /^pyxis-cache: reuse: failed to import docker image: \S+: registry \S+ wants credentials: none for 127\.0\.0\.1 in .*\n$/,
+    );
     const wrong = await as("machine 127.0.0.1 login alice password guess\n");
     assert.equal(wrong.code, 1);
-    assert.match(wrong.stderr, /^pyxis-cache: reuse: registry \S+ refused access to \S+ \(401\)\n$/);
+    assert.match(
+      wrong.stderr,
+      /^pyxis-cache: reuse: failed to import docker image: \S+: registry \S+ refused access to \S+ \(401\)\n$/,
+    );
     const right = await as("machine 127.0.0.1 login alice password s3cret\n");
     assert.equal(right.code, 0, right.stderr);
     assert.equal(await Deno.readTextFile(`${right.stdout.trim()}/etc/marker`), "secret\n");
@@ -390,14 +399,20 @@ registryTest(
     for (const [image, message] of cases) {
       const result = await reuse(config, image);
       assert.equal(result.code, 1, image);
-      assert.match(result.stderr, new RegExp(`^pyxis-cache: reuse: ${message.source}.*\\n$`));
+      assert.match(
+        result.stderr,
+        new RegExp(`^pyxis-cache: reuse: failed to import docker image: ${image}: ${message.source}.*\\n$`),
+      );
       assert.deepEqual(await held(`${dir}/cache/${Deno.uid()}`), []);
     }
     const noEnroot = await cli(["reuse", "--image", `${registry.address}#test/app:1`, ...config], {
       env: { ...env, PATH: "/usr/bin:/bin" },
     });
     assert.equal(noEnroot.code, 1);
-    assert.match(noEnroot.stderr, /^pyxis-cache: reuse: enroot not found in PATH=\/usr\/bin:\/bin .*\n$/);
+    assert.match(
+      noEnroot.stderr,
+      /^pyxis-cache: reuse: failed to import docker image: \S+: enroot not found in PATH=\/usr\/bin:\/bin .*\n$/,
+    );
     assert.deepEqual(await held(`${dir}/cache/${Deno.uid()}`), []);
   },
 );

@@ -1,6 +1,6 @@
 import type { Config } from "../config/config.ts";
 import { CacheError } from "../os/errors.ts";
-import { identifyImage, imageText, isRegistryImage } from "./source.ts";
+import { identifyToRun, imageText, isRegistryImage } from "./source.ts";
 import { createLockPath, ENTRY_STATES, entryPath, IMAGE_KINDS, lockPath } from "../layout.ts";
 import { isHeld } from "../store/lock.ts";
 import { touch } from "../os/files.ts";
@@ -70,7 +70,7 @@ function resolveOwner(uid?: number, gid?: number): Owner {
 export async function reuse(config: Config, options: ReuseOptions): Promise<Reused> {
   const started = performance.now();
   const owner = resolveOwner(options.uid, options.gid);
-  const image = await identifyImage(config, options.image, owner, options.cwd ?? Deno.cwd());
+  const image = await identifyToRun(config, options.image, owner, options.cwd ?? Deno.cwd());
   const path = entryPath(config.dataPath, owner.uid, image.name);
   const result = (created: boolean, state: EntryState = "ready"): Reused => ({
     name: image.name,

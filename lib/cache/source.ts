@@ -6,6 +6,7 @@
  * nothing of the registry's, nor of the cold path's.
  */
 import type { Config } from "../config/config.ts";
+import { CacheError, describe } from "../os/errors.ts";
 import { identify, type Image } from "../images/identity.ts";
 import { createLockPath, tempPath } from "../layout.ts";
 import { isReference } from "../registry/reference.ts";
@@ -43,6 +44,30 @@ export async function identifyImage(
   if (!isReference(image, cwd)) return await identify(image, owner.uid, cwd);
   const { identifyReference } = await import("../registry/resolve.ts");
   return await identifyReference(config, image, owner);
+}
+
+/**
+ * A registry image that could not be named or imported: pyxis's words first (its
+ * docker_image.bats looks for them: `failed to import docker image: IMG`), then why.
+ */
+export function importFailed(text: string, error: unknown): CacheError {
+  return new CacheError(`failed to import docker image: ${text}: ${describe(error)}`);
+}
+
+/** identifyImage for a step that runs the image (reuse, step): what the registry refused is importFailed's. */
+export async function identifyToRun(
+  config: Config | undefined,
+  image: string,
+  owner: Owner,
+  cwd: string,
+): Promise<ImageSource> {
+  if (!isReference(image, cwd)) return await identify(image, owner.uid, cwd);
+  const { identifyReference, RegistryError } = await import("../registry/resolve.ts");
+  try {
+    return await identifyReference(config, image, owner);
+  } catch (error) {
+    throw error instanceof RegistryError ? importFailed(image, error) : error;
+  }
 }
 
 export interface SquashfsOptions {
@@ -83,7 +108,8 @@ export async function withSquashfs<T>(
       await placeAsOwner(config, work, null, owner);
       return await enrootImport(image.reference, work, owner);
     };
-    const squashfs = await makingRoom(config, 0, attempt, () => removeTree(work), options.usage);
+    const squashfs = await makingRoom(config, 0, attempt, () => removeTree(work), options.usage)
+      .catch((error) => Promise.reject(importFailed(image.reference.text, error)));
     return await use(await identify(squashfs, owner.uid, "/"));
   } finally {
     if (work) await removeTree(work).catch(() => {});

@@ -14,7 +14,10 @@ import { STEP_NAME, stepName, userDir } from "../layout.ts";
 import type { Image } from "../images/identity.ts";
 import { ensureUserDir } from "../store/prepare.ts";
 import { unsquashMakingRoom } from "./room.ts";
-import { identifyImage, isRegistryImage, withSquashfs } from "./source.ts";
+import { identifyToRun, importFailed, isRegistryImage, withSquashfs } from "./source.ts";
+import { identify } from "../images/identity.ts";
+import { isDaemonImage } from "../registry/reference.ts";
+import type { Owner } from "../os/users.ts";
 import { removeTree } from "../os/files.ts";
 import type { UsageSource } from "../os/usage.ts";
 import { self } from "../os/users.ts";
@@ -48,9 +51,10 @@ export interface Step {
  */
 export async function createStep(config: Config, options: StepOptions): Promise<Step> {
   const owner = self();
-  const image = options.image === undefined
+  const daemon = options.image !== undefined && isDaemonImage(options.image);
+  const image = options.image === undefined || daemon
     ? undefined
-    : await identifyImage(config, options.image, owner, options.cwd ?? Deno.cwd());
+    : await identifyToRun(config, options.image, owner, options.cwd ?? Deno.cwd());
   await ensureUserDir(config, owner);
   let name = stepName(options.job, options.step);
   let path = `${userDir(config.dataPath, owner.uid)}/${name}`;
@@ -64,13 +68,17 @@ export async function createStep(config: Config, options: StepOptions): Promise<
       path = `${userDir(config.dataPath, owner.uid)}/${name}`;
     }
   }
-  if (image === undefined) return { name, path };
+  if (image === undefined && !daemon) return { name, path };
   const held = await Deno.open(path, { read: true });
   try {
     await held.lock(false);
     const rootfs = `${path}/rootfs`;
     const { usage } = options;
     const unpack = (squashfs: Image) => unsquashMakingRoom(config, squashfs, rootfs, owner, usage);
+    if (image === undefined) {
+      await withDaemonImage(options.image!, path, owner, unpack);
+      return { name, path, rootfs };
+    }
     await withSquashfs(config, image, owner, unpack, { usage });
     const warning = isRegistryImage(image) && image.warning ? { warning: image.warning } : {};
     return { name, path, rootfs, ...warning };
@@ -79,6 +87,30 @@ export async function createStep(config: Config, options: StepOptions): Promise<
     throw error;
   } finally {
     held.close();
+  }
+}
+
+/**
+ * `use` of a daemon's image (`dockerd://`, `podman://`) imported by `enroot import` into the
+ * step's directory (gone with it; the collector removes a dead step's), as pyxis imports it
+ * for every step: no entry, no record. A failure is pyxis's `failed to import docker image`.
+ */
+async function withDaemonImage(
+  uri: string,
+  stepPath: string,
+  owner: Owner,
+  use: (squashfs: Image) => Promise<void>,
+): Promise<void> {
+  const { enrootImport } = await import("../registry/enroot.ts");
+  const work = `${stepPath}/import`;
+  await Deno.mkdir(work, { mode: 0o700 });
+  try {
+    const squashfs = await enrootImport({ uri }, work, owner).catch((error) =>
+      Promise.reject(importFailed(uri, error))
+    );
+    await use(await identify(squashfs, owner.uid, "/"));
+  } finally {
+    await removeTree(work).catch(() => {});
   }
 }
 

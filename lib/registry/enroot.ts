@@ -54,11 +54,12 @@ const SQUASH_OPTIONS = "-noI -noD -noF -noX";
 const COLOUR = new RegExp("\u001b\\[[0-9;]*m", "g");
 
 /**
- * `enroot import` of `ref` into `<work>/image.sqsh`, as `owner`. `work` exists and is the
+ * `enroot import` of `ref` (a registry reference, or a daemon's `dockerd://`/`podman://` image)
+ * into `<work>/image.sqsh`, as `owner`. `work` exists and is the
  * owner's. enroot's script dies with us (runAsOwner: spawn.ts); what it started (a download,
  * a tar) may run to its end, into a directory nothing trusts.
  */
-export async function enrootImport(ref: Reference, work: string, owner: Owner): Promise<string> {
+export async function enrootImport(ref: Pick<Reference, "uri">, work: string, owner: Owner): Promise<string> {
   const output = `${work}/image.sqsh`;
   const environment: Record<string, string> = {
     PATH: env("PATH") ?? SAFE_PATH,

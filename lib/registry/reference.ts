@@ -90,6 +90,11 @@ export function parseReference(given: string): Reference {
  */
 export function isReference(image: string, cwd: string): boolean {
   if (image.startsWith("docker://")) return true;
+  if (isDaemonImage(image)) {
+    throw new CacheError(
+      `${image}: an image of a local Docker or Podman daemon has no digest to cache it by (its steps run without the cache)`,
+    );
+  }
   if (/^[a-z]+:\/\//.test(image)) {
     throw new CacheError(`unsupported image scheme: ${image} (a squashfs file, or a registry reference)`);
   }
@@ -100,6 +105,15 @@ export function isReference(image: string, cwd: string): boolean {
   } catch {
     return true;
   }
+}
+
+/**
+ * An image of a local Docker or Podman daemon (`dockerd://IMAGE`, `podman://IMAGE`), which
+ * `enroot import` takes from the daemon as pyxis has it do: no registry, no digest to key an
+ * entry on, so only a step of its own (`step`) runs it, imported for that step.
+ */
+export function isDaemonImage(image: string): boolean {
+  return /^(dockerd|podman):\/\//.test(image);
 }
 
 /**

@@ -13,6 +13,11 @@ import { knownPath } from "../layout.ts";
 import { digestName, parseReference, type Reference } from "./reference.ts";
 import type { Owner } from "../os/users.ts";
 
+/** The registry could not tell the digest (unreachable with none known, refused, not found): an import failure. */
+export class RegistryError extends CacheError {
+  override name = "RegistryError";
+}
+
 export interface RegistryImage {
   reference: Reference;
   digest: string;
@@ -63,19 +68,20 @@ async function ask(
     if (before && isFresh(before, config.registryInterval)) return { known: before };
     const { UnreachableError } = await import("./registry.ts");
     const now = new Date().toISOString();
+    let digest: string;
     try {
-      const digest = await askRegistry(reference, owner);
-      const known = { reference: reference.text, digest, confirmed: now, asked: now };
-      await writeKnown(config, owner, path, known);
-      return { known };
+      digest = await askRegistry(reference, owner);
     } catch (error) {
-      if (!(error instanceof UnreachableError)) throw error;
-      if (!before) throw new CacheError(`${describe(error)}; no digest of ${reference.text} is known on this node`);
+      if (!(error instanceof UnreachableError)) throw new RegistryError(describe(error));
+      if (!before) throw new RegistryError(`${describe(error)}; no digest of ${reference.text} is known on this node`);
       // Start from what the node knows, and let the next steps do so without waiting for an interval.
       const known = { ...before, asked: now };
       await writeKnown(config, owner, path, known);
       return { known, warning: `${describe(error)}: using ${before.digest}, confirmed ${before.confirmed}` };
     }
+    const known = { reference: reference.text, digest, confirmed: now, asked: now };
+    await writeKnown(config, owner, path, known);
+    return { known };
   } finally {
     asking.close();
   }

@@ -14,6 +14,8 @@ setup_file() {
   rm -rf "$root"
   cp -a "$E2E_TMP/rootfs-alpha" "$root"
   mkdir -p "$root/data-in-image"
+  # Debian-like, for enroot's apt hook (10-aptfix.sh): it looks for /etc/debian_version.
+  echo 12.0 >"$root/etc/debian_version"
   write_enroot_rc "$root"
   cat >"$root/entrypoint.sh" <<'EOF'
 #!/bin/sh
@@ -460,6 +462,99 @@ in_mode() {
   run srun_as_user --container-image="$IMG" --container-unshare=pid true
   [ "$status" -ne 0 ]
   [[ $output == *"pyxis-cache: --container-unshare: unknown namespace 'pid'"* ]]
+}
+
+@test "$RUNTIME: pyxis-options: --container-unshare=uts: remapped root sets the container's hostname, the node's stays; the user without remap cannot (as with pyxis and enroot)" {
+  [[ $RUNTIME == bwrap ]] || skip "enroot 4.1.2 cannot unshare (pyxis's error: the case above)"
+  local host mode
+  host=$(hostname)
+  for mode in cache plain; do
+    run in_mode "$mode" --container-image="$IMG" --container-unshare=uts --container-remap-root \
+      sh -c 'hostname; hostname pxc-container && hostname'
+    echo "$mode: $output"
+    [ "$status" -eq 0 ]
+    [ "${lines[-2]}" = "$host" ]
+    [ "${lines[-1]}" = pxc-container ]
+    [ "$(hostname)" = "$host" ]
+    # Without remap the task is the user, with no capability in the container's user namespace:
+    # pyxis's task, which joins enroot's user namespace the same way, has none either.
+    run in_mode "$mode" --container-image="$IMG" --container-unshare=uts hostname pxc-container
+    echo "$mode, no remap: $output"
+    [ "$status" -ne 0 ]
+    [ "$(hostname)" = "$host" ]
+  done
+  # Root's job (pyxis's: no user namespace) sets it too.
+  run srun --container-image="$IMG" --container-unshare=uts sh -c 'hostname pxc-root && hostname'
+  echo "root: $output"
+  [ "$status" -eq 0 ]
+  [ "${lines[-1]}" = pxc-root ]
+  [ "$(hostname)" = "$host" ]
+}
+
+@test "$RUNTIME: pyxis-options: --container-remap-root in a Debian image: apt's sandbox user is root (enroot's apt hook), in the step's own layer, never in the entry" {
+  local entry mode
+  entry=$E2E_BASE/$(user_uid)/$(entry_name "$IMG")
+  [ -d "$entry" ]
+  for mode in cache plain; do
+    run in_mode "$mode" --container-image="$IMG" --container-remap-root cat /etc/apt/apt.conf.d/enroot
+    echo "$mode: $output"
+    [ "$status" -eq 0 ]
+    [ "${lines[-1]}" = 'APT::Sandbox::User "root";' ]
+    run in_mode "$mode" --container-image="$IMG" --container-writable --container-remap-root \
+      sh -c 'echo edited >>/etc/apt/apt.conf.d/enroot && echo edited'
+    [ "$status" -eq 0 ]
+    [ "${lines[-1]}" = edited ]
+    # Without remap, or in an image that is not Debian's, there is none (as enroot's hook).
+    run in_mode "$mode" --container-image="$IMG" sh -c 'test ! -e /etc/apt/apt.conf.d/enroot && echo none'
+    [ "$status" -eq 0 ]
+    [ "${lines[-1]}" = none ]
+  done
+  run srun_as_user --container-cache --container-image="$ALPHA" --container-remap-root \
+    sh -c 'test ! -e /etc/apt/apt.conf.d/enroot && echo none'
+  [ "$status" -eq 0 ]
+  [ "${lines[-1]}" = none ]
+  [ ! -e "$entry/etc/apt" ]
+}
+
+@test "$RUNTIME: pyxis-options: a registry image that cannot be imported fails the step with pyxis's words and the reason, once per node however many tasks" {
+  local mode
+  for mode in cache plain; do
+    run in_mode "$mode" --ntasks=2 --container-image=no-such-host.invalid#pxc/app:1 true
+    echo "$mode: $output"
+    [ "$status" -ne 0 ]
+    [ "$(grep -c 'failed to import docker image' <<<"$output")" -eq 1 ]
+    grep -q 'pyxis-cache: .*failed to import docker image: no-such-host.invalid#pxc/app:1: cannot reach registry no-such-host.invalid' <<<"$output"
+  done
+  # Any recorded error, once per node: a missing squashfs too.
+  run srun_as_user --ntasks=2 --container-cache --container-image=/nonexistent-pxc.sqsh true
+  echo "$output"
+  [ "$status" -ne 0 ]
+  [ "$(grep -c 'nonexistent-pxc.sqsh' <<<"$output")" -eq 1 ]
+  assert_node_idle
+}
+
+@test "$RUNTIME: pyxis-options: dockerd:// and podman:// images: enroot imports them from the daemon, in cache mode as a step of its own (no entry); bwrap refuses them in one line" {
+  local before image
+  before=$(ls -A "$E2E_BASE/$(user_uid)" | grep -c '^pyxis_cache_u' || true)
+  for image in dockerd://pxc/app:1 podman://pxc/app:1; do
+    run srun_as_user --ntasks=2 --container-cache --container-image="$image" true
+    echo "$output"
+    [ "$status" -ne 0 ]
+    if [[ $RUNTIME == enroot ]]; then
+      # No daemon here: enroot's own reason shows that it was asked, once.
+      [ "$(grep -c "failed to import docker image: $image: enroot import $image failed" <<<"$output")" -eq 1 ]
+    else
+      [ "$(grep -c "pyxis-cache: --container-image: $image: not supported with container_cache_runtime=bwrap" <<<"$output")" -eq 1 ]
+    fi
+  done
+  [ "$(ls -A "$E2E_BASE/$(user_uid)" | grep -c '^pyxis_cache_u' || true)" -eq "$before" ]
+  if [[ $RUNTIME == enroot ]]; then
+    run srun_as_user --container-image=dockerd://pxc/app:1 --container-name=pxc-daemon true
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ $output == *"pyxis-cache: --container-name: not supported with an image of a local daemon (dockerd://pxc/app:1)"* ]]
+  fi
+  assert_node_idle
 }
 
 # entry_listing DIR: every name under DIR with its type, mode, size, link target and content's sha256.
