@@ -223,6 +223,30 @@ static char *read_log(const struct child *ch)
 	return buf;
 }
 
+/* runtime_bwrap_after in a child as the job user, waited for. 0, or -1 with one line in err. */
+static int bwrap_after(const struct runtime_task *task, pid_t target, char *err, size_t errlen)
+{
+	struct runtime_after after = { .pid = (int)target, .task = task };
+	struct child ch = CHILD_INIT;
+	struct child_output output = { .out = "", .err = "" };
+	int status = -1;
+	int rc = -1;
+
+	if (child_start(&ch, runtime_bwrap_after, &after, task->job, "/", -1, -1, output.err, sizeof(output.err)) < 0) {
+		child_error("bwrap", -1, &output, err, errlen);
+		return -1;
+	}
+	if (child_wait(&ch, NULL, NULL, &status, output.err, sizeof(output.err)) == 0) {
+		child_read_capture(ch.err_fd, output.err, sizeof(output.err));
+		if (status == 0)
+			rc = 0;
+	}
+	if (rc < 0)
+		child_error("bwrap", status, &output, err, errlen);
+	child_end(&ch);
+	return rc;
+}
+
 int container_start(const struct runtime_task *task, struct container *c, char *err, size_t errlen)
 {
 	const char *name = pyxis_config_runtime_name(task->runtime);
@@ -261,6 +285,12 @@ int container_start(const struct runtime_task *task, struct container *c, char *
 		goto fail;
 	}
 
+	/* bwrap: what it cannot do in --container-mounts, while the container's process is stopped. */
+	if (task->runtime == RUNTIME_BWRAP && runtime_bwrap_after_needed(task->args) &&
+	    bwrap_after(task, w.target, err, errlen) < 0) {
+		kill(w.target, SIGKILL);
+		goto fail;
+	}
 	c->userns_fd = open_ns(w.target, "user");
 	c->mntns_fd = open_ns(w.target, "mnt");
 	if (c->userns_fd < 0 || c->mntns_fd < 0)

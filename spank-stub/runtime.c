@@ -9,12 +9,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "child.h"
@@ -70,20 +73,48 @@ static int is_path(const char *source)
 }
 
 /*
- * The flags bwrap's mounts have anyway, or that change nothing a task can see through them.
- * Not the other propagation types: bwrap's binds are private (findmnt -o PROPAGATION), so
- * shared, slave and unbindable are refused by name like any flag bwrap cannot honour.
+ * The flags bwrap's mounts have anyway, or that change nothing a task can see through them
+ * (bwrap's binds are private already).
  */
 static int bwrap_flag_implied(const char *flag)
 {
 	static const char *const implied[] = { "bind", "rbind", "x-create=auto", "x-create=dir", "x-create=file",
-		"nosuid", "nodev", "private", "rprivate", "rw", NULL };
+		"x-detach", "nosuid", "nodev", "private", "rprivate", "rw", NULL };
 	int i;
 
 	for (i = 0; implied[i] != NULL; ++i)
 		if (strcmp(flag, implied[i]) == 0)
 			return 1;
 	return 0;
+}
+
+/* A propagation flag (enroot-mount's names), or 0. */
+static unsigned long propagation_flag(const char *flag)
+{
+	static const struct {
+		const char *name;
+		unsigned long flags;
+	} types[] = { { "shared", MS_SHARED },		 { "rshared", MS_SHARED | MS_REC },
+		      { "slave", MS_SLAVE },		 { "rslave", MS_SLAVE | MS_REC },
+		      { "unbindable", MS_UNBINDABLE }, { "runbindable", MS_UNBINDABLE | MS_REC } };
+	size_t i;
+
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); ++i)
+		if (strcmp(flag, types[i].name) == 0)
+			return types[i].flags;
+	return 0;
+}
+
+/* A tmpfs option bwrap's --tmpfs cannot give (it has --size and --perms): set by a remount once it is made. */
+static int tmpfs_option(const char *flag)
+{
+	static const char *const keys[] = { "huge=", "nr_inodes=", "nr_blocks=", "mpol=", NULL };
+	int i;
+
+	for (i = 0; keys[i] != NULL; ++i)
+		if (strncmp(flag, keys[i], strlen(keys[i])) == 0 && flag[strlen(keys[i])] != '\0')
+			return 1;
+	return strcmp(flag, "noswap") == 0 || strcmp(flag, "inode32") == 0 || strcmp(flag, "inode64") == 0;
 }
 
 /* A tmpfs size= value in bytes (k, m, g suffixes as mount(8)'s), or -1. */
@@ -104,13 +135,18 @@ static long long tmpfs_size(const char *value)
 }
 
 /*
- * What bwrap makes of one mount's flags: ro, a tmpfs's mode and size. 0, or -1
- * with the flag bwrap cannot honour in err (naming it rather than dropping it).
+ * What bwrap makes of one mount's flags: ro, a tmpfs's mode and size; and what the stub
+ * does once bwrap has built the container (runtime_bwrap_after): a propagation type, a
+ * tmpfs's other options, umount. 0, or -1 with the flag neither can honour in err
+ * (naming it rather than dropping it).
  */
 struct bwrap_mount {
 	int ro;
+	int umount;
+	unsigned long propagation;
 	char perms[16];
 	char size[32];
+	char tmpfs_data[512]; /* for a remount of the tmpfs: huge=..., nr_inodes=... */
 };
 
 static int bwrap_mount_flags(const struct container_mount *m, struct bwrap_mount *b, char *err, size_t errlen)
@@ -119,9 +155,11 @@ static int bwrap_mount_flags(const struct container_mount *m, struct bwrap_mount
 	int tmpfs = strcmp(m->source, "tmpfs") == 0;
 	char *end;
 	long long size;
+	size_t len;
 
 	*b = (struct bwrap_mount){ 0 };
-	if (!tmpfs && !is_path(m->source)) {
+	b->umount = strcmp(m->source, "umount") == 0;
+	if (!tmpfs && !b->umount && !is_path(m->source)) {
 		snprintf(err, errlen, PLUGIN_NAME ": --container-mounts: %s: not supported with container_cache_runtime=bwrap",
 			 m->source);
 		return -1;
@@ -130,8 +168,12 @@ static int bwrap_mount_flags(const struct container_mount *m, struct bwrap_mount
 	while ((flag = strsep(&rest, ",")) != NULL) {
 		if (flag[0] == '\0' || bwrap_flag_implied(flag))
 			continue;
-		if (strcmp(flag, "ro") == 0) {
+		if (strcmp(flag, "ro") == 0 && !b->umount) {
 			b->ro = 1;
+			continue;
+		}
+		if (propagation_flag(flag) != 0 && !b->umount) {
+			b->propagation = propagation_flag(flag);
 			continue;
 		}
 		if (tmpfs && strncmp(flag, "mode=", 5) == 0 && flag[5] != '\0' && strtol(flag + 5, &end, 8) >= 0 &&
@@ -141,6 +183,11 @@ static int bwrap_mount_flags(const struct container_mount *m, struct bwrap_mount
 		}
 		if (tmpfs && strncmp(flag, "size=", 5) == 0 && (size = tmpfs_size(flag + 5)) >= 0) {
 			snprintf(b->size, sizeof(b->size), "%lld", size);
+			continue;
+		}
+		len = strlen(b->tmpfs_data);
+		if (tmpfs && tmpfs_option(flag) && len + strlen(flag) + 2 < sizeof(b->tmpfs_data)) {
+			snprintf(b->tmpfs_data + len, sizeof(b->tmpfs_data) - len, "%s%s", len > 0 ? "," : "", flag);
 			continue;
 		}
 		snprintf(err, errlen,
@@ -414,6 +461,8 @@ static int bwrap_exec(void *arg)
 			dprintf(STDERR_FILENO, "%s\n", err);
 			return 126;
 		}
+		if (b.umount)
+			continue; /* runtime_bwrap_after's */
 		mount_target(&args->mounts[i], buf, sizeof(buf));
 		if (strcmp(args->mounts[i].source, "tmpfs") == 0) {
 			if (b.perms[0] != '\0') {
@@ -487,6 +536,92 @@ static int bwrap_exec(void *arg)
 	execve(task->runtime_bin, (char **)a.argv, envp);
 	dprintf(STDERR_FILENO, "%s: %m\n", task->runtime_bin);
 	return 127;
+}
+
+int runtime_bwrap_after_needed(const struct container_args *args)
+{
+	struct bwrap_mount b;
+	char err[ERROR_MAX];
+	size_t i;
+
+	for (i = 0; i < args->mounts_len; ++i)
+		if (bwrap_mount_flags(&args->mounts[i], &b, err, sizeof(err)) == 0 &&
+		    (b.umount || b.propagation != 0 || b.tmpfs_data[0] != '\0'))
+			return 1;
+	return 0;
+}
+
+/* The per-mount flags a remount must keep (enroot-mount's rule: a user namespace's locked ones included). */
+static unsigned long kept_flags(const char *target)
+{
+	static const struct {
+		unsigned long st, ms;
+	} map[] = { { ST_NOSUID, MS_NOSUID },	  { ST_NODEV, MS_NODEV },	  { ST_NOEXEC, MS_NOEXEC },
+		    { ST_RDONLY, MS_RDONLY },	  { ST_NOATIME, MS_NOATIME }, { ST_NODIRATIME, MS_NODIRATIME },
+		    { ST_RELATIME, MS_RELATIME } };
+	struct statvfs sv;
+	unsigned long flags = 0;
+	size_t i;
+
+	if (statvfs(target, &sv) < 0)
+		return 0;
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); ++i)
+		if (sv.f_flag & map[i].st)
+			flags |= map[i].ms;
+	return flags;
+}
+
+/* Join pid's namespace of type (the user's own, as the task joins it), unless it is ours already. */
+static int join_ns(pid_t pid, const char *name, int type)
+{
+	char path[64], self[64];
+	struct stat ns, mine;
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, name);
+	snprintf(self, sizeof(self), "/proc/self/ns/%s", name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &ns) < 0 || stat(self, &mine) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	rc = ns.st_dev == mine.st_dev && ns.st_ino == mine.st_ino ? 0 : setns(fd, type);
+	close(fd);
+	return rc;
+}
+
+int runtime_bwrap_after(void *arg)
+{
+	const struct runtime_after *after = arg;
+	const struct container_args *args = after->task->args;
+	char target[PATH_MAX + 8], err[ERROR_MAX];
+	struct bwrap_mount b;
+	size_t i;
+
+	if (join_ns(after->pid, "user", CLONE_NEWUSER) < 0 || join_ns(after->pid, "mnt", CLONE_NEWNS) < 0) {
+		dprintf(STDERR_FILENO, PLUGIN_NAME ": --container-mounts: couldn't join the container's namespaces: %m\n");
+		return 126;
+	}
+	/* In --container-mounts' order, as enroot applies them; paths are resolved in the container. */
+	for (i = 0; i < args->mounts_len; ++i) {
+		if (bwrap_mount_flags(&args->mounts[i], &b, err, sizeof(err)) < 0)
+			continue; /* refused before bwrap ran */
+		mount_target(&args->mounts[i], target, sizeof(target));
+		if (b.umount && umount2(target, MNT_DETACH) < 0) {
+			dprintf(STDERR_FILENO, PLUGIN_NAME ": --container-mounts: umount %s: %m\n", target);
+			return 1;
+		}
+		if (b.tmpfs_data[0] != '\0' && mount(NULL, target, NULL, MS_REMOUNT | kept_flags(target), b.tmpfs_data) < 0) {
+			dprintf(STDERR_FILENO, PLUGIN_NAME ": --container-mounts: tmpfs %s: %s: %m\n", target, b.tmpfs_data);
+			return 1;
+		}
+		if (b.propagation != 0 && mount(NULL, target, NULL, b.propagation, NULL) < 0) {
+			dprintf(STDERR_FILENO, PLUGIN_NAME ": --container-mounts: %s: propagation: %m\n", target);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 /* The job's variables enroot's hooks may use (as pyxis passes them). */

@@ -64,4 +64,20 @@ int runtime_check(const struct runtime_task *task, char *err, size_t errlen);
  */
 int runtime_exec(void *arg);
 
+/*
+ * bwrap: what bwrap cannot express in --container-mounts (a propagation type, a
+ * tmpfs's options other than size= and mode=, umount), done once bwrap has built
+ * the container and its process stopped itself there (container.c):
+ * runtime_bwrap_after_needed says whether there is any; runtime_bwrap_after
+ * (child_fn, arg: struct runtime_after), in a child as the job user, joins that
+ * process's user and mount namespaces and does it, in the mounts' order.
+ */
+struct runtime_after {
+	int pid; /* the stopped process in the container */
+	const struct runtime_task *task;
+};
+
+int runtime_bwrap_after_needed(const struct container_args *args);
+int runtime_bwrap_after(void *arg);
+
 #endif /* PYXIS_CACHE_RUNTIME_H */

@@ -132,21 +132,25 @@ in_mode() {
   done
 }
 
-@test "$RUNTIME: pyxis-options: propagation flags: enroot applies unbindable; bwrap, whose binds are private, refuses shared, slave and unbindable by name" {
-  if [[ $RUNTIME == enroot ]]; then
-    run srun_as_user --container-cache --container-image="$IMG" --container-mounts="$DATA:/data-in-image:unbindable+ro" \
-      sh -c 'grep " /data-in-image " /proc/self/mountinfo'
+@test "$RUNTIME: pyxis-options: propagation flags (bwrap: set once bwrap has built the container); bwrap refuses a flag it cannot honour by name" {
+  local flag
+  for flag in unbindable runbindable rshared rslave; do
+    run srun_as_user --container-cache --container-image="$IMG" --container-mounts="$DATA:/data-in-image:$flag+ro" \
+      sh -c 'grep " /data-in-image " /proc/self/mountinfo; touch /data-in-image/x'
+    echo "$flag: $output"
+    [ "$status" -ne 0 ] # ro
+    [[ $output == *"Read-only file system"* ]]
+    case $flag in
+      *unbindable) [[ $output == *" unbindable "* ]] ;;
+      rshared) [[ $output == *" shared:"* ]] ;;
+      rslave) [[ $output != *" shared:"* && $output != *" unbindable "* ]] ;;
+    esac
+  done
+  if [[ $RUNTIME == bwrap ]]; then
+    run srun_as_user --container-cache --container-image="$IMG" --container-mounts="$DATA:/data-in-image:noexec+ro" true
     echo "$output"
-    [ "$status" -eq 0 ]
-    [[ $output == *" unbindable "* ]]
-  else
-    local flag
-    for flag in unbindable runbindable rshared slave noexec; do
-      run srun_as_user --container-cache --container-image="$IMG" --container-mounts="$DATA:/data-in-image:$flag+ro" true
-      echo "$output"
-      [ "$status" -ne 0 ]
-      [[ $output == *"pyxis-cache: --container-mounts: mount flag '$flag' is not supported with container_cache_runtime=bwrap"* ]]
-    done
+    [ "$status" -ne 0 ]
+    [[ $output == *"pyxis-cache: --container-mounts: mount flag 'noexec' is not supported with container_cache_runtime=bwrap"* ]]
     assert_node_idle
   fi
   # private is what bwrap's binds are: taken by both.
@@ -154,6 +158,34 @@ in_mode() {
     cat /data-in-image/file
   [ "$status" -eq 0 ]
   [ "$output" = host-data ]
+}
+
+@test "$RUNTIME: pyxis-options: a tmpfs's other options (huge=) and umount of a runtime's mount (the home at /root), in cache mode and out of it" {
+  local mode
+  for mode in cache plain; do
+    run in_mode "$mode" --container-image="$IMG" --container-mounts=tmpfs:/pxc-huge:huge=within_size+size=8m+mode=1777 \
+      sh -c 'awk "\$5 == \"/pxc-huge\" { print \$4, \$NF }" /proc/self/mountinfo; stat -c %a /pxc-huge'
+    echo "$mode: $output"
+    [ "$status" -eq 0 ]
+    [[ ${lines[0]} == "/ "*huge=within_size* ]]
+    [[ ${lines[0]} == *size=8192k* ]]
+    [ "${lines[-1]}" = 1777 ]
+    run in_mode "$mode" --container-image="$IMG" --container-mount-home --container-remap-root \
+      sh -c 'grep -c " /root " /proc/self/mountinfo'
+    [ "$status" -eq 0 ]
+    [ "${lines[-1]}" -ge 1 ]
+    run in_mode "$mode" --container-image="$IMG" --container-mount-home --container-remap-root --container-mounts=umount:/root \
+      sh -c 'grep -c " /root " /proc/self/mountinfo || true'
+    echo "$mode umount: $output"
+    [ "$status" -eq 0 ]
+    [ "${lines[-1]}" = 0 ]
+  done
+  # umount of what is not a mount point: the kernel's reason, one line.
+  run srun_as_user --container-cache --container-image="$IMG" --container-mounts=umount:/etc true
+  echo "$output"
+  [ "$status" -ne 0 ]
+  [[ $output == *"/etc"* ]]
+  assert_node_idle
 }
 
 @test "$RUNTIME: pyxis-options: --container-workdir and PYXIS_CONTAINER_WORKDIR set the task's directory; a missing one fails with pyxis's message" {
