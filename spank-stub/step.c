@@ -169,6 +169,7 @@ int step_setup(spank_t sp, struct plugin_context *ctx, char *err, size_t errlen)
 {
 	struct container *c = &ctx->container;
 	const char *search_path;
+	int rc;
 
 	if (get_job(sp, &ctx->job, err, errlen) < 0 ||
 	    runtime_find(ctx->cfg.runtime, c->runtime_bin, sizeof(c->runtime_bin), &search_path, err, errlen) < 0)
@@ -179,10 +180,14 @@ int step_setup(spank_t sp, struct plugin_context *ctx, char *err, size_t errlen)
 	}
 	if (cli_prepare(ctx, err, errlen) < 0)
 		return -1;
-	if (container_args.name != NULL ? named_start(ctx, err, errlen) < 0
-	    /* An image of a local daemon has no digest to cache it by: a step of its own, as without the cache. */
-	    : container_args.cache && !pyxis_args_daemon_image() ? cold_start(ctx, container_args.image, search_path, err, errlen) < 0
-					: cli_step(ctx, container_args.image, err, errlen) < 0)
+	/* An image of a local daemon has no digest to cache it by: a step of its own, as without the cache. */
+	if (container_args.name != NULL)
+		rc = named_start(ctx, err, errlen);
+	else if (container_args.cache && !pyxis_args_daemon_image())
+		rc = cold_start(ctx, container_args.image, search_path, err, errlen);
+	else
+		rc = cli_step(ctx, container_args.image, err, errlen);
+	if (rc < 0)
 		return -1;
 	return start_container(sp, ctx, search_path, err, errlen);
 }
