@@ -618,13 +618,8 @@ int pyxis_args_check(char *err, size_t errlen)
 	/* A named container is a layer over a cached entry (named.c): always cache mode. */
 	if (container_args.name != NULL)
 		container_args.cache = 1;
-	if (container_args.cache) {
-		if (container_args.image == NULL && container_args.name == NULL) {
-			snprintf(err, errlen, PLUGIN_NAME ": --container-cache requires --container-image");
-			goto fail;
-		}
-	} else if (container_args.image != NULL && container_args.save != NULL) {
-		snprintf(err, errlen, PLUGIN_NAME ": --container-save is not supported");
+	if (container_args.cache && container_args.image == NULL && container_args.name == NULL) {
+		snprintf(err, errlen, PLUGIN_NAME ": --container-cache requires --container-image");
 		goto fail;
 	}
 	rc = 0;

@@ -1,8 +1,9 @@
 /*
- * --container-save in cache mode: at the step's end, the step's merged view (its
- * layer over the entry, or over a cold step's FUSE mount) saved as a squashfs, as
- * pyxis saves it with "enroot export": mksquashfs -all-root, as the job user, in
- * the step's mount namespace (where <point>/root is the overlay). No Slurm calls.
+ * --container-save: at the step's end, what the step ran in saved as a squashfs, as
+ * pyxis saves it with "enroot export": mksquashfs -all-root, as the job user. In
+ * cache mode that is the step's merged view (its layer over the entry, or over a
+ * cold step's FUSE mount), read in the step's mount namespace where <point>/root is
+ * the overlay; without, the step's own unpacked rootfs. No Slurm calls.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +19,7 @@
 
 struct save_task {
 	const char *bin;    /* mksquashfs */
-	const char *source; /* <point>/root, in the step's mount namespace */
+	const char *source; /* <point>/root in the step's mount namespace, or the step's rootfs */
 	const char *path;   /* the squashfs, absolute */
 	uid_t uid;
 	gid_t gid;
@@ -82,8 +83,8 @@ int save_container(const struct container *c, const struct pyxis_job *job, const
 	int status = -1;
 	int n;
 
-	if (c->fuse.mntns_fd < 0) {
-		snprintf(err, errlen, PLUGIN_NAME ": --container-save: the step has no layer of its own to save");
+	if (c->fuse.mntns_fd < 0 && c->rootfs[0] == '\0') {
+		snprintf(err, errlen, PLUGIN_NAME ": --container-save: the step has no rootfs of its own to save");
 		return -1;
 	}
 	/* A relative path is the job's working directory's, as pyxis reads it. */
@@ -101,7 +102,7 @@ int save_container(const struct container *c, const struct pyxis_job *job, const
 		return -1;
 	}
 	t.bin = bin;
-	t.source = c->fuse.rootfs;
+	t.source = c->fuse.mntns_fd >= 0 ? c->fuse.rootfs : c->rootfs;
 	t.path = path;
 	if (child_start(&ch, save_exec, &t, job, job->cwd, -1, c->fuse.mntns_fd, output.err, sizeof(output.err)) < 0 ||
 	    child_wait(&ch, NULL, NULL, &status, output.err, sizeof(output.err)) < 0) {

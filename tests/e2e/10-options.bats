@@ -16,13 +16,6 @@ load helpers
   assert_node_idle
 }
 
-@test "--container-save without cache mode is refused" {
-  run srun_as_user --container-image="$ALPHA" --container-save=/tmp/x.sqsh true
-  [ "$status" -ne 0 ]
-  [[ $output == *"pyxis-cache: --container-save is not supported"* ]]
-  assert_node_idle
-}
-
 @test "--container-name flags are pyxis's in cache mode: exec on a container that is not running fails, and leaves nothing" {
   run srun_as_user --container-cache --container-image="$ALPHA" --container-name=mine:exec true
   [ "$status" -ne 0 ]

@@ -470,6 +470,24 @@ in_mode() {
   [ -f "$E2E_WORK/pxc-saved-env.sqsh" ]
 }
 
+@test "$RUNTIME: pyxis-options: --container-save without cache mode saves the step's own rootfs, what the step wrote included" {
+  local saved=$E2E_WORK/pxc-saved-plain.sqsh
+  rm -f "$saved"
+  run srun_as_user --container-image="$IMG" --container-writable --container-save="$saved" \
+    sh -c 'echo from-a-plain-step >/pxc-saved-plain; rm /etc/os-release'
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "$(stat -c %U "$saved")" = "$E2E_USER" ]
+  run unsquashfs -l "$saved"
+  [ "$status" -eq 0 ]
+  grep -qx 'squashfs-root/pxc-saved-plain' <<<"$output"
+  grep -qx 'squashfs-root/data-in-image' <<<"$output"
+  ! grep -q 'squashfs-root/etc/os-release$' <<<"$output" || false
+  run srun_as_user --container-image="$saved" cat /pxc-saved-plain
+  [ "$status" -eq 0 ]
+  grep -qx from-a-plain-step <<<"$output"
+}
+
 @test "$RUNTIME: pyxis-options: --container-unshare=net,ipc,uts (bwrap: separate namespaces; enroot 4.1: pyxis's error, it cannot unshare them)" {
   local host_ns
   host_ns=$(as "$E2E_USER" sh -c 'for n in net ipc uts; do readlink /proc/self/ns/$n; done' | tr '\n' ' ')
