@@ -168,6 +168,7 @@ int step_setup(spank_t sp, struct plugin_context *ctx, char *err, size_t errlen)
 {
 	struct container *c = &ctx->container;
 	const char *search_path;
+	int rc;
 
 	if (get_job(sp, &ctx->job, err, errlen) < 0 ||
 	    runtime_find(ctx->cfg.runtime, c->runtime_bin, sizeof(c->runtime_bin), &search_path, err, errlen) < 0)
@@ -182,7 +183,9 @@ int step_setup(spank_t sp, struct plugin_context *ctx, char *err, size_t errlen)
 	    : container_args.cache      ? cold_start(ctx, container_args.image, search_path, err, errlen) < 0
 					: cli_step(ctx, container_args.image, err, errlen) < 0)
 		return -1;
-	return start_container(sp, ctx, search_path, err, errlen);
+	rc = start_container(sp, ctx, search_path, err, errlen);
+	cold_start_creator(ctx);
+	return rc;
 }
 
 void step_teardown(struct plugin_context *ctx)
