@@ -504,7 +504,7 @@ static void put_mount(FILE *f, const char *source, const char *target, const cha
 	fputs(quoted ? "'\n" : "\n", f);
 }
 
-/* The step's mounts, in enroot's order: the batch script first (as for bwrap), the working directory, --container-mounts. */
+/* One of the step's mounts, in enroot's order: the batch script (as for bwrap), the working directory, the rest. */
 struct enroot_mount {
 	char source[PATH_MAX], target[PATH_MAX + 8];
 	const char *flags;
@@ -645,8 +645,9 @@ static int image_may_have_rc(const struct runtime_task *task)
  * start (sed for its #ENROOT lines, readlink, bash -n): the mounts in
  * <dir>/config/mounts.d/50-pyxis-cache.fstab (the lines mounts() echoed, at the
  * same place in enroot's fstab: after the site's mounts.d), and <dir>/rc with
- * `exec "$@"` (--rc) unless --container-entrypoint or the image has no /etc/rc. enroot runs the fstab through
- * its envsubst (awk), which would fill in a "${NAME}" in a path; and environ()
+ * `exec "$@"` (--rc) unless --container-entrypoint or the image has no /etc/rc.
+ * enroot runs the fstab through its envsubst (awk), which would fill in a
+ * "${NAME}" in a path; and environ()
  * reads --container-env's variables in enroot's own environment (its
  * configuration's defaults, bash's own variables), which no file can: with
  * either, start.conf as before (1). 0 when the files are written, -1 on an error
@@ -663,7 +664,8 @@ static int write_enroot_files(const struct runtime_task *task, char *rc, size_t 
 
 	rc[0] = conf[0] = '\0';
 	for (i = 0; !conf_needed && enroot_mount(task, i, &m) == 0; ++i)
-		conf_needed = strstr(m.source, "${") != NULL || strstr(m.target, "${") != NULL || strstr(m.flags, "${") != NULL;
+		conf_needed = strstr(m.source, "${") != NULL || strstr(m.target, "${") != NULL ||
+			      strstr(m.flags, "${") != NULL;
 	if (conf_needed) {
 		snprintf(conf, conflen, "%s/start.conf", task->enroot_paths);
 		return write_enroot_config(task, conf) < 0 ? -1 : 1;
