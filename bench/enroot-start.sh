@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What `enroot start` costs with the stub's configuration, counted in processes (load-independent)
-# and CPU time (user+sys of the whole tree), for a busybox rootfs, as an unprivileged user:
+# and CPU time (the whole tree's: perf stat's task-clock when perf is installed, else /usr/bin/time's
+# user+sys in 10 ms ticks), for a busybox rootfs, as an unprivileged user:
 #   before    as runtime.c started it before issue 22's changes: --conf (mounts() with the working
 #             directory, rc()), enroot's paths in a step directory and the rootfs under a cache root,
 #             both on the root filesystem at the depth of /var/lib/pyxis-cache/<uid>/... (enroot walks
@@ -88,10 +89,16 @@ for variant in "${variants[@]}"; do
 done
 for ((i = 0; i < rounds; i++)); do
   for variant in "${variants[@]}"; do
-    start "$variant" "c$i$variant" /usr/bin/time -f '%U %S' -a -o "$top/cpu.$variant"
+    if command -v perf >/dev/null; then
+      start "$variant" "c$i$variant" perf stat -x, -e task-clock --append -o "$top/cpu.$variant"
+    else
+      start "$variant" "c$i$variant" /usr/bin/time -f '%U %S' -a -o "$top/cpu.$variant"
+    fi
   done
 done
 while read -r variant execs walks; do
-  cpu=$(awk '{ print ($1 + $2) * 1000 }' "$top/cpu.$variant" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+  # perf's "<ms>,msec,task-clock,..." lines, or time's "<user s> <sys s>".
+  cpu=$(awk -F'[ ,]' '/task-clock/ { print $1; next } /^[0-9.]+ [0-9.]+$/ { print ($1 + $2) * 1000 }' "$top/cpu.$variant" |
+    sort -n | awk '{ v[NR] = $1 } END { printf "%.1f", v[int((NR + 1) / 2)] }')
   echo "| $variant | $execs | $walks | $cpu |"
 done <"$top/counts"
