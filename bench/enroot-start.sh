@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # What `enroot start` costs with the stub's configuration, counted in processes (load-independent)
-# and CPU time (user+sys of the whole tree), for a busybox rootfs, as an unprivileged user:
-#   stub      as runtime.c starts it: --conf (mounts() with the working directory, rc()), enroot's
-#             paths in a step directory and the rootfs under a cache root, both on the root filesystem
-#             at the depth of /var/lib/pyxis-cache/<uid>/... (enroot walks each path up to its mount
-#             point, one `mountpoint` process per level)
+# and CPU time (the whole tree's: perf stat's task-clock when perf is installed, else /usr/bin/time's
+# user+sys in 10 ms ticks), for a busybox rootfs, as an unprivileged user:
+#   before    as runtime.c started it before issue 22's changes: --conf (mounts() with the working
+#             directory, rc()), enroot's paths in a step directory and the rootfs under a cache root,
+#             both on the root filesystem at the depth of /var/lib/pyxis-cache/<uid>/... (enroot walks
+#             each path up to its mount point, one `mountpoint` process per level)
 #   seed      the seed PR's, as bench/srun.sh's "seed": no --conf, the same paths
-#   stub-mnt  the stub's, with ENROOT_RUNTIME_PATH and the rootfs each a mount point (a tmpfs, and a
-#             bind mount: what an overlay in a mount namespace of the step's own would be)
+#   stub      as runtime.c starts it now: no --conf, the mounts in ENROOT_CONFIG_PATH/mounts.d, no
+#             --rc (the rootfs has no /etc/rc), ENROOT_RUNTIME_PATH and the rootfs each a mount point
+#             (a tmpfs, and a bind mount: what the step's mounter makes, mounter.c)
 #   bash bench/enroot-start.sh [ROUNDS]    (root; enroot as bench/srun.sh finds it)
 set -euo pipefail
 rounds=${1:-9}
@@ -54,11 +56,16 @@ start() { # start VARIANT TAG [CMD...]: one enroot start as the user (CMD wraps 
   shift 2
   paths=$deep/.pyxis_cache_step_1.0.$tag/enroot data=$deep name=entry runtime=$paths/runtime
   case $variant in
-    stub) conf=(--conf "$top/start.conf") ;;
+    before) conf=(--conf "$top/start.conf") ;;
     seed) ;;
-    stub-mnt) conf=(--conf "$top/start.conf") data=$top/mnt name=rootfs runtime=$top/mnt/run ;;
+    stub) data=$top/mnt name=rootfs runtime=$top/mnt/run ;;
   esac
   setpriv --reuid="$uid" --regid="$gid" --clear-groups mkdir -p "$paths"
+  if [[ $variant == stub ]]; then
+    setpriv --reuid="$uid" --regid="$gid" --clear-groups mkdir -p "$paths/config/mounts.d"
+    echo "$top/work $top/work x-create=dir,rbind,rw,nosuid" |
+      setpriv --reuid="$uid" --regid="$gid" --clear-groups tee "$paths/config/mounts.d/50-pyxis-cache.fstab" >/dev/null
+  fi
   (cd "$top/work" && "$@" setpriv --reuid="$uid" --regid="$gid" --clear-groups env -i \
     "PATH=$enroot_dir:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "HOME=$top/home" \
     "ENROOT_DATA_PATH=$data" "ENROOT_RUNTIME_PATH=$runtime" "ENROOT_CACHE_PATH=$paths/cache" \
@@ -67,11 +74,11 @@ start() { # start VARIANT TAG [CMD...]: one enroot start as the user (CMD wraps 
   rm -rf "$paths"
 }
 
-variants=(stub seed stub-mnt)
+variants=(before seed stub)
 echo "| variant | processes | of which \`mountpoint\` | CPU ms (median of $rounds) |"
 echo "|---|---|---|---|"
 # One unmeasured start first: the first writes enroot's files into the rootfs (docs/srun.md).
-start stub warmup
+start before warmup
 for variant in "${variants[@]}"; do
   start "$variant" "s$variant" strace -f -qq -e trace=execve -e signal=none -o "$top/trace.$variant"
   # Successful execs only (a PATH lookup tries several directories).
@@ -82,10 +89,16 @@ for variant in "${variants[@]}"; do
 done
 for ((i = 0; i < rounds; i++)); do
   for variant in "${variants[@]}"; do
-    start "$variant" "c$i$variant" /usr/bin/time -f '%U %S' -a -o "$top/cpu.$variant"
+    if command -v perf >/dev/null; then
+      start "$variant" "c$i$variant" perf stat -x, -e task-clock --append -o "$top/cpu.$variant"
+    else
+      start "$variant" "c$i$variant" /usr/bin/time -f '%U %S' -a -o "$top/cpu.$variant"
+    fi
   done
 done
 while read -r variant execs walks; do
-  cpu=$(awk '{ print ($1 + $2) * 1000 }' "$top/cpu.$variant" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+  # perf's "<ms>,msec,task-clock,..." lines, or time's "<user s> <sys s>".
+  cpu=$(awk -F'[ ,]' '/task-clock/ { print $1; next } /^[0-9.]+ [0-9.]+$/ { print ($1 + $2) * 1000 }' "$top/cpu.$variant" |
+    sort -n | awk '{ v[NR] = $1 } END { printf "%.1f", v[int((NR + 1) / 2)] }')
   echo "| $variant | $execs | $walks | $cpu |"
 done <"$top/counts"

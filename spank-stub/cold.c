@@ -75,9 +75,6 @@ static int start_entry(struct plugin_context *ctx, const char *image, const char
 	/* The daemon would read through a server the user runs (the unpack's reads are bounded: child.h). */
 	if (fuse_user_mounted(&reply.file, ctx->job.uid))
 		return wait_for_unpack(ctx, image, "the image is on a FUSE filesystem of the user's own", err, errlen);
-/* First the unpack, which takes longest; a creator already at work is left to it. */
-	if (reply.state == ENTRY_ABSENT && cli_start_creator(ctx, image) < 0)
-		pyxis_info(PLUGIN_NAME ": couldn't start the unpack of %s in the background: %m", c->enroot_name);
 	if (cli_user_path(ctx, NULL, NULL, user_dir, sizeof(user_dir)) < 0)
 		return wait_for_unpack(ctx, image, "FUSE: path too long", err, errlen);
 	mounted = fuse_mount_image(daemon_bin, image, &reply.file, user_dir, c->enroot_name, &ctx->job, &c->fuse, why,
@@ -94,6 +91,13 @@ static int start_entry(struct plugin_context *ctx, const char *image, const char
 		snprintf(reason, sizeof(reason), "FUSE mount failed (%s)", why);
 		return wait_for_unpack(ctx, image, reason, err, errlen);
 	}
+	/*
+	 * The unpack (a creator already at work is left to it) starts once the runtime has
+	 * started (cold_start_creator): the creator's start would compete with the runtime's
+	 * for the node's CPUs, and the step waits only for the runtime.
+	 */
+	if (reply.state == ENTRY_ABSENT)
+		c->creator_image = image;
 	pyxis_info(PLUGIN_NAME ": %s is being unpacked: the step starts from a FUSE mount of %s", c->enroot_name, image);
 	if (snprintf(c->rootfs, sizeof(c->rootfs), "%s", c->fuse.rootfs) >= (int)sizeof(c->rootfs)) {
 		fuse_release(&c->fuse);
@@ -145,4 +149,13 @@ int cold_start(struct plugin_context *ctx, const char *image, const char *search
 	if (start_entry(ctx, image, search_path, err, errlen) < 0)
 		return -1;
 	return ctx->container.fuse.mntns_fd >= 0 ? 0 : warm_layer(ctx, err, errlen);
+}
+
+void cold_start_creator(struct plugin_context *ctx)
+{
+	const char *image = ctx->container.creator_image;
+
+	ctx->container.creator_image = NULL;
+	if (image != NULL && cli_start_creator(ctx, image) < 0)
+		pyxis_info(PLUGIN_NAME ": couldn't start the unpack of %s in the background: %m", image);
 }

@@ -21,4 +21,7 @@
  */
 int cold_start(struct plugin_context *ctx, const char *image, const char *search_path, char *err, size_t errlen);
 
+/* A cold step's unpack in the background, once its runtime has started (or failed to). */
+void cold_start_creator(struct plugin_context *ctx);
+
 #endif /* PYXIS_CACHE_COLD_H */

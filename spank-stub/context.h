@@ -50,6 +50,7 @@ struct container {
 	struct fuse_mount fuse;       /* a cold step: the image's mount (mntns_fd >= 0), its entry being made */
 	int named_fd;                 /* --container-name: LOCK_EX on <base>/<uid>/<named_dir> (named.c), or -1 */
 	char named_dir[NAME_MAX + 1]; /* .pyxis_cache_named.<job>|g.<hex of the name> */
+	const char *creator_image;    /* a cold step's image whose unpack starts after the runtime's start, or NULL */
 };
 
 struct plugin_context {

@@ -82,6 +82,7 @@ static int wait_go(const struct mounter *mt)
 int mounter_main(const struct mounter *mt)
 {
 	char point[PATH_MAX], lower[PATH_MAX + 8], upper[2 * PATH_MAX + 8], work[2 * PATH_MAX + 8], root[PATH_MAX + 8];
+	char runtime[PATH_MAX + 32];
 	char options[6 * PATH_MAX + 64];
 	struct stat st;
 	int fd;
@@ -120,6 +121,13 @@ int mounter_main(const struct mounter *mt)
 		mounter_fail(mt, "mount a tmpfs");
 	if (mkdir(lower, 0755) < 0 || mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(root, 0755) < 0)
 		mounter_fail(mt, "mkdir");
+	/* enroot's runtime directory, a mount point (a bind of itself): its walk stops there. */
+	snprintf(runtime, sizeof(runtime), "%s/" MOUNTER_ENROOT_DIR, point);
+	if (mkdir(runtime, 0700) < 0)
+		mounter_fail(mt, "mkdir");
+	snprintf(runtime, sizeof(runtime), "%s/" MOUNTER_ENROOT_RUNTIME, point);
+	if (mkdir(runtime, 0700) < 0 || mount(runtime, runtime, NULL, MS_BIND, NULL) < 0)
+		mounter_fail(mt, "make enroot's runtime directory");
 	if (mt->upper_dir != NULL) {
 		/*
 		 * A named container (named.c): its upper and work directories are kept in

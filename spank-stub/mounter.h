@@ -17,6 +17,13 @@
 #define MOUNT_TIMEOUT_MS (60 * 1000)
 /* container_cache_layer_size's default (config.c, lib/config.ts): the tmpfs's size=. */
 #define MOUNTER_LAYER_SIZE "1g"
+/*
+ * enroot's paths in the tmpfs (step.c), and its runtime directory in them, which the
+ * mounter makes a mount point of its own: enroot walks ENROOT_RUNTIME_PATH up to the
+ * nearest mount point, one `mountpoint` process per level (common::mountpoint).
+ */
+#define MOUNTER_ENROOT_DIR "enroot"
+#define MOUNTER_ENROOT_RUNTIME MOUNTER_ENROOT_DIR "/runtime"
 
 struct pyxis_job;
 struct fuse_mount;

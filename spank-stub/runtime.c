@@ -654,30 +654,77 @@ static void add_env(char **envp, int *n, const char *fmt, ...)
 }
 
 /*
- * One fstab field in a single-quoted shell word: fstab's octal escapes for
- * blanks and backslashes (enroot-mount reads them back), '\'' for quotes.
+ * One fstab field: fstab's octal escapes for blanks and backslashes (enroot-mount
+ * reads them back); in a single-quoted shell word (quoted), '\'' for quotes.
  */
-static void put_field(FILE *f, const char *s)
+static void put_field(FILE *f, const char *s, int quoted)
 {
 	for (; *s != '\0'; ++s) {
 		if (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\\')
 			fprintf(f, "\\%03o", (unsigned char)*s);
-		else if (*s == '\'')
+		else if (*s == '\'' && quoted)
 			fputs("'\\''", f);
 		else
 			fputc(*s, f);
 	}
 }
 
-static void put_mount(FILE *f, const char *source, const char *target, const char *flags)
+/* One mount: an fstab line, or (quoted) mounts()'s echo of one. */
+static void put_mount(FILE *f, const char *source, const char *target, const char *flags, int quoted)
 {
-	fputs("\techo '", f);
-	put_field(f, source);
+	fputs(quoted ? "\techo '" : "", f);
+	put_field(f, source, quoted);
 	fputc(' ', f);
-	put_field(f, target);
+	put_field(f, target, quoted);
 	fputc(' ', f);
-	put_field(f, flags);
-	fputs("'\n", f);
+	put_field(f, flags, quoted);
+	fputs(quoted ? "'\n" : "\n", f);
+}
+
+/* One of the step's mounts, in enroot's order: the batch script (as for bwrap), the working directory, the rest. */
+struct enroot_mount {
+	char source[PATH_MAX], target[PATH_MAX + 8];
+	const char *flags;
+};
+
+/* The i-th mount (from 0) into m; 0, or -1 past the last. */
+static int enroot_mount(const struct runtime_task *task, size_t i, struct enroot_mount *m)
+{
+	const struct container_args *args = task->args;
+	const struct pyxis_job *job = task->job;
+	char spool[PATH_MAX];
+	const struct container_mount *cm;
+
+	if (task->batch_script != NULL) {
+		if (batch_spool(task->batch_script, spool, sizeof(spool)) == 0 && i-- == 0) {
+			snprintf(m->source, sizeof(m->source), "tmpfs");
+			snprintf(m->target, sizeof(m->target), "%s", spool);
+			m->flags = "x-create=dir,mode=755,nosuid,nodev";
+			return 0;
+		}
+		if (i-- == 0) {
+			snprintf(m->source, sizeof(m->source), "%s", task->batch_script);
+			snprintf(m->target, sizeof(m->target), "%s", task->batch_script);
+			m->flags = "x-create=file,bind,ro,nosuid,nodev,private";
+			return 0;
+		}
+	}
+	if (strcmp(job->cwd, "/") != 0 && i-- == 0) {
+		snprintf(m->source, sizeof(m->source), "%s", job->cwd);
+		snprintf(m->target, sizeof(m->target), "%s", job->cwd);
+		m->flags = "x-create=dir,rbind,rw,nosuid";
+		return 0;
+	}
+	if (i >= args->mounts_len)
+		return -1;
+	cm = &args->mounts[i];
+	if (is_path(cm->source))
+		mount_source(cm, job, m->source, sizeof(m->source));
+	else
+		snprintf(m->source, sizeof(m->source), "%s", cm->source);
+	mount_target(cm, m->target, sizeof(m->target));
+	m->flags = cm->flags;
+	return 0;
 }
 
 /*
@@ -685,13 +732,13 @@ static void put_mount(FILE *f, const char *source, const char *target, const cha
  * one): mounts() with the working directory and --container-mounts, rc() that
  * execs the command itself unless the image's entrypoint is wanted (pyxis
  * writes the same into the rootfs's /etc/rc.local; an rc leaves the rootfs, a
- * cached entry, alone), environ() with --container-env's variables.
+ * cached entry, alone), environ() with --container-env's variables. Only when
+ * the files of write_enroot_files cannot say the same.
  */
 static int write_enroot_config(const struct runtime_task *task, const char *path)
 {
 	const struct container_args *args = task->args;
-	const struct pyxis_job *job = task->job;
-	char source[PATH_MAX], target[PATH_MAX + 8];
+	struct enroot_mount m;
 	FILE *f;
 	size_t i;
 	int fd;
@@ -702,22 +749,8 @@ static int write_enroot_config(const struct runtime_task *task, const char *path
 		return -1;
 	}
 	fputs("mounts() {\n", f);
-	/* The batch script first, as for bwrap. */
-	if (task->batch_script != NULL) {
-		if (batch_spool(task->batch_script, source, sizeof(source)) == 0)
-			put_mount(f, "tmpfs", source, "x-create=dir,mode=755,nosuid,nodev");
-		put_mount(f, task->batch_script, task->batch_script, "x-create=file,bind,ro,nosuid,nodev,private");
-	}
-	if (strcmp(job->cwd, "/") != 0)
-		put_mount(f, job->cwd, job->cwd, "x-create=dir,rbind,rw,nosuid");
-	for (i = 0; i < args->mounts_len; ++i) {
-		if (is_path(args->mounts[i].source))
-			mount_source(&args->mounts[i], job, source, sizeof(source));
-		else
-			snprintf(source, sizeof(source), "%s", args->mounts[i].source);
-		mount_target(&args->mounts[i], target, sizeof(target));
-		put_mount(f, source, target, args->mounts[i].flags);
-	}
+	for (i = 0; enroot_mount(task, i, &m) == 0; ++i)
+		put_mount(f, m.source, m.target, m.flags, 1);
 	fputs("\t:\n}\n", f);
 	if (!task->entrypoint)
 		fputs("rc() {\n\texec \"$@\"\n}\n", f);
@@ -735,6 +768,113 @@ static int write_enroot_config(const struct runtime_task *task, const char *path
 	return 0;
 }
 
+/* Write text to a new file path (0600, as the user); 0 or -1 with the reason on stderr. */
+static int write_new(const char *path, const char *text)
+{
+	size_t len = strlen(text);
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, text, len) != (ssize_t)len || close(fd) < 0) {
+		dprintf(STDERR_FILENO, "%s: %m\n", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* mkdir that accepts an existing directory; 0 or -1 with the reason on stderr. */
+static int make_dir(const char *path)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		dprintf(STDERR_FILENO, "%s: %m\n", path);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Whether the container may have an /etc/rc for enroot-switchroot to run: unless
+ * the rootfs has no /etc, or an /etc directory without one, and no mount's target
+ * names an "etc". Without, switchroot execs the command itself, as an rc of `exec "$@"`
+ * would (an --rc costs enroot a readlink and a cp).
+ */
+static int image_may_have_rc(const struct runtime_task *task)
+{
+	char path[PATH_MAX + 16];
+	struct enroot_mount m;
+	struct stat st;
+	size_t i;
+
+	for (i = 0; enroot_mount(task, i, &m) == 0; ++i)
+		if (strstr(m.target, "etc") != NULL)
+			return 1;
+	snprintf(path, sizeof(path), "%s/etc", task->rootfs);
+	if (lstat(path, &st) < 0)
+		return errno != ENOENT;
+	if (!S_ISDIR(st.st_mode))
+		return 1;
+	snprintf(path, sizeof(path), "%s/etc/rc", task->rootfs);
+	return !(lstat(path, &st) < 0 && errno == ENOENT);
+}
+
+/*
+ * The same configuration without --conf, which costs enroot three processes per
+ * start (sed for its #ENROOT lines, readlink, bash -n): the mounts in
+ * <dir>/config/mounts.d/50-pyxis-cache.fstab (the lines mounts() echoed, at the
+ * same place in enroot's fstab: after the site's mounts.d), and <dir>/rc with
+ * `exec "$@"` (--rc) unless --container-entrypoint or the image has no /etc/rc.
+ * enroot runs the fstab through its envsubst (awk), which would fill in a
+ * "${NAME}" in a path; and environ()
+ * reads --container-env's variables in enroot's own environment (its
+ * configuration's defaults, bash's own variables), which no file can: with
+ * either, start.conf as before (1). 0 when the files are written, -1 on an error
+ * (said on stderr). rc and conf: the paths to give enroot, or "".
+ */
+static int write_enroot_files(const struct runtime_task *task, char *rc, size_t rclen, char *conf, size_t conflen)
+{
+	char path[PATH_MAX + 128];
+	struct enroot_mount m;
+	int conf_needed = task->args->env_vars_len > 0;
+	FILE *f;
+	size_t i;
+	int fd;
+
+	rc[0] = conf[0] = '\0';
+	for (i = 0; !conf_needed && enroot_mount(task, i, &m) == 0; ++i)
+		conf_needed = strstr(m.source, "${") != NULL || strstr(m.target, "${") != NULL ||
+			      strstr(m.flags, "${") != NULL;
+	if (conf_needed) {
+		snprintf(conf, conflen, "%s/start.conf", task->enroot_paths);
+		return write_enroot_config(task, conf) < 0 ? -1 : 1;
+	}
+	if (enroot_mount(task, 0, &m) == 0) {
+		snprintf(path, sizeof(path), "%s/config", task->enroot_paths);
+		if (make_dir(path) < 0)
+			return -1;
+		snprintf(path, sizeof(path), "%s/config/mounts.d", task->enroot_paths);
+		if (make_dir(path) < 0)
+			return -1;
+		snprintf(path, sizeof(path), "%s/config/mounts.d/50-pyxis-cache.fstab", task->enroot_paths);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
+			dprintf(STDERR_FILENO, "%s: %m\n", path);
+			return -1;
+		}
+		for (i = 0; enroot_mount(task, i, &m) == 0; ++i)
+			put_mount(f, m.source, m.target, m.flags, 0);
+		if (fclose(f) != 0) {
+			dprintf(STDERR_FILENO, "%s: %m\n", path);
+			return -1;
+		}
+	}
+	if (!task->entrypoint && image_may_have_rc(task)) {
+		snprintf(rc, rclen, "%s/rc", task->enroot_paths);
+		if (write_new(rc, "exec \"$@\"\n") < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /*
  * child_fn, as the job user: exec "enroot start" with every path enroot
  * writes to in the step's own directory, so that neither /run/enroot nor the
@@ -746,7 +886,7 @@ static int enroot_exec(void *arg)
 	const struct pyxis_job *job = task->job;
 	const struct container_args *args = task->args;
 	char bin[PATH_MAX];
-	char conf[PATH_MAX + 16];
+	char conf[PATH_MAX + 16], rc[PATH_MAX + 16];
 	char *envp[ENV_MAX];
 	const char *argv[16];
 	const char *value;
@@ -755,12 +895,7 @@ static int enroot_exec(void *arg)
 	int i;
 
 	/* The step's directory is the user's, made for this step; enroot makes the rest of it. */
-	if (mkdir(task->enroot_paths, 0700) < 0 && errno != EEXIST) {
-		dprintf(STDERR_FILENO, "%s: %m\n", task->enroot_paths);
-		return 126;
-	}
-	snprintf(conf, sizeof(conf), "%s/start.conf", task->enroot_paths);
-	if (write_enroot_config(task, conf) < 0)
+	if (make_dir(task->enroot_paths) < 0 || write_enroot_files(task, rc, sizeof(rc), conf, sizeof(conf)) < 0)
 		return 126;
 
 	snprintf(bin, sizeof(bin), "%s", task->runtime_bin);
@@ -794,8 +929,14 @@ static int enroot_exec(void *arg)
 	n = 0;
 	argv[n++] = task->runtime_bin;
 	argv[n++] = "start";
-	argv[n++] = "--conf";
-	argv[n++] = conf;
+	if (conf[0] != '\0') {
+		argv[n++] = "--conf";
+		argv[n++] = conf;
+	}
+	if (rc[0] != '\0') {
+		argv[n++] = "--rc";
+		argv[n++] = rc;
+	}
 	argv[n++] = task->enroot_name;
 	argv[n++] = "sh";
 	argv[n++] = "-c";

@@ -17,6 +17,7 @@
 #include "common.h"
 #include "container.h"
 #include "log.h"
+#include "mounter.h"
 #include "named.h"
 #include "runtime.h"
 #include "step.h"
@@ -130,7 +131,7 @@ static int start_container(spank_t sp, struct plugin_context *ctx, const char *s
 
 	/* A cache-mode step's mount (cold.c) has a tmpfs of the step's own for them: no step directory. */
 	if (c->fuse.mntns_fd >= 0)
-		snprintf(enroot_paths, sizeof(enroot_paths), "%s/enroot", c->fuse.point);
+		snprintf(enroot_paths, sizeof(enroot_paths), "%s/" MOUNTER_ENROOT_DIR, c->fuse.point);
 	else if (ctx->cfg.runtime == RUNTIME_ENROOT && c->step_name[0] == '\0' && cli_step(ctx, NULL, err, errlen) < 0)
 		return -1;
 	else
@@ -189,7 +190,9 @@ int step_setup(spank_t sp, struct plugin_context *ctx, char *err, size_t errlen)
 		rc = cli_step(ctx, container_args.image, err, errlen);
 	if (rc < 0)
 		return -1;
-	return start_container(sp, ctx, search_path, err, errlen);
+	rc = start_container(sp, ctx, search_path, err, errlen);
+	cold_start_creator(ctx);
+	return rc;
 }
 
 void step_teardown(struct plugin_context *ctx)

@@ -334,6 +334,30 @@ in_mode() {
   done
 }
 
+@test "$RUNTIME: pyxis-options: without --container-entrypoint an /etc/rc mounted into an image that has none does not run; a mount source with \${NAME} in its path is bound as written" {
+  local mode lit='lit${HOME}dir'
+  # alpha has no /etc/rc, so enroot is given no rc of the stub's (runtime.c,
+  # image_may_have_rc), unless a mount may bring one: this one does.
+  printf '#!/bin/sh\nexport PXC_MOUNTED_RC=ran\nexec "$@"\n' >"$DATA/rc"
+  chmod 755 "$DATA/rc"
+  # enroot fills in ${NAME} in an fstab of its mounts.d: such a mount goes in a --conf.
+  mkdir "$DATA/$lit"
+  echo literal >"$DATA/$lit/file"
+  chown -R "$E2E_USER" "$DATA"
+  for mode in cache plain; do
+    # What the rc exports would reach the task (as an entrypoint's does).
+    run in_mode "$mode" --container-image="$ALPHA" --container-mounts="$DATA/rc:/etc/rc:ro" \
+      sh -c 'echo "rc=${PXC_MOUNTED_RC-none}"'
+    echo "$mode rc: $output"
+    [ "$status" -eq 0 ]
+    grep -qx rc=none <<<"$output"
+    run in_mode "$mode" --container-image="$ALPHA" --container-mounts="$DATA/$lit:/pxc-literal" cat /pxc-literal/file
+    echo "$mode literal: $output"
+    [ "$status" -eq 0 ]
+    grep -qx literal <<<"$output"
+  done
+}
+
 @test "$RUNTIME: pyxis-options: --container-env keeps the job's value over the image's, and the entrypoint sees it; PYXIS_CONTAINER_ENV alike; a name the job leaves unset keeps the image's" {
   local mode job_env
   for mode in cache plain; do
