@@ -391,7 +391,6 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const struct fil
 	int daemon_err_fd = -1;
 	pid_t daemon;
 	struct message msg;
-	int locked;
 	int rc = -1;
 
 	if (mounter_start(&link, &mt, job, m, &msg, err, errlen) < 0) {
@@ -409,11 +408,6 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const struct fil
 		snprintf(err, errlen, "start the mount's guard: %m");
 		goto fail;
 	}
-	locked = lock_shared(m->point, O_DIRECTORY, job->uid, &m->lock_fd, err, errlen);
-	if (locked == 0)
-		snprintf(err, errlen, "%s was removed before it was locked", m->point);
-	if (locked <= 0)
-		goto fail;
 	/* pidfd_getfd: Linux 5.6 and headers that know it; without, no mount (the step waits for the unpack). */
 #if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
 	link.child.pidfd = (int)syscall(SYS_pidfd_open, link.child.pid, 0);

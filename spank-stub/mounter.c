@@ -167,20 +167,25 @@ int mounter_main(const struct mounter *mt)
 	_exit(0);
 }
 
-static int write_file(pid_t pid, const char *file, const char *text)
+int write_whole(const char *path, const char *text)
 {
-	char path[64];
-	int fd;
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	int rc = -1;
 
-	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	if (write(fd, text, strlen(text)) == (ssize_t)strlen(text))
 		rc = 0;
 	close(fd);
 	return rc;
+}
+
+static int write_file(pid_t pid, const char *file, const char *text)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	return write_whole(path, text);
 }
 
 /* The namespace's ids: inside, 0 is the job user and group, and nothing else exists. */
@@ -210,6 +215,7 @@ int mounter_start(struct mounter_link *l, struct mounter *mt, const struct pyxis
 {
 	int to[2] = { -1, -1 }, from[2] = { -1, -1 };
 	char path[64];
+	int locked;
 
 	*l = (struct mounter_link)MOUNTER_LINK_INIT;
 	*m = (struct fuse_mount)FUSE_MOUNT_INIT;
@@ -257,7 +263,11 @@ int mounter_start(struct mounter_link *l, struct mounter *mt, const struct pyxis
 	}
 	snprintf(m->point, sizeof(m->point), "%s/%s", mt->user_dir, msg->text);
 	snprintf(m->rootfs, sizeof(m->rootfs), "%s/root", m->point);
-	return 0;
+	/* The step is alive for gc and status: its mount point is held while it runs. */
+	locked = lock_shared(m->point, O_DIRECTORY, job->uid, &m->lock_fd, err, errlen);
+	if (locked == 0)
+		snprintf(err, errlen, "%s was removed before it was locked", m->point);
+	return locked > 0 ? 0 : -1;
 fail:
 	for (int i = 0; i < 2; ++i) {
 		if (to[i] >= 0)
@@ -311,17 +321,10 @@ static int layer_mount_upper(const char *lower, const char *user_dir, const char
 			      .job = job->jobid, .step = job->stepid };
 	struct mounter_link link;
 	struct message msg;
-	int locked;
 	int rc = -1;
 
 	if (mounter_start(&link, &mt, job, m, &msg, err, errlen) < 0)
 		goto failed;
-	/* The step is alive for gc and status, as a cold step's mount point. */
-	locked = lock_shared(m->point, O_DIRECTORY, job->uid, &m->lock_fd, err, errlen);
-	if (locked == 0)
-		snprintf(err, errlen, "%s was removed before it was locked", m->point);
-	if (locked <= 0)
-		goto fail;
 	if (mounter_next(&link, &msg) != 'o')
 		goto failed;
 	if (mounter_root(&msg, m, err, errlen) < 0)

@@ -60,7 +60,8 @@ struct mounter_link {
  * Fork the mounter for mt as root (the id maps, /proc/<pid>/ns and pidfd_getfd need
  * root's own ids; mounter_give_back gives the effective uid back), write its namespace's
  * id maps, let it go on, and take its mount point, checked (ours, for this entry and
- * step): m->mntns_fd, m->point and m->rootfs are set; *msg holds the 'm' message.
+ * step): m->mntns_fd, m->point and m->rootfs are set, and the point is held
+ * (LOCK_SH, m->lock_fd: the step is alive for gc and status); *msg holds the 'm' message.
  * 0, or -1: err says why, or is empty and *msg is the mounter's last message (tag 0:
  * none in time). Call mounter_end, then mounter_give_back, either way.
  */
@@ -78,6 +79,9 @@ void mounter_end(struct mounter_link *l);
 
 /* Give back the effective uid mounter_start took: 0, or -1 (errno). */
 int mounter_give_back(const struct mounter_link *l);
+
+/* Write text to path (a /proc file: uid_map, setgroups, ...) in one write: 0, or -1 (errno). */
+int write_whole(const char *path, const char *text);
 
 /* The namespace's ids (by slurmstepd, as root): inside, 0 is the job user and group. */
 int write_id_maps(pid_t pid, const struct pyxis_job *user);

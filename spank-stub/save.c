@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "mounter.h"
 #include "save.h"
 
 struct save_task {
@@ -23,19 +24,6 @@ struct save_task {
 	uid_t uid;
 	gid_t gid;
 };
-
-static int write_self(const char *file, const char *text)
-{
-	int fd = open(file, O_WRONLY | O_CLOEXEC);
-	int rc = -1;
-
-	if (fd < 0)
-		return -1;
-	if (write(fd, text, strlen(text)) == (ssize_t)strlen(text))
-		rc = 0;
-	close(fd);
-	return rc;
-}
 
 /*
  * child_fn, as the job user in the step's mount namespace. Root of a user namespace
@@ -57,12 +45,12 @@ static int save_exec(void *arg)
 		return 126;
 	}
 	snprintf(map, sizeof(map), "0 %u 1", (unsigned)t->uid);
-	if (write_self("/proc/self/uid_map", map) < 0 || write_self("/proc/self/setgroups", "deny") < 0) {
+	if (write_whole("/proc/self/uid_map", map) < 0 || write_whole("/proc/self/setgroups", "deny") < 0) {
 		dprintf(STDERR_FILENO, "the user namespace's ids: %m\n");
 		return 126;
 	}
 	snprintf(map, sizeof(map), "0 %u 1", (unsigned)t->gid);
-	if (write_self("/proc/self/gid_map", map) < 0) {
+	if (write_whole("/proc/self/gid_map", map) < 0) {
 		dprintf(STDERR_FILENO, "the user namespace's ids: %m\n");
 		return 126;
 	}
