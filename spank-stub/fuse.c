@@ -145,38 +145,55 @@ static void daemon_exec(const struct daemon_args *d, int err_fd)
 }
 
 /*
- * The FUSE connection of the mount on <point>/lower in pid's mount namespace: the
- * minor of its device (fusectl's /sys/fs/fuse/connections/<N>), read from
- * /proc/<pid>/mountinfo (nothing is asked of the daemon). 0 when not found.
+ * The FUSE connection of the mount that pin_fd holds, in pid's mount namespace: the
+ * minor of its device (fusectl's /sys/fs/fuse/connections/<N>), from the mount's id
+ * (/proc/self/fdinfo) and /proc/<pid>/mountinfo (nothing is asked of the daemon).
+ * 0 when it is not a fuse.squashfuse_ll mount there.
  */
-static unsigned mount_connection(pid_t pid, const char *point_name)
+static unsigned mount_connection(pid_t pid, int pin_fd)
 {
-	char path[64], line[3 * PATH_MAX], suffix[NAME_MAX + 16];
-	unsigned major, minor, conn = 0;
-	char *point;
+	char path[64], line[3 * PATH_MAX];
+	unsigned id, mnt_id = 0, major, minor, conn = 0;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/mountinfo", (int)pid);
-	snprintf(suffix, sizeof(suffix), "/%s/lower", point_name);
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pin_fd);
 	f = fopen(path, "re");
 	if (f == NULL)
 		return 0;
-	while (conn == 0 && fgets(line, sizeof(line), f) != NULL) {
-		/* ID PARENT MAJOR:MINOR ROOT POINT OPTIONS ... - TYPE SOURCE ... */
-		if (sscanf(line, "%*u %*u %u:%u", &major, &minor) != 2 || major != 0 ||
-		    strstr(line, " - fuse." DAEMON " ") == NULL)
-			continue;
-		point = strchr(line, ' ');
-		for (int i = 0; point != NULL && i < 3; ++i)
-			point = strchr(point + 1, ' ');
-		if (point == NULL)
-			continue;
-		point[strcspn(point + 1, " ") + 1] = '\0';
-		if (strlen(point) > strlen(suffix) && strcmp(point + strlen(point) - strlen(suffix), suffix) == 0)
-			conn = minor;
+	while (mnt_id == 0 && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "mnt_id: %u", &id) == 1)
+			mnt_id = id;
+	fclose(f);
+	snprintf(path, sizeof(path), "/proc/%d/mountinfo", (int)pid);
+	f = fopen(path, "re");
+	if (mnt_id == 0 || f == NULL) {
+		if (f != NULL)
+			fclose(f);
+		return 0;
 	}
+	/* ID PARENT MAJOR:MINOR ROOT POINT OPTIONS ... - TYPE SOURCE ... */
+	while (conn == 0 && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "%u %*u %u:%u", &id, &major, &minor) == 3 && id == mnt_id && major == 0 &&
+		    strstr(line, " - fuse." DAEMON " ") != NULL)
+			conn = minor;
 	fclose(f);
 	return conn;
+}
+
+/* A copy of the mounter's descriptor fd (pidfd_getfd), or -1 (errno). */
+static int take_fd(struct mounter_link *l, int fd)
+{
+	/* pidfd_getfd: Linux 5.6 and headers that know it; without, no mount (the step waits for the unpack). */
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
+	if (l->child.pidfd < 0)
+		l->child.pidfd = (int)syscall(SYS_pidfd_open, l->child.pid, 0);
+	return l->child.pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, l->child.pidfd, fd, 0);
+#else
+	(void)l;
+	(void)fd;
+	errno = ENOSYS;
+	return -1;
+#endif
 }
 
 /*
@@ -259,10 +276,10 @@ static int any_in_mount(const char *point_name, int killed)
 }
 
 /*
- * The guard's loop (root, out of the step). It holds the mount's namespace, so the
- * connection number stays the mount's while it runs. Every GUARD_TICK_MS, a process
- * killed and still in a request of the mount after GUARD_KILLED_TICKS looks has the
- * connection aborted. slurmstepd writes a byte on step_fd when the step is over: the
+ * The guard's loop (root, out of the step). It holds the mount (m->pin_fd), so the
+ * connection number stays the mount's while it runs, its mount point removed or not.
+ * Every GUARD_TICK_MS, a process killed and still in a request of the mount after
+ * GUARD_KILLED_TICKS looks has the connection aborted. slurmstepd writes a byte on step_fd when the step is over: the
  * connection is aborted, and the guard ends. If slurmstepd dies instead (SIGKILL),
  * the tasks it leaves keep the mount: it goes with the last process that uses it.
  */
@@ -306,13 +323,13 @@ static int start_guard(const struct fuse_mount *m, const char *point_name, int *
 	if (pid == 0) {
 		char name[NAME_MAX + 1];
 
-		int step = fcntl(pipe_fd[0], F_DUPFD_CLOEXEC, 10), ns = fcntl(m->mntns_fd, F_DUPFD_CLOEXEC, 10);
+		int step = fcntl(pipe_fd[0], F_DUPFD_CLOEXEC, 10), pin = fcntl(m->pin_fd, F_DUPFD_CLOEXEC, 10);
 
 		/* Above 9 first: either may be 3 or 4. */
 		if (strlen(point_name) >= sizeof(name))
 			_exit(126);
 		memcpy(name, point_name, strlen(point_name) + 1);
-		if (step < 0 || ns < 0 || child_reset(-1, -1) < 0 || dup2(step, 3) < 0 || dup2(ns, 4) < 0)
+		if (step < 0 || pin < 0 || child_reset(-1, -1) < 0 || dup2(step, 3) < 0 || dup2(pin, 4) < 0)
 			_exit(126);
 		child_close_from(5);
 		if (chdir("/") < 0)
@@ -398,8 +415,13 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const struct fil
 			rc = mounter_error(&msg, daemon_err_fd, err, errlen);
 		goto fail;
 	}
-	/* The connection, from the mounter's mount table, before anything can wait on it. */
-	m->conn = mount_connection(link.child.pid, msg.text);
+	/* The mount held, and its connection from the mounter's mount table, before anything can wait on it. */
+	m->pin_fd = take_fd(&link, msg.pin);
+	if (m->pin_fd < 0) {
+		snprintf(err, errlen, "take the FUSE mount: %m");
+		goto fail;
+	}
+	m->conn = mount_connection(link.child.pid, m->pin_fd);
 	if (m->conn == 0) {
 		snprintf(err, errlen, "the FUSE mount's connection: not found");
 		goto fail;
@@ -408,13 +430,7 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const struct fil
 		snprintf(err, errlen, "start the mount's guard: %m");
 		goto fail;
 	}
-	/* pidfd_getfd: Linux 5.6 and headers that know it; without, no mount (the step waits for the unpack). */
-#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
-	link.child.pidfd = (int)syscall(SYS_pidfd_open, link.child.pid, 0);
-	d.fd = link.child.pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, link.child.pidfd, msg.value, 0);
-#else
-	errno = ENOSYS;
-#endif
+	d.fd = take_fd(&link, msg.value);
 	if (d.fd < 0) {
 		snprintf(err, errlen, "take the FUSE descriptor: %m");
 		goto fail;
@@ -489,6 +505,10 @@ void fuse_release(struct fuse_mount *m)
 		close(m->lock_fd);
 	m->lock_fd = -1;
 	m->point[0] = '\0';
+	/* Last: the connection's number is the mount's until here (its superblock goes with the last holder). */
+	if (m->pin_fd >= 0)
+		close(m->pin_fd);
+	m->pin_fd = -1;
 	/* The daemon (not our child: init reaps it) ends with its connection: half a second for it, no more. */
 	if (m->daemon_pidfd >= 0 && poll(&p, 1, 500) == 1)
 		m->daemon = -1;

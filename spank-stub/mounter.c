@@ -32,9 +32,9 @@ void mounter_set_layer_size(const char *size)
 	snprintf(layer_size, sizeof(layer_size), "%s", size);
 }
 
-int send_message(int fd, char tag, int value, const char *text)
+int send_message(int fd, char tag, int value, int pin, const char *text)
 {
-	struct message msg = { .tag = tag, .value = value };
+	struct message msg = { .tag = tag, .value = value, .pin = pin };
 
 	if (text != NULL)
 		snprintf(msg.text, sizeof(msg.text), "%s", text);
@@ -66,7 +66,7 @@ static void mounter_fail(const struct mounter *mt, const char *what)
 	char text[512];
 
 	snprintf(text, sizeof(text), "%s: %s", what, strerror(errno));
-	send_message(mt->out, 'e', errno, text);
+	send_message(mt->out, 'e', errno, -1, text);
 	_exit(1);
 }
 
@@ -84,14 +84,14 @@ int mounter_main(const struct mounter *mt)
 	char point[PATH_MAX], lower[PATH_MAX + 8], upper[2 * PATH_MAX + 8], work[2 * PATH_MAX + 8], root[PATH_MAX + 8];
 	char options[6 * PATH_MAX + 64];
 	struct stat st;
-	int fd;
+	int fd, pin;
 
 	/* All root first (user_init leaves slurmstepd's effective ids the job user's). */
 	if (child_become(NULL) < 0)
 		mounter_fail(mt, "become root");
 	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
 		mounter_fail(mt, "unshare a user and mount namespace");
-	send_message(mt->out, 'u', 0, NULL);
+	send_message(mt->out, 'u', 0, -1, NULL);
 	if (wait_go(mt) < 0)
 		_exit(1);
 	/* Still kernel uid 0, the device's owner; the mount wants a descriptor opened in this namespace. */
@@ -138,14 +138,23 @@ int mounter_main(const struct mounter *mt)
 		 */
 		if (mount(mt->lower, lower, NULL, MS_BIND, NULL) < 0)
 			mounter_fail(mt, "bind the entry");
-		send_message(mt->out, 'm', -1, strrchr(point, '/') + 1);
+		send_message(mt->out, 'm', -1, -1, strrchr(point, '/') + 1);
 		if (wait_go(mt) < 0)
 			_exit(1);
 	} else {
 		snprintf(options, sizeof(options), "fd=%d,rootmode=40000,user_id=0,group_id=0,default_permissions", fd);
 		if (mount("squashfuse", lower, "fuse." DAEMON, MS_RDONLY | MS_NOSUID | MS_NODEV, options) < 0)
 			mounter_fail(mt, "mount fuse." DAEMON);
-		send_message(mt->out, 'm', fd, strrchr(point, '/') + 1);
+		/*
+		 * The mount itself, for slurmstepd and the guard to hold: an O_PATH open asks
+		 * the daemon nothing (it is not started yet). Removing the mount point from
+		 * outside the namespace (fuse_release, gc, the user) detaches the mounts; a
+		 * holder keeps the superblock, so the connection's number is not reused.
+		 */
+		pin = open(lower, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (pin < 0)
+			mounter_fail(mt, "hold the FUSE mount");
+		send_message(mt->out, 'm', fd, pin, strrchr(point, '/') + 1);
 		if (wait_go(mt) < 0)
 			_exit(1);
 		/*
@@ -163,7 +172,7 @@ int mounter_main(const struct mounter *mt)
 	if (mount("overlay", root, "overlay", MS_NOSUID | MS_NODEV, options) < 0 || stat(root, &st) < 0)
 		mounter_fail(mt, "mount an overlay");
 	snprintf(options, sizeof(options), "%llu %llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
-	send_message(mt->out, 'o', 0, options);
+	send_message(mt->out, 'o', 0, -1, options);
 	_exit(0);
 }
 
@@ -280,7 +289,7 @@ fail:
 
 char mounter_next(struct mounter_link *l, struct message *msg)
 {
-	send_message(l->to, 'g', 0, NULL);
+	send_message(l->to, 'g', 0, -1, NULL);
 	receive_message(l->from, MOUNT_TIMEOUT_MS, msg);
 	return msg->tag;
 }

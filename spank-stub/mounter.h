@@ -25,6 +25,7 @@ struct fuse_mount;
 struct message {
 	char tag;       /* u: namespaces made, g: go on, m: FUSE mounted, o: overlay mounted, e: error */
 	int value;      /* m: the /dev/fuse descriptor (in the mounter) */
+	int pin;        /* m: an O_PATH descriptor of the FUSE mount's root (in the mounter), -1: none */
 	char text[512]; /* m: the mount point's name; e: what failed */
 };
 
@@ -38,7 +39,7 @@ struct mounter {
 	uint32_t job, step;
 };
 
-int send_message(int fd, char tag, int value, const char *text);
+int send_message(int fd, char tag, int value, int pin, const char *text);
 
 /* The next message, waiting at most timeout_ms; tag 0 on end of file or timeout. */
 void receive_message(int fd, int timeout_ms, struct message *msg);
