@@ -35,7 +35,8 @@ struct fuse_mount {
 	ino_t root_ino;
 };
 
-#define FUSE_MOUNT_INIT { .lock_fd = -1, .mntns_fd = -1, .daemon = -1, .daemon_pidfd = -1, .pin_fd = -1, .guard_fd = -1 }
+#define FUSE_MOUNT_INIT                                                                                    \
+	{ .lock_fd = -1, .mntns_fd = -1, .daemon = -1, .daemon_pidfd = -1, .pin_fd = -1, .guard_fd = -1 }
 
 /*
  * Whether a FUSE mount can be made here: 0, or -1 with why not in why
