@@ -76,46 +76,24 @@ struct daemon_args {
 /*
  * Slurm sends a step's signals to every process of the step (proctrack), the daemon
  * too: scancel --signal=USR1 ended it and the task, running from the mount, died of
- * SIGBUS. So the daemon is out of the step's tree, and also ignores every
- * signal a step may be sent (SIG_IGN survives execve, and libfuse sets its INT/TERM/HUP
- * handlers only over SIG_DFL): whatever signals the step's processes reaches the task
- * alone. It exits once nothing uses the mount, or its connection is aborted. Faults
- * (SEGV, BUS, ...), SIGCHLD and SIGCONT keep their defaults.
+ * SIGBUS. So the daemon is out of the step's tree, and also ignores every signal a
+ * step may be sent (CHILD_IGNORE_STEP_SIGNALS): whatever signals the step's processes
+ * reaches the task alone. It exits once nothing uses the mount, or its connection is
+ * aborted.
  */
-static void ignore_step_signals(void)
-{
-	static const int kept[] = { SIGKILL, SIGSTOP, SIGCHLD, SIGCONT, SIGSEGV, SIGBUS,
-				    SIGFPE,  SIGILL,  SIGTRAP, SIGABRT, SIGSYS };
-	size_t i;
-	int sig;
-
-	for (sig = 1; sig < NSIG; ++sig) {
-		for (i = 0; i < sizeof(kept) / sizeof(kept[0]) && kept[i] != sig; ++i)
-			;
-		/* glibc's own real-time signals (32, 33) refuse, which is fine. */
-		if (i == sizeof(kept) / sizeof(kept[0]))
-			signal(sig, SIG_IGN);
-	}
-}
-
 static void daemon_exec(const struct daemon_args *d, int err_fd)
 {
 	char *argv[] = { DAEMON, "-f", "/dev/fd/4", "/dev/fd/3", NULL };
-	char path_env[] = "PATH=" PYXIS_CACHE_PATH;
-	char *envp[] = { path_env, NULL };
+	struct child_setup s = { .out_fd = -1, .err_fd = err_fd, .pass = { d->fd, -1 }, .mntns_fd = -1, .user = d->job,
+				 .cwd = d->job->cwd, .flags = CHILD_IGNORE_STEP_SIGNALS | CHILD_CWD_OR_ROOT };
+	struct child_env env = CHILD_ENV_INIT;
 	struct stat st;
-	int fd;
+	int fd, status;
 
-	if (child_reset(-1, err_fd) < 0 || dup2(d->fd, 3) < 0)
-		_exit(126);
-	ignore_step_signals();
-	child_close_from(4);
-	if (child_become(d->job) < 0) {
-		dprintf(STDERR_FILENO, "couldn't drop privileges: %m\n");
-		_exit(126);
-	}
-	if (chdir(d->job->cwd) < 0 && chdir("/") < 0)
-		_exit(126);
+	status = child_prepare(&s);
+	if (status != 0)
+		_exit(status);
+	child_env_path(&env, CHILD_PATH_SYSTEM, NULL);
 	/*
 	 * The image, opened once, as the user: without blocking (a FIFO put in its place
 	 * after the command identified it would hold the daemon in open), only a regular
@@ -139,7 +117,7 @@ static void daemon_exec(const struct daemon_args *d, int err_fd)
 	}
 	if (fcntl(fd, F_SETFL, 0) < 0 || (fd != 4 && (dup2(fd, 4) < 0 || close(fd) < 0)))
 		_exit(126);
-	execve(d->bin, argv, envp);
+	execve(d->bin, argv, env.envp);
 	dprintf(STDERR_FILENO, "%s: %m\n", d->bin);
 	_exit(127);
 }
@@ -321,19 +299,17 @@ static int start_guard(const struct fuse_mount *m, const char *point_name, int *
 		return -1;
 	pid = child_fork_detached();
 	if (pid == 0) {
+		struct child_setup s = { .out_fd = -1, .err_fd = -1, .pass = { pipe_fd[0], m->pin_fd }, .mntns_fd = -1,
+					 .flags = CHILD_KEEP_IDS };
 		char name[NAME_MAX + 1];
+		int status;
 
-		int step = fcntl(pipe_fd[0], F_DUPFD_CLOEXEC, 10), pin = fcntl(m->pin_fd, F_DUPFD_CLOEXEC, 10);
-
-		/* Above 9 first: either may be 3 or 4. */
 		if (strlen(point_name) >= sizeof(name))
 			_exit(126);
 		memcpy(name, point_name, strlen(point_name) + 1);
-		if (step < 0 || pin < 0 || child_reset(-1, -1) < 0 || dup2(step, 3) < 0 || dup2(pin, 4) < 0)
-			_exit(126);
-		child_close_from(5);
-		if (chdir("/") < 0)
-			_exit(126);
+		status = child_prepare(&s);
+		if (status != 0)
+			_exit(status);
 		guard_main(3, m->conn, name);
 	}
 	close(pipe_fd[0]);

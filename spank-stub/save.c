@@ -35,8 +35,7 @@ static int save_exec(void *arg)
 	const struct save_task *t = arg;
 	char *argv[] = { "mksquashfs", (char *)t->source, (char *)t->path, "-noappend", "-all-root", "-no-progress",
 			 "-quiet", "-e", LOCK_FILE, ".lock", NULL };
-	char path_env[] = "PATH=" PYXIS_CACHE_PATH;
-	char *envp[] = { path_env, NULL };
+	struct child_env env = CHILD_ENV_INIT;
 	char map[64];
 
 	/* Its own /proc/self files are root's while it is not dumpable (it changed ids); it is the user's now. */
@@ -54,7 +53,8 @@ static int save_exec(void *arg)
 		dprintf(STDERR_FILENO, "the user namespace's ids: %m\n");
 		return 126;
 	}
-	execve(t->bin, argv, envp);
+	child_env_path(&env, CHILD_PATH_SYSTEM, NULL);
+	execve(t->bin, argv, env.envp);
 	dprintf(STDERR_FILENO, "%s: %m\n", t->bin);
 	return 127;
 }
@@ -62,7 +62,6 @@ static int save_exec(void *arg)
 int save_container(const struct container *c, const struct pyxis_job *job, const char *save, char *err,
 		   size_t errlen)
 {
-	const char *search = getenv("PATH");
 	struct save_task t = { .uid = job->uid, .gid = job->gid };
 	struct child ch = CHILD_INIT;
 	struct child_output output = { .out = "", .err = "" };
@@ -83,8 +82,7 @@ int save_container(const struct container *c, const struct pyxis_job *job, const
 		snprintf(err, errlen, PLUGIN_NAME ": --container-save: path too long");
 		return -1;
 	}
-	if (child_find_executable("mksquashfs", search != NULL && search[0] != '\0' ? search : PYXIS_CACHE_PATH, bin,
-				  sizeof(bin)) < 0) {
+	if (child_find_executable("mksquashfs", child_search_path(), bin, sizeof(bin)) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": --container-save: mksquashfs: not found in slurmd's PATH");
 		return -1;
 	}
