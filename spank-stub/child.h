@@ -197,7 +197,7 @@ void child_env_put(struct child_env *env, const char *fmt, ...) __attribute__((f
  * PATH, the one policy for every child (docs/srun.md, "The stub's children"). slurmd's
  * PATH is where pyxis finds enroot, and so where the runtime, enroot and squashfuse_ll
  * are found (child_search_path: PYXIS_CACHE_PATH when slurmd has none). A child gets:
- *   CHILD_PATH_SYSTEM   PYXIS_CACHE_PATH alone: squashfuse_ll (it runs nothing);
+ *   CHILD_PATH_SYSTEM   PYXIS_CACHE_PATH alone: squashfuse_ll, mksquashfs (they run nothing);
  *   CHILD_PATH_COMMAND  PYXIS_CACHE_PATH, then slurmd's: the command and what it runs
  *                       (setpriv and unsquashfs from the system, enroot for an import);
  *   CHILD_PATH_SLURMD   child_search_path(): the runtime, as under pyxis (enroot's own
