@@ -58,9 +58,10 @@ export const ANSWERS_DIR = ".pyxis_cache_answers";
 export const TAIL_ALNUM = 6;
 /**
  * The system's directories, whatever the caller's PATH says: the command's unsquashfs gets this
- * PATH (and enroot it when the command has none). In the stub (PYXIS_CACHE_PATH): the start of
- * the PATH of the command it runs (slurmd's follows), the squashfuse daemon's PATH, and where a
- * runtime is looked for when slurmd has no PATH.
+ * PATH (and enroot it when the command has none). In the stub (PYXIS_CACHE_PATH, child.h's PATH
+ * policy, docs/srun.md "The stub's children"): the start of the PATH of the command it runs
+ * (slurmd's follows), squashfuse_ll's and mksquashfs's PATH, and where the stub looks for what it
+ * runs when slurmd has no PATH.
  */
 export const SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /** `reuse --no-wait`'s reply: `<name> <state> <kind>`, a word of each (reuse.ts). */

@@ -1,9 +1,10 @@
 /*
  * Child processes of slurmstepd, pyxis enroot.c style: stdin at /dev/null,
  * stdout and stderr in memfds, privileges dropped completely before the
- * child's code runs. One is not waited for: the entry's creator
- * (child_spawn_detached), stdio at /dev/null.
+ * child's code runs (child_prepare, for every child of the stub). One is not
+ * waited for: the entry's creator (child_spawn_detached), stdio at /dev/null.
  */
+#include <stdarg.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -81,7 +82,7 @@ int child_become(const struct pyxis_job *user)
  * plugins' files), and the child runs as the job user, who may ptrace it.
  * close_range(2) since Linux 5.9; else by the list in /proc/self/fd.
  */
-void child_close_from(int first)
+static void close_from(int first)
 {
 	struct dirent *d;
 	DIR *dir;
@@ -103,7 +104,7 @@ void child_close_from(int first)
 }
 
 /* The signal mask survives fork and exec: slurmstepd's (it blocks some) is not the child's. */
-int child_reset(int out_fd, int err_fd)
+static int reset_stdio(int out_fd, int err_fd)
 {
 	sigset_t mask;
 	int null_fd;
@@ -119,6 +120,111 @@ int child_reset(int out_fd, int err_fd)
 	return 0;
 }
 
+/*
+ * Slurm sends a step's signals to every process of the step (proctrack), and a child
+ * out of the step's tree (fuse.c's daemon) may still be in its cgroup: every signal a
+ * step may be sent is ignored (SIG_IGN survives execve, and libfuse sets its
+ * INT/TERM/HUP handlers only over SIG_DFL). Faults (SEGV, BUS, ...), SIGCHLD and
+ * SIGCONT keep their defaults.
+ */
+static void ignore_step_signals(void)
+{
+	static const int kept[] = { SIGKILL, SIGSTOP, SIGCHLD, SIGCONT, SIGSEGV, SIGBUS,
+				    SIGFPE,  SIGILL,  SIGTRAP, SIGABRT, SIGSYS };
+	size_t i;
+	int sig;
+
+	for (sig = 1; sig < NSIG; ++sig) {
+		for (i = 0; i < sizeof(kept) / sizeof(kept[0]) && kept[i] != sig; ++i)
+			;
+		/* glibc's own real-time signals (32, 33) refuse, which is fine. */
+		if (i == sizeof(kept) / sizeof(kept[0]))
+			signal(sig, SIG_IGN);
+	}
+}
+
+int child_prepare(const struct child_setup *s)
+{
+	int pass[2] = { -1, -1 }, mntns = -1, n = 0;
+
+	if (s->flags & CHILD_OWN_GROUP)
+		setpgid(0, 0);
+	if (s->flags & CHILD_IDLE) {
+		setpriority(PRIO_PROCESS, 0, 19);
+		syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
+	}
+	/* Above 9 first: any of them may be 3 or 4. */
+	for (int i = 0; i < 2; ++i)
+		if (s->pass[i] >= 0 && (pass[i] = fcntl(s->pass[i], F_DUPFD_CLOEXEC, 10)) < 0)
+			return 126;
+	if (s->mntns_fd >= 0 && (mntns = fcntl(s->mntns_fd, F_DUPFD_CLOEXEC, 10)) < 0)
+		return 126;
+	if (reset_stdio(s->out_fd, s->err_fd) < 0)
+		return 126;
+	for (int i = 0; i < 2; ++i)
+		if (pass[i] >= 0 && dup2(pass[i], 3 + n++) < 0)
+			return 126;
+	if (s->flags & CHILD_IGNORE_STEP_SIGNALS)
+		ignore_step_signals();
+	/* As root (user_init leaves the effective uid the job user's). */
+	if (mntns >= 0 && ((geteuid() != 0 && seteuid(0) < 0) || setns(mntns, CLONE_NEWNS) < 0)) {
+		dprintf(STDERR_FILENO, "couldn't enter the FUSE mount's namespace: %m\n");
+		return 126;
+	}
+	close_from(3 + n);
+	if (!(s->flags & CHILD_KEEP_IDS) && child_become(s->user) < 0) {
+		dprintf(STDERR_FILENO, "couldn't %s: %m\n", s->user != NULL ? "drop privileges" : "become root");
+		return 126;
+	}
+	if (chdir(s->cwd != NULL ? s->cwd : "/") < 0 && (!(s->flags & CHILD_CWD_OR_ROOT) || chdir("/") < 0)) {
+		dprintf(STDERR_FILENO, "%s: %m\n", s->cwd != NULL ? s->cwd : "/");
+		return s->flags & CHILD_CWD_OR_ROOT ? 126 : 1;
+	}
+	return 0;
+}
+
+void child_env_put(struct child_env *env, const char *fmt, ...)
+{
+	size_t len, i;
+	va_list ap;
+	char *entry;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vasprintf(&entry, fmt, ap);
+	va_end(ap);
+	if (rc < 0)
+		return;
+	len = strcspn(entry, "=");
+	for (i = 0; i < env->n; ++i)
+		if (strncmp(env->envp[i], entry, len + 1) == 0) {
+			env->envp[i] = entry;
+			return;
+		}
+	if (env->n < CHILD_ENV_MAX - 1)
+		env->envp[env->n++] = entry;
+	env->envp[env->n] = NULL;
+}
+
+const char *child_search_path(void)
+{
+	const char *path = getenv("PATH");
+
+	return path != NULL && path[0] != '\0' ? path : PYXIS_CACHE_PATH;
+}
+
+void child_env_path(struct child_env *env, enum child_path which, const char *first)
+{
+	const char *slurmd = getenv("PATH"), *path = PYXIS_CACHE_PATH, *then = "";
+
+	if (which == CHILD_PATH_SLURMD)
+		path = child_search_path();
+	else if (which == CHILD_PATH_COMMAND && slurmd != NULL)
+		then = slurmd;
+	child_env_put(env, "PATH=%s%s%s%s%s", first != NULL ? first : "", first != NULL ? ":" : "", path,
+		      then[0] != '\0' ? ":" : "", then);
+}
+
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -130,6 +236,10 @@ static long long now_ms(void)
 int child_start(struct child *ch, child_fn fn, void *arg, const struct pyxis_job *user, const char *cwd, int keep_fd,
 		int mntns_fd, char *err, size_t errlen)
 {
+	struct child_setup s = { .pass = { keep_fd, -1 }, .mntns_fd = mntns_fd, .user = user, .cwd = cwd,
+				 .flags = CHILD_OWN_GROUP };
+	int status;
+
 	ch->pid = ch->pidfd = -1;
 	ch->uid = user != NULL ? user->uid : 0;
 	ch->conn = 0;
@@ -146,25 +256,10 @@ int child_start(struct child *ch, child_fn fn, void *arg, const struct pyxis_job
 		goto fail;
 	}
 	if (ch->pid == 0) {
-		setpgid(0, 0);
-		if (child_reset(ch->out_fd, ch->err_fd) < 0 || (keep_fd >= 0 && keep_fd != 3 && dup2(keep_fd, 3) < 0) ||
-		    (keep_fd == 3 && fcntl(3, F_SETFD, 0) < 0))
-			_exit(126);
-		/* As root (user_init leaves the effective uid the job user's). */
-		if (mntns_fd >= 0 && ((geteuid() != 0 && seteuid(0) < 0) || setns(mntns_fd, CLONE_NEWNS) < 0)) {
-			dprintf(STDERR_FILENO, "couldn't enter the FUSE mount's namespace: %m\n");
-			_exit(126);
-		}
-		child_close_from(keep_fd >= 0 ? 4 : 3);
-		if (child_become(user) < 0) {
-			dprintf(STDERR_FILENO, "couldn't %s: %m\n", user != NULL ? "drop privileges" : "become root");
-			_exit(126);
-		}
-		if (chdir(cwd) < 0) {
-			dprintf(STDERR_FILENO, "%s: %m\n", cwd);
-			_exit(1);
-		}
-		_exit(fn(arg));
+		s.out_fd = ch->out_fd;
+		s.err_fd = ch->err_fd;
+		status = child_prepare(&s);
+		_exit(status != 0 ? status : fn(arg));
 	}
 #ifdef SYS_pidfd_open
 	ch->pidfd = (int)syscall(SYS_pidfd_open, ch->pid, 0);
@@ -462,38 +557,25 @@ struct exec_args {
 
 /*
  * child_fn: execve an absolute path with a small fixed environment. PATH is
- * ours, then slurmd's (where enroot is, as for the runtime: the command runs
- * `enroot import` for a registry image); as the job user, the job's
- * ENROOT_CONFIG_PATH and ENROOT_ALLOW_HTTP too, which enroot and the command's
- * digest lookup read for that user's own import. A child whose uid is 0
- * gets HOME=/root.
+ * CHILD_PATH_COMMAND (enroot from slurmd's: the command runs `enroot import`
+ * for a registry image); as the job user, the job's ENROOT_CONFIG_PATH and
+ * ENROOT_ALLOW_HTTP too, which enroot and the command's digest lookup read for
+ * that user's own import. A child whose uid is 0 gets HOME=/root.
  */
 static int exec_fn(void *arg)
 {
 	const struct exec_args *exec = arg;
-	const char *slurmd_path = getenv("PATH");
-	char path_env[8192];
-	char home_env[PATH_MAX + 8];
-	char config_env[PATH_MAX + 32];
-	char http_env[64];
-	char *envp[5] = { path_env, home_env, NULL, NULL, NULL };
-	int n = 2;
+	struct child_env env = CHILD_ENV_INIT;
 
-	snprintf(path_env, sizeof(path_env), "PATH=" PYXIS_CACHE_PATH "%s%s", slurmd_path != NULL ? ":" : "",
-		 slurmd_path != NULL ? slurmd_path : "");
-	snprintf(home_env, sizeof(home_env), "HOME=%s",
-		 exec->user != NULL && exec->user->uid != 0 ? exec->user->home : "/root");
-	if (exec->user != NULL && exec->user->enroot_config[0] != '\0') {
-		snprintf(config_env, sizeof(config_env), "ENROOT_CONFIG_PATH=%s", exec->user->enroot_config);
-		envp[n++] = config_env;
-	}
-	if (exec->user != NULL && exec->user->enroot_allow_http[0] != '\0') {
-		snprintf(http_env, sizeof(http_env), "ENROOT_ALLOW_HTTP=%s", exec->user->enroot_allow_http);
-		envp[n++] = http_env;
-	}
+	child_env_path(&env, CHILD_PATH_COMMAND, NULL);
+	child_env_put(&env, "HOME=%s", exec->user != NULL && exec->user->uid != 0 ? exec->user->home : "/root");
+	if (exec->user != NULL && exec->user->enroot_config[0] != '\0')
+		child_env_put(&env, "ENROOT_CONFIG_PATH=%s", exec->user->enroot_config);
+	if (exec->user != NULL && exec->user->enroot_allow_http[0] != '\0')
+		child_env_put(&env, "ENROOT_ALLOW_HTTP=%s", exec->user->enroot_allow_http);
 	if (exec->flags & CHILD_IGNORE_SIGTERM)
 		signal(SIGTERM, SIG_IGN);
-	execve(exec->argv[0], exec->argv, envp);
+	execve(exec->argv[0], exec->argv, env.envp);
 	dprintf(STDERR_FILENO, "%s: %m\n", exec->argv[0]);
 	return 127;
 }
@@ -560,20 +642,17 @@ pid_t child_fork_detached(void)
 int child_spawn_detached(char *const argv[], const struct pyxis_job *user)
 {
 	struct exec_args exec = { .argv = argv, .user = user };
+	struct child_setup s = { .out_fd = -1, .err_fd = -1, .pass = { -1, -1 }, .mntns_fd = -1, .user = user,
+				 .cwd = user->cwd, .flags = CHILD_IDLE | CHILD_CWD_OR_ROOT };
 	pid_t pid;
+	int status;
 
 	pid = child_fork_detached();
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		setpriority(PRIO_PROCESS, 0, 19);
-		syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
-		if (child_reset(-1, -1) < 0)
-			_exit(126);
-		child_close_from(3);
-		if (child_become(user) < 0 || (chdir(user->cwd) < 0 && chdir("/") < 0))
-			_exit(126);
-		_exit(exec_fn(&exec));
+		status = child_prepare(&s);
+		_exit(status != 0 ? status : exec_fn(&exec));
 	}
 	return 0;
 }

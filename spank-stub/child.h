@@ -1,7 +1,9 @@
 /*
  * Child processes of slurmstepd (pyxis's enroot.c): forked with stdin at
- * /dev/null and their output captured, as the job user or as root; the steps
- * every new child takes (fuse.c's too); the entry's creator, detached.
+ * /dev/null and their output captured, as the job user or as root; the one
+ * way every new child is prepared (child_prepare: child_start's, the entry's
+ * creator, fuse.c's daemon and guard); their environment and PATH (child_env).
+ * docs/srun.md, "The stub's children", says the rules.
  */
 #ifndef PYXIS_CACHE_CHILD_H
 #define PYXIS_CACHE_CHILD_H
@@ -36,7 +38,7 @@ int child_find_executable(const char *name, const char *path, char *buf, size_t 
 /*
  * Run argv (argv[0] an absolute path) in a child as the job user (user !=
  * NULL) or as root (NULL), with cwd as working directory and a small fixed
- * environment (PATH, HOME, and as the job user the job's ENROOT_CONFIG_PATH and
+ * environment (CHILD_PATH_COMMAND, HOME, and as the job user the job's ENROOT_CONFIG_PATH and
  * ENROOT_ALLOW_HTTP when set: child.c's exec_fn); its stdout and stderr land in output. Returns the
  * exit status (signals as 128+N), or -1 with the reason in output->err (also
  * when it was stopped, or ran over CHILD_TIMEOUT_SECONDS: then it is killed).
@@ -142,13 +144,72 @@ int child_spawn_detached(char *const argv[], const struct pyxis_job *user);
 pid_t child_fork_detached(void);
 
 /*
- * In a new child, before it execs: an empty signal mask, stdin at /dev/null,
- * stdout and stderr to out_fd and err_fd (-1: /dev/null). 0 or -1.
+ * What a new child needs before its own code runs. child_prepare does it, in this
+ * order, for every child of the stub: its own process group (CHILD_OWN_GROUP); nice
+ * 19 and the idle I/O class (CHILD_IDLE); an empty signal mask (slurmstepd blocks
+ * some), stdin at /dev/null, stdout and stderr to out_fd and err_fd (-1: /dev/null);
+ * pass[0] and pass[1] as descriptors 3 and 4 (-1: none); every signal a step may
+ * be sent ignored (CHILD_IGNORE_STEP_SIGNALS); the mount namespace mntns_fd entered,
+ * as root (-1: none); every other descriptor closed (slurmstepd holds some without
+ * O_CLOEXEC, and the user may ptrace the child); the ids of user for good (NULL:
+ * root; CHILD_KEEP_IDS: as they are); the working directory cwd (NULL: /), or /
+ * when cwd fails (CHILD_CWD_OR_ROOT).
  */
-int child_reset(int out_fd, int err_fd);
+struct child_setup {
+	int out_fd, err_fd;
+	int pass[2];
+	int mntns_fd;
+	const struct pyxis_job *user;
+	const char *cwd;
+	unsigned flags;
+};
 
-/* In a new child: close every descriptor from first on. */
-void child_close_from(int first);
+#define CHILD_SETUP_INIT { .out_fd = -1, .err_fd = -1, .pass = { -1, -1 }, .mntns_fd = -1 }
+
+#define CHILD_OWN_GROUP 0x10U
+#define CHILD_IDLE 0x20U
+#define CHILD_IGNORE_STEP_SIGNALS 0x40U
+#define CHILD_KEEP_IDS 0x80U
+#define CHILD_CWD_OR_ROOT 0x100U
+
+/*
+ * In a new child: prepare it as s says. 0, or the status to _exit with (126, or 1
+ * when cwd fails), with one line on its stderr.
+ */
+int child_prepare(const struct child_setup *s);
+
+/*
+ * A child's environment, built in the child before execve: NAME=value entries
+ * (allocated; they live until the exec), NULL-terminated.
+ */
+#define CHILD_ENV_MAX 512
+struct child_env {
+	char *envp[CHILD_ENV_MAX];
+	size_t n;
+};
+
+#define CHILD_ENV_INIT { .envp = { NULL }, .n = 0 }
+
+/* Put "NAME=value" (printf) into env, replacing NAME's entry; left out when env is full. */
+void child_env_put(struct child_env *env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * PATH, the one policy for every child (docs/srun.md, "The stub's children"). slurmd's
+ * PATH is where pyxis finds enroot, and so where the runtime, enroot and squashfuse_ll
+ * are found (child_search_path: PYXIS_CACHE_PATH when slurmd has none). A child gets:
+ *   CHILD_PATH_SYSTEM   PYXIS_CACHE_PATH alone: squashfuse_ll, mksquashfs (they run nothing);
+ *   CHILD_PATH_COMMAND  PYXIS_CACHE_PATH, then slurmd's: the command and what it runs
+ *                       (setpriv and unsquashfs from the system, enroot for an import);
+ *   CHILD_PATH_SLURMD   child_search_path(): the runtime, as under pyxis (enroot's own
+ *                       directory before it: first).
+ */
+enum child_path { CHILD_PATH_SYSTEM, CHILD_PATH_COMMAND, CHILD_PATH_SLURMD };
+
+/* slurmd's PATH, or PYXIS_CACHE_PATH when it has none: where the stub finds what it runs. */
+const char *child_search_path(void);
+
+/* Put PATH into env by policy `which`, with the directory `first` before it (NULL: none). */
+void child_env_path(struct child_env *env, enum child_path which, const char *first);
 
 /*
  * In a new child: become user (NULL: root) for good, real, effective and saved

@@ -76,46 +76,24 @@ struct daemon_args {
 /*
  * Slurm sends a step's signals to every process of the step (proctrack), the daemon
  * too: scancel --signal=USR1 ended it and the task, running from the mount, died of
- * SIGBUS. So the daemon is out of the step's tree, and also ignores every
- * signal a step may be sent (SIG_IGN survives execve, and libfuse sets its INT/TERM/HUP
- * handlers only over SIG_DFL): whatever signals the step's processes reaches the task
- * alone. It exits once nothing uses the mount, or its connection is aborted. Faults
- * (SEGV, BUS, ...), SIGCHLD and SIGCONT keep their defaults.
+ * SIGBUS. So the daemon is out of the step's tree, and also ignores every signal a
+ * step may be sent (CHILD_IGNORE_STEP_SIGNALS): whatever signals the step's processes
+ * reaches the task alone. It exits once nothing uses the mount, or its connection is
+ * aborted.
  */
-static void ignore_step_signals(void)
-{
-	static const int kept[] = { SIGKILL, SIGSTOP, SIGCHLD, SIGCONT, SIGSEGV, SIGBUS,
-				    SIGFPE,  SIGILL,  SIGTRAP, SIGABRT, SIGSYS };
-	size_t i;
-	int sig;
-
-	for (sig = 1; sig < NSIG; ++sig) {
-		for (i = 0; i < sizeof(kept) / sizeof(kept[0]) && kept[i] != sig; ++i)
-			;
-		/* glibc's own real-time signals (32, 33) refuse, which is fine. */
-		if (i == sizeof(kept) / sizeof(kept[0]))
-			signal(sig, SIG_IGN);
-	}
-}
-
 static void daemon_exec(const struct daemon_args *d, int err_fd)
 {
 	char *argv[] = { DAEMON, "-f", "/dev/fd/4", "/dev/fd/3", NULL };
-	char path_env[] = "PATH=" PYXIS_CACHE_PATH;
-	char *envp[] = { path_env, NULL };
+	struct child_setup s = { .out_fd = -1, .err_fd = err_fd, .pass = { d->fd, -1 }, .mntns_fd = -1, .user = d->job,
+				 .cwd = d->job->cwd, .flags = CHILD_IGNORE_STEP_SIGNALS | CHILD_CWD_OR_ROOT };
+	struct child_env env = CHILD_ENV_INIT;
 	struct stat st;
-	int fd;
+	int fd, status;
 
-	if (child_reset(-1, err_fd) < 0 || dup2(d->fd, 3) < 0)
-		_exit(126);
-	ignore_step_signals();
-	child_close_from(4);
-	if (child_become(d->job) < 0) {
-		dprintf(STDERR_FILENO, "couldn't drop privileges: %m\n");
-		_exit(126);
-	}
-	if (chdir(d->job->cwd) < 0 && chdir("/") < 0)
-		_exit(126);
+	status = child_prepare(&s);
+	if (status != 0)
+		_exit(status);
+	child_env_path(&env, CHILD_PATH_SYSTEM, NULL);
 	/*
 	 * The image, opened once, as the user: without blocking (a FIFO put in its place
 	 * after the command identified it would hold the daemon in open), only a regular
@@ -139,44 +117,61 @@ static void daemon_exec(const struct daemon_args *d, int err_fd)
 	}
 	if (fcntl(fd, F_SETFL, 0) < 0 || (fd != 4 && (dup2(fd, 4) < 0 || close(fd) < 0)))
 		_exit(126);
-	execve(d->bin, argv, envp);
+	execve(d->bin, argv, env.envp);
 	dprintf(STDERR_FILENO, "%s: %m\n", d->bin);
 	_exit(127);
 }
 
 /*
- * The FUSE connection of the mount on <point>/lower in pid's mount namespace: the
- * minor of its device (fusectl's /sys/fs/fuse/connections/<N>), read from
- * /proc/<pid>/mountinfo (nothing is asked of the daemon). 0 when not found.
+ * The FUSE connection of the mount that pin_fd holds, in pid's mount namespace: the
+ * minor of its device (fusectl's /sys/fs/fuse/connections/<N>), from the mount's id
+ * (/proc/self/fdinfo) and /proc/<pid>/mountinfo (nothing is asked of the daemon).
+ * 0 when it is not a fuse.squashfuse_ll mount there.
  */
-static unsigned mount_connection(pid_t pid, const char *point_name)
+static unsigned mount_connection(pid_t pid, int pin_fd)
 {
-	char path[64], line[3 * PATH_MAX], suffix[NAME_MAX + 16];
-	unsigned major, minor, conn = 0;
-	char *point;
+	char path[64], line[3 * PATH_MAX];
+	unsigned id, mnt_id = 0, major, minor, conn = 0;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/mountinfo", (int)pid);
-	snprintf(suffix, sizeof(suffix), "/%s/lower", point_name);
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pin_fd);
 	f = fopen(path, "re");
 	if (f == NULL)
 		return 0;
-	while (conn == 0 && fgets(line, sizeof(line), f) != NULL) {
-		/* ID PARENT MAJOR:MINOR ROOT POINT OPTIONS ... - TYPE SOURCE ... */
-		if (sscanf(line, "%*u %*u %u:%u", &major, &minor) != 2 || major != 0 ||
-		    strstr(line, " - fuse." DAEMON " ") == NULL)
-			continue;
-		point = strchr(line, ' ');
-		for (int i = 0; point != NULL && i < 3; ++i)
-			point = strchr(point + 1, ' ');
-		if (point == NULL)
-			continue;
-		point[strcspn(point + 1, " ") + 1] = '\0';
-		if (strlen(point) > strlen(suffix) && strcmp(point + strlen(point) - strlen(suffix), suffix) == 0)
-			conn = minor;
+	while (mnt_id == 0 && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "mnt_id: %u", &id) == 1)
+			mnt_id = id;
+	fclose(f);
+	snprintf(path, sizeof(path), "/proc/%d/mountinfo", (int)pid);
+	f = fopen(path, "re");
+	if (mnt_id == 0 || f == NULL) {
+		if (f != NULL)
+			fclose(f);
+		return 0;
 	}
+	/* ID PARENT MAJOR:MINOR ROOT POINT OPTIONS ... - TYPE SOURCE ... */
+	while (conn == 0 && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "%u %*u %u:%u", &id, &major, &minor) == 3 && id == mnt_id && major == 0 &&
+		    strstr(line, " - fuse." DAEMON " ") != NULL)
+			conn = minor;
 	fclose(f);
 	return conn;
+}
+
+/* A copy of the mounter's descriptor fd (pidfd_getfd), or -1 (errno). */
+static int take_fd(struct mounter_link *l, int fd)
+{
+	/* pidfd_getfd: Linux 5.6 and headers that know it; without, no mount (the step waits for the unpack). */
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
+	if (l->child.pidfd < 0)
+		l->child.pidfd = (int)syscall(SYS_pidfd_open, l->child.pid, 0);
+	return l->child.pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, l->child.pidfd, fd, 0);
+#else
+	(void)l;
+	(void)fd;
+	errno = ENOSYS;
+	return -1;
+#endif
 }
 
 /*
@@ -259,10 +254,10 @@ static int any_in_mount(const char *point_name, int killed)
 }
 
 /*
- * The guard's loop (root, out of the step). It holds the mount's namespace, so the
- * connection number stays the mount's while it runs. Every GUARD_TICK_MS, a process
- * killed and still in a request of the mount after GUARD_KILLED_TICKS looks has the
- * connection aborted. slurmstepd writes a byte on step_fd when the step is over: the
+ * The guard's loop (root, out of the step). It holds the mount (m->pin_fd), so the
+ * connection number stays the mount's while it runs, its mount point removed or not.
+ * Every GUARD_TICK_MS, a process killed and still in a request of the mount after
+ * GUARD_KILLED_TICKS looks has the connection aborted. slurmstepd writes a byte on step_fd when the step is over: the
  * connection is aborted, and the guard ends. If slurmstepd dies instead (SIGKILL),
  * the tasks it leaves keep the mount: it goes with the last process that uses it.
  */
@@ -304,19 +299,17 @@ static int start_guard(const struct fuse_mount *m, const char *point_name, int *
 		return -1;
 	pid = child_fork_detached();
 	if (pid == 0) {
+		struct child_setup s = { .out_fd = -1, .err_fd = -1, .pass = { pipe_fd[0], m->pin_fd }, .mntns_fd = -1,
+					 .flags = CHILD_KEEP_IDS };
 		char name[NAME_MAX + 1];
+		int status;
 
-		int step = fcntl(pipe_fd[0], F_DUPFD_CLOEXEC, 10), ns = fcntl(m->mntns_fd, F_DUPFD_CLOEXEC, 10);
-
-		/* Above 9 first: either may be 3 or 4. */
 		if (strlen(point_name) >= sizeof(name))
 			_exit(126);
 		memcpy(name, point_name, strlen(point_name) + 1);
-		if (step < 0 || ns < 0 || child_reset(-1, -1) < 0 || dup2(step, 3) < 0 || dup2(ns, 4) < 0)
-			_exit(126);
-		child_close_from(5);
-		if (chdir("/") < 0)
-			_exit(126);
+		status = child_prepare(&s);
+		if (status != 0)
+			_exit(status);
 		guard_main(3, m->conn, name);
 	}
 	close(pipe_fd[0]);
@@ -391,7 +384,6 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const struct fil
 	int daemon_err_fd = -1;
 	pid_t daemon;
 	struct message msg;
-	int locked;
 	int rc = -1;
 
 	if (mounter_start(&link, &mt, job, m, &msg, err, errlen) < 0) {
@@ -399,8 +391,13 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const struct fil
 			rc = mounter_error(&msg, daemon_err_fd, err, errlen);
 		goto fail;
 	}
-	/* The connection, from the mounter's mount table, before anything can wait on it. */
-	m->conn = mount_connection(link.child.pid, msg.text);
+	/* The mount held, and its connection from the mounter's mount table, before anything can wait on it. */
+	m->pin_fd = take_fd(&link, msg.pin);
+	if (m->pin_fd < 0) {
+		snprintf(err, errlen, "take the FUSE mount: %m");
+		goto fail;
+	}
+	m->conn = mount_connection(link.child.pid, m->pin_fd);
 	if (m->conn == 0) {
 		snprintf(err, errlen, "the FUSE mount's connection: not found");
 		goto fail;
@@ -409,18 +406,7 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const struct fil
 		snprintf(err, errlen, "start the mount's guard: %m");
 		goto fail;
 	}
-	locked = lock_shared(m->point, O_DIRECTORY, job->uid, &m->lock_fd, err, errlen);
-	if (locked == 0)
-		snprintf(err, errlen, "%s was removed before it was locked", m->point);
-	if (locked <= 0)
-		goto fail;
-	/* pidfd_getfd: Linux 5.6 and headers that know it; without, no mount (the step waits for the unpack). */
-#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
-	link.child.pidfd = (int)syscall(SYS_pidfd_open, link.child.pid, 0);
-	d.fd = link.child.pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, link.child.pidfd, msg.value, 0);
-#else
-	errno = ENOSYS;
-#endif
+	d.fd = take_fd(&link, msg.value);
 	if (d.fd < 0) {
 		snprintf(err, errlen, "take the FUSE descriptor: %m");
 		goto fail;
@@ -495,6 +481,10 @@ void fuse_release(struct fuse_mount *m)
 		close(m->lock_fd);
 	m->lock_fd = -1;
 	m->point[0] = '\0';
+	/* Last: the connection's number is the mount's until here (its superblock goes with the last holder). */
+	if (m->pin_fd >= 0)
+		close(m->pin_fd);
+	m->pin_fd = -1;
 	/* The daemon (not our child: init reaps it) ends with its connection: half a second for it, no more. */
 	if (m->daemon_pidfd >= 0 && poll(&p, 1, 500) == 1)
 		m->daemon = -1;

@@ -29,12 +29,14 @@ struct fuse_mount {
 	pid_t daemon;          /* squashfuse_ll, as the job user, out of the step */
 	int daemon_pidfd;      /* readable once it exited */
 	unsigned conn;         /* its FUSE connection (/sys/fs/fuse/connections/<conn>), 0: none */
+	int pin_fd;            /* O_PATH on the FUSE mount's root: while held, conn is this mount's */
 	int guard_fd;          /* the guard's pipe: closed, the guard aborts the connection and ends */
 	dev_t root_dev;        /* the rootfs as the namespace sees it (it is another directory outside) */
 	ino_t root_ino;
 };
 
-#define FUSE_MOUNT_INIT { .lock_fd = -1, .mntns_fd = -1, .daemon = -1, .daemon_pidfd = -1, .guard_fd = -1 }
+#define FUSE_MOUNT_INIT                                                                                    \
+	{ .lock_fd = -1, .mntns_fd = -1, .daemon = -1, .daemon_pidfd = -1, .pin_fd = -1, .guard_fd = -1 }
 
 /*
  * Whether a FUSE mount can be made here: 0, or -1 with why not in why
@@ -64,7 +66,8 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const struct fil
 
 /*
  * The step is over: abort the mount's FUSE connection, let its guard go, close
- * the namespace and the lock, remove the (empty) mount point; the daemon exits.
+ * the namespace, the lock and the mount's pin, remove the (empty) mount point;
+ * the daemon exits.
  */
 void fuse_release(struct fuse_mount *m);
 

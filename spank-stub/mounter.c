@@ -32,9 +32,9 @@ void mounter_set_layer_size(const char *size)
 	snprintf(layer_size, sizeof(layer_size), "%s", size);
 }
 
-int send_message(int fd, char tag, int value, const char *text)
+int send_message(int fd, char tag, int value, int pin, const char *text)
 {
-	struct message msg = { .tag = tag, .value = value };
+	struct message msg = { .tag = tag, .value = value, .pin = pin };
 
 	if (text != NULL)
 		snprintf(msg.text, sizeof(msg.text), "%s", text);
@@ -66,7 +66,7 @@ static void mounter_fail(const struct mounter *mt, const char *what)
 	char text[512];
 
 	snprintf(text, sizeof(text), "%s: %s", what, strerror(errno));
-	send_message(mt->out, 'e', errno, text);
+	send_message(mt->out, 'e', errno, -1, text);
 	_exit(1);
 }
 
@@ -85,14 +85,14 @@ int mounter_main(const struct mounter *mt)
 	char runtime[PATH_MAX + 32];
 	char options[6 * PATH_MAX + 64];
 	struct stat st;
-	int fd;
+	int fd, pin;
 
 	/* All root first (user_init leaves slurmstepd's effective ids the job user's). */
 	if (child_become(NULL) < 0)
 		mounter_fail(mt, "become root");
 	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
 		mounter_fail(mt, "unshare a user and mount namespace");
-	send_message(mt->out, 'u', 0, NULL);
+	send_message(mt->out, 'u', 0, -1, NULL);
 	if (wait_go(mt) < 0)
 		_exit(1);
 	/* Still kernel uid 0, the device's owner; the mount wants a descriptor opened in this namespace. */
@@ -146,14 +146,23 @@ int mounter_main(const struct mounter *mt)
 		 */
 		if (mount(mt->lower, lower, NULL, MS_BIND, NULL) < 0)
 			mounter_fail(mt, "bind the entry");
-		send_message(mt->out, 'm', -1, strrchr(point, '/') + 1);
+		send_message(mt->out, 'm', -1, -1, strrchr(point, '/') + 1);
 		if (wait_go(mt) < 0)
 			_exit(1);
 	} else {
 		snprintf(options, sizeof(options), "fd=%d,rootmode=40000,user_id=0,group_id=0,default_permissions", fd);
 		if (mount("squashfuse", lower, "fuse." DAEMON, MS_RDONLY | MS_NOSUID | MS_NODEV, options) < 0)
 			mounter_fail(mt, "mount fuse." DAEMON);
-		send_message(mt->out, 'm', fd, strrchr(point, '/') + 1);
+		/*
+		 * The mount itself, for slurmstepd and the guard to hold: an O_PATH open asks
+		 * the daemon nothing (it is not started yet). Removing the mount point from
+		 * outside the namespace (fuse_release, gc, the user) detaches the mounts; a
+		 * holder keeps the superblock, so the connection's number is not reused.
+		 */
+		pin = open(lower, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (pin < 0)
+			mounter_fail(mt, "hold the FUSE mount");
+		send_message(mt->out, 'm', fd, pin, strrchr(point, '/') + 1);
 		if (wait_go(mt) < 0)
 			_exit(1);
 		/*
@@ -171,24 +180,29 @@ int mounter_main(const struct mounter *mt)
 	if (mount("overlay", root, "overlay", MS_NOSUID | MS_NODEV, options) < 0 || stat(root, &st) < 0)
 		mounter_fail(mt, "mount an overlay");
 	snprintf(options, sizeof(options), "%llu %llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
-	send_message(mt->out, 'o', 0, options);
+	send_message(mt->out, 'o', 0, -1, options);
 	_exit(0);
 }
 
-static int write_file(pid_t pid, const char *file, const char *text)
+int write_whole(const char *path, const char *text)
 {
-	char path[64];
-	int fd;
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	int rc = -1;
 
-	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	if (write(fd, text, strlen(text)) == (ssize_t)strlen(text))
 		rc = 0;
 	close(fd);
 	return rc;
+}
+
+static int write_file(pid_t pid, const char *file, const char *text)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	return write_whole(path, text);
 }
 
 /* The namespace's ids: inside, 0 is the job user and group, and nothing else exists. */
@@ -218,6 +232,7 @@ int mounter_start(struct mounter_link *l, struct mounter *mt, const struct pyxis
 {
 	int to[2] = { -1, -1 }, from[2] = { -1, -1 };
 	char path[64];
+	int locked;
 
 	*l = (struct mounter_link)MOUNTER_LINK_INIT;
 	*m = (struct fuse_mount)FUSE_MOUNT_INIT;
@@ -265,7 +280,11 @@ int mounter_start(struct mounter_link *l, struct mounter *mt, const struct pyxis
 	}
 	snprintf(m->point, sizeof(m->point), "%s/%s", mt->user_dir, msg->text);
 	snprintf(m->rootfs, sizeof(m->rootfs), "%s/root", m->point);
-	return 0;
+	/* The step is alive for gc and status: its mount point is held while it runs. */
+	locked = lock_shared(m->point, O_DIRECTORY, job->uid, &m->lock_fd, err, errlen);
+	if (locked == 0)
+		snprintf(err, errlen, "%s was removed before it was locked", m->point);
+	return locked > 0 ? 0 : -1;
 fail:
 	for (int i = 0; i < 2; ++i) {
 		if (to[i] >= 0)
@@ -278,7 +297,7 @@ fail:
 
 char mounter_next(struct mounter_link *l, struct message *msg)
 {
-	send_message(l->to, 'g', 0, NULL);
+	send_message(l->to, 'g', 0, -1, NULL);
 	receive_message(l->from, MOUNT_TIMEOUT_MS, msg);
 	return msg->tag;
 }
@@ -319,17 +338,10 @@ static int layer_mount_upper(const char *lower, const char *user_dir, const char
 			      .job = job->jobid, .step = job->stepid };
 	struct mounter_link link;
 	struct message msg;
-	int locked;
 	int rc = -1;
 
 	if (mounter_start(&link, &mt, job, m, &msg, err, errlen) < 0)
 		goto failed;
-	/* The step is alive for gc and status, as a cold step's mount point. */
-	locked = lock_shared(m->point, O_DIRECTORY, job->uid, &m->lock_fd, err, errlen);
-	if (locked == 0)
-		snprintf(err, errlen, "%s was removed before it was locked", m->point);
-	if (locked <= 0)
-		goto fail;
 	if (mounter_next(&link, &msg) != 'o')
 		goto failed;
 	if (mounter_root(&msg, m, err, errlen) < 0)

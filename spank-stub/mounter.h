@@ -32,6 +32,7 @@ struct fuse_mount;
 struct message {
 	char tag;       /* u: namespaces made, g: go on, m: FUSE mounted, o: overlay mounted, e: error */
 	int value;      /* m: the /dev/fuse descriptor (in the mounter) */
+	int pin;        /* m: an O_PATH descriptor of the FUSE mount's root (in the mounter), -1: none */
 	char text[512]; /* m: the mount point's name; e: what failed */
 };
 
@@ -45,7 +46,7 @@ struct mounter {
 	uint32_t job, step;
 };
 
-int send_message(int fd, char tag, int value, const char *text);
+int send_message(int fd, char tag, int value, int pin, const char *text);
 
 /* The next message, waiting at most timeout_ms; tag 0 on end of file or timeout. */
 void receive_message(int fd, int timeout_ms, struct message *msg);
@@ -67,7 +68,8 @@ struct mounter_link {
  * Fork the mounter for mt as root (the id maps, /proc/<pid>/ns and pidfd_getfd need
  * root's own ids; mounter_give_back gives the effective uid back), write its namespace's
  * id maps, let it go on, and take its mount point, checked (ours, for this entry and
- * step): m->mntns_fd, m->point and m->rootfs are set; *msg holds the 'm' message.
+ * step): m->mntns_fd, m->point and m->rootfs are set, and the point is held
+ * (LOCK_SH, m->lock_fd: the step is alive for gc and status); *msg holds the 'm' message.
  * 0, or -1: err says why, or is empty and *msg is the mounter's last message (tag 0:
  * none in time). Call mounter_end, then mounter_give_back, either way.
  */
@@ -85,6 +87,9 @@ void mounter_end(struct mounter_link *l);
 
 /* Give back the effective uid mounter_start took: 0, or -1 (errno). */
 int mounter_give_back(const struct mounter_link *l);
+
+/* Write text to path (a /proc file: uid_map, setgroups, ...) in one write: 0, or -1 (errno). */
+int write_whole(const char *path, const char *text);
 
 /* The namespace's ids (by slurmstepd, as root): inside, 0 is the job user and group. */
 int write_id_maps(pid_t pid, const struct pyxis_job *user);

@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,16 +23,13 @@
 #include "common.h"
 #include "runtime.h"
 
-#define ENV_MAX 512
 
 int runtime_find(enum container_runtime runtime, char *buf, size_t len, const char **search_path, char *err,
 		 size_t errlen)
 {
 	const char *name = pyxis_config_runtime_name(runtime);
-	const char *path = getenv("PATH");
+	const char *path = child_search_path();
 
-	if (path == NULL || path[0] == '\0')
-		path = PYXIS_CACHE_PATH;
 	*search_path = path;
 	if (child_find_executable(name, path, buf, len) == 0)
 		return 0;
@@ -295,21 +291,6 @@ static const char *dup_or_die(const char *s)
 	return d;
 }
 
-/* Put "NAME=value" (allocated) into envp, replacing NAME's entry if it has one. */
-static void envp_put(char **envp, size_t *n, size_t max, char *entry)
-{
-	size_t len = strcspn(entry, "="), i;
-
-	for (i = 0; i < *n; ++i)
-		if (strncmp(envp[i], entry, len + 1) == 0) {
-			envp[i] = entry;
-			return;
-		}
-	if (*n < max - 1)
-		envp[(*n)++] = entry;
-	envp[*n] = NULL;
-}
-
 /*
  * The image's environment as enroot applies it: <rootfs>/etc/environment (the
  * image's Env, written there by enroot import), read as enroot's envfmt reads it:
@@ -317,9 +298,9 @@ static void envp_put(char **envp, size_t *n, size_t max, char *entry)
  * surrounding quotes removed. No ${VAR} substitution (an imported image's values
  * are already expanded). HOME stays the stub's. The child reads it as the job user.
  */
-static void image_environ(const char *rootfs, char **envp, size_t *n, size_t max)
+static void image_environ(const char *rootfs, struct child_env *env)
 {
-	char path[PATH_MAX], line[8192], *p, *end, *entry;
+	char path[PATH_MAX], line[8192], *p, *end;
 	size_t len;
 	FILE *f;
 
@@ -345,8 +326,7 @@ static void image_environ(const char *rootfs, char **envp, size_t *n, size_t max
 			end[len - 1] = '\0';
 		} else
 			end[len + 1] = '\0';
-		if ((entry = strdup(p)) != NULL)
-			envp_put(envp, n, max, entry);
+		child_env_put(env, "%s", p);
 	}
 	fclose(f);
 }
@@ -392,9 +372,9 @@ static int bwrap_exec(void *arg)
 	struct argv_builder a = { NULL, 0, 0 };
 	struct bwrap_mount b;
 	char info[16], apt_fd[16], buf[PATH_MAX + 8], source[PATH_MAX], err[ERROR_MAX];
-	char **envp;
+	struct child_env env = CHILD_ENV_INIT;
 	const char *value;
-	size_t i, n = 0;
+	size_t i;
 	int apt;
 
 	snprintf(info, sizeof(info), "%d", RUNTIME_INFO_FD);
@@ -515,25 +495,14 @@ static int bwrap_exec(void *arg)
 	 * PATH and HOME; the image's environment (its PATH wins, as with enroot); then
 	 * --container-env's variables, which the entrypoint sees (as with enroot).
 	 */
-	envp = calloc(ENV_MAX, sizeof(*envp));
-	if (envp == NULL)
-		return 126;
-	if (asprintf(&envp[n++], "PATH=%s", task->search_path) < 0 ||
-	    asprintf(&envp[n++], "HOME=%s", task->remap_root && task->mount_home ? "/root" : job->home) < 0)
-		return 126;
-	envp[n] = NULL;
-	image_environ(task->rootfs, envp, &n, ENV_MAX);
-	for (i = 0; i < args->env_vars_len; ++i) {
-		char *entry;
-
-		if ((value = job_env(task, args->env_vars[i])) == NULL || value[0] == '\0' ||
-		    strcmp(args->env_vars[i], "PATH") == 0 || strcmp(args->env_vars[i], "HOME") == 0)
-			continue;
-		if (asprintf(&entry, "%s=%s", args->env_vars[i], value) < 0)
-			return 126;
-		envp_put(envp, &n, ENV_MAX, entry);
-	}
-	execve(task->runtime_bin, (char **)a.argv, envp);
+	child_env_path(&env, CHILD_PATH_SLURMD, NULL);
+	child_env_put(&env, "HOME=%s", task->remap_root && task->mount_home ? "/root" : job->home);
+	image_environ(task->rootfs, &env);
+	for (i = 0; i < args->env_vars_len; ++i)
+		if ((value = job_env(task, args->env_vars[i])) != NULL && value[0] != '\0' &&
+		    strcmp(args->env_vars[i], "PATH") != 0 && strcmp(args->env_vars[i], "HOME") != 0)
+			child_env_put(&env, "%s=%s", args->env_vars[i], value);
+	execve(task->runtime_bin, (char **)a.argv, env.envp);
 	dprintf(STDERR_FILENO, "%s: %m\n", task->runtime_bin);
 	return 127;
 }
@@ -634,23 +603,6 @@ static int passed_to_enroot(const char *var)
 		if (strncmp(var, prefixes[i], strlen(prefixes[i])) == 0)
 			return 1;
 	return 0;
-}
-
-/* Append "NAME=<fmt...>" to envp (NULL-terminated; allocations live until exec). */
-static void add_env(char **envp, int *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void add_env(char **envp, int *n, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	if (*n >= ENV_MAX - 1)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) >= 0)
-		envp[(*n)++] = s;
-	va_end(ap);
-	envp[*n] = NULL;
 }
 
 /*
@@ -887,7 +839,7 @@ static int enroot_exec(void *arg)
 	const struct container_args *args = task->args;
 	char bin[PATH_MAX];
 	char conf[PATH_MAX + 16], rc[PATH_MAX + 16];
-	char *envp[ENV_MAX];
+	struct child_env env = CHILD_ENV_INIT;
 	const char *argv[16];
 	const char *value;
 	size_t k;
@@ -899,34 +851,32 @@ static int enroot_exec(void *arg)
 		return 126;
 
 	snprintf(bin, sizeof(bin), "%s", task->runtime_bin);
-	envp[0] = NULL;
-	add_env(envp, &n, "PATH=%s:%s", dirname(bin), task->search_path);
-	add_env(envp, &n, "HOME=%s", job->home);
-	add_env(envp, &n, "ENROOT_DATA_PATH=%s", task->enroot_data);
-	add_env(envp, &n, "ENROOT_RUNTIME_PATH=%s/runtime", task->enroot_paths);
-	add_env(envp, &n, "ENROOT_CACHE_PATH=%s/cache", task->enroot_paths);
-	add_env(envp, &n, "ENROOT_CONFIG_PATH=%s/config", task->enroot_paths);
-	add_env(envp, &n, "ENROOT_TEMP_PATH=%s/temp", task->enroot_paths);
-	add_env(envp, &n, "ENROOT_ROOTFS_WRITABLE=%s", task->writable ? "y" : "n");
-	add_env(envp, &n, "ENROOT_MOUNT_HOME=%s", task->mount_home ? "y" : "n");
-	add_env(envp, &n, "ENROOT_REMAP_ROOT=%s", task->remap_root ? "y" : "n");
+	child_env_path(&env, CHILD_PATH_SLURMD, dirname(bin));
+	child_env_put(&env, "HOME=%s", job->home);
+	child_env_put(&env, "ENROOT_DATA_PATH=%s", task->enroot_data);
+	child_env_put(&env, "ENROOT_RUNTIME_PATH=%s/runtime", task->enroot_paths);
+	child_env_put(&env, "ENROOT_CACHE_PATH=%s/cache", task->enroot_paths);
+	child_env_put(&env, "ENROOT_CONFIG_PATH=%s/config", task->enroot_paths);
+	child_env_put(&env, "ENROOT_TEMP_PATH=%s/temp", task->enroot_paths);
+	child_env_put(&env, "ENROOT_ROOTFS_WRITABLE=%s", task->writable ? "y" : "n");
+	child_env_put(&env, "ENROOT_MOUNT_HOME=%s", task->mount_home ? "y" : "n");
+	child_env_put(&env, "ENROOT_REMAP_ROOT=%s", task->remap_root ? "y" : "n");
 	/* enroot 4.2's; 4.1 ignores them, and container.c then says the namespace is not separate (as pyxis). */
 	if (args->unshare_net == 1)
-		add_env(envp, &n, "ENROOT_UNSHARE_NET=y");
+		child_env_put(&env, "ENROOT_UNSHARE_NET=y");
 	if (args->unshare_ipc == 1)
-		add_env(envp, &n, "ENROOT_UNSHARE_IPC=y");
+		child_env_put(&env, "ENROOT_UNSHARE_IPC=y");
 	if (args->unshare_uts == 1)
-		add_env(envp, &n, "ENROOT_UNSHARE_UTS=y");
+		child_env_put(&env, "ENROOT_UNSHARE_UTS=y");
 	for (i = 0; task->job_env != NULL && task->job_env[i] != NULL; ++i)
 		if (passed_to_enroot(task->job_env[i]))
-			add_env(envp, &n, "%s", task->job_env[i]);
+			child_env_put(&env, "%s", task->job_env[i]);
 	/* --container-env's variables, for environ() (and so the entrypoint) to see. */
 	for (k = 0; k < args->env_vars_len; ++k)
 		if (strncmp(args->env_vars[k], "ENROOT_", 7) != 0 && strcmp(args->env_vars[k], "PATH") != 0 &&
 		    strcmp(args->env_vars[k], "HOME") != 0 && (value = job_env(task, args->env_vars[k])) != NULL)
-			add_env(envp, &n, "%s=%s", args->env_vars[k], value);
+			child_env_put(&env, "%s=%s", args->env_vars[k], value);
 
-	n = 0;
 	argv[n++] = task->runtime_bin;
 	argv[n++] = "start";
 	if (conf[0] != '\0') {
@@ -942,7 +892,7 @@ static int enroot_exec(void *arg)
 	argv[n++] = "-c";
 	argv[n++] = RUNTIME_STOP_COMMAND;
 	argv[n] = NULL;
-	execve(task->runtime_bin, (char **)argv, envp);
+	execve(task->runtime_bin, (char **)argv, env.envp);
 	dprintf(STDERR_FILENO, "%s: %m\n", task->runtime_bin);
 	return 127;
 }

@@ -40,8 +40,8 @@ struct runtime_task {
 };
 
 /*
- * The runtime's program, searched in slurmd's PATH (the environment of
- * slurmstepd; PYXIS_CACHE_PATH when it has none), as pyxis finds enroot.
+ * The runtime's program, searched in slurmd's PATH (child_search_path: the
+ * environment of slurmstepd; PYXIS_CACHE_PATH when it has none), as pyxis finds enroot.
  * Returns 0 with its path in buf and the PATH searched in *search_path, or -1
  * with one line in err that says what was searched.
  */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "mounter.h"
 #include "save.h"
 
 struct save_task {
@@ -24,19 +25,6 @@ struct save_task {
 	uid_t uid;
 	gid_t gid;
 };
-
-static int write_self(const char *file, const char *text)
-{
-	int fd = open(file, O_WRONLY | O_CLOEXEC);
-	int rc = -1;
-
-	if (fd < 0)
-		return -1;
-	if (write(fd, text, strlen(text)) == (ssize_t)strlen(text))
-		rc = 0;
-	close(fd);
-	return rc;
-}
 
 /*
  * child_fn, as the job user in the step's mount namespace. Root of a user namespace
@@ -48,8 +36,7 @@ static int save_exec(void *arg)
 	const struct save_task *t = arg;
 	char *argv[] = { "mksquashfs", (char *)t->source, (char *)t->path, "-noappend", "-all-root", "-no-progress",
 			 "-quiet", "-e", LOCK_FILE, ".lock", NULL };
-	char path_env[] = "PATH=" PYXIS_CACHE_PATH;
-	char *envp[] = { path_env, NULL };
+	struct child_env env = CHILD_ENV_INIT;
 	char map[64];
 
 	/* Its own /proc/self files are root's while it is not dumpable (it changed ids); it is the user's now. */
@@ -58,16 +45,17 @@ static int save_exec(void *arg)
 		return 126;
 	}
 	snprintf(map, sizeof(map), "0 %u 1", (unsigned)t->uid);
-	if (write_self("/proc/self/uid_map", map) < 0 || write_self("/proc/self/setgroups", "deny") < 0) {
+	if (write_whole("/proc/self/uid_map", map) < 0 || write_whole("/proc/self/setgroups", "deny") < 0) {
 		dprintf(STDERR_FILENO, "the user namespace's ids: %m\n");
 		return 126;
 	}
 	snprintf(map, sizeof(map), "0 %u 1", (unsigned)t->gid);
-	if (write_self("/proc/self/gid_map", map) < 0) {
+	if (write_whole("/proc/self/gid_map", map) < 0) {
 		dprintf(STDERR_FILENO, "the user namespace's ids: %m\n");
 		return 126;
 	}
-	execve(t->bin, argv, envp);
+	child_env_path(&env, CHILD_PATH_SYSTEM, NULL);
+	execve(t->bin, argv, env.envp);
 	dprintf(STDERR_FILENO, "%s: %m\n", t->bin);
 	return 127;
 }
@@ -75,7 +63,6 @@ static int save_exec(void *arg)
 int save_container(const struct container *c, const struct pyxis_job *job, const char *save, char *err,
 		   size_t errlen)
 {
-	const char *search = getenv("PATH");
 	struct save_task t = { .uid = job->uid, .gid = job->gid };
 	struct child ch = CHILD_INIT;
 	struct child_output output = { .out = "", .err = "" };
@@ -96,8 +83,7 @@ int save_container(const struct container *c, const struct pyxis_job *job, const
 		snprintf(err, errlen, PLUGIN_NAME ": --container-save: path too long");
 		return -1;
 	}
-	if (child_find_executable("mksquashfs", search != NULL && search[0] != '\0' ? search : PYXIS_CACHE_PATH, bin,
-				  sizeof(bin)) < 0) {
+	if (child_find_executable("mksquashfs", child_search_path(), bin, sizeof(bin)) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": --container-save: mksquashfs: not found in slurmd's PATH");
 		return -1;
 	}

@@ -8,15 +8,9 @@ RUNTIME=${E2E_RUNTIME:-bwrap}
 ANSWERS=$E2E_BASE/.pyxis_cache_answers
 LOG=$E2E_TMP/slurmd/slurmd.log
 
-setup_file() {
-  runtime_available || return 0
-  slurmd_restart_with "$(plugstack_line "container_cache_runtime=$RUNTIME")"
-}
+setup_file() { runtime_setup_file; }
 
-teardown_file() {
-  runtime_available || return 0
-  slurmd_restart_with
-}
+teardown_file() { runtime_teardown_file; }
 
 setup() {
   skip_without_runtime

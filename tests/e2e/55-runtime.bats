@@ -5,15 +5,9 @@ load helpers
 
 RUNTIME=${E2E_RUNTIME:-bwrap}
 
-setup_file() {
-  runtime_available || return 0
-  slurmd_restart_with "$(plugstack_line "container_cache_runtime=$RUNTIME")"
-}
+setup_file() { runtime_setup_file; }
 
-teardown_file() {
-  runtime_available || return 0
-  slurmd_restart_with
-}
+teardown_file() { runtime_teardown_file; }
 
 setup() {
   skip_without_runtime

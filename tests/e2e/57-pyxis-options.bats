@@ -7,34 +7,20 @@ RUNTIME=${E2E_RUNTIME:-bwrap}
 
 setup_file() {
   runtime_available || return 0
-  slurmd_restart_with "$(plugstack_line "container_cache_runtime=$RUNTIME")"
-  # An image with an entrypoint as enroot imports one: /etc/rc runs /entrypoint.sh
-  # around the command; the entrypoint prints a line and exports variables.
-  local root=$E2E_TMP/rootfs-entry-$RUNTIME
-  rm -rf "$root"
-  cp -a "$E2E_TMP/rootfs-alpha" "$root"
-  mkdir -p "$root/data-in-image"
-  # Debian-like, for enroot's apt hook (10-aptfix.sh): it looks for /etc/debian_version.
-  echo 12.0 >"$root/etc/debian_version"
-  write_enroot_rc "$root"
-  cat >"$root/entrypoint.sh" <<'EOF'
+  runtime_setup_file
+  # The entrypoint prints a line and exports variables. Entries made before the steps:
+  # the cases are warm (cold steps have 55-runtime.bats's own case). Debian-like, for
+  # enroot's apt hook (10-aptfix.sh): it looks for /etc/debian_version.
+  entrypoint_image entry data-in-image etc/debian_version=12.0 <<'EOF'
 #!/bin/sh
 echo PXC_ENTRYPOINT_RAN
 export PXC_FROM_ENTRYPOINT=yes PXC_OVERRIDE=from-image PXC_SEEN_BY_ENTRYPOINT="${PXC_KEEP-unset}"
 exec "$@"
 EOF
-  chmod 755 "$root/entrypoint.sh"
-  mksquashfs "$root" "$E2E_TMP/images/entry-$RUNTIME.sqsh" -noappend -quiet -all-root -no-progress >/dev/null
-  chmod 644 "$E2E_TMP/images/entry-$RUNTIME.sqsh"
-  # Entries made before the steps: the cases are warm (cold steps have 55-runtime.bats's own case).
-  warm_entry "$E2E_TMP/images/entry-$RUNTIME.sqsh"
   warm_entry "$ALPHA"
 }
 
-teardown_file() {
-  runtime_available || return 0
-  slurmd_restart_with
-}
+teardown_file() { runtime_teardown_file; }
 
 setup() {
   skip_without_runtime

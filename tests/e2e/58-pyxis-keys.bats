@@ -18,25 +18,16 @@ SPOOL=/var/spool/pxc-e2e-spool.${E2E_TMP##*.}
 
 setup_file() {
   runtime_available || return 0
-  # An image with an entrypoint, as 57-pyxis-options.bats builds it: /etc/rc runs
-  # /entrypoint.sh around the command, which exports PXC_FROM_ENTRYPOINT=yes.
-  local root=$E2E_TMP/rootfs-keys-$RUNTIME
-  rm -rf "$root"
-  cp -a "$E2E_TMP/rootfs-alpha" "$root"
-  write_enroot_rc "$root"
-  cat >"$root/entrypoint.sh" <<'EOF'
+  # The entrypoint exports PXC_FROM_ENTRYPOINT=yes.
+  entrypoint_image keys <<'EOF'
 #!/bin/sh
 export PXC_FROM_ENTRYPOINT=yes
 exec "$@"
 EOF
-  chmod 755 "$root/entrypoint.sh"
-  mksquashfs "$root" "$E2E_TMP/images/keys-$RUNTIME.sqsh" -noappend -quiet -all-root -no-progress >/dev/null
-  chmod 644 "$E2E_TMP/images/keys-$RUNTIME.sqsh"
-  warm_entry "$E2E_TMP/images/keys-$RUNTIME.sqsh"
   warm_entry "$ALPHA"
   mkdir -p "$SPOOL"
   sed -i "s|^SlurmdSpoolDir=.*|SlurmdSpoolDir=$SPOOL|" "$E2E_TMP/slurmd/slurm.conf"
-  slurmd_restart_with "$(plugstack_line "container_cache_runtime=$RUNTIME")"
+  runtime_setup_file
 }
 
 teardown_file() {

@@ -85,6 +85,41 @@ fuse_run() {
   wait_for 10 eval '! pgrep -u "$E2E_USER" -x squashfuse_ll'
 }
 
+@test "fuse: a step's guard that aborts late aborts its own mount, never the next step's (the kernel reuses connection numbers)" {
+  # The guard aborts by number (/sys/fs/fuse/connections/N). The release removes the
+  # mount point, which detaches the mounts from the namespace the guard holds: unless the
+  # guard holds the mount itself, the number is free for the next mount, and a guard that
+  # runs late aborts that one (then the case above fails one run in a hundred: the
+  # mounter's "the image's root: Transport endpoint is not connected").
+  local a b p guard= d=$E2E_TMP/guard
+  mkdir "$d" && chown "$E2E_USER" "$d"
+  fuse_run "$ALPHA" sh -c "awk '/ - fuse.squashfuse_ll /{print \$3}' /proc/self/mountinfo >$d/a.dev
+    for i in \$(seq 1200); do [ -e $d/a.go ] && break; sleep 0.05; done" &
+  a=$!
+  wait_for 30 test -s "$d/a.dev"
+  # The guard is a fork of the driver (the same command line) in a session of its own.
+  for p in $(pgrep -f "fuse_mount $USER_DIR "); do
+    [[ $(ps -o sid= -p "$p") == "$(ps -o sid= -p $$)" ]] || guard=$p
+  done
+  [[ -n $guard ]]
+  kill -STOP "$guard"
+  touch "$d/a.go"
+  wait "$a"
+  fuse_run "$ALPHA" sh -c "awk '/ - fuse.squashfuse_ll /{print \$3}' /proc/self/mountinfo >$d/b.dev
+    for i in \$(seq 1200); do [ -e $d/b.go ] && break; sleep 0.05; done
+    cat \$(ls -d $USER_DIR/.pyxis_cache_mnt.*/root)/etc/os-release" >"$d/b.out" 2>&1 &
+  b=$!
+  wait_for 30 test -s "$d/b.dev"
+  echo "connections: $(cat "$d/a.dev" "$d/b.dev")"
+  # A's late guard does its work (it was told to go) while B's task still reads.
+  kill -CONT "$guard"
+  wait_for 10 eval "! kill -0 $guard"
+  touch "$d/b.go"
+  wait "$b"
+  cat "$d/b.out"
+  grep -q 'PRETTY_NAME="pyxis-cache e2e alpha"' "$d/b.out"
+}
+
 @test "fuse srun: a cold step starts from the mount; its entry appears and the next step uses it; nothing stays mounted" {
   local image
   image=$(fresh_image cold1)

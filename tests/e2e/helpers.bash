@@ -96,6 +96,38 @@ skip_without_runtime() {
   runtime_available || skip "enroot is not installed and could not be built: the enroot runtime's cases are skipped"
 }
 
+# runtime_setup_file, runtime_teardown_file: a file's setup_file and teardown_file for the
+# runtime it runs with: slurmd restarted with container_cache_runtime=E2E_RUNTIME (bwrap by
+# default), then with the default plugstack again; nothing when the runtime cannot run here.
+runtime_setup_file() {
+  runtime_available || return 0
+  slurmd_restart_with "$(plugstack_line "container_cache_runtime=${E2E_RUNTIME:-bwrap}")"
+}
+runtime_teardown_file() {
+  runtime_available || return 0
+  slurmd_restart_with
+}
+
+# entrypoint_image NAME [DIR|FILE=TEXT...] <ENTRYPOINT: $E2E_TMP/images/NAME-<runtime>.sqsh, alpha
+# with the DIRs, the FILEs holding their TEXT, and an entrypoint as enroot imports one (/etc/rc runs /entrypoint.sh, read from stdin,
+# around the command); its entry made, so that the steps are warm.
+entrypoint_image() {
+  local runtime=${E2E_RUNTIME:-bwrap}
+  local root=$E2E_TMP/rootfs-$1-$runtime image=$E2E_TMP/images/$1-$runtime.sqsh dir
+  shift
+  rm -rf "$root"
+  cp -a "$E2E_TMP/rootfs-alpha" "$root"
+  for dir; do
+    if [[ $dir == *=* ]]; then printf '%s\n' "${dir#*=}" >"$root/${dir%%=*}"; else mkdir -p "$root/$dir"; fi
+  done
+  write_enroot_rc "$root"
+  cat >"$root/entrypoint.sh"
+  chmod 755 "$root/entrypoint.sh"
+  mksquashfs "$root" "$image" -noappend -quiet -all-root -no-progress >/dev/null
+  chmod 644 "$image"
+  warm_entry "$image"
+}
+
 # write_enroot_rc ROOT: the /etc/rc enroot imports with an image that has an entrypoint:
 # it runs /entrypoint.sh (which the caller writes) around the command.
 write_enroot_rc() {
