@@ -291,10 +291,6 @@ for runtime in $runtimes; do
   write_plugstack "$E2E_TMP/slurmd/plugstack.conf" "$(plugstack_line "container_cache_runtime=$runtime")"
   E2E_SLURMD_PATH=$ENROOT_DIR:$PATH slurmd_start
   runuser -u "$SUITE_USER" -- mkdir -p "$HOME_DIR/.enroot/tmp"
-  # Named containers outlive the jobs (container_scope=global, pyxis's default) and pyxis's tests
-  # remove theirs with `enroot remove` (common.bash's enroot_cleanup), which reaches none of
-  # pyxis-cache's: each runtime starts without the previous one's (exec-test's /mymnt, ...).
-  rm -rf "$E2E_BASE/$(id -u "$SUITE_USER")"/.pyxis_cache_named.*
   for f in "${files[@]}"; do run_file "$runtime" "$f"; done
 done
 
