@@ -214,6 +214,33 @@ entry_listing() {
   assert_node_idle
 }
 
+@test "$RUNTIME: named: an attached step joins the running container's --container-unshare namespaces; asking for one it lacks is pyxis's error" {
+  [[ $RUNTIME == bwrap ]] || skip "enroot 4.1.2 cannot unshare (the first step would get pyxis's error)"
+  local running
+  rm -f "$E2E_WORK"/uns-*
+  as "$E2E_USER" mkfifo "$E2E_WORK/uns-go"
+  run in_job '
+    srun --container-image="$1" --container-name=uns --container-unshare=ipc sh -c "readlink /proc/self/ns/ipc >$PWD/uns-ns.tmp && mv $PWD/uns-ns.tmp $PWD/uns-ns && read -r _ <$PWD/uns-go" &
+    first=$!
+    for i in $(seq 600); do [ -e uns-ns ] && break; sleep 0.1; done
+    echo "running=$(cat uns-ns) host=$(readlink /proc/self/ns/ipc)"
+    srun --overlap --container-name=uns:exec sh -c "echo attached=\$(readlink /proc/self/ns/ipc)"
+    srun --overlap --container-name=uns:exec --container-unshare=uts true || echo uts-refused
+    timeout 120 sh -c "echo go >uns-go"
+    wait $first
+  ' "$IMG"
+  rm -f "$E2E_WORK"/uns-*
+  echo "$output"
+  [ "$status" -eq 0 ]
+  running=$(sed -n 's/^running=\([^ ]*\) host=.*/\1/p' <<<"$output")
+  [ -n "$running" ]
+  ! grep -q "^running=$running host=$running\$" <<<"$output" || false
+  grep -qxF "attached=$running" <<<"$output"
+  grep -q "pyxis-cache: error: --container-unshare=uts requested but the container is not in a separate UTS namespace" <<<"$output"
+  grep -qx uts-refused <<<"$output"
+  assert_node_idle
+}
+
 @test "$RUNTIME: named: an unnamed cache-mode step is attached to as <job>.<step>, as pyxis names it" {
   rm -f "$E2E_WORK/un-go" "$E2E_WORK/un-ready"
   as "$E2E_USER" mkfifo "$E2E_WORK/un-go"
