@@ -261,7 +261,7 @@ entry_listing() {
   assert_node_idle
 }
 
-@test "$RUNTIME: named: a record the user plants that names root's or another user's process is refused in one line, and the step joins nothing" {
+@test "$RUNTIME: named: a record the user plants that names root's or another user's process is refused in one line, and the step joins nothing; a FIFO in its place holds nothing" {
   local root root_ns other other_ns
   sleep 300 &
   root=$!
@@ -280,6 +280,10 @@ entry_listing() {
     srun --container-name=fake-root:exec touch "$PWD/attacked" || echo refused-root
     plant '"$(hex fake-other)"' "$1" "$3 $4"
     srun --container-name=fake-other touch "$PWD/attacked" || echo refused-other
+    d="$1/.pyxis_cache_named.$SLURM_JOB_ID.'"$(hex fake-fifo)"'"
+    mkdir -p "$d"
+    mkfifo "$d/running"
+    timeout 60 srun --container-name=fake-fifo:exec touch "$PWD/attacked" || echo refused-fifo
   ' "$USER_DIR" "$root_ns" "$other" "$other_ns" "$root"
   kill "$other" "$root"
   echo "$output"
@@ -288,7 +292,10 @@ entry_listing() {
   grep -qx refused-other <<<"$output"
   [ "$(grep -c "pyxis-cache: --container-name: fake-root: its record names process $root, which is not the job user's: not attaching" <<<"$output")" -eq 1 ]
   [ "$(grep -c "pyxis-cache: --container-name: fake-other: its record names process $other, which is not the job user's: not attaching" <<<"$output")" -eq 1 ]
-  [ "$(grep -c "pyxis-cache" <<<"$output")" -eq 2 ]
+  # A FIFO in the record's place holds slurmstepd in no open(2): no container runs there.
+  grep -qx refused-fifo <<<"$output"
+  grep -q "pyxis-cache: error: \"exec\" flag was passed to --container-name but the container is not running" <<<"$output"
+  [ "$(grep -c "pyxis-cache" <<<"$output")" -eq 3 ]
   [ ! -e "$E2E_WORK/attacked" ]
   assert_node_idle
 }
