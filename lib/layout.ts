@@ -31,7 +31,11 @@
  *   <base>/<uid>/.pyxis_cache_named.g.<hex>/     `g`: container_scope=global): upper/ and work/, its overlay
  *                                              layer over the entry that `entry` names; the SPANK stub holds
  *                                              it locked while a step uses it; removed by the job's epilog
- *                                              (`release --job`), or by the collector once unused for long
+ *                                              (`release --job`), or by the collector once unused for long.
+ *                                              Also `running` (the record of the step that runs it, which
+ *                                              steps attach to) and `attached` (held by those steps); an
+ *                                              unnamed cache-mode step makes the one of the name `<job>.<step>`
+ *                                              for its record, and removes it at its end (spank-stub/attach.c)
  */
 
 /*

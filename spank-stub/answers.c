@@ -389,6 +389,8 @@ int answers_lookup(struct plugin_context *ctx, const char *image, struct answer_
 	    cli_user_path(ctx, c->enroot_name, LOCK_FILE, lock, sizeof(lock)) < 0)
 		return 0;
 	locked = lock_shared(lock, 0, ctx->job.uid, &c->lock_fd, err, sizeof(err));
+	if (locked == 1)
+		snprintf(c->entry, sizeof(c->entry), "%s", c->enroot_name);
 	if (locked != 1) {
 		/* Evicted meanwhile, or not as it should be: the command decides, as without a record. */
 		if (locked < 0)

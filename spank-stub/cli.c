@@ -280,6 +280,8 @@ int cli_reuse(struct plugin_context *ctx, const char *image, struct reuse_reply 
 		}
 		locked = lock_shared(lock, 0, ctx->job.uid, &c->lock_fd, err, errlen);
 		pyxis_stamp("locked");
+		if (locked == 1)
+			snprintf(c->entry, sizeof(c->entry), "%s", c->enroot_name);
 		if (locked < 0)
 			goto fail;
 		if (!locked)

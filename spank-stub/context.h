@@ -51,6 +51,17 @@ struct container {
 	int named_fd;                 /* --container-name: LOCK_EX on <base>/<uid>/<named_dir> (named.c), or -1 */
 	char named_dir[NAME_MAX + 1]; /* .pyxis_cache_named.<job>|g.<hex of the name> */
 	const char *creator_image;    /* a cold step's image whose unpack starts after the runtime's start, or NULL */
+	char entry[NAME_MAX + 1];     /* the entry lock_fd holds, or "" */
+	/* A running container's record, and attaching to one (attach.c): */
+	char *run_env;                /* what the container's environment lays over the job's, "K=V\0..." */
+	size_t run_env_len;
+	int run_fd;                   /* an unnamed cache-mode step: the directory of its record, or -1 */
+	char run_dir[PATH_MAX];       /* that directory's path, removed at exit */
+	int attach;                   /* this step attaches to a running container: no runtime of its own */
+	int attach_pid;               /* the running container's process, as its record names it */
+	int attach_pidfd;             /* a pidfd of it (checked alive after its namespaces are opened) */
+	unsigned long long attach_mnt_dev, attach_mnt_ino; /* its mount namespace, as recorded */
+	int attached_fd;              /* LOCK_SH on the container's ATTACH_LOCK while attached, or -1 */
 };
 
 struct plugin_context {

@@ -23,6 +23,7 @@
 #include <slurm/spank.h>
 
 #include "args.h"
+#include "attach.h"
 #include "cli.h"
 #include "lock.h"
 #include "log.h"
@@ -34,9 +35,9 @@
 #define NAMED_WAIT_SECONDS 60
 
 /* .pyxis_cache_named.<job>|g.<hex>: the name hex-encoded, so that any byte but '/' is fine. */
-static int dir_name(const struct plugin_context *ctx, char *buf, size_t len)
+int named_dir_name(const struct plugin_context *ctx, const char *container, char *buf, size_t len)
 {
-	const unsigned char *name = (const unsigned char *)container_args.name;
+	const unsigned char *name = (const unsigned char *)container;
 	size_t n;
 
 	if (ctx->cfg.pyxis.container_scope == SCOPE_JOB)
@@ -105,7 +106,12 @@ static int lock_entry(struct plugin_context *ctx, const char *name, char *err, s
 		snprintf(err, errlen, PLUGIN_NAME ": container_cache_data_path: path too long");
 		return -1;
 	}
-	return lock_shared(lock, 0, ctx->job.uid, &c->lock_fd, err, errlen);
+	if (lock_shared(lock, 0, ctx->job.uid, &c->lock_fd, err, errlen) < 0)
+		return -1;
+	if (c->lock_fd < 0)
+		return 0;
+	snprintf(c->entry, sizeof(c->entry), "%s", name);
+	return 1;
 }
 
 /*
@@ -140,8 +146,8 @@ again:
 		if (!wait || waited_ms >= NAMED_WAIT_SECONDS * 1000) {
 			*busy = 1;
 			snprintf(err, errlen,
-				 PLUGIN_NAME ": --container-name: %s is in use by a running step (steps run in a named "
-					     "container one at a time; attaching to a running one is not supported)",
+				 PLUGIN_NAME ": --container-name: %s is in use by a running step (steps that start a "
+					     "named container run one at a time; one that attaches to it does not wait)",
 				 container_args.name);
 			goto fail;
 		}
@@ -168,7 +174,7 @@ int named_start(struct plugin_context *ctx, char *err, size_t errlen)
 	int exists, busy, locked, fd;
 
 	mounter_set_layer_size(ctx->cfg.layer_size);
-	if (dir_name(ctx, c->named_dir, sizeof(c->named_dir)) < 0 ||
+	if (named_dir_name(ctx, container_args.name, c->named_dir, sizeof(c->named_dir)) < 0 ||
 	    cli_user_path(ctx, c->named_dir, NULL, path, sizeof(path)) < 0 ||
 	    cli_user_path(ctx, NULL, NULL, user_dir, sizeof(user_dir)) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": --container-name: path too long");
@@ -177,6 +183,11 @@ int named_start(struct plugin_context *ctx, char *err, size_t errlen)
 	fd = open_locked(ctx, path, strcmp(flags, "exec") != 0, &busy, err, errlen);
 	if (fd < 0)
 		return -1;
+	/* The steps attached to the previous step of the name still use its layer: they end first. */
+	if (attach_wait_detached(fd, container_args.name, err, errlen) < 0) {
+		close(fd);
+		return -1;
+	}
 	exists = read_record(fd, ctx->job.uid, recorded, sizeof(recorded));
 	/* pyxis's flags and messages (pyxis_slurmstepd.c, user_init). */
 	if (strcmp(flags, "create") == 0 && exists) {

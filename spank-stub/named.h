@@ -11,6 +11,9 @@
 
 #include "context.h"
 
+/* NAME's directory in <base>/<uid>: .pyxis_cache_named.<job>|g.<hex of NAME>. 0, or -1 when it does not fit. */
+int named_dir_name(const struct plugin_context *ctx, const char *name, char *buf, size_t len);
+
 /*
  * user_init, cache mode with a name: lock the named container's directory
  * (LOCK_EX, held until named_release: one step at a time), apply the flags as

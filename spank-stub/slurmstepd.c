@@ -26,6 +26,7 @@
 #include <slurm/spank.h>
 
 #include "args.h"
+#include "attach.h"
 #include "common.h"
 #include "container.h"
 #include "context.h"
@@ -37,7 +38,8 @@
 
 static struct plugin_context context = {
 	.container = { .lock_fd = -1, .step_lock_fd = -1, .userns_fd = -1, .mntns_fd = -1, .netns_fd = -1,
-		       .ipcns_fd = -1, .utsns_fd = -1, .fuse = FUSE_MOUNT_INIT, .named_fd = -1 },
+		       .ipcns_fd = -1, .utsns_fd = -1, .fuse = FUSE_MOUNT_INIT, .named_fd = -1,
+		       .run_fd = -1, .attach_pidfd = -1, .attached_fd = -1 },
 };
 
 /* Keep the first error for task_init; log only (task_init sends it to srun, once). */
@@ -143,7 +145,8 @@ int pyxis_slurmstepd_task_init_privileged(spank_t sp, int ac, char **av)
 	(void)av;
 	if (context.active)
 		pyxis_stamp("join");
-	if (context.active && context.error[0] == '\0' &&
+	/* An attached step joins every namespace in task_init, as the job user (attach.c). */
+	if (context.active && context.error[0] == '\0' && !context.container.attach &&
 	    container_join_mounts(&context.container, err, sizeof(err)) < 0)
 		record_error(err);
 	return 0;
@@ -186,10 +189,21 @@ int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 		if (context.container.entrypoint_log != NULL)
 			pyxis_print_lines(stderr, context.container.entrypoint_log);
 	}
-	if (container_join_user(&context.container, err, sizeof(err)) < 0 ||
-	    container_chdir(context.job.cwd, err, sizeof(err)) < 0) {
-		pyxis_error("%s", err);
-		goto done;
+	if (context.container.attach) {
+		/* An attached step starts in the container's / (pyxis: where a new process of it starts), then --container-workdir. */
+		if (attach_join(&context, err, sizeof(err)) < 0 || container_chdir("/", err, sizeof(err)) < 0) {
+			pyxis_error("%s", err);
+			goto done;
+		}
+	} else {
+		/* The node's first task records the container for the steps that attach to it, before it joins it. */
+		if (spank_get_item(sp, S_TASK_ID, &local_id) == ESPANK_SUCCESS && local_id == 0)
+			attach_record(&context);
+		if (container_join_user(&context.container, err, sizeof(err)) < 0 ||
+		    container_chdir(context.job.cwd, err, sizeof(err)) < 0) {
+			pyxis_error("%s", err);
+			goto done;
+		}
 	}
 	/* --container-workdir, as the user inside, as pyxis does (relative: to the job's directory). */
 	if (container_args.workdir != NULL && chdir(container_args.workdir) < 0) {
@@ -220,7 +234,7 @@ int pyxis_slurmstepd_task_exit(spank_t sp, int ac, char **av)
 
 	(void)ac;
 	(void)av;
-	if (!context.active || context.error[0] != '\0' || container_args.save == NULL)
+	if (!context.active || context.error[0] != '\0' || container_args.save == NULL || context.container.attach)
 		return 0;
 	if (spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &tasks) != ESPANK_SUCCESS || ++exited != tasks)
 		return 0;

@@ -4,6 +4,7 @@
  * lock, then container.c for the container. See docs/srun.md, "Who runs what".
  */
 #include <pwd.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <slurm/spank.h>
 
 #include "args.h"
+#include "attach.h"
 #include "cli.h"
 #include "cold.h"
 #include "common.h"
@@ -85,6 +87,55 @@ static int job_sets(spank_t sp, const char *name)
 	return rc == ESPANK_NOSPACE;
 }
 
+/* What the container's environment lays over the job's: kept for the steps that attach to it (attach.c). */
+static void keep_for_attach(spank_t sp, struct container *c, const char *var, const char *value)
+{
+	size_t vlen = strlen(value), len = strlen(var) + 1 + vlen + 1;
+	char *grown, *current;
+	spank_err_t rc;
+
+	current = malloc(vlen + 2);
+	if (current == NULL)
+		return;
+	/* A variable the container has from the job (SLURM_*, ...) is the attaching step's own there. */
+	rc = spank_getenv(sp, var, current, (int)vlen + 2);
+	if (rc == ESPANK_SUCCESS && strcmp(current, value) == 0) {
+		free(current);
+		return;
+	}
+	free(current);
+	grown = realloc(c->run_env, c->run_env_len + len);
+	if (grown == NULL)
+		return;
+	c->run_env = grown;
+	snprintf(c->run_env + c->run_env_len, len, "%s=%s", var, value);
+	c->run_env_len += len;
+}
+
+/* An attached step's environment: what the running container's laid over the job's, as set_environ does. */
+static void attach_environ(spank_t sp, const struct container *c)
+{
+	static const char *const locale_vars[] = { "LANG", "LANGUAGE", "LC_ALL", NULL };
+	char *var, *value;
+	size_t i;
+	int j;
+
+	for (j = 0; locale_vars[j] != NULL; ++j)
+		if (!pyxis_args_env_listed(locale_vars[j], strlen(locale_vars[j])))
+			spank_unsetenv(sp, locale_vars[j]);
+	for (i = 0; i < c->run_env_len; i += strlen(c->run_env + i) + 1) {
+		var = c->run_env + i;
+		value = strchr(var, '=');
+		if (value == NULL || value == var)
+			continue;
+		*value = '\0';
+		if (!(pyxis_args_env_listed(var, strlen(var)) && job_sets(sp, var)) &&
+		    spank_setenv(sp, var, value + 1, 1) != ESPANK_SUCCESS)
+			pyxis_info(PLUGIN_NAME ": couldn't set %s", var);
+		*value = '=';
+	}
+}
+
 static void set_environ(spank_t sp, struct container *c, const struct runtime_task *task)
 {
 	static const char *const shell_vars[] = { "PWD", "OLDPWD", "SHLVL", "_", NULL };
@@ -110,10 +161,29 @@ static void set_environ(spank_t sp, struct container *c, const struct runtime_ta
 			*value = '=';
 			continue;
 		}
+		keep_for_attach(sp, c, var, value + 1);
 		if (spank_setenv(sp, var, value + 1, 1) != ESPANK_SUCCESS)
 			pyxis_info(PLUGIN_NAME ": couldn't set %s", var);
 		*value = '=';
 	}
+}
+
+/*
+ * A running container of the name: the step attaches to it (attach.c), as pyxis
+ * does: no runtime and no mount of its own; the options that shape a new
+ * container cannot change the running one.
+ */
+static int attach_start(spank_t sp, struct plugin_context *ctx)
+{
+	pyxis_info(PLUGIN_NAME ": reusing existing container namespaces: %s", container_args.name);
+	if (container_args.mounts_len > 0)
+		snprintf(ctx->warning, sizeof(ctx->warning),
+			 PLUGIN_NAME ": ignoring --container-mounts when attaching to a running container");
+	else if (container_args.save != NULL)
+		snprintf(ctx->warning, sizeof(ctx->warning),
+			 PLUGIN_NAME ": ignoring --container-save when attaching to a running container");
+	attach_environ(sp, &ctx->container);
+	return 0;
 }
 
 /*
@@ -170,7 +240,7 @@ int step_setup(spank_t sp, struct plugin_context *ctx, char *err, size_t errlen)
 {
 	struct container *c = &ctx->container;
 	const char *search_path;
-	int rc;
+	int rc, found;
 
 	if (get_job(sp, &ctx->job, err, errlen) < 0 ||
 	    runtime_find(ctx->cfg.runtime, c->runtime_bin, sizeof(c->runtime_bin), &search_path, err, errlen) < 0)
@@ -181,6 +251,26 @@ int step_setup(spank_t sp, struct plugin_context *ctx, char *err, size_t errlen)
 	}
 	if (cli_prepare(ctx, err, errlen) < 0)
 		return -1;
+	/* pyxis's flags: "no_exec" never attaches, "exec" only attaches, "create" refuses a running one. */
+	if (container_args.name != NULL && strcmp(container_args.name_flags, "no_exec") != 0) {
+		found = attach_find(ctx, err, errlen);
+		if (found < 0)
+			return -1;
+		if (found && strcmp(container_args.name_flags, "create") == 0) {
+			snprintf(err, errlen,
+				 PLUGIN_NAME ": error: \"create\" flag was passed to --container-name but the container "
+					     "already exists");
+			return -1;
+		}
+		if (found)
+			return attach_start(sp, ctx);
+		if (strcmp(container_args.name_flags, "exec") == 0) {
+			snprintf(err, errlen,
+				 PLUGIN_NAME ": error: \"exec\" flag was passed to --container-name but the container is "
+					     "not running");
+			return -1;
+		}
+	}
 	/* An image of a local daemon has no digest to cache it by: a step of its own, as without the cache. */
 	if (container_args.name != NULL)
 		rc = named_start(ctx, err, errlen);
@@ -190,6 +280,9 @@ int step_setup(spank_t sp, struct plugin_context *ctx, char *err, size_t errlen)
 		rc = cli_step(ctx, container_args.image, err, errlen);
 	if (rc < 0)
 		return -1;
+	/* An unnamed cache-mode step can be attached to as "<job>.<step>", as pyxis names it. */
+	if (container_args.name == NULL && container_args.cache && attach_record_dir(ctx, err, errlen) < 0)
+		return -1;
 	rc = start_container(sp, ctx, search_path, err, errlen);
 	cold_start_creator(ctx);
 	return rc;
@@ -197,6 +290,7 @@ int step_setup(spank_t sp, struct plugin_context *ctx, char *err, size_t errlen)
 
 void step_teardown(struct plugin_context *ctx)
 {
+	attach_release(ctx);
 	container_release(&ctx->container);
 	/* The mount goes with its last user; the daemon then ends by itself (fuse.c). */
 	fuse_release(&ctx->container.fuse);

@@ -9,7 +9,11 @@ RUNTIME=${E2E_RUNTIME:-bwrap}
 setup_file() {
   runtime_available || return 0
   named_scope job
-  cp "$ALPHA" "$E2E_TMP/images/named-$RUNTIME.sqsh"
+  # alpha with an /etc/environment (both runtimes apply it, as enroot does): what an attached step sees.
+  rm -rf "$BATS_FILE_TMPDIR/root"
+  cp -a "$E2E_TMP/rootfs-alpha" "$BATS_FILE_TMPDIR/root"
+  echo PXC_ATTACH_VAR=from-image >"$BATS_FILE_TMPDIR/root/etc/environment"
+  mksquashfs "$BATS_FILE_TMPDIR/root" "$E2E_TMP/images/named-$RUNTIME.sqsh" -noappend -quiet -all-root -no-progress >/dev/null
   chmod 644 "$E2E_TMP/images/named-$RUNTIME.sqsh"
   warm_entry "$E2E_TMP/images/named-$RUNTIME.sqsh"
 }
@@ -146,30 +150,153 @@ entry_listing() {
   assert_node_idle
 }
 
-@test "$RUNTIME: named: a second step of a running name with exec is refused, one without waits for the first: never mounted twice" {
-  rm -f "$E2E_WORK/named-go"
-  as "$E2E_USER" mkfifo "$E2E_WORK/named-go"
+@test "$RUNTIME: named: a step with a running container's name attaches to it (its tmpfs, the container's directory and environment, its own step's variables), without waiting; no_exec waits for the layer instead; exec on a stopped one fails" {
+  rm -f "$E2E_WORK/att-go" "$E2E_WORK/att-ready"
+  as "$E2E_USER" mkfifo "$E2E_WORK/att-go"
   run in_job '
-    srun --container-image="$1" --container-name=busy --container-writable sh -c "echo first >/pxc-first; read -r _ <$PWD/named-go; echo first-done" &
+    srun --container-image="$1" --container-name=att --container-writable mkdir /mymnt
+    srun --container-name=att --container-remap-root --container-writable sh -c "mount -t tmpfs none /mymnt && echo in-tmpfs >/mymnt/f && cd /tmp && touch $PWD/att-ready && read -r _ <$PWD/att-go; echo first-done" &
     first=$!
-    for i in $(seq 600); do ls -A "$2" | grep -q "^\.pyxis_cache_mnt\..*\.$SLURM_JOB_ID\." && break; sleep 0.1; done
-    srun --overlap --container-name=busy:exec true || echo "exec refused"
-    srun --overlap --container-name=busy --container-writable sh -c "cat /pxc-first; echo second >/pxc-second" &
-    second=$!
-    timeout 120 sh -c "echo go >named-go"
+    for i in $(seq 600); do [ -e att-ready ] && break; sleep 0.1; done
+    srun --overlap --container-name=att --container-mounts=/tmp:/pxc-ignored sh -c "cat /mymnt/f; echo pwd=\$(pwd); test ! -e /pxc-ignored && echo mounts-ignored; echo var=\$PXC_ATTACH_VAR step=\$SLURM_STEP_ID uid=\$(id -u)"
+    PYXIS_CONTAINER_NAME=att:exec srun --overlap sh -c "cat /mymnt/f"
+    srun --overlap --container-name=att:no_exec sh -c "test -d /mymnt && ! grep -q \" /mymnt \" /proc/mounts && echo no-exec-own-mount" &
+    noexec=$!
+    timeout 120 sh -c "echo go >att-go"
     wait $first
-    wait $second
-    srun --container-name=busy sh -c "cat /pxc-first /pxc-second"
-  ' "$IMG" "$USER_DIR"
-  rm -f "$E2E_WORK/named-go"
+    wait $noexec
+    srun --container-name=att:exec true || echo "exec refused"
+  ' "$IMG"
+  rm -f "$E2E_WORK/att-go" "$E2E_WORK/att-ready"
   echo "$output"
   [ "$status" -eq 0 ]
-  grep -q "pyxis-cache: --container-name: busy is in use by a running step" <<<"$output"
-  grep -qx "exec refused" <<<"$output"
+  # The tmpfs the running step mounted, seen twice (auto, then exec from the environment).
+  [ "$(grep -cx in-tmpfs <<<"$output")" -eq 2 ]
+  # pyxis's directory: the container's /, not where the running task went (/tmp).
+  grep -qx pwd=/ <<<"$output"
+  grep -qx mounts-ignored <<<"$output"
+  grep -q "pyxis-cache: ignoring --container-mounts when attaching to a running container" <<<"$output"
+  # The image's environment, the attaching step's own SLURM_STEP_ID (2), root in the running step's user namespace.
+  grep -qx "var=from-image step=2 uid=0" <<<"$output"
   grep -qx first-done <<<"$output"
-  # The second step ran after the first let go, on what it wrote; the third sees both.
-  [ "$(grep -cx first <<<"$output")" -eq 2 ]
-  grep -qx second <<<"$output"
+  grep -qx no-exec-own-mount <<<"$output"
+  grep -q "pyxis-cache: error: \"exec\" flag was passed to --container-name but the container is not running" <<<"$output"
+  grep -qx "exec refused" <<<"$output"
+  assert_node_idle
+}
+
+@test "$RUNTIME: named: the next step that mounts a named container's layer waits for the steps still attached to the previous one" {
+  local job waited=
+  rm -f "$E2E_WORK"/det-*
+  as "$E2E_USER" mkfifo "$E2E_WORK/det-go1" "$E2E_WORK/det-go2"
+  in_job '
+    srun --container-image="$1" --container-name="$2" --container-writable sh -c "touch $PWD/det-ready; read -r _ <$PWD/det-go1" &
+    first=$!
+    for i in $(seq 600); do [ -e det-ready ] && break; sleep 0.1; done
+    srun --overlap --container-name="$2":exec sh -c "touch $PWD/det-attached; read -r _ <$PWD/det-go2; echo attached-done >>$PWD/det-order" &
+    attached=$!
+    for i in $(seq 600); do [ -e det-attached ] && break; sleep 0.1; done
+    timeout 120 sh -c "echo go >det-go1"
+    wait $first
+    srun --overlap --container-name="$2":no_exec sh -c "echo mounted >>$PWD/det-order"
+    wait $attached
+  ' "$IMG" "det-$RUNTIME" >"$BATS_TEST_TMPDIR/out" 2>&1 &
+  job=$!
+  # The third step waits (its line in slurmd's log) until the attached one ends; the job ends either way.
+  wait_for 60 grep -q "det-$RUNTIME: waiting for the steps attached to its previous step" "$E2E_TMP/slurmd/slurmd.log" ||
+    waited=no
+  timeout 120 sh -c "echo go >'$E2E_WORK/det-go2'"
+  wait "$job"
+  cat "$BATS_TEST_TMPDIR/out"
+  [ -z "$waited" ]
+  [ "$(cat "$E2E_WORK/det-order")" = "$(printf 'attached-done\nmounted')" ]
+  rm -f "$E2E_WORK"/det-*
+  assert_node_idle
+}
+
+@test "$RUNTIME: named: an attached step joins the running container's --container-unshare namespaces; asking for one it lacks is pyxis's error" {
+  [[ $RUNTIME == bwrap ]] || skip "enroot 4.1.2 cannot unshare (the first step would get pyxis's error)"
+  local running
+  rm -f "$E2E_WORK"/uns-*
+  as "$E2E_USER" mkfifo "$E2E_WORK/uns-go"
+  run in_job '
+    srun --container-image="$1" --container-name=uns --container-unshare=ipc sh -c "readlink /proc/self/ns/ipc >$PWD/uns-ns.tmp && mv $PWD/uns-ns.tmp $PWD/uns-ns && read -r _ <$PWD/uns-go" &
+    first=$!
+    for i in $(seq 600); do [ -e uns-ns ] && break; sleep 0.1; done
+    echo "running=$(cat uns-ns) host=$(readlink /proc/self/ns/ipc)"
+    srun --overlap --container-name=uns:exec sh -c "echo attached=\$(readlink /proc/self/ns/ipc)"
+    srun --overlap --container-name=uns:exec --container-unshare=uts true || echo uts-refused
+    timeout 120 sh -c "echo go >uns-go"
+    wait $first
+  ' "$IMG"
+  rm -f "$E2E_WORK"/uns-*
+  echo "$output"
+  [ "$status" -eq 0 ]
+  running=$(sed -n 's/^running=\([^ ]*\) host=.*/\1/p' <<<"$output")
+  [ -n "$running" ]
+  ! grep -q "^running=$running host=$running\$" <<<"$output" || false
+  grep -qxF "attached=$running" <<<"$output"
+  grep -q "pyxis-cache: error: --container-unshare=uts requested but the container is not in a separate UTS namespace" <<<"$output"
+  grep -qx uts-refused <<<"$output"
+  assert_node_idle
+}
+
+@test "$RUNTIME: named: an unnamed cache-mode step is attached to as <job>.<step>, as pyxis names it" {
+  rm -f "$E2E_WORK/un-go" "$E2E_WORK/un-ready"
+  as "$E2E_USER" mkfifo "$E2E_WORK/un-go"
+  run in_job '
+    srun --container-cache --container-image="$1" --container-writable sh -c "echo unnamed >/pxc-unnamed && echo \$SLURM_STEP_ID >$PWD/un-ready.tmp && mv $PWD/un-ready.tmp $PWD/un-ready && read -r _ <$PWD/un-go" &
+    first=$!
+    for i in $(seq 600); do [ -e un-ready ] && break; sleep 0.1; done
+    srun --overlap --container-name="$SLURM_JOB_ID.$(cat un-ready)":exec cat /pxc-unnamed
+    timeout 120 sh -c "echo go >un-go"
+    wait $first
+  ' "$IMG"
+  rm -f "$E2E_WORK/un-go" "$E2E_WORK/un-ready"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  grep -qx unnamed <<<"$output"
+  # The record's directory went with the step.
+  wait_for 30 eval '[ -z "$(named_dirs)" ]'
+  assert_node_idle
+}
+
+@test "$RUNTIME: named: a record the user plants that names root's or another user's process is refused in one line, and the step joins nothing; a FIFO in its place holds nothing" {
+  local root root_ns other other_ns
+  sleep 300 &
+  root=$!
+  root_ns=$(stat -L -c '%d %i' "/proc/$root/ns/mnt")
+  setpriv --reuid="$(user_uid "$E2E_USER2")" --regid="$(user_gid "$E2E_USER2")" --clear-groups sleep 300 &
+  other=$!
+  other_ns=$(stat -L -c '%d %i' "/proc/$other/ns/mnt")
+  rm -f "$E2E_WORK/attacked"
+  run in_job '
+    plant() {
+      d="$2/.pyxis_cache_named.$SLURM_JOB_ID.$1"
+      mkdir -p "$d"
+      printf "pyxis-cache-running 1\n%s\n-\n" "$3" >"$d/running"
+    }
+    plant '"$(hex fake-root)"' "$1" "$5 $2"
+    srun --container-name=fake-root:exec touch "$PWD/attacked" || echo refused-root
+    plant '"$(hex fake-other)"' "$1" "$3 $4"
+    srun --container-name=fake-other touch "$PWD/attacked" || echo refused-other
+    d="$1/.pyxis_cache_named.$SLURM_JOB_ID.'"$(hex fake-fifo)"'"
+    mkdir -p "$d"
+    mkfifo "$d/running"
+    timeout 60 srun --container-name=fake-fifo:exec touch "$PWD/attacked" || echo refused-fifo
+  ' "$USER_DIR" "$root_ns" "$other" "$other_ns" "$root"
+  kill "$other" "$root"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  grep -qx refused-root <<<"$output"
+  grep -qx refused-other <<<"$output"
+  [ "$(grep -c "pyxis-cache: --container-name: fake-root: its record names process $root, which is not the job user's: not attaching" <<<"$output")" -eq 1 ]
+  [ "$(grep -c "pyxis-cache: --container-name: fake-other: its record names process $other, which is not the job user's: not attaching" <<<"$output")" -eq 1 ]
+  # A FIFO in the record's place holds slurmstepd in no open(2): no container runs there.
+  grep -qx refused-fifo <<<"$output"
+  grep -q "pyxis-cache: error: \"exec\" flag was passed to --container-name but the container is not running" <<<"$output"
+  [ "$(grep -c "pyxis-cache" <<<"$output")" -eq 3 ]
+  [ ! -e "$E2E_WORK/attacked" ]
   assert_node_idle
 }
 
