@@ -24,6 +24,8 @@ teardown() {
   local pid
   pid=$(sed -n 's/^pid //p' "$MARKER" 2>/dev/null) || true
   [[ -z $pid ]] || kill -KILL "$pid" 2>/dev/null || true
+  pid=$(sed -n 's/^server //p' "$MARKER" 2>/dev/null) || true
+  [[ -z $pid ]] || kill -KILL "$pid" 2>/dev/null || true
   pid=$(sed -n 's/^stolen //p' "$MARKER" 2>/dev/null) || true
   [[ -z $pid ]] || kill -CONT "$pid" 2>/dev/null || true
   [[ -z ${FUSE_MODE:-} ]] || chmod "$FUSE_MODE" /dev/fuse
@@ -38,6 +40,60 @@ step_over() {
   assert_node_idle
   ! grep -q "JOB NOT ENDING WITH SIGNALS" "$E2E_TMP/slurmd/slurmd.log" || false
   wait_for 30 eval '! ls -A "$E2E_BASE/$(user_uid)" | grep -q "^\.pyxis_cache_mnt\."'
+}
+
+# root_in_fuse: every process of real uid 0 asleep in a FUSE request (wchan) with this
+# cache's mounts in its view, as "PID COMM WCHAN".
+root_in_fuse() {
+  local d uid wchan line
+  for d in /proc/[0-9]*; do
+    uid=
+    while read -r line; do
+      [[ $line == Uid:* ]] && { read -r _ uid _ <<<"$line"; break; }
+    done 2>/dev/null <"$d/status"
+    [[ $uid == 0 ]] || continue
+    wchan=$(cat "$d/wchan" 2>/dev/null) || continue
+    [[ $wchan == *fuse* || $wchan == request_wait_answer ]] || continue
+    grep -qF "$E2E_BASE/" "$d/mountinfo" 2>/dev/null || continue
+    echo "${d#/proc/} $(cat "$d/comm" 2>/dev/null) $wchan"
+  done
+}
+
+@test "fuse attack: the mount served by the user to all but a task not yet exec'd (real uid 0) holds slurmstepd no longer than the guard's bound; the node stays idle" {
+  local image first=${E2E_WORK#/} out=$E2E_TMP/fuse-rootwalk.out
+  first=${first%%/*}
+  JOB=pxc-fuse-rootwalk
+  image=$(fresh_image fuse-rootwalk)
+  # The user takes the step's connection once its daemon waits for a request, serves it with
+  # a squashfuse_ll of their own, never answers a process of real uid 0, and keeps the first
+  # name of the working directory out of the kernel's cache so that any walk to it asks.
+  # Until Slurm execs the task, the task is such a process: its chdir to the working
+  # directory in the container (root's, in task_init_privileged, before 08323df; the job
+  # user's, in task_init, since) waits for an answer that never comes.
+  as "$E2E_USER" python3 "$ATTACK" rootwalk 200 "$MARKER" "$image" "$first" 3>&- &
+  as "$E2E_USER" srun --job-name="$JOB" --container-cache --container-image="$image" \
+    sh -c 'echo ran in $(pwd); sleep 300' >"$out" 2>&1 3>&- &
+  local step=$!
+  wait_for 60 eval 'grep -q "^ran" "$out" || grep -q "^root " "$MARKER"'
+  cat "$out" "$MARKER"
+  echo "# root in a FUSE request before scancel: $(root_in_fuse | tr '\n' ' ')" >&3
+  grep -q '^stolen' "$MARKER"
+  grep -q '^root ' "$MARKER"
+  SECONDS=0
+  scancel --name="$JOB"
+  # Slurm signals no task before it execs it (scancel's SIGKILL does not reach one): it
+  # waited for the task until UnkillableStepTimeout, then 'STEPD TERMINATED ... DUE TO JOB
+  # NOT ENDING WITH SIGNALS' (production: the node drained, 'Kill task failed'). The mount's
+  # guard aborts the connection when a task not yet exec'd stays in one request for
+  # CHILD_FUSE_STALL_SECONDS (30 s).
+  wait_for 60 eval '[[ -z $(squeue -h -n "$JOB") ]]'
+  wait_for 30 eval '! kill -0 '"$step"
+  echo "# the step ended ${SECONDS}s after scancel" >&3
+  cat "$out"
+  step_over
+  ! grep -q '^ran' "$out" || false
+  # No process of root is left in a request of the user's server.
+  [[ -z $(root_in_fuse) ]]
 }
 
 @test "fuse attack: a task killed while the user holds its FUSE request ends with its step; the node stays idle" {
