@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cancel.h"
 #include "child.h"
 
 #define IOPRIO_CLASS_IDLE 3
@@ -362,7 +363,7 @@ static void unstick(struct child *ch)
  */
 int child_wait(struct child *ch, child_ready_fn ready, void *arg, int *status, char *err, size_t errlen)
 {
-	long long deadline = now_ms() + CHILD_TIMEOUT_SECONDS * 1000LL, look = now_ms() + 1000;
+	long long started = now_ms(), deadline = started + CHILD_TIMEOUT_SECONDS * 1000LL, look = started + 1000;
 	struct pollfd pfd = { .fd = ch->pidfd, .events = POLLIN };
 	const char *why = NULL;
 	pid_t done;
@@ -386,6 +387,8 @@ int child_wait(struct child *ch, child_ready_fn ready, void *arg, int *status, c
 			why = "was stopped (SIGSTOP or the like)";
 		else if (now_ms() >= deadline)
 			why = "did not finish in " CHILD_TIMEOUT_TEXT;
+		else if (cancel_requested(now_ms() - started))
+			why = "did not finish before the step was cancelled";
 		if (why != NULL) {
 			snprintf(err, errlen, "%s, killed", why);
 			break;
