@@ -35,9 +35,12 @@ void cancel_watch(const struct pyxis_job *job)
 	cancelled = 0;
 }
 
+/* Running, or suspended (scontrol suspend: resumed later, not cancelled), and not completing. */
 static int running(uint32_t state)
 {
-	return (state & JOB_STATE_BASE) == JOB_RUNNING && !(state & JOB_COMPLETING);
+	uint32_t base = state & JOB_STATE_BASE;
+
+	return (base == JOB_RUNNING || base == JOB_SUSPENDED) && !(state & JOB_COMPLETING);
 }
 
 /* 1: the job or the step no longer runs; 0: it runs, or slurmctld could not say. */
@@ -60,7 +63,7 @@ static int ask(uint32_t jobid, uint32_t stepid)
 	/* The step alone (scancel JOB.STEP): gone from the job's steps, or no longer running. */
 	if (!gone && get_steps != NULL && free_steps != NULL && stepid <= SLURM_MAX_NORMAL_STEP_ID &&
 	    get_steps(0, jobid, stepid, &steps, SHOW_ALL) == 0 && steps != NULL) {
-		gone = steps->job_step_count == 0 || steps->job_steps[0].state != JOB_RUNNING;
+		gone = steps->job_step_count == 0 || !running(steps->job_steps[0].state);
 		free_steps(steps);
 	}
 	return gone;
