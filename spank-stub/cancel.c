@@ -73,8 +73,11 @@ int cancel_requested(long long since_ms)
 {
 	long long now;
 
-	if (watched == NULL || cancelled || since_ms < CANCEL_LOOK_SECONDS * 1000LL)
-		return cancelled;
+	/* Once cancelled, still only waits that have lasted: the stub's own short children (a FUSE abort) run. */
+	if (watched == NULL || since_ms < CANCEL_LOOK_SECONDS * 1000LL)
+		return 0;
+	if (cancelled)
+		return 1;
 	now = now_ms();
 	if (now < next_look_ms)
 		return 0;

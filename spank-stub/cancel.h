@@ -20,8 +20,9 @@ void cancel_watch(const struct pyxis_job *job);
  * 1 once slurmctld says the job is no longer running (cancelled, timed out, completing)
  * or the step is gone or no longer running; 0 otherwise, also when it cannot be asked
  * (no libslurm in this process, slurmctld down). since_ms: how long the caller has
- * waited so far; it asks only once that is CANCEL_LOOK_SECONDS, and then at most every
- * CANCEL_LOOK_SECONDS (the answer in between is the last one).
+ * waited so far; 0 until that is CANCEL_LOOK_SECONDS (also once cancelled: the stub's
+ * short children, such as a FUSE abort, run to their end), then slurmctld is asked at
+ * most every CANCEL_LOOK_SECONDS (the answer in between is the last one).
  */
 int cancel_requested(long long since_ms);
 

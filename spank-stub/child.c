@@ -411,8 +411,8 @@ void child_end(struct child *ch)
 {
 	long long deadline = now_ms() + CHILD_END_SECONDS * 1000LL, look = now_ms() + 1000;
 	struct pollfd pfd = { .fd = -1, .events = POLLIN };
+	int status, reaped = 0;
 	pid_t done;
-	int status;
 
 #ifdef SYS_pidfd_open
 	/*
@@ -433,18 +433,25 @@ void child_end(struct child *ch)
 		 * the caller, fuse.c; one the job user mounted by unstick), and the wait is bounded:
 		 * a child still there is left behind.
 		 */
+		/*
+		 * Until its group is gone too: one of the group in a request (a grandchild, the
+		 * child reaped already) has the connection aborted under it all the same.
+		 */
 		for (;;) {
-			done = waitpid(ch->pid, &status, WNOHANG);
-			if (done == ch->pid || (done < 0 && errno != EINTR) || now_ms() >= deadline)
+			if (!reaped) {
+				done = waitpid(ch->pid, &status, WNOHANG);
+				reaped = done == ch->pid || (done < 0 && errno != EINTR);
+			}
+			if ((reaped && kill(-ch->pid, 0) < 0) || now_ms() >= deadline)
 				break;
 			if (now_ms() >= look) {
 				unstick(ch);
 				look = now_ms() + 1000;
 			}
-			if (pfd.fd >= 0)
+			if (pfd.fd >= 0 && !reaped)
 				poll(&pfd, 1, 100);
 			else
-				usleep(10000);
+				usleep(reaped ? 100000 : 10000);
 		}
 	}
 	ch->pid = -1;

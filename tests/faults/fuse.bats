@@ -203,7 +203,8 @@ root_in_fuse() {
   # a request the user's server read: slurmstepd waited for the command (up to its 30
   # minutes), the job stayed completing, and the node drained (UnkillableStepTimeout). A
   # child of the stub held in one request of a FUSE filesystem the job user mounted has
-  # that connection aborted after CHILD_FUSE_STALL_SECONDS (30 s).
+  # that connection aborted after CHILD_FUSE_STALL_SECONDS (30 s), or, once the step is
+  # cancelled (the stub asks slurmctld, cancel.c), as soon as it is killed.
   wait_for 50 eval '[[ -z $(squeue -h -n "$JOB") ]]'
   wait_for 30 eval '! kill -0 '"$step"
   cat "$E2E_TMP/fuse-ownfs.out" "$MARKER"
