@@ -68,9 +68,11 @@ root_in_fuse() {
   # a squashfuse_ll of their own, never answers a process of real uid 0, and keeps the first
   # name of the working directory out of the kernel's cache so that any walk to it asks.
   # Until Slurm execs the task, the task is such a process: its chdir to the working
-  # directory in the container (root's, in task_init_privileged, before 08323df; the job
-  # user's, in task_init, since) waits for an answer that never comes.
+  # directory in the container (task_init, as the job user since 08323df) waits for an
+  # answer that never comes. (Root's own chdir before 08323df never reached the server:
+  # the kernel refuses a request from a uid the mount's user namespace does not map.)
   as "$E2E_USER" python3 "$ATTACK" rootwalk 200 "$MARKER" "$image" "$first" 3>&- &
+  wait_for 30 grep -q '^watching' "$MARKER"
   as "$E2E_USER" srun --job-name="$JOB" --container-cache --container-image="$image" \
     sh -c 'echo ran in $(pwd); sleep 300' >"$out" 2>&1 3>&- &
   local step=$!

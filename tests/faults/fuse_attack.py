@@ -223,13 +223,28 @@ def real_uid(pid):
 
 def rootwalk(seconds, marker, image, name):
     deadline = time.monotonic() + seconds
-    pid = my_daemon(deadline, exclude=set(daemons()))
+    before = set(daemons())
+    note(marker, "watching")
+    pid = my_daemon(deadline, exclude=before)
     if pid is None:
         note(marker, "no daemon")
         return 1
-    # Stopped only while it waits for a request: then none is left half-served, and every
-    # request after it (FUSE_INIT too, when it had not read it yet) comes to us.
-    while True:
+    # Stopped at first sight, while FUSE_INIT still waits in the kernel (the mount is made
+    # before the daemon starts): every request comes to us, the first one too.
+    early = None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        fuse = steal(pid, 3)
+        if select.select([fuse], [], [], 0)[0]:
+            early = fuse
+        else:
+            os.close(fuse)
+    except OSError:
+        pass
+    if early is None:
+        os.kill(pid, signal.SIGCONT)
+    # Else stopped only while it waits for a request: then none is left half-served.
+    while early is None:
         if time.monotonic() >= deadline:
             note(marker, "daemon never idle")
             return 1
@@ -242,8 +257,8 @@ def rootwalk(seconds, marker, image, name):
         if io_counts(pid) == before:
             break
         os.kill(pid, signal.SIGCONT)
-    fuse = steal(pid, 3)
-    note(marker, f"stolen {pid}")
+    fuse = early if early is not None else steal(pid, 3)
+    note(marker, f"stolen {pid}" + (" before FUSE_INIT" if early is not None else ""))
     # Our own squashfuse_ll serves the user's image on one end of a socket (libfuse takes
     # /dev/fd/N as a descriptor it reads requests from and writes answers to).
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
