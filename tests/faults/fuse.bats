@@ -26,7 +26,7 @@ teardown() {
   [[ -z $pid ]] || kill -KILL "$pid" 2>/dev/null || true
   pid=$(sed -n 's/^server //p' "$MARKER" 2>/dev/null) || true
   [[ -z $pid ]] || kill -KILL "$pid" 2>/dev/null || true
-  pid=$(sed -n 's/^stolen //p' "$MARKER" 2>/dev/null) || true
+  pid=$(sed -n 's/^stolen \([0-9]*\).*/\1/p' "$MARKER" 2>/dev/null) || true
   [[ -z $pid ]] || kill -CONT "$pid" 2>/dev/null || true
   [[ -z ${FUSE_MODE:-} ]] || chmod "$FUSE_MODE" /dev/fuse
   [[ -z ${OWNFS:-} ]] || umount -l "$OWNFS" 2>/dev/null || true
