@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cancel.h"
 #include "child.h"
 
 #define IOPRIO_CLASS_IDLE 3
@@ -457,7 +458,7 @@ static void unstick(struct child *ch)
  */
 int child_wait(struct child *ch, child_ready_fn ready, void *arg, int *status, char *err, size_t errlen)
 {
-	long long deadline = now_ms() + CHILD_TIMEOUT_SECONDS * 1000LL, look = now_ms() + 1000;
+	long long started = now_ms(), deadline = started + CHILD_TIMEOUT_SECONDS * 1000LL, look = started + 1000;
 	struct pollfd pfd = { .fd = ch->pidfd, .events = POLLIN };
 	const char *why = NULL;
 	pid_t done;
@@ -481,6 +482,8 @@ int child_wait(struct child *ch, child_ready_fn ready, void *arg, int *status, c
 			why = "was stopped (SIGSTOP or the like)";
 		else if (now_ms() >= deadline)
 			why = "did not finish in " CHILD_TIMEOUT_TEXT;
+		else if (cancel_requested(now_ms() - started))
+			why = "did not finish before the step was cancelled";
 		if (why != NULL) {
 			snprintf(err, errlen, "%s, killed", why);
 			break;
@@ -503,8 +506,8 @@ void child_end(struct child *ch)
 {
 	long long deadline = now_ms() + CHILD_END_SECONDS * 1000LL, look = now_ms() + 1000;
 	struct pollfd pfd = { .fd = -1, .events = POLLIN };
+	int status, reaped = 0;
 	pid_t done;
-	int status;
 
 #ifdef SYS_pidfd_open
 	/*
@@ -525,18 +528,25 @@ void child_end(struct child *ch)
 		 * the caller, fuse.c; one the job user mounted by unstick), and the wait is bounded:
 		 * a child still there is left behind.
 		 */
+		/*
+		 * Until its group is gone too: one of the group in a request (a grandchild, the
+		 * child reaped already) has the connection aborted under it all the same.
+		 */
 		for (;;) {
-			done = waitpid(ch->pid, &status, WNOHANG);
-			if (done == ch->pid || (done < 0 && errno != EINTR) || now_ms() >= deadline)
+			if (!reaped) {
+				done = waitpid(ch->pid, &status, WNOHANG);
+				reaped = done == ch->pid || (done < 0 && errno != EINTR);
+			}
+			if ((reaped && kill(-ch->pid, 0) < 0) || now_ms() >= deadline)
 				break;
 			if (now_ms() >= look) {
 				unstick(ch);
 				look = now_ms() + 1000;
 			}
-			if (pfd.fd >= 0)
+			if (pfd.fd >= 0 && !reaped)
 				poll(&pfd, 1, 100);
 			else
-				usleep(10000);
+				usleep(reaped ? 100000 : 10000);
 		}
 	}
 	ch->pid = -1;

@@ -17,7 +17,9 @@
  *                connection when a killed process of the step stays in a FUSE
  *                request (the user can serve the connection, or stop the daemon
  *                mid-request: SIGKILL cannot end such a process, and Slurm would
- *                wait for it and drain the node), and when the step is over.
+ *                wait for it and drain the node), when a task Slurm has not yet
+ *                exec'd (which no scancel signals) stays in one request for
+ *                CHILD_FUSE_STALL_SECONDS, and when the step is over.
  */
 #include <errno.h>
 #include <ctype.h>
@@ -46,6 +48,8 @@
 /* The guard looks every second; a process killed and still in a request at three looks has it abort. */
 #define GUARD_TICK_MS 1000
 #define GUARD_KILLED_TICKS 3
+/* A task not yet exec'd (Slurm does not signal it) in one request that long has it abort too. */
+#define GUARD_STALL_TICKS CHILD_FUSE_STALL_SECONDS
 
 int fuse_available(const char *search_path, char *daemon_bin, size_t len, char *why, size_t whylen)
 {
@@ -254,18 +258,95 @@ static int any_in_mount(const char *point_name, int killed)
 }
 
 /*
+ * A task of the step before Slurm execs it (still slurmstepd's code: the stub's task_init,
+ * Slurm's execve of the command) asleep in a FUSE request of the mount: 1 with its pid and
+ * context switches. Slurm signals no such process (scancel's SIGKILL does not reach it), so
+ * a request the user's server never answers would hold it, and slurmstepd with it, until
+ * UnkillableStepTimeout drains the node.
+ */
+static int pre_exec_waiter(const char *point_name, const struct stat *self, long *pid,
+			   unsigned long long *switches)
+{
+	char path[64], buf[4096], *p, *end;
+	struct dirent *d;
+	struct stat exe;
+	int found = 0;
+	ssize_t n;
+	DIR *dir;
+	FILE *f;
+	int fd;
+
+	dir = opendir("/proc");
+	if (dir == NULL)
+		return 0;
+	while (!found && (d = readdir(dir)) != NULL) {
+		if (!isdigit((unsigned char)d->d_name[0]) || strlen(d->d_name) > 16)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/exe", d->d_name);
+		if (stat(path, &exe) < 0 || exe.st_dev != self->st_dev || exe.st_ino != self->st_ino)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", d->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		if (fd >= 0)
+			close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		p = strrchr(buf, ')');
+		if (p == NULL || p[1] == '\0' || (p[2] != 'S' && p[2] != 'D'))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/wchan", d->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		if (fd >= 0)
+			close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		if (strstr(buf, "fuse") == NULL && strcmp(buf, "request_wait_answer") != 0)
+			continue;
+		if (!in_mount(d->d_name, point_name, 0))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/status", d->d_name);
+		f = fopen(path, "re");
+		if (f == NULL)
+			continue;
+		*switches = 0;
+		while (fgets(buf, sizeof(buf), f) != NULL)
+			if (strncmp(buf, "voluntary_ctxt_switches:", 24) == 0)
+				*switches += strtoull(buf + 24, &end, 10);
+			else if (strncmp(buf, "nonvoluntary_ctxt_switches:", 27) == 0)
+				*switches += strtoull(buf + 27, &end, 10);
+		fclose(f);
+		*pid = atol(d->d_name);
+		found = 1;
+	}
+	closedir(dir);
+	return found;
+}
+
+/*
  * The guard's loop (root, out of the step). It holds the mount (m->pin_fd), so the
  * connection number stays the mount's while it runs, its mount point removed or not.
  * Every GUARD_TICK_MS, a process killed and still in a request of the mount after
- * GUARD_KILLED_TICKS looks has the connection aborted. slurmstepd writes a byte on step_fd when the step is over: the
+ * GUARD_KILLED_TICKS looks, or a task not yet exec'd in the same request for
+ * GUARD_STALL_TICKS (pre_exec_waiter), has the connection aborted. slurmstepd writes a
+ * byte on step_fd when the step is over: the
  * connection is aborted, and the guard ends. If slurmstepd dies instead (SIGKILL),
  * the tasks it leaves keep the mount: it goes with the last process that uses it.
  */
 static void guard_main(int step_fd, unsigned conn, const char *point_name)
 {
 	struct pollfd p = { .fd = step_fd, .events = POLLIN };
-	int killed = 0, ready;
+	unsigned long long switches = 0, seen_switches = 0;
+	long waiter = 0, seen = 0;
+	int killed = 0, stalled = 0, ready;
+	struct stat self;
 	char byte;
+
+	if (stat("/proc/self/exe", &self) < 0)
+		memset(&self, 0, sizeof(self));
 
 	for (;;) {
 		ready = poll(&p, 1, GUARD_TICK_MS);
@@ -283,6 +364,18 @@ static void guard_main(int step_fd, unsigned conn, const char *point_name)
 		if (killed >= GUARD_KILLED_TICKS) {
 			child_abort_fuse(conn);
 			killed = 0;
+		}
+		/* The same task, before its exec, in the same request (no context switch since). */
+		if (self.st_ino != 0 && pre_exec_waiter(point_name, &self, &waiter, &switches)) {
+			stalled = waiter == seen && switches == seen_switches ? stalled + 1 : 1;
+			seen = waiter;
+			seen_switches = switches;
+		} else {
+			stalled = 0;
+		}
+		if (stalled > GUARD_STALL_TICKS) {
+			child_abort_fuse(conn);
+			stalled = 0;
 		}
 	}
 	child_abort_fuse(conn);

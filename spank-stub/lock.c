@@ -4,21 +4,110 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "cancel.h"
 #include "common.h"
 #include "lock.h"
 
 /* The collector holds an entry's lock exclusively for a moment only (to evict it). */
 #define LOCK_WAIT_SECONDS 60
 
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/*
+ * The waiter: a blocking flock(2) on the caller's open file description (flock locks
+ * belong to it, so the waiter's lock is the caller's). It has a name of its own (Slurm's
+ * proctrack/linuxproc signals no process named slurmstepd), the default action for every
+ * signal and none blocked (slurmstepd's handlers and mask are not its), so that whatever
+ * ends the step ends it; and an alarm, should the caller be gone.
+ */
+static void waiter(int fd, int op, int seconds)
+{
+	sigset_t none;
+	int sig;
+
+	prctl(PR_SET_NAME, LOCK_WAITER_NAME, 0, 0, 0);
+	for (sig = 1; sig < NSIG; ++sig)
+		signal(sig, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	alarm((unsigned)seconds + 1);
+	_exit(flock(fd, op) == 0 ? 0 : 1);
+}
+
+int lock_wait(int fd, int op, int seconds)
+{
+	long long started = now_ms(), deadline = started + seconds * 1000LL, left;
+	struct pollfd p = { .fd = -1, .events = POLLIN };
+	int status, rc = -1, saved = EWOULDBLOCK;
+	pid_t pid, done;
+
+	if (flock(fd, op | LOCK_NB) == 0)
+		return 0;
+	if (errno != EWOULDBLOCK && errno != EINTR)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0)
+		waiter(fd, op, seconds);
+#ifdef SYS_pidfd_open
+	p.fd = (int)syscall(SYS_pidfd_open, pid, 0);
+#endif
+	for (;;) {
+		done = waitpid(pid, &status, WNOHANG);
+		if (done == pid) {
+			if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+				rc = 0;
+			else
+				saved = WIFSIGNALED(status) ? EINTR : EIO;
+			break;
+		}
+		if (done < 0 && errno != EINTR) {
+			saved = errno;
+			break;
+		}
+		left = deadline - now_ms();
+		if (left <= 0 || cancel_requested(now_ms() - started)) {
+			if (left > 0)
+				saved = ECANCELED;
+			kill(pid, SIGKILL);
+			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+				;
+			break;
+		}
+		/* Woken the moment the waiter ends; without a pidfd (Linux < 5.3), every 10 ms. */
+		if (p.fd >= 0)
+			poll(&p, 1, (int)(left < 1000 ? left : 1000));
+		else
+			usleep(10000);
+	}
+	if (p.fd >= 0)
+		close(p.fd);
+	if (rc < 0)
+		errno = saved;
+	return rc;
+}
+
 int lock_shared(const char *path, int flags, uid_t owner, int *fd_out, char *err, size_t errlen)
 {
 	struct stat locked, current;
-	int waited_ms = 0;
 	int fd;
 	int rc = -1;
 
@@ -36,13 +125,12 @@ int lock_shared(const char *path, int flags, uid_t owner, int *fd_out, char *err
 		snprintf(err, errlen, PLUGIN_NAME ": %s: not a regular file", path);
 		goto fail;
 	}
-	while (flock(fd, LOCK_SH | LOCK_NB) < 0) {
-		if (errno != EINTR && (errno != EWOULDBLOCK || waited_ms >= LOCK_WAIT_SECONDS * 1000)) {
+	if (lock_wait(fd, LOCK_SH, LOCK_WAIT_SECONDS) < 0) {
+		if (errno == EINTR || errno == ECANCELED)
+			snprintf(err, errlen, PLUGIN_NAME ": flock %s: the step is cancelled", path);
+		else
 			snprintf(err, errlen, PLUGIN_NAME ": flock %s: %m", path);
-			goto fail;
-		}
-		usleep(10000);
-		waited_ms += 10;
+		goto fail;
 	}
 	if (lstat(path, &current) < 0 || locked.st_dev != current.st_dev || locked.st_ino != current.st_ino) {
 		rc = 0;

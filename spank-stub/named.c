@@ -121,7 +121,6 @@ static int lock_entry(struct plugin_context *ctx, const char *name, char *err, s
 static int open_locked(struct plugin_context *ctx, const char *path, int wait, int *busy, char *err, size_t errlen)
 {
 	struct stat st, now;
-	int waited_ms = 0;
 	int fd;
 
 	*busy = 0;
@@ -136,23 +135,18 @@ again:
 			 fd < 0 ? strerror(errno) : "not the job user's directory");
 		goto fail;
 	}
-	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EINTR)
-			continue;
+	if ((wait ? lock_wait(fd, LOCK_EX, NAMED_WAIT_SECONDS) : flock(fd, LOCK_EX | LOCK_NB)) < 0) {
 		if (errno != EWOULDBLOCK) {
-			snprintf(err, errlen, PLUGIN_NAME ": --container-name: flock %s: %m", path);
+			snprintf(err, errlen, PLUGIN_NAME ": --container-name: flock %s: %s", path,
+				 errno == EINTR || errno == ECANCELED ? "the step is cancelled" : strerror(errno));
 			goto fail;
 		}
-		if (!wait || waited_ms >= NAMED_WAIT_SECONDS * 1000) {
-			*busy = 1;
-			snprintf(err, errlen,
-				 PLUGIN_NAME ": --container-name: %s is in use by a running step (steps that start a "
-					     "named container run one at a time; one that attaches to it does not wait)",
-				 container_args.name);
-			goto fail;
-		}
-		usleep(20000);
-		waited_ms += 20;
+		*busy = 1;
+		snprintf(err, errlen,
+			 PLUGIN_NAME ": --container-name: %s is in use by a running step (steps that start a "
+				     "named container run one at a time; one that attaches to it does not wait)",
+			 container_args.name);
+		goto fail;
 	}
 	/* Removed while we waited (a first step of the name that failed, named_start): make it again. */
 	if (lstat(path, &now) < 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino) {

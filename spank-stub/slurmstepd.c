@@ -27,6 +27,7 @@
 
 #include "args.h"
 #include "attach.h"
+#include "cancel.h"
 #include "common.h"
 #include "container.h"
 #include "context.h"
@@ -124,8 +125,11 @@ int pyxis_slurmstepd_user_init(spank_t sp, int ac, char **av)
 		return 0;
 	pyxis_stamp("user_init");
 	pyxis_debug(PLUGIN_NAME ": user_init: uid %u euid %u", (unsigned)getuid(), (unsigned)geteuid());
+	/* Slurm signals nothing of ours until user_init returns: its waits ask whether the step is cancelled. */
+	cancel_watch(&context.job);
 	if (step_setup(sp, &context, err, sizeof(err)) < 0)
 		record_error(err);
+	cancel_watch(NULL);
 	pyxis_stamp("user_init_end");
 	return 0;
 }

@@ -24,7 +24,9 @@ teardown() {
   local pid
   pid=$(sed -n 's/^pid //p' "$MARKER" 2>/dev/null) || true
   [[ -z $pid ]] || kill -KILL "$pid" 2>/dev/null || true
-  pid=$(sed -n 's/^stolen //p' "$MARKER" 2>/dev/null) || true
+  pid=$(sed -n 's/^server //p' "$MARKER" 2>/dev/null) || true
+  [[ -z $pid ]] || kill -KILL "$pid" 2>/dev/null || true
+  pid=$(sed -n 's/^stolen \([0-9]*\).*/\1/p' "$MARKER" 2>/dev/null) || true
   [[ -z $pid ]] || kill -CONT "$pid" 2>/dev/null || true
   [[ -z ${FUSE_MODE:-} ]] || chmod "$FUSE_MODE" /dev/fuse
   [[ -z ${OWNFS:-} ]] || umount -l "$OWNFS" 2>/dev/null || true
@@ -38,6 +40,62 @@ step_over() {
   assert_node_idle
   ! grep -q "JOB NOT ENDING WITH SIGNALS" "$E2E_TMP/slurmd/slurmd.log" || false
   wait_for 30 eval '! ls -A "$E2E_BASE/$(user_uid)" | grep -q "^\.pyxis_cache_mnt\."'
+}
+
+# root_in_fuse: every process of real uid 0 asleep in a FUSE request (wchan) with this
+# cache's mounts in its view, as "PID COMM WCHAN".
+root_in_fuse() {
+  local d uid wchan line
+  for d in /proc/[0-9]*; do
+    uid=
+    while read -r line; do
+      [[ $line == Uid:* ]] && { read -r _ uid _ <<<"$line"; break; }
+    done 2>/dev/null <"$d/status"
+    [[ $uid == 0 ]] || continue
+    wchan=$(cat "$d/wchan" 2>/dev/null) || continue
+    [[ $wchan == *fuse* || $wchan == request_wait_answer ]] || continue
+    grep -qF "$E2E_BASE/" "$d/mountinfo" 2>/dev/null || continue
+    echo "${d#/proc/} $(cat "$d/comm" 2>/dev/null) $wchan"
+  done
+}
+
+@test "fuse attack: the mount served by the user to all but a task not yet exec'd (real uid 0) holds slurmstepd no longer than the guard's bound; the node stays idle" {
+  local image first=${E2E_WORK#/} out=$E2E_TMP/fuse-rootwalk.out
+  first=${first%%/*}
+  JOB=pxc-fuse-rootwalk
+  image=$(fresh_image fuse-rootwalk)
+  # The user takes the step's connection once its daemon waits for a request, serves it with
+  # a squashfuse_ll of their own, never answers a process of real uid 0, and keeps the first
+  # name of the working directory out of the kernel's cache so that any walk to it asks.
+  # Until Slurm execs the task, the task is such a process: its chdir to the working
+  # directory in the container (task_init, as the job user since 08323df) waits for an
+  # answer that never comes. (Root's own chdir before 08323df never reached the server:
+  # the kernel refuses a request from a uid the mount's user namespace does not map.)
+  as "$E2E_USER" python3 "$ATTACK" rootwalk 200 "$MARKER" "$image" "$first" 3>&- &
+  wait_for 30 grep -q '^watching' "$MARKER"
+  as "$E2E_USER" srun --job-name="$JOB" --container-cache --container-image="$image" \
+    sh -c 'echo ran in $(pwd); sleep 300' >"$out" 2>&1 3>&- &
+  local step=$!
+  wait_for 60 eval 'grep -q "^ran" "$out" || grep -q "^root " "$MARKER"'
+  cat "$out" "$MARKER"
+  echo "# root in a FUSE request before scancel: $(root_in_fuse | tr '\n' ' ')" >&3
+  grep -q '^stolen' "$MARKER"
+  grep -q '^root ' "$MARKER"
+  SECONDS=0
+  scancel --name="$JOB"
+  # Slurm signals no task before it execs it (scancel's SIGKILL does not reach one): it
+  # waited for the task until UnkillableStepTimeout, then 'STEPD TERMINATED ... DUE TO JOB
+  # NOT ENDING WITH SIGNALS' (production: the node drained, 'Kill task failed'). The mount's
+  # guard aborts the connection when a task not yet exec'd stays in one request for
+  # CHILD_FUSE_STALL_SECONDS (30 s).
+  wait_for 60 eval '[[ -z $(squeue -h -n "$JOB") ]]'
+  wait_for 30 eval '! kill -0 '"$step"
+  echo "# the step ended ${SECONDS}s after scancel" >&3
+  cat "$out"
+  step_over
+  ! grep -q '^ran' "$out" || false
+  # No process of root is left in a request of the user's server.
+  [[ -z $(root_in_fuse) ]]
 }
 
 @test "fuse attack: a task killed while the user holds its FUSE request ends with its step; the node stays idle" {
@@ -147,7 +205,8 @@ step_over() {
   # a request the user's server read: slurmstepd waited for the command (up to its 30
   # minutes), the job stayed completing, and the node drained (UnkillableStepTimeout). A
   # child of the stub held in one request of a FUSE filesystem the job user mounted has
-  # that connection aborted after CHILD_FUSE_STALL_SECONDS (30 s).
+  # that connection aborted after CHILD_FUSE_STALL_SECONDS (30 s), or, once the step is
+  # cancelled (the stub asks slurmctld, cancel.c), as soon as it is killed.
   wait_for 50 eval '[[ -z $(squeue -h -n "$JOB") ]]'
   wait_for 30 eval '! kill -0 '"$step"
   cat "$E2E_TMP/fuse-ownfs.out" "$MARKER"

