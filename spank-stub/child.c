@@ -167,6 +167,9 @@ int child_prepare(const struct child_setup *s)
 			return 126;
 	if (s->flags & CHILD_IGNORE_STEP_SIGNALS)
 		ignore_step_signals();
+	if (s->flags & CHILD_DEFAULT_SIGNALS)
+		for (int sig = 1; sig < NSIG; ++sig)
+			signal(sig, SIG_DFL);
 	/* As root (user_init leaves the effective uid the job user's). */
 	if (mntns >= 0 && ((geteuid() != 0 && seteuid(0) < 0) || setns(mntns, CLONE_NEWNS) < 0)) {
 		dprintf(STDERR_FILENO, "couldn't enter the FUSE mount's namespace: %m\n");

@@ -149,7 +149,8 @@ pid_t child_fork_detached(void);
  * 19 and the idle I/O class (CHILD_IDLE); an empty signal mask (slurmstepd blocks
  * some), stdin at /dev/null, stdout and stderr to out_fd and err_fd (-1: /dev/null);
  * pass[0] and pass[1] as descriptors 3 and 4 (-1: none); every signal a step may
- * be sent ignored (CHILD_IGNORE_STEP_SIGNALS); the mount namespace mntns_fd entered,
+ * be sent ignored (CHILD_IGNORE_STEP_SIGNALS), or every handler the default one for a
+ * child that runs on without an exec (CHILD_DEFAULT_SIGNALS); the mount namespace mntns_fd entered,
  * as root (-1: none); every other descriptor closed (slurmstepd holds some without
  * O_CLOEXEC, and the user may ptrace the child); the ids of user for good (NULL:
  * root; CHILD_KEEP_IDS: as they are); the working directory cwd (NULL: /), or /
@@ -171,6 +172,7 @@ struct child_setup {
 #define CHILD_IGNORE_STEP_SIGNALS 0x40U
 #define CHILD_KEEP_IDS 0x80U
 #define CHILD_CWD_OR_ROOT 0x100U
+#define CHILD_DEFAULT_SIGNALS 0x200U
 
 /*
  * In a new child: prepare it as s says. 0, or the status to _exit with (126, or 1

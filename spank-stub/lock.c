@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cancel.h"
+#include "child.h"
 #include "common.h"
 #include "lock.h"
 
@@ -31,24 +32,26 @@ static long long now_ms(void)
 }
 
 /*
- * The waiter: a blocking flock(2) on the caller's open file description (flock locks
- * belong to it, so the waiter's lock is the caller's). It has a name of its own (Slurm's
- * proctrack/linuxproc signals no process named slurmstepd), the default action for every
- * signal and none blocked (slurmstepd's handlers and mask are not its), so that whatever
- * ends the step ends it; and an alarm, should the caller be gone.
+ * The waiter: a blocking flock(2) on the caller's open file description, passed as
+ * descriptor 3 (flock locks belong to the description, so the waiter's lock is the
+ * caller's). It has a name of its own (Slurm's proctrack/linuxproc signals no process
+ * named slurmstepd) and the default action for every signal with none blocked
+ * (slurmstepd's handlers and mask are not its), so that whatever ends the step ends
+ * it; and an alarm, should the caller be gone.
  */
 static void waiter(int fd, int op, int seconds)
 {
-	sigset_t none;
-	int sig;
+	struct child_setup s = CHILD_SETUP_INIT;
+	int status;
 
+	s.pass[0] = fd;
+	s.flags = CHILD_KEEP_IDS | CHILD_DEFAULT_SIGNALS;
+	status = child_prepare(&s);
+	if (status != 0)
+		_exit(status);
 	prctl(PR_SET_NAME, LOCK_WAITER_NAME, 0, 0, 0);
-	for (sig = 1; sig < NSIG; ++sig)
-		signal(sig, SIG_DFL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
 	alarm((unsigned)seconds + 1);
-	_exit(flock(fd, op) == 0 ? 0 : 1);
+	_exit(flock(3, op) == 0 ? 0 : 1);
 }
 
 int lock_wait(int fd, int op, int seconds)
