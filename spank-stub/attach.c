@@ -472,7 +472,6 @@ void attach_release(struct plugin_context *ctx)
 int attach_wait_detached(int dirfd, const char *name, char *err, size_t errlen)
 {
 	struct stat st;
-	int waited_ms = 0;
 	int fd;
 
 	fd = openat(dirfd, ATTACH_LOCK, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
@@ -482,19 +481,17 @@ int attach_wait_detached(int dirfd, const char *name, char *err, size_t errlen)
 		close(fd);
 		return 0;
 	}
-	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EINTR)
-			continue;
-		if (errno == EWOULDBLOCK && waited_ms == 0)
-			pyxis_info(PLUGIN_NAME ": --container-name: %s: waiting for the steps attached to its previous step", name);
-		if (errno != EWOULDBLOCK || waited_ms >= DETACH_WAIT_SECONDS * 1000) {
-			snprintf(err, errlen,
-				 PLUGIN_NAME ": --container-name: %s: a step attached to its previous step still runs", name);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK)
+			pyxis_info(PLUGIN_NAME ": --container-name: %s: waiting for the steps attached to its previous step",
+				   name);
+		if (lock_wait(fd, LOCK_EX, DETACH_WAIT_SECONDS) < 0) {
+			snprintf(err, errlen, PLUGIN_NAME ": --container-name: %s: %s", name,
+				 errno == EINTR || errno == ECANCELED ? "the step is cancelled"
+								      : "a step attached to its previous step still runs");
 			close(fd);
 			return -1;
 		}
-		usleep(20000);
-		waited_ms += 20;
 	}
 	close(fd);
 	return 0;
