@@ -113,14 +113,11 @@ static void keep_warning(struct plugin_context *ctx, const struct child_output *
 /* <base> root-owned and not writable by others, <base>/<uid> 0700 uid:gid. */
 static int user_dir_ready(const struct plugin_context *ctx)
 {
-	char dir[PATH_MAX];
 	struct stat st;
 
 	if (lstat(ctx->cfg.data_path, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0)
 		return 0;
-	if (cli_user_path(ctx, NULL, NULL, dir, sizeof(dir)) < 0)
-		return 0;
-	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != ctx->job.uid || st.st_gid != ctx->job.gid ||
+	if (lstat(ctx->user_dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != ctx->job.uid || st.st_gid != ctx->job.gid ||
 	    (st.st_mode & 07777) != 0700)
 		return 0;
 	return 1;
@@ -143,10 +140,21 @@ int cli_prepare(const struct plugin_context *ctx, char *err, size_t errlen)
 	return cli_run(ctx, "prepare", args, 4, NULL, "/", 0, &output, err, errlen);
 }
 
+int cli_user_dir(struct plugin_context *ctx, char *err, size_t errlen)
+{
+	int n = snprintf(ctx->user_dir, sizeof(ctx->user_dir), "%s/%u", ctx->cfg.data_path, (unsigned)ctx->job.uid);
+
+	if (n < 0 || (size_t)n >= sizeof(ctx->user_dir)) {
+		ctx->user_dir[0] = '\0';
+		snprintf(err, errlen, PATH_TOO_LONG);
+		return -1;
+	}
+	return 0;
+}
+
 int cli_user_path(const struct plugin_context *ctx, const char *name, const char *file, char *buf, size_t len)
 {
-	int n = snprintf(buf, len, "%s/%u%s%s%s%s", ctx->cfg.data_path, (unsigned)ctx->job.uid, name != NULL ? "/" : "",
-			 name != NULL ? name : "", file != NULL ? "/" : "", file != NULL ? file : "");
+	int n = snprintf(buf, len, "%s/%s%s%s", ctx->user_dir, name, file != NULL ? "/" : "", file != NULL ? file : "");
 
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
@@ -272,8 +280,8 @@ int cli_reuse(struct plugin_context *ctx, const char *image, struct reuse_reply 
 			goto fail;
 		}
 		/* ENROOT_DATA_PATH is the entry's parent, <base>/<uid>. */
-		if (cli_user_path(ctx, NULL, NULL, c->enroot_data, sizeof(c->enroot_data)) < 0 ||
-		    cli_user_path(ctx, c->enroot_name, NULL, c->rootfs, sizeof(c->rootfs)) < 0 ||
+		snprintf(c->enroot_data, sizeof(c->enroot_data), "%s", ctx->user_dir);
+		if (cli_user_path(ctx, c->enroot_name, NULL, c->rootfs, sizeof(c->rootfs)) < 0 ||
 		    cli_user_path(ctx, c->enroot_name, LOCK_FILE, lock, sizeof(lock)) < 0) {
 			snprintf(err, errlen, PATH_TOO_LONG);
 			goto fail;

@@ -10,7 +10,10 @@
 #include "child.h"
 #include "context.h"
 
-/* "<base>/<uid>[/<name>[/<file>]]" (name NULL: the user's directory), or -1 when it does not fit. */
+/* Fill ctx->user_dir, "<base>/<uid>", once the job's uid is known: 0, or -1 with one line in err. */
+int cli_user_dir(struct plugin_context *ctx, char *err, size_t errlen);
+
+/* "<user_dir>/<name>[/<file>]", or -1 when it does not fit. */
 int cli_user_path(const struct plugin_context *ctx, const char *name, const char *file, char *buf, size_t len);
 
 /* As root: "<cli> prepare" creates or repairs <base>/<uid> (skipped when it is right). */

@@ -54,7 +54,7 @@ static int start_entry(struct plugin_context *ctx, const char *image, const char
 		       size_t errlen)
 {
 	struct container *c = &ctx->container;
-	char daemon_bin[PATH_MAX], why[ERROR_MAX], reason[ERROR_MAX + 32], user_dir[PATH_MAX];
+	char daemon_bin[PATH_MAX], why[ERROR_MAX], reason[ERROR_MAX + 32];
 	struct reuse_reply reply;
 	int mounted;
 
@@ -75,9 +75,7 @@ static int start_entry(struct plugin_context *ctx, const char *image, const char
 	/* The daemon would read through a server the user runs (the unpack's reads are bounded: child.h). */
 	if (fuse_user_mounted(&reply.file, ctx->job.uid))
 		return wait_for_unpack(ctx, image, "the image is on a FUSE filesystem of the user's own", err, errlen);
-	if (cli_user_path(ctx, NULL, NULL, user_dir, sizeof(user_dir)) < 0)
-		return wait_for_unpack(ctx, image, "FUSE: path too long", err, errlen);
-	mounted = fuse_mount_image(daemon_bin, image, &reply.file, user_dir, c->enroot_name, &ctx->job, &c->fuse, why,
+	mounted = fuse_mount_image(daemon_bin, image, &reply.file, ctx->user_dir, c->enroot_name, &ctx->job, &c->fuse, why,
 				   sizeof(why));
 	/*
 	 * Another file put in the image's name since the command identified it: the step does
@@ -118,11 +116,9 @@ static int start_entry(struct plugin_context *ctx, const char *image, const char
 static int warm_layer(struct plugin_context *ctx, char *err, size_t errlen)
 {
 	struct container *c = &ctx->container;
-	char user_dir[PATH_MAX], why[ERROR_MAX];
+	char why[ERROR_MAX];
 
-	if (cli_user_path(ctx, NULL, NULL, user_dir, sizeof(user_dir)) < 0)
-		snprintf(why, sizeof(why), "path too long");
-	else if (layer_mount(c->rootfs, user_dir, c->enroot_name, &ctx->job, &c->fuse, why, sizeof(why)) == 0)
+	if (layer_mount(c->rootfs, ctx->user_dir, c->enroot_name, &ctx->job, &c->fuse, why, sizeof(why)) == 0)
 		goto mounted;
 	if (container_args.writable == 1) {
 		snprintf(err, errlen, PLUGIN_NAME ": --container-writable: the step's layer over %s failed (%s)",

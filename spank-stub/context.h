@@ -72,6 +72,7 @@ struct plugin_context {
 	int ac; /* plugstack arguments, passed on with --set */
 	char **av;
 	struct pyxis_job job;
+	char user_dir[PATH_MAX]; /* <base>/<uid>, the job user's directory (cli_user_dir) */
 	struct container container;
 };
 

@@ -100,8 +100,8 @@ static int lock_entry(struct plugin_context *ctx, const char *name, char *err, s
 	char lock[PATH_MAX];
 
 	snprintf(c->enroot_name, sizeof(c->enroot_name), "%s", name);
-	if (cli_user_path(ctx, NULL, NULL, c->enroot_data, sizeof(c->enroot_data)) < 0 ||
-	    cli_user_path(ctx, name, NULL, c->rootfs, sizeof(c->rootfs)) < 0 ||
+	snprintf(c->enroot_data, sizeof(c->enroot_data), "%s", ctx->user_dir);
+	if (cli_user_path(ctx, name, NULL, c->rootfs, sizeof(c->rootfs)) < 0 ||
 	    cli_user_path(ctx, name, LOCK_FILE, lock, sizeof(lock)) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": container_cache_data_path: path too long");
 		return -1;
@@ -170,13 +170,12 @@ int named_start(struct plugin_context *ctx, char *err, size_t errlen)
 {
 	struct container *c = &ctx->container;
 	const char *flags = container_args.name_flags, *image = container_args.image;
-	char path[PATH_MAX], user_dir[PATH_MAX], recorded[64], why[ERROR_MAX];
+	char path[PATH_MAX], recorded[64], why[ERROR_MAX];
 	int exists, busy, locked, fd;
 
 	mounter_set_layer_size(ctx->cfg.layer_size);
 	if (named_dir_name(ctx, container_args.name, c->named_dir, sizeof(c->named_dir)) < 0 ||
-	    cli_user_path(ctx, c->named_dir, NULL, path, sizeof(path)) < 0 ||
-	    cli_user_path(ctx, NULL, NULL, user_dir, sizeof(user_dir)) < 0) {
+	    cli_user_path(ctx, c->named_dir, NULL, path, sizeof(path)) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": --container-name: path too long");
 		return -1;
 	}
@@ -235,7 +234,7 @@ int named_start(struct plugin_context *ctx, char *err, size_t errlen)
 		/* The first step of the name: its entry, made (or waited for) as without FUSE. */
 		goto fail;
 	}
-	if (named_layer_mount(c->rootfs, user_dir, c->enroot_name, c->named_dir, &ctx->job, &c->fuse, why,
+	if (named_layer_mount(c->rootfs, ctx->user_dir, c->enroot_name, c->named_dir, &ctx->job, &c->fuse, why,
 			      sizeof(why)) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": --container-name: the container's layer over %s failed (%s)",
 			 c->enroot_name, why);
@@ -305,7 +304,7 @@ int named_job_epilog(spank_t sp, int ac, char **av)
 {
 	struct plugin_context ctx = { .ac = ac, .av = av };
 	struct child_output output;
-	char err[ERROR_MAX], job[16], user_dir[PATH_MAX];
+	char err[ERROR_MAX], job[16];
 	const char *args[] = { "--job", job };
 
 	if (pyxis_config_parse(&ctx.cfg, ac, av, err, sizeof(err)) < 0 ||
@@ -317,8 +316,7 @@ int named_job_epilog(spank_t sp, int ac, char **av)
 		pyxis_error(PLUGIN_NAME ": epilog: couldn't get the job's user");
 		return 0;
 	}
-	if (cli_user_path(&ctx, NULL, NULL, user_dir, sizeof(user_dir)) < 0 ||
-	    !job_has_named(user_dir, ctx.job.uid, ctx.job.jobid))
+	if (cli_user_dir(&ctx, err, sizeof(err)) < 0 || !job_has_named(ctx.user_dir, ctx.job.uid, ctx.job.jobid))
 		return 0;
 	snprintf(job, sizeof(job), "%u", (unsigned)ctx.job.jobid);
 	if (cli_run_as(&ctx, "release", args, 2, &ctx.job, &output, err, sizeof(err)) < 0)

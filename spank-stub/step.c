@@ -249,7 +249,7 @@ int step_setup(spank_t sp, struct plugin_context *ctx, char *err, size_t errlen)
 		snprintf(err, errlen, PLUGIN_NAME ": container_cache_cli: %.900s: %m", ctx->cfg.cli);
 		return -1;
 	}
-	if (cli_prepare(ctx, err, errlen) < 0)
+	if (cli_user_dir(ctx, err, errlen) < 0 || cli_prepare(ctx, err, errlen) < 0)
 		return -1;
 	/* pyxis's flags: "no_exec" never attaches, "exec" only attaches, "create" refuses a running one. */
 	if (container_args.name != NULL && strcmp(container_args.name_flags, "no_exec") != 0) {
