@@ -381,15 +381,11 @@ int answers_lookup(struct plugin_context *ctx, const char *image, struct answer_
 	name = strchr(out, '\n');
 	if (status != HIT || !seen->valid || name == NULL || !entry_name_ok(name + 1, ctx->job.uid))
 		return 0;
-	snprintf(c->enroot_name, sizeof(c->enroot_name), "%s", name + 1);
-	/* As cli_reuse after the command's answer: ENROOT_DATA_PATH is the entry's parent, <base>/<uid>. */
-	snprintf(c->enroot_data, sizeof(c->enroot_data), "%s", ctx->user_dir);
-	if (cli_user_path(ctx, c->enroot_name, NULL, c->rootfs, sizeof(c->rootfs)) < 0 ||
-	    cli_user_path(ctx, c->enroot_name, LOCK_FILE, lock, sizeof(lock)) < 0)
+	/* As cli_reuse after the command's answer. */
+	snprintf(c->entry, sizeof(c->entry), "%s", name + 1);
+	if (cli_user_path(ctx, c->entry, LOCK_FILE, lock, sizeof(lock)) < 0)
 		return 0;
 	locked = lock_shared(lock, 0, ctx->job.uid, &c->lock_fd, err, sizeof(err));
-	if (locked == 1)
-		snprintf(c->entry, sizeof(c->entry), "%s", c->enroot_name);
 	if (locked != 1) {
 		/* Evicted meanwhile, or not as it should be: the command decides, as without a record. */
 		if (locked < 0)
@@ -397,7 +393,7 @@ int answers_lookup(struct plugin_context *ctx, const char *image, struct answer_
 		return 0;
 	}
 	pyxis_stamp("answered");
-	pyxis_debug(PLUGIN_NAME ": %s answered from root's record, without the command", c->enroot_name);
+	pyxis_debug(PLUGIN_NAME ": %s answered from root's record, without the command", c->entry);
 	return 1;
 }
 
@@ -409,7 +405,7 @@ void answers_record(struct plugin_context *ctx, const char *image, const struct 
 
 	if (!seen->valid || ask(ctx, image, &q) < 0)
 		return;
-	q.name = ctx->container.enroot_name;
+	q.name = ctx->container.entry;
 	q.seen = seen;
 	if (!entry_name_ok(q.name, ctx->job.uid))
 		return;

@@ -271,7 +271,7 @@ int cli_reuse(struct plugin_context *ctx, const char *image, struct reuse_reply 
 		pyxis_stamp("reply");
 		keep_warning(ctx, &output);
 		if ((reply != NULL && reply_words(output.out, reply) < 0) ||
-		    reply_name(output.out, prefix, HASH_HEX, 1, c->enroot_name, sizeof(c->enroot_name)) < 0) {
+		    reply_name(output.out, prefix, HASH_HEX, 1, c->entry, sizeof(c->entry)) < 0) {
 			snprintf(err, errlen, PLUGIN_NAME ": reuse: printed no entry name of uid %s", uid);
 			goto fail;
 		}
@@ -279,17 +279,12 @@ int cli_reuse(struct plugin_context *ctx, const char *image, struct reuse_reply 
 			rc = 0;
 			goto fail;
 		}
-		/* ENROOT_DATA_PATH is the entry's parent, <base>/<uid>. */
-		snprintf(c->enroot_data, sizeof(c->enroot_data), "%s", ctx->user_dir);
-		if (cli_user_path(ctx, c->enroot_name, NULL, c->rootfs, sizeof(c->rootfs)) < 0 ||
-		    cli_user_path(ctx, c->enroot_name, LOCK_FILE, lock, sizeof(lock)) < 0) {
+		if (cli_user_path(ctx, c->entry, LOCK_FILE, lock, sizeof(lock)) < 0) {
 			snprintf(err, errlen, PATH_TOO_LONG);
 			goto fail;
 		}
 		locked = lock_shared(lock, 0, ctx->job.uid, &c->lock_fd, err, errlen);
 		pyxis_stamp("locked");
-		if (locked == 1)
-			snprintf(c->entry, sizeof(c->entry), "%s", c->enroot_name);
 		if (locked < 0)
 			goto fail;
 		if (!locked)
@@ -350,8 +345,7 @@ int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t er
 		snprintf(err, errlen, PLUGIN_NAME ": step: printed no step name of job %s.%s", job, step);
 		goto fail;
 	}
-	if (cli_user_path(ctx, c->step_name, NULL, c->step_dir, sizeof(c->step_dir)) < 0 ||
-	    (image != NULL && cli_user_path(ctx, c->step_name, "rootfs", c->rootfs, sizeof(c->rootfs)) < 0)) {
+	if (cli_user_path(ctx, c->step_name, NULL, c->step_dir, sizeof(c->step_dir)) < 0) {
 		snprintf(err, errlen, PATH_TOO_LONG);
 		goto fail;
 	}
@@ -362,10 +356,9 @@ int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t er
 		snprintf(err, errlen, PLUGIN_NAME ": %s was removed before it was locked", c->step_dir);
 		goto fail;
 	}
-	if (image != NULL) {
-		snprintf(c->enroot_data, sizeof(c->enroot_data), "%s", c->step_dir);
-		snprintf(c->enroot_name, sizeof(c->enroot_name), "rootfs");
-	}
+	/* With an image, the step runs in its copy. */
+	if (image != NULL && step_root_copy(&c->root, c->step_dir, err, errlen) < 0)
+		goto fail;
 	rc = 0;
 fail:
 	return rc;

@@ -27,12 +27,12 @@ struct reuse_reply {
 };
 
 /*
- * Cache mode, as the job user: "<cli> reuse" for the image, then hold
- * LOCK_SH on the entry's lock (ctx->container.lock_fd) and fill the rootfs
- * and enroot fields of ctx->container. With reply, "reuse --no-wait": a cold
- * entry is neither created nor waited for; *reply says what it is (and, for a
- * squashfs file, the file identified), and only ENTRY_READY locks it
- * (ctx->container.enroot_name is its name either way).
+ * Cache mode, as the job user: "<cli> reuse" for the image names its entry
+ * (ctx->container.entry), then hold LOCK_SH on the entry's lock
+ * (ctx->container.lock_fd). With reply, "reuse --no-wait": a cold entry is
+ * neither created nor waited for; *reply says what it is (and, for a squashfs
+ * file, the file identified), and only ENTRY_READY locks it (the entry is
+ * named either way). What the step runs in is its caller's choice (cold.c).
  */
 int cli_reuse(struct plugin_context *ctx, const char *image, struct reuse_reply *reply, char *err, size_t errlen);
 
@@ -45,8 +45,9 @@ int cli_start_creator(const struct plugin_context *ctx, const char *image);
 /*
  * As the job user: "<cli> step" makes a directory of this step's own, then
  * hold LOCK_SH on it (ctx->container.step_name, step_dir). With an image (no
- * cache mode) the image is unpacked into its rootfs, the container's rootfs;
- * without (enroot in cache mode) it is empty, for enroot's own paths.
+ * cache mode) the image is unpacked into its rootfs, what the step runs in
+ * (ctx->container.root); without (enroot in cache mode) it is empty, for
+ * enroot's own paths.
  */
 int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t errlen);
 
