@@ -57,7 +57,7 @@ struct question {
 	char base[PATH_MAX];         /* the cache's root, root-owned */
 	char dir[PATH_MAX];          /* <base>/.pyxis_cache_answers */
 	char file[64];               /* the record's name in dir: "<uid>.<4 hex>" */
-	char user_dir[PATH_MAX];     /* <base>/<uid> */
+	const char *user_dir;        /* <base>/<uid> */
 	const char *name;            /* answers_record: the entry the command named */
 	const struct answer_seen *seen; /* answers_record: the image before the command */
 };
@@ -312,10 +312,9 @@ static int ask(const struct plugin_context *ctx, const char *image, struct quest
 	if (!ctx->cfg.answers || strchr(image, '\n') != NULL || strchr(cwd_key, '\n') != NULL ||
 	    strlen(image) + strlen(cwd_key) > ANSWER_TEXT_MAX)
 		return -1;
-	*q = (struct question){ .job = &ctx->job, .image = image, .cwd_key = cwd_key };
+	*q = (struct question){ .job = &ctx->job, .user_dir = ctx->user_dir, .image = image, .cwd_key = cwd_key };
 	if (snprintf(q->base, sizeof(q->base), "%s", ctx->cfg.data_path) >= (int)sizeof(q->base) ||
-	    snprintf(q->dir, sizeof(q->dir), "%s/" ANSWERS_DIR, ctx->cfg.data_path) >= (int)sizeof(q->dir) ||
-	    cli_user_path(ctx, NULL, NULL, q->user_dir, sizeof(q->user_dir)) < 0)
+	    snprintf(q->dir, sizeof(q->dir), "%s/" ANSWERS_DIR, ctx->cfg.data_path) >= (int)sizeof(q->dir))
 		return -1;
 	snprintf(q->file, sizeof(q->file), "%u.%04llx", (unsigned)ctx->job.uid,
 		 key_hash(ctx->job.uid, cwd_key, image) % ANSWER_SLOTS);
@@ -382,15 +381,11 @@ int answers_lookup(struct plugin_context *ctx, const char *image, struct answer_
 	name = strchr(out, '\n');
 	if (status != HIT || !seen->valid || name == NULL || !entry_name_ok(name + 1, ctx->job.uid))
 		return 0;
-	snprintf(c->enroot_name, sizeof(c->enroot_name), "%s", name + 1);
-	/* As cli_reuse after the command's answer: ENROOT_DATA_PATH is the entry's parent, <base>/<uid>. */
-	if (cli_user_path(ctx, NULL, NULL, c->enroot_data, sizeof(c->enroot_data)) < 0 ||
-	    cli_user_path(ctx, c->enroot_name, NULL, c->rootfs, sizeof(c->rootfs)) < 0 ||
-	    cli_user_path(ctx, c->enroot_name, LOCK_FILE, lock, sizeof(lock)) < 0)
+	/* As cli_reuse after the command's answer. */
+	snprintf(c->entry, sizeof(c->entry), "%s", name + 1);
+	if (cli_user_path(ctx, c->entry, LOCK_FILE, lock, sizeof(lock)) < 0)
 		return 0;
 	locked = lock_shared(lock, 0, ctx->job.uid, &c->lock_fd, err, sizeof(err));
-	if (locked == 1)
-		snprintf(c->entry, sizeof(c->entry), "%s", c->enroot_name);
 	if (locked != 1) {
 		/* Evicted meanwhile, or not as it should be: the command decides, as without a record. */
 		if (locked < 0)
@@ -398,7 +393,7 @@ int answers_lookup(struct plugin_context *ctx, const char *image, struct answer_
 		return 0;
 	}
 	pyxis_stamp("answered");
-	pyxis_debug(PLUGIN_NAME ": %s answered from root's record, without the command", c->enroot_name);
+	pyxis_debug(PLUGIN_NAME ": %s answered from root's record, without the command", c->entry);
 	return 1;
 }
 
@@ -410,7 +405,7 @@ void answers_record(struct plugin_context *ctx, const char *image, const struct 
 
 	if (!seen->valid || ask(ctx, image, &q) < 0)
 		return;
-	q.name = ctx->container.enroot_name;
+	q.name = ctx->container.entry;
 	q.seen = seen;
 	if (!entry_name_ok(q.name, ctx->job.uid))
 		return;

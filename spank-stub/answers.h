@@ -25,14 +25,14 @@ struct answer_seen {
 /*
  * Before the command: when root's record for image matches what the job user
  * opens now, refresh the entry's last use (as the user), take its LOCK_SH and
- * fill ctx->container as cli_reuse does: 1. Otherwise 0 (ask the command),
+ * name ctx->container.entry as cli_reuse does: 1. Otherwise 0 (ask the command),
  * with *seen what the user's open showed (valid == 0 when it failed). Never
  * fails a step: any error is a 0.
  */
 int answers_lookup(struct plugin_context *ctx, const char *image, struct answer_seen *seen);
 
 /*
- * After the command named ctx->container.enroot_name ready for image: record it,
+ * After the command named ctx->container.entry ready for image: record it,
  * when the image is still what *seen was before the command, and has not been
  * changed in the last second (a change within one tick of the file system's
  * clock leaves its ctime as it was). Errors are logged at debug level only.

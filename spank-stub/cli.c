@@ -113,14 +113,11 @@ static void keep_warning(struct plugin_context *ctx, const struct child_output *
 /* <base> root-owned and not writable by others, <base>/<uid> 0700 uid:gid. */
 static int user_dir_ready(const struct plugin_context *ctx)
 {
-	char dir[PATH_MAX];
 	struct stat st;
 
 	if (lstat(ctx->cfg.data_path, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0)
 		return 0;
-	if (cli_user_path(ctx, NULL, NULL, dir, sizeof(dir)) < 0)
-		return 0;
-	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != ctx->job.uid || st.st_gid != ctx->job.gid ||
+	if (lstat(ctx->user_dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != ctx->job.uid || st.st_gid != ctx->job.gid ||
 	    (st.st_mode & 07777) != 0700)
 		return 0;
 	return 1;
@@ -143,10 +140,21 @@ int cli_prepare(const struct plugin_context *ctx, char *err, size_t errlen)
 	return cli_run(ctx, "prepare", args, 4, NULL, "/", 0, &output, err, errlen);
 }
 
+int cli_user_dir(struct plugin_context *ctx, char *err, size_t errlen)
+{
+	int n = snprintf(ctx->user_dir, sizeof(ctx->user_dir), "%s/%u", ctx->cfg.data_path, (unsigned)ctx->job.uid);
+
+	if (n < 0 || (size_t)n >= sizeof(ctx->user_dir)) {
+		ctx->user_dir[0] = '\0';
+		snprintf(err, errlen, PATH_TOO_LONG);
+		return -1;
+	}
+	return 0;
+}
+
 int cli_user_path(const struct plugin_context *ctx, const char *name, const char *file, char *buf, size_t len)
 {
-	int n = snprintf(buf, len, "%s/%u%s%s%s%s", ctx->cfg.data_path, (unsigned)ctx->job.uid, name != NULL ? "/" : "",
-			 name != NULL ? name : "", file != NULL ? "/" : "", file != NULL ? file : "");
+	int n = snprintf(buf, len, "%s/%s%s%s", ctx->user_dir, name, file != NULL ? "/" : "", file != NULL ? file : "");
 
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
@@ -263,7 +271,7 @@ int cli_reuse(struct plugin_context *ctx, const char *image, struct reuse_reply 
 		pyxis_stamp("reply");
 		keep_warning(ctx, &output);
 		if ((reply != NULL && reply_words(output.out, reply) < 0) ||
-		    reply_name(output.out, prefix, HASH_HEX, 1, c->enroot_name, sizeof(c->enroot_name)) < 0) {
+		    reply_name(output.out, prefix, HASH_HEX, 1, c->entry, sizeof(c->entry)) < 0) {
 			snprintf(err, errlen, PLUGIN_NAME ": reuse: printed no entry name of uid %s", uid);
 			goto fail;
 		}
@@ -271,17 +279,12 @@ int cli_reuse(struct plugin_context *ctx, const char *image, struct reuse_reply 
 			rc = 0;
 			goto fail;
 		}
-		/* ENROOT_DATA_PATH is the entry's parent, <base>/<uid>. */
-		if (cli_user_path(ctx, NULL, NULL, c->enroot_data, sizeof(c->enroot_data)) < 0 ||
-		    cli_user_path(ctx, c->enroot_name, NULL, c->rootfs, sizeof(c->rootfs)) < 0 ||
-		    cli_user_path(ctx, c->enroot_name, LOCK_FILE, lock, sizeof(lock)) < 0) {
+		if (cli_user_path(ctx, c->entry, LOCK_FILE, lock, sizeof(lock)) < 0) {
 			snprintf(err, errlen, PATH_TOO_LONG);
 			goto fail;
 		}
 		locked = lock_shared(lock, 0, ctx->job.uid, &c->lock_fd, err, errlen);
 		pyxis_stamp("locked");
-		if (locked == 1)
-			snprintf(c->entry, sizeof(c->entry), "%s", c->enroot_name);
 		if (locked < 0)
 			goto fail;
 		if (!locked)
@@ -342,8 +345,7 @@ int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t er
 		snprintf(err, errlen, PLUGIN_NAME ": step: printed no step name of job %s.%s", job, step);
 		goto fail;
 	}
-	if (cli_user_path(ctx, c->step_name, NULL, c->step_dir, sizeof(c->step_dir)) < 0 ||
-	    (image != NULL && cli_user_path(ctx, c->step_name, "rootfs", c->rootfs, sizeof(c->rootfs)) < 0)) {
+	if (cli_user_path(ctx, c->step_name, NULL, c->step_dir, sizeof(c->step_dir)) < 0) {
 		snprintf(err, errlen, PATH_TOO_LONG);
 		goto fail;
 	}
@@ -354,10 +356,9 @@ int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t er
 		snprintf(err, errlen, PLUGIN_NAME ": %s was removed before it was locked", c->step_dir);
 		goto fail;
 	}
-	if (image != NULL) {
-		snprintf(c->enroot_data, sizeof(c->enroot_data), "%s", c->step_dir);
-		snprintf(c->enroot_name, sizeof(c->enroot_name), "rootfs");
-	}
+	/* With an image, the step runs in its copy. */
+	if (image != NULL && step_root_copy(&c->root, c->step_dir, err, errlen) < 0)
+		goto fail;
 	rc = 0;
 fail:
 	return rc;

@@ -10,7 +10,10 @@
 #include "child.h"
 #include "context.h"
 
-/* "<base>/<uid>[/<name>[/<file>]]" (name NULL: the user's directory), or -1 when it does not fit. */
+/* Fill ctx->user_dir, "<base>/<uid>", once the job's uid is known: 0, or -1 with one line in err. */
+int cli_user_dir(struct plugin_context *ctx, char *err, size_t errlen);
+
+/* "<user_dir>/<name>[/<file>]", or -1 when it does not fit. */
 int cli_user_path(const struct plugin_context *ctx, const char *name, const char *file, char *buf, size_t len);
 
 /* As root: "<cli> prepare" creates or repairs <base>/<uid> (skipped when it is right). */
@@ -24,12 +27,12 @@ struct reuse_reply {
 };
 
 /*
- * Cache mode, as the job user: "<cli> reuse" for the image, then hold
- * LOCK_SH on the entry's lock (ctx->container.lock_fd) and fill the rootfs
- * and enroot fields of ctx->container. With reply, "reuse --no-wait": a cold
- * entry is neither created nor waited for; *reply says what it is (and, for a
- * squashfs file, the file identified), and only ENTRY_READY locks it
- * (ctx->container.enroot_name is its name either way).
+ * Cache mode, as the job user: "<cli> reuse" for the image names its entry
+ * (ctx->container.entry), then hold LOCK_SH on the entry's lock
+ * (ctx->container.lock_fd). With reply, "reuse --no-wait": a cold entry is
+ * neither created nor waited for; *reply says what it is (and, for a squashfs
+ * file, the file identified), and only ENTRY_READY locks it (the entry is
+ * named either way). What the step runs in is its caller's choice (cold.c).
  */
 int cli_reuse(struct plugin_context *ctx, const char *image, struct reuse_reply *reply, char *err, size_t errlen);
 
@@ -42,8 +45,9 @@ int cli_start_creator(const struct plugin_context *ctx, const char *image);
 /*
  * As the job user: "<cli> step" makes a directory of this step's own, then
  * hold LOCK_SH on it (ctx->container.step_name, step_dir). With an image (no
- * cache mode) the image is unpacked into its rootfs, the container's rootfs;
- * without (enroot in cache mode) it is empty, for enroot's own paths.
+ * cache mode) the image is unpacked into its rootfs, what the step runs in
+ * (ctx->container.root); without (enroot in cache mode) it is empty, for
+ * enroot's own paths.
  */
 int cli_step(struct plugin_context *ctx, const char *image, char *err, size_t errlen);
 

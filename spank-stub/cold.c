@@ -49,12 +49,15 @@ static int wait_for_unpack(struct plugin_context *ctx, const char *image, const 
 	return cli_reuse(ctx, image, NULL, err, errlen);
 }
 
-/* The entry, or a cold step's FUSE mount: what cold_start lays the step's layer over. */
+/*
+ * The entry, ready and locked: 0 (cold_start lays the step's layer over it); or a
+ * cold step's FUSE mount, what the step runs in: 1.
+ */
 static int start_entry(struct plugin_context *ctx, const char *image, const char *search_path, char *err,
 		       size_t errlen)
 {
 	struct container *c = &ctx->container;
-	char daemon_bin[PATH_MAX], why[ERROR_MAX], reason[ERROR_MAX + 32], user_dir[PATH_MAX];
+	char daemon_bin[PATH_MAX], why[ERROR_MAX], reason[ERROR_MAX + 32];
 	struct reuse_reply reply;
 	int mounted;
 
@@ -75,9 +78,7 @@ static int start_entry(struct plugin_context *ctx, const char *image, const char
 	/* The daemon would read through a server the user runs (the unpack's reads are bounded: child.h). */
 	if (fuse_user_mounted(&reply.file, ctx->job.uid))
 		return wait_for_unpack(ctx, image, "the image is on a FUSE filesystem of the user's own", err, errlen);
-	if (cli_user_path(ctx, NULL, NULL, user_dir, sizeof(user_dir)) < 0)
-		return wait_for_unpack(ctx, image, "FUSE: path too long", err, errlen);
-	mounted = fuse_mount_image(daemon_bin, image, &reply.file, user_dir, c->enroot_name, &ctx->job, &c->fuse, why,
+	mounted = fuse_mount_image(daemon_bin, image, &reply.file, ctx->user_dir, c->entry, &ctx->job, &c->fuse, why,
 				   sizeof(why));
 	/*
 	 * Another file put in the image's name since the command identified it: the step does
@@ -91,6 +92,10 @@ static int start_entry(struct plugin_context *ctx, const char *image, const char
 		snprintf(reason, sizeof(reason), "FUSE mount failed (%s)", why);
 		return wait_for_unpack(ctx, image, reason, err, errlen);
 	}
+	if (step_root_mount(&c->root, &c->fuse, why, sizeof(why)) < 0) {
+		fuse_release(&c->fuse);
+		return wait_for_unpack(ctx, image, "FUSE: path too long", err, errlen);
+	}
 	/*
 	 * The unpack (a creator already at work is left to it) starts once the runtime has
 	 * started (cold_start_creator): the creator's start would compete with the runtime's
@@ -98,14 +103,8 @@ static int start_entry(struct plugin_context *ctx, const char *image, const char
 	 */
 	if (reply.state == ENTRY_ABSENT)
 		c->creator_image = image;
-	pyxis_info(PLUGIN_NAME ": %s is being unpacked: the step starts from a FUSE mount of %s", c->enroot_name, image);
-	if (snprintf(c->rootfs, sizeof(c->rootfs), "%s", c->fuse.rootfs) >= (int)sizeof(c->rootfs)) {
-		fuse_release(&c->fuse);
-		return wait_for_unpack(ctx, image, "FUSE: path too long", err, errlen);
-	}
-	snprintf(c->enroot_data, sizeof(c->enroot_data), "%s", c->fuse.point);
-	snprintf(c->enroot_name, sizeof(c->enroot_name), "root");
-	return 0;
+	pyxis_info(PLUGIN_NAME ": %s is being unpacked: the step starts from a FUSE mount of %s", c->entry, image);
+	return 1;
 }
 
 /*
@@ -118,37 +117,37 @@ static int start_entry(struct plugin_context *ctx, const char *image, const char
 static int warm_layer(struct plugin_context *ctx, char *err, size_t errlen)
 {
 	struct container *c = &ctx->container;
-	char user_dir[PATH_MAX], why[ERROR_MAX];
+	char lower[PATH_MAX], why[ERROR_MAX];
 
-	if (cli_user_path(ctx, NULL, NULL, user_dir, sizeof(user_dir)) < 0)
-		snprintf(why, sizeof(why), "path too long");
-	else if (layer_mount(c->rootfs, user_dir, c->enroot_name, &ctx->job, &c->fuse, why, sizeof(why)) == 0)
-		goto mounted;
+	if (cli_user_path(ctx, c->entry, NULL, lower, sizeof(lower)) < 0) {
+		snprintf(err, errlen, PLUGIN_NAME ": container_cache_data_path: path too long");
+		return -1;
+	}
+	if (layer_mount(lower, ctx->user_dir, c->entry, &ctx->job, &c->fuse, why, sizeof(why)) == 0) {
+		if (step_root_mount(&c->root, &c->fuse, err, errlen) == 0)
+			return 0;
+		fuse_release(&c->fuse);
+		return -1;
+	}
 	if (container_args.writable == 1) {
 		snprintf(err, errlen, PLUGIN_NAME ": --container-writable: the step's layer over %s failed (%s)",
-			 c->enroot_name, why);
+			 c->entry, why);
 		return -1;
 	}
 	pyxis_info(PLUGIN_NAME ": the step's layer over %s failed (%s): the step runs on the entry itself",
-		   c->enroot_name, why);
-	return 0;
-mounted:
-	if (snprintf(c->rootfs, sizeof(c->rootfs), "%s", c->fuse.rootfs) >= (int)sizeof(c->rootfs)) {
-		fuse_release(&c->fuse);
-		snprintf(err, errlen, PLUGIN_NAME ": the step's layer: path too long");
-		return -1;
-	}
-	snprintf(c->enroot_data, sizeof(c->enroot_data), "%s", c->fuse.point);
-	snprintf(c->enroot_name, sizeof(c->enroot_name), "root");
-	return 0;
+		   c->entry, why);
+	return step_root_entry(&c->root, ctx->user_dir, c->entry, err, errlen);
 }
 
 int cold_start(struct plugin_context *ctx, const char *image, const char *search_path, char *err, size_t errlen)
 {
+	int mounted;
+
 	mounter_set_layer_size(ctx->cfg.layer_size);
-	if (start_entry(ctx, image, search_path, err, errlen) < 0)
+	mounted = start_entry(ctx, image, search_path, err, errlen);
+	if (mounted < 0)
 		return -1;
-	return ctx->container.fuse.mntns_fd >= 0 ? 0 : warm_layer(ctx, err, errlen);
+	return mounted ? 0 : warm_layer(ctx, err, errlen);
 }
 
 void cold_start_creator(struct plugin_context *ctx)

@@ -13,9 +13,9 @@
 #include "context.h"
 
 /*
- * Fill ctx->container's rootfs, enroot_data and enroot_name (and its lock, and
- * its mount: the FUSE mount of a cold step, or the layer of a warm one, both an
- * overlay with the step's own upper in ctx->container.fuse). search_path:
+ * Fill ctx->container.root, what the step runs in (and the entry's name and
+ * lock, and its mount: the FUSE mount of a cold step, or the layer of a warm
+ * one, both an overlay with the step's own upper in ctx->container.fuse). search_path:
  * slurmd's PATH (where squashfuse_ll is looked for). Returns 0, or -1 with one
  * line in err.
  */

@@ -20,8 +20,7 @@
 
 /* What container_start watches while the runtime sets the container up. */
 struct watch {
-	const char *rootfs;
-	const struct fuse_mount *fuse; /* a cold step's mount: the rootfs is known by its ids there */
+	const struct step_root *root; /* known by its ids (its path may be in a mount namespace of its own) */
 	int info_fd; /* bwrap: the read end of its --info-fd, non-blocking; -1 for enroot */
 	char info[512];
 	size_t len;
@@ -80,15 +79,12 @@ static int is_stopped(pid_t pid)
 static int in_rootfs(pid_t pid, const struct watch *w)
 {
 	char path[64];
-	struct stat root, want;
+	struct stat root;
 
 	snprintf(path, sizeof(path), "/proc/%d/root", (int)pid);
 	if (stat(path, &root) < 0)
 		return 0;
-	/* A FUSE mount's rootfs exists only in its namespace: compare with what the mounter saw. */
-	if (w->fuse != NULL && w->fuse->mntns_fd >= 0)
-		return root.st_dev == w->fuse->root_dev && root.st_ino == w->fuse->root_ino;
-	return stat(w->rootfs, &want) == 0 && root.st_dev == want.st_dev && root.st_ino == want.st_ino;
+	return root.st_dev == w->root->dev && root.st_ino == w->root->ino;
 }
 
 /*
@@ -250,7 +246,7 @@ static int bwrap_after(const struct runtime_task *task, pid_t target, char *err,
 int container_start(const struct runtime_task *task, struct container *c, char *err, size_t errlen)
 {
 	const char *name = pyxis_config_runtime_name(task->runtime);
-	struct watch w = { .rootfs = task->rootfs, .fuse = &c->fuse, .info_fd = -1, .target = -1 };
+	struct watch w = { .root = task->root, .info_fd = -1, .target = -1 };
 	struct child ch = CHILD_INIT;
 	struct child_output output = { .out = "", .err = "" };
 	int info[2] = { -1, -1 };
@@ -263,8 +259,8 @@ int container_start(const struct runtime_task *task, struct container *c, char *
 		snprintf(err, errlen, PLUGIN_NAME ": pipe: %m");
 		goto fail;
 	}
-	/* A cold step from a FUSE mount: the runtime starts in the mount's namespace. */
-	if (child_start(&ch, runtime_exec, (void *)task, task->job, "/", info[1], c->fuse.mntns_fd, output.err,
+	/* A step's mount: the runtime starts in the mount's namespace. */
+	if (child_start(&ch, runtime_exec, (void *)task, task->job, "/", info[1], task->root->mntns_fd, output.err,
 			sizeof(output.err)) < 0) {
 		child_error(name, -1, &output, err, errlen);
 		goto fail;

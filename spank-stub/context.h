@@ -13,6 +13,7 @@
 #include "common.h"
 #include "config.h"
 #include "fuse.h"
+#include "root.h"
 
 /* The job's user and places, from Slurm (user_init). */
 struct pyxis_job {
@@ -32,10 +33,9 @@ struct pyxis_job {
 /* The rootfs the task runs in and what holds it. */
 struct container {
 	char runtime_bin[PATH_MAX]; /* bwrap or enroot */
-	char rootfs[PATH_MAX];      /* what the task runs in */
-	char enroot_data[PATH_MAX]; /* enroot: ENROOT_DATA_PATH */
-	char enroot_name[NAME_MAX + 1];
-	int lock_fd;                /* LOCK_SH on <entry>/.pyxis_cache_lock */
+	struct step_root root;      /* what the task runs in (root.h), filled once */
+	char entry[NAME_MAX + 1];   /* the image's entry, as the command (or root's record, or a record) named it, or "" */
+	int lock_fd;                /* LOCK_SH on <entry>/.pyxis_cache_lock, once it is ready */
 	char step_name[NAME_MAX + 1]; /* <base>/<uid>/<step_name> ("step"), released at exit */
 	char step_dir[PATH_MAX];      /* that path: a rootfs (no cache mode) and enroot's own paths */
 	int step_lock_fd;             /* LOCK_SH on it: tells the collector the step is alive */
@@ -47,11 +47,10 @@ struct container {
 	char *entrypoint_log;         /* --container-entrypoint-log: what the runtime printed, shown by task 0 */
 	char *environ;     /* the container's environment, "K=V\0..." (environ_len bytes) */
 	size_t environ_len;
-	struct fuse_mount fuse;       /* a cold step: the image's mount (mntns_fd >= 0), its entry being made */
+	struct fuse_mount fuse;       /* the step's mount (its layer, or a cold step's image), or none (mntns_fd -1) */
 	int named_fd;                 /* --container-name: LOCK_EX on <base>/<uid>/<named_dir> (named.c), or -1 */
 	char named_dir[NAME_MAX + 1]; /* .pyxis_cache_named.<job>|g.<hex of the name> */
 	const char *creator_image;    /* a cold step's image whose unpack starts after the runtime's start, or NULL */
-	char entry[NAME_MAX + 1];     /* the entry lock_fd holds, or "" */
 	/* A running container's record, and attaching to one (attach.c): */
 	char *run_env;                /* what the container's environment lays over the job's, "K=V\0..." */
 	size_t run_env_len;
@@ -72,6 +71,7 @@ struct plugin_context {
 	int ac; /* plugstack arguments, passed on with --set */
 	char **av;
 	struct pyxis_job job;
+	char user_dir[PATH_MAX]; /* <base>/<uid>, the job user's directory (cli_user_dir) */
 	struct container container;
 };
 

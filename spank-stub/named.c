@@ -99,19 +99,14 @@ static int lock_entry(struct plugin_context *ctx, const char *name, char *err, s
 	struct container *c = &ctx->container;
 	char lock[PATH_MAX];
 
-	snprintf(c->enroot_name, sizeof(c->enroot_name), "%s", name);
-	if (cli_user_path(ctx, NULL, NULL, c->enroot_data, sizeof(c->enroot_data)) < 0 ||
-	    cli_user_path(ctx, name, NULL, c->rootfs, sizeof(c->rootfs)) < 0 ||
-	    cli_user_path(ctx, name, LOCK_FILE, lock, sizeof(lock)) < 0) {
+	snprintf(c->entry, sizeof(c->entry), "%s", name);
+	if (cli_user_path(ctx, name, LOCK_FILE, lock, sizeof(lock)) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": container_cache_data_path: path too long");
 		return -1;
 	}
 	if (lock_shared(lock, 0, ctx->job.uid, &c->lock_fd, err, errlen) < 0)
 		return -1;
-	if (c->lock_fd < 0)
-		return 0;
-	snprintf(c->entry, sizeof(c->entry), "%s", name);
-	return 1;
+	return c->lock_fd < 0 ? 0 : 1;
 }
 
 /*
@@ -164,13 +159,12 @@ int named_start(struct plugin_context *ctx, char *err, size_t errlen)
 {
 	struct container *c = &ctx->container;
 	const char *flags = container_args.name_flags, *image = container_args.image;
-	char path[PATH_MAX], user_dir[PATH_MAX], recorded[64], why[ERROR_MAX];
+	char path[PATH_MAX], lower[PATH_MAX], recorded[64], why[ERROR_MAX];
 	int exists, busy, locked, fd;
 
 	mounter_set_layer_size(ctx->cfg.layer_size);
 	if (named_dir_name(ctx, container_args.name, c->named_dir, sizeof(c->named_dir)) < 0 ||
-	    cli_user_path(ctx, c->named_dir, NULL, path, sizeof(path)) < 0 ||
-	    cli_user_path(ctx, NULL, NULL, user_dir, sizeof(user_dir)) < 0) {
+	    cli_user_path(ctx, c->named_dir, NULL, path, sizeof(path)) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": --container-name: path too long");
 		return -1;
 	}
@@ -216,7 +210,7 @@ int named_start(struct plugin_context *ctx, char *err, size_t errlen)
 			}
 			if (cli_reuse(ctx, image, NULL, err, errlen) < 0)
 				goto fail;
-			if (strcmp(c->enroot_name, recorded) != 0) {
+			if (strcmp(c->entry, recorded) != 0) {
 				snprintf(err, errlen,
 					 PLUGIN_NAME ": --container-name: %s: its image (%s) was removed from the cache, "
 						     "and %s is another image",
@@ -229,22 +223,23 @@ int named_start(struct plugin_context *ctx, char *err, size_t errlen)
 		/* The first step of the name: its entry, made (or waited for) as without FUSE. */
 		goto fail;
 	}
-	if (named_layer_mount(c->rootfs, user_dir, c->enroot_name, c->named_dir, &ctx->job, &c->fuse, why,
-			      sizeof(why)) < 0) {
-		snprintf(err, errlen, PLUGIN_NAME ": --container-name: the container's layer over %s failed (%s)",
-			 c->enroot_name, why);
-		goto fail;
-	}
-	if (!exists && write_record(fd, c->enroot_name) < 0) {
-		snprintf(err, errlen, PLUGIN_NAME ": --container-name: %s/" RECORD ": %m", path);
-		goto fail;
-	}
-	if (snprintf(c->rootfs, sizeof(c->rootfs), "%s", c->fuse.rootfs) >= (int)sizeof(c->rootfs)) {
+	if (cli_user_path(ctx, c->entry, NULL, lower, sizeof(lower)) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": --container-name: path too long");
 		goto fail;
 	}
-	snprintf(c->enroot_data, sizeof(c->enroot_data), "%s", c->fuse.point);
-	snprintf(c->enroot_name, sizeof(c->enroot_name), "root");
+	if (named_layer_mount(lower, ctx->user_dir, c->entry, c->named_dir, &ctx->job, &c->fuse, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, PLUGIN_NAME ": --container-name: the container's layer over %s failed (%s)",
+			 c->entry, why);
+		goto fail;
+	}
+	if (!exists && write_record(fd, c->entry) < 0) {
+		snprintf(err, errlen, PLUGIN_NAME ": --container-name: %s/" RECORD ": %m", path);
+		goto fail;
+	}
+	if (step_root_mount(&c->root, &c->fuse, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, PLUGIN_NAME ": --container-name: path too long");
+		goto fail;
+	}
 	futimens(fd, NULL);
 	c->named_fd = fd;
 	return 0;
@@ -299,7 +294,7 @@ int named_job_epilog(spank_t sp, int ac, char **av)
 {
 	struct plugin_context ctx = { .ac = ac, .av = av };
 	struct child_output output;
-	char err[ERROR_MAX], job[16], user_dir[PATH_MAX];
+	char err[ERROR_MAX], job[16];
 	const char *args[] = { "--job", job };
 
 	if (pyxis_config_parse(&ctx.cfg, ac, av, err, sizeof(err)) < 0 ||
@@ -311,8 +306,7 @@ int named_job_epilog(spank_t sp, int ac, char **av)
 		pyxis_error(PLUGIN_NAME ": epilog: couldn't get the job's user");
 		return 0;
 	}
-	if (cli_user_path(&ctx, NULL, NULL, user_dir, sizeof(user_dir)) < 0 ||
-	    !job_has_named(user_dir, ctx.job.uid, ctx.job.jobid))
+	if (cli_user_dir(&ctx, err, sizeof(err)) < 0 || !job_has_named(ctx.user_dir, ctx.job.uid, ctx.job.jobid))
 		return 0;
 	snprintf(job, sizeof(job), "%u", (unsigned)ctx.job.jobid);
 	if (cli_run_as(&ctx, "release", args, 2, &ctx.job, &output, err, sizeof(err)) < 0)

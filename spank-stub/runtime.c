@@ -348,8 +348,8 @@ static int apt_sandbox_fd(const struct runtime_task *task)
 	struct stat st;
 	int fd;
 
-	if (!task->remap_root || !task->own_rootfs ||
-	    snprintf(path, sizeof(path), "%s/etc/debian_version", task->rootfs) >= (int)sizeof(path) ||
+	if (!task->remap_root || !task->root->own ||
+	    snprintf(path, sizeof(path), "%s/etc/debian_version", task->root->path) >= (int)sizeof(path) ||
 	    lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
 		return -1;
 	fd = memfd_create("apt-sandbox", 0);
@@ -397,7 +397,7 @@ static int bwrap_exec(void *arg)
 	if (args->unshare_uts == 1)
 		push(&a, "--unshare-uts");
 	push(&a, "--bind");
-	push(&a, task->rootfs);
+	push(&a, task->root->path);
 	push(&a, "/");
 	push(&a, "--proc");
 	push(&a, "/proc");
@@ -482,7 +482,7 @@ static int bwrap_exec(void *arg)
 	push(&a, "/bin/sh");
 	/* The image's entrypoint, as enroot runs it: its /etc/rc around the command. */
 	if (task->entrypoint) {
-		snprintf(buf, sizeof(buf), "%s/etc/rc", task->rootfs);
+		snprintf(buf, sizeof(buf), "%s/etc/rc", task->root->path);
 		if (access(buf, F_OK) == 0) {
 			push(&a, "/etc/rc");
 			push(&a, "sh");
@@ -497,7 +497,7 @@ static int bwrap_exec(void *arg)
 	 */
 	child_env_path(&env, CHILD_PATH_SLURMD, NULL);
 	child_env_put(&env, "HOME=%s", task->remap_root && task->mount_home ? "/root" : job->home);
-	image_environ(task->rootfs, &env);
+	image_environ(task->root->path, &env);
 	for (i = 0; i < args->env_vars_len; ++i)
 		if ((value = job_env(task, args->env_vars[i])) != NULL && value[0] != '\0' &&
 		    strcmp(args->env_vars[i], "PATH") != 0 && strcmp(args->env_vars[i], "HOME") != 0)
@@ -760,12 +760,12 @@ static int image_may_have_rc(const struct runtime_task *task)
 	for (i = 0; enroot_mount(task, i, &m) == 0; ++i)
 		if (strstr(m.target, "etc") != NULL)
 			return 1;
-	snprintf(path, sizeof(path), "%s/etc", task->rootfs);
+	snprintf(path, sizeof(path), "%s/etc", task->root->path);
 	if (lstat(path, &st) < 0)
 		return errno != ENOENT;
 	if (!S_ISDIR(st.st_mode))
 		return 1;
-	snprintf(path, sizeof(path), "%s/etc/rc", task->rootfs);
+	snprintf(path, sizeof(path), "%s/etc/rc", task->root->path);
 	return !(lstat(path, &st) < 0 && errno == ENOENT);
 }
 
@@ -853,7 +853,7 @@ static int enroot_exec(void *arg)
 	snprintf(bin, sizeof(bin), "%s", task->runtime_bin);
 	child_env_path(&env, CHILD_PATH_SLURMD, dirname(bin));
 	child_env_put(&env, "HOME=%s", job->home);
-	child_env_put(&env, "ENROOT_DATA_PATH=%s", task->enroot_data);
+	child_env_put(&env, "ENROOT_DATA_PATH=%s", task->root->enroot_data);
 	child_env_put(&env, "ENROOT_RUNTIME_PATH=%s/runtime", task->enroot_paths);
 	child_env_put(&env, "ENROOT_CACHE_PATH=%s/cache", task->enroot_paths);
 	child_env_put(&env, "ENROOT_CONFIG_PATH=%s/config", task->enroot_paths);
@@ -887,7 +887,7 @@ static int enroot_exec(void *arg)
 		argv[n++] = "--rc";
 		argv[n++] = rc;
 	}
-	argv[n++] = task->enroot_name;
+	argv[n++] = task->root->enroot_name;
 	argv[n++] = "sh";
 	argv[n++] = "-c";
 	argv[n++] = RUNTIME_STOP_COMMAND;

@@ -23,9 +23,7 @@ struct runtime_task {
 	enum container_runtime runtime;
 	const char *runtime_bin;  /* absolute path of bwrap or enroot */
 	const char *search_path;  /* where it was found (slurmd's PATH): enroot's helpers too */
-	const char *rootfs;       /* the directory the container's / is */
-	const char *enroot_data;  /* enroot: ENROOT_DATA_PATH */
-	const char *enroot_name;  /* enroot: the container's name in it */
+	const struct step_root *root; /* what the container's / is (its path is in root->mntns_fd's namespace) */
 	const char *enroot_paths; /* enroot: a directory of the step's own for its other paths */
 	char *const *job_env;     /* the job's environment (enroot's hooks see SLURM_*, ...) */
 	const struct pyxis_job *job;
@@ -36,7 +34,6 @@ struct runtime_task {
 	int mount_home; /* bind the job's home (asked, and a directory on the host) */
 	int remap_root; /* root inside (the user namespace maps 0 to the user) */
 	int entrypoint; /* run the image's entrypoint (/etc/rc) around the stopping shell */
-	int own_rootfs; /* the rootfs is the step's own (its layer, a named container's, a copy): not a cached entry */
 };
 
 /*

@@ -70,7 +70,7 @@ int save_container(const struct container *c, const struct pyxis_job *job, const
 	int status = -1;
 	int n;
 
-	if (c->fuse.mntns_fd < 0 && c->rootfs[0] == '\0') {
+	if (c->root.path[0] == '\0') {
 		snprintf(err, errlen, PLUGIN_NAME ": --container-save: the step has no rootfs of its own to save");
 		return -1;
 	}
@@ -88,9 +88,9 @@ int save_container(const struct container *c, const struct pyxis_job *job, const
 		return -1;
 	}
 	t.bin = bin;
-	t.source = c->fuse.mntns_fd >= 0 ? c->fuse.rootfs : c->rootfs;
+	t.source = c->root.path;
 	t.path = path;
-	if (child_start(&ch, save_exec, &t, job, job->cwd, -1, c->fuse.mntns_fd, output.err, sizeof(output.err)) < 0 ||
+	if (child_start(&ch, save_exec, &t, job, job->cwd, -1, c->root.mntns_fd, output.err, sizeof(output.err)) < 0 ||
 	    child_wait(&ch, NULL, NULL, &status, output.err, sizeof(output.err)) < 0) {
 		child_error("--container-save", -1, &output, err, errlen);
 		child_end(&ch);

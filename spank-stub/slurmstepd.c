@@ -38,7 +38,7 @@
 #include "step.h"
 
 static struct plugin_context context = {
-	.container = { .lock_fd = -1, .step_lock_fd = -1, .userns_fd = -1, .mntns_fd = -1, .netns_fd = -1,
+	.container = { .root = STEP_ROOT_INIT, .lock_fd = -1, .step_lock_fd = -1, .userns_fd = -1, .mntns_fd = -1, .netns_fd = -1,
 		       .ipcns_fd = -1, .utsns_fd = -1, .fuse = FUSE_MOUNT_INIT, .named_fd = -1,
 		       .run_fd = -1, .attach_pidfd = -1, .attached_fd = -1 },
 };

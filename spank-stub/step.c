@@ -19,7 +19,6 @@
 #include "common.h"
 #include "container.h"
 #include "log.h"
-#include "mounter.h"
 #include "named.h"
 #include "runtime.h"
 #include "step.h"
@@ -196,25 +195,24 @@ static int start_container(spank_t sp, struct plugin_context *ctx, const char *s
 {
 	struct container *c = &ctx->container;
 	struct runtime_task task;
-	char enroot_paths[PATH_MAX + 8];
+	char step_paths[PATH_MAX + 8];
+	const char *enroot_paths = c->root.enroot_paths;
 	char **job_env = NULL;
 
-	/* A cache-mode step's mount (cold.c) has a tmpfs of the step's own for them: no step directory. */
-	if (c->fuse.mntns_fd >= 0)
-		snprintf(enroot_paths, sizeof(enroot_paths), "%s/" MOUNTER_ENROOT_DIR, c->fuse.point);
-	else if (ctx->cfg.runtime == RUNTIME_ENROOT && c->step_name[0] == '\0' && cli_step(ctx, NULL, err, errlen) < 0)
-		return -1;
-	else
-		snprintf(enroot_paths, sizeof(enroot_paths), "%s/enroot", c->step_dir);
+	/* A step's mount (its layer, a cold step's image) has a tmpfs of the step's own for them: no step directory. */
+	if (enroot_paths[0] == '\0') {
+		if (ctx->cfg.runtime == RUNTIME_ENROOT && c->step_name[0] == '\0' && cli_step(ctx, NULL, err, errlen) < 0)
+			return -1;
+		snprintf(step_paths, sizeof(step_paths), "%s/enroot", c->step_dir);
+		enroot_paths = step_paths;
+	}
 	if (spank_get_item(sp, S_JOB_ENV, &job_env) != ESPANK_SUCCESS)
 		job_env = NULL;
 	task = (struct runtime_task){
 		.runtime = ctx->cfg.runtime,
 		.runtime_bin = c->runtime_bin,
 		.search_path = search_path,
-		.rootfs = c->rootfs,
-		.enroot_data = c->enroot_data,
-		.enroot_name = c->enroot_name,
+		.root = &c->root,
 		.enroot_paths = enroot_paths,
 		.job_env = job_env,
 		.job = &ctx->job,
@@ -225,8 +223,6 @@ static int start_container(spank_t sp, struct plugin_context *ctx, const char *s
 		.remap_root = pyxis_args_remap_root(),
 		/* --[no-]container-entrypoint, else pyxis's execute_entrypoint key (default off). */
 		.entrypoint = pyxis_args_entrypoint(ctx->cfg.pyxis.execute_entrypoint),
-		/* Only where the layer could not be made does a cache-mode step run on the entry itself. */
-		.own_rootfs = c->fuse.mntns_fd >= 0 || !container_args.cache || pyxis_args_daemon_image(),
 	};
 	pyxis_stamp("runtime");
 	if (runtime_check(&task, err, errlen) < 0 || container_start(&task, c, err, errlen) < 0)
@@ -249,7 +245,7 @@ int step_setup(spank_t sp, struct plugin_context *ctx, char *err, size_t errlen)
 		snprintf(err, errlen, PLUGIN_NAME ": container_cache_cli: %.900s: %m", ctx->cfg.cli);
 		return -1;
 	}
-	if (cli_prepare(ctx, err, errlen) < 0)
+	if (cli_user_dir(ctx, err, errlen) < 0 || cli_prepare(ctx, err, errlen) < 0)
 		return -1;
 	/* pyxis's flags: "no_exec" never attaches, "exec" only attaches, "create" refuses a running one. */
 	if (container_args.name != NULL && strcmp(container_args.name_flags, "no_exec") != 0) {
