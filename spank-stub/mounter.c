@@ -87,9 +87,7 @@ int mounter_main(const struct mounter *mt)
 	struct stat st;
 	int fd, pin;
 
-	/* All root first (user_init leaves slurmstepd's effective ids the job user's). */
-	if (child_become(NULL) < 0)
-		mounter_fail(mt, "become root");
+	/* All root already (child_prepare: user_init leaves slurmstepd's effective ids the job user's). */
 	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
 		mounter_fail(mt, "unshare a user and mount namespace");
 	send_message(mt->out, 'u', 0, -1, NULL);
@@ -253,8 +251,17 @@ int mounter_start(struct mounter_link *l, struct mounter *mt, const struct pyxis
 		goto fail;
 	}
 	if (l->child.pid == 0) {
-		mt->in = to[0];
-		mt->out = from[1];
+		/* Root for good (user NULL), the two pipes as 3 and 4, nothing else of slurmstepd's. */
+		struct child_setup s = CHILD_SETUP_INIT;
+		int status;
+
+		s.pass[0] = to[0];
+		s.pass[1] = from[1];
+		status = child_prepare(&s);
+		if (status != 0)
+			_exit(status);
+		mt->in = 3;
+		mt->out = 4;
 		_exit(mounter_main(mt));
 	}
 	close(to[0]);
