@@ -399,6 +399,46 @@ static void abort_user_fuse(const char *task, uid_t uid, unsigned conn)
 }
 
 /*
+ * Whether a process of group pgid is still alive: kill(-pgid, 0) also finds its zombies,
+ * and one whose parent died with the group (bwrap's sandboxed child) waits for whoever
+ * adopts it, which may reap late. Only the living can be stuck in a FUSE request.
+ */
+static int group_alive(pid_t pgid)
+{
+	char path[64], buf[512], *p;
+	struct dirent *d;
+	int alive = 0, fd;
+	long pgrp;
+	ssize_t n;
+	DIR *dir;
+
+	if (kill(-pgid, 0) < 0)
+		return 0;
+	dir = opendir("/proc");
+	if (dir == NULL)
+		return 1;
+	while (!alive && (d = readdir(dir)) != NULL) {
+		if (!isdigit((unsigned char)d->d_name[0]) || strlen(d->d_name) > 16)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", d->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		if (fd >= 0)
+			close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		/* "pid (comm) S ppid pgrp ...": comm may hold anything, the last ')' ends it. */
+		p = strrchr(buf, ')');
+		if (p == NULL || sscanf(p + 2, "%*c %*d %ld", &pgrp) != 1)
+			continue;
+		alive = pgrp == pgid && p[2] != 'Z' && p[2] != 'X';
+	}
+	closedir(dir);
+	return alive;
+}
+
+/*
  * One look (about once a second) at the threads of ch's process group: one in the same
  * FUSE request (no context switch since) for CHILD_FUSE_STALL_SECONDS, or killed and in
  * it at two looks, has the job user's FUSE connections in its view aborted (child.h).
@@ -540,7 +580,7 @@ void child_end(struct child *ch)
 				done = waitpid(ch->pid, &status, WNOHANG);
 				reaped = done == ch->pid || (done < 0 && errno != EINTR);
 			}
-			if ((reaped && kill(-ch->pid, 0) < 0) || now_ms() >= deadline)
+			if ((reaped && !group_alive(ch->pid)) || now_ms() >= deadline)
 				break;
 			if (now_ms() >= look) {
 				unstick(ch);

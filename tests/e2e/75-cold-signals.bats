@@ -42,7 +42,7 @@ COLD=$E2E_TMP/cold-signals
 # the start, so they start before the others load the node.
 PATHS=(
   "timelimit stay --time=1"
-  "at exit --time=1 --signal=USR1@50"
+  "at exit --time=1 --signal=USR1@30"
   "usr1 exit" "usr2 exit" "term exit" "int exit" "hup exit" "scancel exit" "suspend exit"
 )
 
@@ -261,7 +261,9 @@ scancel_signal() {
   [ "${STATUS[cold]}" -ne 0 ]
 }
 
-# srun --signal=USR1@50 with a one-minute limit: sent within one slurmctld pass (30 s or so).
+# srun --signal=USR1@30 with a one-minute limit: 30 s after the start (its three sruns have that long
+# to be ready, on a loaded machine too: @50 gave them 10 s, and one was signalled first once), or
+# within one slurmctld pass after.
 srun_signal_at() {
   begin_path at
   finish_three 240
@@ -334,7 +336,7 @@ all_over() {
 @test "cold signals bwrap: scancel --signal=HUP" { use_runtime bwrap; scancel_signal HUP; }
 @test "cold signals bwrap: a plain scancel" { use_runtime bwrap; plain_scancel; }
 @test "cold signals bwrap: scontrol suspend then resume" { use_runtime bwrap; suspend_resume; }
-@test "cold signals bwrap: srun --signal=USR1@50" { use_runtime bwrap; srun_signal_at; }
+@test "cold signals bwrap: srun --signal=USR1@30" { use_runtime bwrap; srun_signal_at; }
 @test "cold signals bwrap: the time limit's TERM then KILL" { use_runtime bwrap; time_limit; }
 @test "cold signals bwrap: every path over: no daemon, mount point or job left, the node idle" { use_runtime bwrap; all_over; }
 
@@ -346,6 +348,6 @@ all_over() {
 @test "cold signals enroot: scancel --signal=HUP" { use_runtime enroot; scancel_signal HUP; }
 @test "cold signals enroot: a plain scancel" { use_runtime enroot; plain_scancel; }
 @test "cold signals enroot: scontrol suspend then resume" { use_runtime enroot; suspend_resume; }
-@test "cold signals enroot: srun --signal=USR1@50" { use_runtime enroot; srun_signal_at; }
+@test "cold signals enroot: srun --signal=USR1@30" { use_runtime enroot; srun_signal_at; }
 @test "cold signals enroot: the time limit's TERM then KILL" { use_runtime enroot; time_limit; }
 @test "cold signals enroot: every path over: no daemon, mount point or job left, the node idle" { use_runtime enroot; all_over; }
