@@ -80,21 +80,6 @@ static unsigned long long key_hash(uid_t uid, const char *cwd_key, const char *i
 	return h;
 }
 
-/* "pyxis_cache_u<uid>_<20 hex>", what cli.c's reply_name accepts from the command. */
-static int entry_name_ok(const char *name, uid_t uid)
-{
-	char prefix[32];
-	size_t n, i;
-
-	n = (size_t)snprintf(prefix, sizeof(prefix), ENTRY_PREFIX "%u_", (unsigned)uid);
-	if (strncmp(name, prefix, n) != 0 || strlen(name) != n + HASH_HEX)
-		return 0;
-	for (i = n; i < n + 20; ++i)
-		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
-			return 0;
-	return 1;
-}
-
 /* In the child: the job user's effective ids (groups too), or root's again (user NULL). */
 static int act_as(const struct pyxis_job *user)
 {
@@ -196,7 +181,7 @@ static int read_record(const struct question *q, struct answer_seen *rec, char *
 	if (sscanf(buf, RECORD_MAGIC " %u %llu %llu %lld %lld %lld %lld %lld %255s", &uid, &rec->dev, &rec->ino,
 		   &rec->size, &msec, &mnsec, &csec, &cnsec, entry) != 9 ||
 	    uid != (unsigned)q->job->uid || strcmp(line2, q->cwd_key) != 0 || strcmp(line3, q->image) != 0 ||
-	    !entry_name_ok(entry, q->job->uid) || strlen(entry) >= namelen)
+	    !cli_entry_name_ok(entry, q->job->uid) || strlen(entry) >= namelen)
 		goto done;
 	rec->mtime = (struct timespec){ .tv_sec = msec, .tv_nsec = mnsec };
 	rec->ctime = (struct timespec){ .tv_sec = csec, .tv_nsec = cnsec };
@@ -379,7 +364,7 @@ int answers_lookup(struct plugin_context *ctx, const char *image, struct answer_
 		seen->valid = 1;
 	}
 	name = strchr(out, '\n');
-	if (status != HIT || !seen->valid || name == NULL || !entry_name_ok(name + 1, ctx->job.uid))
+	if (status != HIT || !seen->valid || name == NULL || !cli_entry_name_ok(name + 1, ctx->job.uid))
 		return 0;
 	/* As cli_reuse after the command's answer. */
 	snprintf(c->entry, sizeof(c->entry), "%s", name + 1);
@@ -407,7 +392,7 @@ void answers_record(struct plugin_context *ctx, const char *image, const struct 
 		return;
 	q.name = ctx->container.entry;
 	q.seen = seen;
-	if (!entry_name_ok(q.name, ctx->job.uid))
+	if (!cli_entry_name_ok(q.name, ctx->job.uid))
 		return;
 	status = run(record_fn, &q, out, sizeof(out));
 	pyxis_stamp("recorded");

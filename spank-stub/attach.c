@@ -28,6 +28,7 @@
 
 #include "args.h"
 #include "attach.h"
+#include "child.h"
 #include "cli.h"
 #include "common.h"
 #include "lock.h"
@@ -54,21 +55,14 @@ static int pidfd_alive(int pidfd)
 /* 1 when every uid of pid (real, effective, saved, filesystem) is uid, 0 when not, -1 when it cannot be read. */
 static int process_is_users(pid_t pid, uid_t uid)
 {
-	char path[64], buf[4096];
+	char name[24], buf[4096];
 	unsigned long ids[4];
 	const char *line;
-	ssize_t n;
-	int fd, i;
+	int i;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	snprintf(name, sizeof(name), "%d", (int)pid);
+	if (child_read_proc(name, "status", buf, sizeof(buf)) < 0)
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
 	line = strstr(buf, "\nUid:");
 	if (line == NULL || sscanf(line + 5, "%lu %lu %lu %lu", &ids[0], &ids[1], &ids[2], &ids[3]) != 4)
 		return -1;
@@ -133,21 +127,6 @@ static int parse_record(char *buf, size_t len, struct record *r)
 	r->env = p;
 	r->env_len = (size_t)(end - p);
 	return 0;
-}
-
-/* The entry's name as the command makes them, for this uid: pyxis_cache_u<uid>_<HASH_HEX hex digits>. */
-static int entry_name_ok(const char *name, uid_t uid)
-{
-	char prefix[32];
-	size_t plen, i;
-
-	plen = (size_t)snprintf(prefix, sizeof(prefix), ENTRY_PREFIX "%u_", (unsigned)uid);
-	if (strncmp(name, prefix, plen) != 0 || strlen(name) != plen + HASH_HEX)
-		return 0;
-	for (i = plen; i < plen + HASH_HEX; ++i)
-		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
-			return 0;
-	return 1;
 }
 
 /* The record's text (NUL-terminated), from the user's directory dfd: NULL when there is none. */
@@ -249,7 +228,7 @@ int attach_find(struct plugin_context *ctx, char *err, size_t errlen)
 		goto done; /* gone, or another process under the pid: not running */
 	/* The entry under the container stays while the step is attached (its own step may end first). */
 	if (strcmp(r.entry, "-") != 0) {
-		if (!entry_name_ok(r.entry, ctx->job.uid) ||
+		if (!cli_entry_name_ok(r.entry, ctx->job.uid) ||
 		    cli_user_path(ctx, r.entry, LOCK_FILE, lock, sizeof(lock)) < 0) {
 			snprintf(err, errlen, PLUGIN_NAME ": --container-name: %s: its record names no entry of the cache: "
 						  "not attaching",

@@ -398,6 +398,24 @@ static void abort_user_fuse(const char *task, uid_t uid, unsigned conn)
 	fclose(f);
 }
 
+ssize_t child_read_proc(const char *pid, const char *file, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%s/%s", pid, file);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return n;
+}
+
 /*
  * Whether a process of group pgid is still alive: kill(-pgid, 0) also finds its zombies,
  * and one whose parent died with the group (bwrap's sandboxed child) waits for whoever
@@ -405,11 +423,10 @@ static void abort_user_fuse(const char *task, uid_t uid, unsigned conn)
  */
 static int group_alive(pid_t pgid)
 {
-	char path[64], buf[512], *p;
+	char buf[512], *p;
 	struct dirent *d;
-	int alive = 0, fd;
+	int alive = 0;
 	long pgrp;
-	ssize_t n;
 	DIR *dir;
 
 	if (kill(-pgid, 0) < 0)
@@ -418,16 +435,8 @@ static int group_alive(pid_t pgid)
 	if (dir == NULL)
 		return 1;
 	while (!alive && (d = readdir(dir)) != NULL) {
-		if (!isdigit((unsigned char)d->d_name[0]) || strlen(d->d_name) > 16)
+		if (!isdigit((unsigned char)d->d_name[0]) || child_read_proc(d->d_name, "stat", buf, sizeof(buf)) < 0)
 			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", d->d_name);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-		if (fd >= 0)
-			close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
 		/* "pid (comm) S ppid pgrp ...": comm may hold anything, the last ')' ends it. */
 		p = strrchr(buf, ')');
 		if (p == NULL || sscanf(p + 2, "%*c %*d %ld", &pgrp) != 1)

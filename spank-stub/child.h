@@ -181,6 +181,12 @@ struct child_setup {
 int child_prepare(const struct child_setup *s);
 
 /*
+ * /proc/<pid>/<file> (pid as /proc names it) into buf, NUL-terminated: its length, or -1
+ * (gone, unreadable, empty). One read(2): what /proc's small files give at once.
+ */
+ssize_t child_read_proc(const char *pid, const char *file, char *buf, size_t len);
+
+/*
  * A child's environment, built in the child before execve: NAME=value entries
  * (allocated; they live until the exec), NULL-terminated.
  */

@@ -74,6 +74,20 @@ fail:
 	return rc;
 }
 
+int cli_entry_name_ok(const char *name, uid_t uid)
+{
+	char prefix[32];
+	size_t n, i;
+
+	n = (size_t)snprintf(prefix, sizeof(prefix), ENTRY_PREFIX "%u_", (unsigned)uid);
+	if (strncmp(name, prefix, n) != 0 || strlen(name) != n + HASH_HEX)
+		return 0;
+	for (i = n; i < n + HASH_HEX; ++i)
+		if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
 /*
  * The protocol's one reply: the whole of the child's stdout is one name (what
  * read_capture left after cutting the newline). It comes from a process the

@@ -58,4 +58,7 @@ void cli_release(struct plugin_context *ctx);
 int cli_run_as(const struct plugin_context *ctx, const char *sub, const char *const *args, int nargs,
 	       const struct pyxis_job *user, struct child_output *output, char *err, size_t errlen);
 
+/* 1 when name is an entry's name as the command makes them for uid: pyxis_cache_u<uid>_<HASH_HEX hex digits>. */
+int cli_entry_name_ok(const char *name, uid_t uid);
+
 #endif /* PYXIS_CACHE_CLI_H */

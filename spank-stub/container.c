@@ -55,20 +55,12 @@ static void read_info_pid(struct watch *w)
 /* 1 once pid is stopped, 0 while it runs, -1 when it is gone. */
 static int is_stopped(pid_t pid)
 {
-	char path[64], buf[512];
+	char name[24], buf[512];
 	const char *state;
-	ssize_t n;
-	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	snprintf(name, sizeof(name), "%d", (int)pid);
+	if (child_read_proc(name, "stat", buf, sizeof(buf)) < 0)
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
 	state = strrchr(buf, ')');
 	if (state == NULL || state[1] == '\0')
 		return -1;

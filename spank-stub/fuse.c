@@ -271,10 +271,8 @@ static int pre_exec_waiter(const char *point_name, const struct stat *self, long
 	struct dirent *d;
 	struct stat exe;
 	int found = 0;
-	ssize_t n;
 	DIR *dir;
 	FILE *f;
-	int fd;
 
 	dir = opendir("/proc");
 	if (dir == NULL)
@@ -285,25 +283,13 @@ static int pre_exec_waiter(const char *point_name, const struct stat *self, long
 		snprintf(path, sizeof(path), "/proc/%s/exe", d->d_name);
 		if (stat(path, &exe) < 0 || exe.st_dev != self->st_dev || exe.st_ino != self->st_ino)
 			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", d->d_name);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-		if (fd >= 0)
-			close(fd);
-		if (n <= 0)
+		if (child_read_proc(d->d_name, "stat", buf, sizeof(buf)) < 0)
 			continue;
-		buf[n] = '\0';
 		p = strrchr(buf, ')');
 		if (p == NULL || p[1] == '\0' || (p[2] != 'S' && p[2] != 'D'))
 			continue;
-		snprintf(path, sizeof(path), "/proc/%s/wchan", d->d_name);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-		if (fd >= 0)
-			close(fd);
-		if (n <= 0)
+		if (child_read_proc(d->d_name, "wchan", buf, sizeof(buf)) < 0)
 			continue;
-		buf[n] = '\0';
 		if (strstr(buf, "fuse") == NULL && strcmp(buf, "request_wait_answer") != 0)
 			continue;
 		if (!in_mount(d->d_name, point_name, 0))

@@ -111,60 +111,68 @@ static void keep_for_attach(spank_t sp, struct container *c, const char *var, co
 	c->run_env_len += len;
 }
 
-/* An attached step's environment: what the running container's laid over the job's, as set_environ does. */
-static void attach_environ(spank_t sp, const struct container *c)
+/* pyxis drops the job's locale variables unless --container-env lists them. */
+static void drop_job_locale(spank_t sp)
 {
 	static const char *const locale_vars[] = { "LANG", "LANGUAGE", "LC_ALL", NULL };
-	char *var, *value;
-	size_t i;
 	int j;
 
 	for (j = 0; locale_vars[j] != NULL; ++j)
 		if (!pyxis_args_env_listed(locale_vars[j], strlen(locale_vars[j])))
 			spank_unsetenv(sp, locale_vars[j]);
-	for (i = 0; i < c->run_env_len; i += strlen(c->run_env + i) + 1) {
-		var = c->run_env + i;
+}
+
+/*
+ * Each "K=V" of env (len bytes, NUL-separated) laid over the job's environment, but a
+ * variable --container-env lists and the job sets, and those skip() says to leave.
+ */
+static void lay_environ(spank_t sp, struct container *c, char *env, size_t len,
+			int (*skip)(const char *var, const char *value, const struct runtime_task *task),
+			const struct runtime_task *task)
+{
+	char *var, *value;
+	size_t i;
+
+	drop_job_locale(sp);
+	for (i = 0; i < len; i += strlen(env + i) + 1) {
+		var = env + i;
 		value = strchr(var, '=');
 		if (value == NULL || value == var)
 			continue;
 		*value = '\0';
 		if (!(pyxis_args_env_listed(var, strlen(var)) && job_sets(sp, var)) &&
-		    spank_setenv(sp, var, value + 1, 1) != ESPANK_SUCCESS)
-			pyxis_info(PLUGIN_NAME ": couldn't set %s", var);
+		    (skip == NULL || !skip(var, value + 1, task))) {
+			if (task != NULL)
+				keep_for_attach(sp, c, var, value + 1);
+			if (spank_setenv(sp, var, value + 1, 1) != ESPANK_SUCCESS)
+				pyxis_info(PLUGIN_NAME ": couldn't set %s", var);
+		}
 		*value = '=';
 	}
 }
 
-static void set_environ(spank_t sp, struct container *c, const struct runtime_task *task)
+/* What the runtime's own start put in the container's environment, not the image's. */
+static int runtime_own(const char *var, const char *value, const struct runtime_task *task)
 {
 	static const char *const shell_vars[] = { "PWD", "OLDPWD", "SHLVL", "_", NULL };
-	static const char *const locale_vars[] = { "LANG", "LANGUAGE", "LC_ALL", NULL };
-	char *var, *value;
-	size_t i;
 	int j;
 
-	for (j = 0; locale_vars[j] != NULL; ++j)
-		if (!pyxis_args_env_listed(locale_vars[j], strlen(locale_vars[j])))
-			spank_unsetenv(sp, locale_vars[j]);
-	for (i = 0; i < c->environ_len; i += strlen(c->environ + i) + 1) {
-		var = c->environ + i;
-		value = strchr(var, '=');
-		if (value == NULL)
-			continue;
-		*value = '\0';
-		for (j = 0; shell_vars[j] != NULL && strcmp(var, shell_vars[j]) != 0; ++j)
-			;
-		if (shell_vars[j] != NULL || (pyxis_args_env_listed(var, strlen(var)) && job_sets(sp, var)) ||
-		    (task->runtime == RUNTIME_BWRAP && ((strcmp(var, "PATH") == 0 && strcmp(value + 1, task->search_path) == 0) ||
-							(strcmp(var, "HOME") == 0 && strcmp(value + 1, task->job->home) == 0)))) {
-			*value = '=';
-			continue;
-		}
-		keep_for_attach(sp, c, var, value + 1);
-		if (spank_setenv(sp, var, value + 1, 1) != ESPANK_SUCCESS)
-			pyxis_info(PLUGIN_NAME ": couldn't set %s", var);
-		*value = '=';
-	}
+	for (j = 0; shell_vars[j] != NULL; ++j)
+		if (strcmp(var, shell_vars[j]) == 0)
+			return 1;
+	return task->runtime == RUNTIME_BWRAP && ((strcmp(var, "PATH") == 0 && strcmp(value, task->search_path) == 0) ||
+						 (strcmp(var, "HOME") == 0 && strcmp(value, task->job->home) == 0));
+}
+
+/* An attached step's environment: what the running container's laid over the job's, as set_environ does. */
+static void attach_environ(spank_t sp, struct container *c)
+{
+	lay_environ(sp, c, c->run_env, c->run_env_len, NULL, NULL);
+}
+
+static void set_environ(spank_t sp, struct container *c, const struct runtime_task *task)
+{
+	lay_environ(sp, c, c->environ, c->environ_len, runtime_own, task);
 }
 
 /*

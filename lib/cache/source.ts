@@ -61,11 +61,11 @@ export async function identifyToRun(
   owner: Owner,
   cwd: string,
 ): Promise<ImageSource> {
-  if (!isReference(image, cwd)) return await identify(image, owner.uid, cwd);
-  const { identifyReference, RegistryError } = await import("../registry/resolve.ts");
   try {
-    return await identifyReference(config, image, owner);
+    return await identifyImage(config, image, owner, cwd);
   } catch (error) {
+    if (!isReference(image, cwd)) throw error;
+    const { RegistryError } = await import("../registry/resolve.ts");
     throw error instanceof RegistryError ? importFailed(image, error) : error;
   }
 }
