@@ -56,8 +56,9 @@ fuse_run() {
   local holder=$!
   for _ in $(seq 50); do pgrep -u "$E2E_USER" -x squashfuse_ll >/dev/null && break; sleep 0.1; done
   pgrep -u "$E2E_USER" -x squashfuse_ll
-  # The driver is fuse_run's subshell's child: kill the driver itself (slurmstepd SIGKILLed).
-  pkill -KILL -P "$holder" -x fuse_mount || kill -KILL "$(pgrep -n -x fuse_mount)"
+  # The driver is fuse_run's subshell's child: kill the driver itself (slurmstepd SIGKILLed),
+  # this suite's only (another suite's driver may run beside it).
+  pkill -KILL -P "$holder" -x fuse_mount || pkill -KILL -f "fuse_mount $USER_DIR "
   sleep 0.5
   pgrep -u "$E2E_USER" -x squashfuse_ll
   for _ in $(seq 100); do pgrep -u "$E2E_USER" -x squashfuse_ll >/dev/null || break; sleep 0.1; done
