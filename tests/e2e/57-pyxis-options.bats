@@ -153,8 +153,9 @@ in_mode() {
       sh -c 'awk "\$5 == \"/pxc-huge\" { print \$4, \$NF }" /proc/self/mountinfo; stat -c %a /pxc-huge'
     echo "$mode: $output"
     [ "$status" -eq 0 ]
-    [[ ${lines[0]} == "/ "*huge=within_size* ]]
-    [[ ${lines[0]} == *size=8192k* ]]
+    # The last two lines: srun may say first that the job waited for resources.
+    [[ ${lines[-2]} == "/ "*huge=within_size* ]]
+    [[ ${lines[-2]} == *size=8192k* ]]
     [ "${lines[-1]}" = 1777 ]
     run in_mode "$mode" --container-image="$IMG" --container-mount-home --container-remap-root \
       sh -c 'grep -c " /root " /proc/self/mountinfo'
