@@ -121,7 +121,7 @@ load helpers
 }
 
 @test "every task of a multi-task step runs in the container" {
-  run srun_as_user -n 2 --container-cache --container-image="$ALPHA" sh -c 'grep -c "^PRETTY_NAME=.*e2e alpha" /etc/os-release'
+  run srun_as_user --quiet -n 2 --container-cache --container-image="$ALPHA" sh -c 'grep -c "^PRETTY_NAME=.*e2e alpha" /etc/os-release'
   [ "$status" -eq 0 ]
   [ "${#lines[@]}" -eq 2 ]
   [ "${lines[0]}" = 1 ] && [ "${lines[1]}" = 1 ]
