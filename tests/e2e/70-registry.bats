@@ -62,8 +62,8 @@ entries_of() { find "$E2E_BASE/$(user_uid "$1")" -maxdepth 1 -name 'pyxis_cache_
   inode=$(stat -c %i "$E2E_BASE/$(user_uid)/$first")
   run srun_ref --container-image="docker://$E2E_REGISTRY/e2e/app:1" sh -c 'cat /etc/marker; id -u'
   [ "$status" -eq 0 ]
-  [ "${lines[0]}" = one ]
-  [ "${lines[1]}" = "$(user_uid)" ]
+  [ "${lines[-2]}" = one ]
+  [ "${lines[-1]}" = "$(user_uid)" ]
   [ "$(entries_of "$E2E_USER")" = "$entries" ]
   [ "$(stat -c %i "$E2E_BASE/$(user_uid)/$first")" = "$inode" ]
   run cli status --json
@@ -99,7 +99,7 @@ entries_of() { find "$E2E_BASE/$(user_uid "$1")" -maxdepth 1 -name 'pyxis_cache_
   run as "$E2E_USER2" env ENROOT_ALLOW_HTTP=y srun --container-cache --container-image="$E2E_REGISTRY#e2e/app:1" \
     sh -c 'cat /etc/marker; id -u'
   [ "$status" -eq 0 ]
-  [ "${lines[1]}" = "$(user_uid "$E2E_USER2")" ]
+  [ "${lines[-1]}" = "$(user_uid "$E2E_USER2")" ]
   theirs=$(entries_of "$E2E_USER2")
   [ -n "$theirs" ]
   [ "$(stat -c %u "$E2E_BASE/$(user_uid "$E2E_USER2")/$theirs/etc/marker")" = "$(user_uid "$E2E_USER2")" ]
