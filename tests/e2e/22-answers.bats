@@ -22,7 +22,7 @@ cached_image() { srun_as_user --container-cache --container-image="$1" "${@:2}";
 srun_in() {
   local dir=$1
   shift
-  (cd "$dir" && runuser -u "$E2E_USER" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$E2E_HOME" \
+  (cd "$dir" && without_queue_lines runuser -u "$E2E_USER" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$E2E_HOME" \
     USER="$E2E_USER" LOGNAME="$E2E_USER" SLURM_CONF="$SLURM_CONF" srun "$@")
 }
 

@@ -17,8 +17,17 @@ as() {
   local home
   home=$(getent passwd "$user" | cut -d: -f6)
   runuser -u "$user" -- mkdir -p "$home/work"
-  (cd "$home/work" && runuser -u "$user" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$home" \
+  (cd "$home/work" && without_queue_lines runuser -u "$user" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$home" \
     USER="$user" LOGNAME="$user" SLURM_CONF="$SLURM_CONF" ${E2E_ENV:-} "$@")
+}
+
+# without_queue_lines CMD...: CMD, with its exit status, less srun's two lines about waiting for the node
+# ("job N queued and waiting for resources", "job N has been allocated resources"): a job that starts
+# while the last one is still completing waits a moment, and says so on stderr. Its stderr goes
+# through a pipe that is drained before this returns.
+without_queue_lines() {
+  local lines='^srun: job [0-9]+ (queued and waiting for resources|has been allocated resources)$'
+  { "$@" 2>&1 1>&3 3>&- | { grep --line-buffered -Ev "$lines" >&2 || true; }; return "${PIPESTATUS[0]}"; } 3>&1
 }
 
 # srun_as_user ARGS...: srun as the test user (bats: use with `run`).

@@ -25,9 +25,12 @@ case_redirect_record() {
   before=$(stat -c '%i %u' "$b_lock")
   mkdir -p "$WORK/rootonly" && chmod 700 "$WORK/rootonly"
   name=$(pckey --image "$IMG/many3.sqfs" --uid "$U1")
-  for try in $(seq 10); do
+  # Ten tries the swap got into (half at B's entry, half at a root-only directory). A try it missed
+  # on a busy machine proves nothing and is made again, up to 30 tries in all.
+  for try in $(seq 30); do
+    ((swapped < 10)) || { try=$((try - 1)); break; }
     target=$b_entry
-    ((try % 2)) || target=$WORK/rootonly
+    ((swapped % 2)) || target=$WORK/rootonly
     : >"$WORK/attack.out"
     attacker staging 60 "$BASE" "$BASE/$U1" "$target" >>"$WORK/attack.out"
     apid=$APID
@@ -47,8 +50,8 @@ case_redirect_record() {
     rm -rf "${BASE:?}/$U1/$name" "$BASE/$U1"/stolen.* "$BASE/$U1"/.pyxis_cache_tmp.*
   done
   echo "    the swapper swapped in $swapped of $try tries ($unseen without a staging directory seen)" >&2
-  # Woken by the staging directory itself, the swapper gets its swap in every time root's reuse stages.
-  ((swapped == try)) || fail "the swap got in on $swapped of $try tries only: the others proved nothing"
+  # Woken by the staging directory itself, the swapper gets its swap in nearly every time root's reuse stages.
+  ((swapped == 10)) || fail "the swap got in on $swapped of $try tries only: the others proved nothing"
   check_sentinel "the record redirect"
 }
 
