@@ -474,7 +474,7 @@ static int bwrap_exec(void *arg)
 		push(&a, apt_fd);
 		push(&a, APT_SANDBOX_CONF);
 	}
-	if (!task->writable) {
+	if (task->writable != 1) {
 		push(&a, "--remount-ro");
 		push(&a, "/");
 	}
@@ -858,7 +858,13 @@ static int enroot_exec(void *arg)
 	child_env_put(&env, "ENROOT_CACHE_PATH=%s/cache", task->enroot_paths);
 	child_env_put(&env, "ENROOT_CONFIG_PATH=%s/config", task->enroot_paths);
 	child_env_put(&env, "ENROOT_TEMP_PATH=%s/temp", task->enroot_paths);
-	child_env_put(&env, "ENROOT_ROOTFS_WRITABLE=%s", task->writable ? "y" : "n");
+	/*
+	 * Neither --container-writable nor --container-readonly: the site's enroot.conf
+	 * decides, as with pyxis (stock enroot: read-only), on a rootfs of the step's own;
+	 * a step that runs on a cached entry itself is read-only whatever enroot says.
+	 */
+	if (task->writable == 1 || task->writable == 0 || !task->root->own)
+		child_env_put(&env, "ENROOT_ROOTFS_WRITABLE=%s", task->writable == 1 ? "y" : "n");
 	child_env_put(&env, "ENROOT_MOUNT_HOME=%s", task->mount_home ? "y" : "n");
 	child_env_put(&env, "ENROOT_REMAP_ROOT=%s", task->remap_root ? "y" : "n");
 	/* enroot 4.2's; 4.1 ignores them, and container.c then says the namespace is not separate (as pyxis). */

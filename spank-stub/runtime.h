@@ -30,7 +30,7 @@ struct runtime_task {
 	const char *batch_script; /* the batch step's script, bound at its own path (read-only), or NULL */
 	/* The step's container as args.c describes it, and what the stub resolved from it: */
 	const struct container_args *args; /* mounts, --container-env, --container-unshare */
-	int writable;   /* leave / writable (a per-step copy only) */
+	int writable;   /* 1 leave / writable, 0 read-only, -1 unset: the runtime's default (runtime.c) */
 	int mount_home; /* bind the job's home (asked, and a directory on the host) */
 	int remap_root; /* root inside (the user namespace maps 0 to the user) */
 	int entrypoint; /* run the image's entrypoint (/etc/rc) around the stopping shell */

@@ -226,7 +226,7 @@ static int start_container(spank_t sp, struct plugin_context *ctx, const char *s
 		.job = &ctx->job,
 		.batch_script = ctx->job.batch_script[0] != '\0' ? ctx->job.batch_script : NULL,
 		.args = &container_args,
-		.writable = container_args.writable == 1,
+		.writable = container_args.writable,
 		.mount_home = pyxis_args_mount_home() && runtime_home_is_dir(ctx->job.home),
 		.remap_root = pyxis_args_remap_root(),
 		/* --[no-]container-entrypoint, else pyxis's execute_entrypoint key (default off). */

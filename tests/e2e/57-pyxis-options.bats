@@ -618,13 +618,6 @@ in_mode() {
   assert_node_idle
 }
 
-# entry_listing DIR: every name under DIR with its type, mode, size, link target and content's sha256.
-entry_listing() {
-  (cd "$1" && find . -printf '%p %y %m %s %l\n' | sort | while read -r path type rest; do
-    if [[ $type == f ]]; then echo "$path $type $rest $(sha256sum <"$path" | cut -d' ' -f1)"; else echo "$path $type $rest"; fi
-  done)
-}
-
 # write_everywhere IMAGE GO OPTS...: a cache-mode step that writes into every directory it can
 # reach, removes and changes what it can, with mount points the image lacks: the job's working
 # directory and home, a --container-mounts target. GO (may be empty): a FIFO in $DATA the step

@@ -52,12 +52,6 @@ named_dirs() { ls -A "$USER_DIR" | grep '^\.pyxis_cache_named\.' || true; }
 # hex NAME: the name as a named container's directory has it.
 hex() { printf %s "$1" | od -An -tx1 | tr -d ' \n'; }
 
-entry_listing() {
-  (cd "$1" && find . -printf '%p %y %m %s %l\n' | sort | while read -r path type rest; do
-    if [[ $type == f ]]; then echo "$path $type $rest $(sha256sum <"$path" | cut -d' ' -f1)"; else echo "$path $type $rest"; fi
-  done)
-}
-
 @test "$RUNTIME: named: a step sees what an earlier step of the job wrote under its name, no other name or job does, the entry stays byte-identical, and the layer goes with the job" {
   local entry before job
   entry=$USER_DIR/$(entry_name "$IMG")

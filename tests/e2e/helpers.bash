@@ -98,6 +98,13 @@ warm_entry() {
   cli reuse --image "$1" --uid "$(user_uid "$user")" --gid "$(user_gid "$user")" >/dev/null
 }
 
+# entry_listing DIR: every name under DIR with its type, mode, size, link target and content's sha256.
+entry_listing() {
+  (cd "$1" && find . -printf '%p %y %m %s %l\n' | sort | while read -r path type rest; do
+    if [[ $type == f ]]; then echo "$path $type $rest $(sha256sum <"$path" | cut -d' ' -f1)"; else echo "$path $type $rest"; fi
+  done)
+}
+
 # runtime_available: the runtime this file runs with (E2E_RUNTIME, bwrap by default) can run here;
 # skip_without_runtime: skip the case when it cannot (enroot neither installed nor built).
 runtime_available() { [[ ${E2E_RUNTIME:-bwrap} == bwrap || -n ${E2E_ENROOT:-} ]]; }
