@@ -203,13 +203,14 @@ int pyxis_slurmstepd_task_init(spank_t sp, int ac, char **av)
 		/* The node's first task records the container for the steps that attach to it, before it joins it. */
 		if (spank_get_item(sp, S_TASK_ID, &local_id) == ESPANK_SUCCESS && local_id == 0)
 			attach_record(&context);
+		/* With --container-workdir, from the container's / (pyxis: a relative one is the container's). */
 		if (container_join_user(&context.container, err, sizeof(err)) < 0 ||
-		    container_chdir(context.job.cwd, err, sizeof(err)) < 0) {
+		    container_chdir(container_args.workdir != NULL ? "/" : context.job.cwd, err, sizeof(err)) < 0) {
 			pyxis_error("%s", err);
 			goto done;
 		}
 	}
-	/* --container-workdir, as the user inside, as pyxis does (relative: to the job's directory). */
+	/* --container-workdir, as the user inside, as pyxis does (relative: to the container's /). */
 	if (container_args.workdir != NULL && chdir(container_args.workdir) < 0) {
 		pyxis_error(PLUGIN_NAME ": couldn't chdir to %s: %m", container_args.workdir);
 		goto done;

@@ -175,11 +175,19 @@ in_mode() {
   assert_node_idle
 }
 
-@test "$RUNTIME: pyxis-options: --container-workdir and PYXIS_CONTAINER_WORKDIR set the task's directory; a missing one fails with pyxis's message" {
+@test "$RUNTIME: pyxis-options: --container-workdir and PYXIS_CONTAINER_WORKDIR set the task's directory (a relative one from the container's /, as pyxis); a missing one fails with pyxis's message" {
   local mode
   for mode in cache plain; do
     run in_mode "$mode" --container-image="$IMG" --container-workdir=/etc pwd
     echo "$output"
+    [ "$status" -eq 0 ]
+    [ "${lines[-1]}" = /etc ]
+    # pyxis's "path escape attempt": ../ from / is /; etc from / is /etc (not the job's directory's).
+    run in_mode "$mode" --container-image="$IMG" --container-workdir=../ pwd
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "${lines[-1]}" = / ]
+    run in_mode "$mode" --container-image="$IMG" --container-workdir=etc pwd
     [ "$status" -eq 0 ]
     [ "${lines[-1]}" = /etc ]
     E2E_ENV="PYXIS_CONTAINER_WORKDIR=/data-in-image" run in_mode "$mode" --container-image="$IMG" pwd
