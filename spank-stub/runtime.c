@@ -22,6 +22,7 @@
 #include "child.h"
 #include "common.h"
 #include "runtime.h"
+#include "enroot_fe.h"
 
 
 int runtime_find(enum container_runtime runtime, char *buf, size_t len, const char **search_path, char *err,
@@ -883,6 +884,14 @@ static int enroot_exec(void *arg)
 		    strcmp(args->env_vars[k], "HOME") != 0 && (value = job_env(task, args->env_vars[k])) != NULL)
 			child_env_put(&env, "%s=%s", args->env_vars[k], value);
 
+	/* enroot's front end done here when the stub knows it (enroot_fe.h); else enroot start. */
+	if (conf[0] == '\0' && task->enroot_fe != NULL && task->enroot_fe->ok) {
+		static const char *const cmd[] = { "sh", "-c", RUNTIME_STOP_COMMAND, NULL };
+		struct child_env fe_env = env;
+		char why[256];
+
+		enroot_fe_exec(task->enroot_fe, &fe_env, rc, task->root->enroot_name, cmd, why, sizeof(why));
+	}
 	argv[n++] = task->runtime_bin;
 	argv[n++] = "start";
 	if (conf[0] != '\0') {

@@ -12,6 +12,8 @@
 #include "config.h"
 #include "context.h"
 
+struct enroot_fe;
+
 /* What runs in the container until the stub has its namespaces. */
 #define RUNTIME_STOP_COMMAND "kill -STOP $$; exit 0"
 
@@ -34,6 +36,7 @@ struct runtime_task {
 	int mount_home; /* bind the job's home (asked, and a directory on the host) */
 	int remap_root; /* root inside (the user namespace maps 0 to the user) */
 	int entrypoint; /* run the image's entrypoint (/etc/rc) around the stopping shell */
+	const struct enroot_fe *enroot_fe; /* enroot: its front end as the stub does it (NULL, or not ok: enroot start) */
 };
 
 /*

@@ -18,10 +18,12 @@
 #include "cold.h"
 #include "common.h"
 #include "container.h"
+#include "enroot_fe.h"
 #include "log.h"
 #include "named.h"
 #include "runtime.h"
 #include "step.h"
+#include "enroot_fe.h"
 
 /* The job's user and places, from Slurm. */
 static int get_job(spank_t sp, struct pyxis_job *job, char *err, size_t errlen)
@@ -232,6 +234,17 @@ static int start_container(spank_t sp, struct plugin_context *ctx, const char *s
 		/* --[no-]container-entrypoint, else pyxis's execute_entrypoint key (default off). */
 		.entrypoint = pyxis_args_entrypoint(ctx->cfg.pyxis.execute_entrypoint),
 	};
+	if (task.runtime == RUNTIME_ENROOT) {
+		/* enroot's front end: the stub's when it knows this enroot (enroot_fe.h), else enroot start's. */
+		static struct enroot_fe fe;
+		char why[PATH_MAX + 128];
+
+		if (enroot_fe_recognise(c->runtime_bin, &fe, why, sizeof(why)) == 0)
+			pyxis_debug(PLUGIN_NAME ": enroot's front end: the stub's (%s)", c->runtime_bin);
+		else
+			pyxis_debug(PLUGIN_NAME ": enroot's front end: enroot start's: %s", why);
+		task.enroot_fe = &fe;
+	}
 	pyxis_stamp("runtime");
 	if (runtime_check(&task, err, errlen) < 0 || container_start(&task, c, err, errlen) < 0)
 		return -1;

@@ -67,4 +67,70 @@ site_enroot() {
   [ "${lines[-1]}" = clean ]
   [ "$(entry_listing "$entry")" = "$before" ]
   assert_node_idle
+# enroot_copy DIR [not]: enroot's bin/ at DIR, its files linked but for a copy of bin/enroot ("not": one
+# the stub does not recognise, a comment added), an enroot-nsenter that writes what it was given (argv,
+# environment) at the end of DIR/nsenter.out and execs enroot's own, and a readlink that writes a line to DIR/readlink.ran
+# when bin/enroot's bash runs it (common::realpath in runtime::start; runtime::_start runs it too).
+enroot_copy() {
+  local dir=$1 real
+  real=$(dirname "$E2E_ENROOT")
+  mkdir -p "$dir"
+  chmod 755 "$dir"
+  ln -sf "$real"/enroot-* "$dir/"
+  rm -f "$dir/enroot-nsenter"
+  cp "$real/enroot" "$dir/enroot"
+  [[ ${2:-} != not ]] || echo "# not the stub's" >>"$dir/enroot"
+  cat >"$dir/enroot-nsenter" <<EOF
+#!/bin/sh
+{ for a in "\$@"; do printf '[%s]\n' "\$a"; done; echo ---; tr '\0' '\n' </proc/\$\$/environ | sort; } >>$dir/nsenter.out
+exec $real/enroot-nsenter "\$@"
+EOF
+  cat >"$dir/readlink" <<EOF
+#!/bin/sh
+! tr '\\0' ' ' </proc/\$PPID/cmdline | grep -q '/enroot start ' || echo "\$*" >>$dir/readlink.ran
+exec /usr/bin/readlink "\$@"
+EOF
+  : >"$dir/nsenter.out"
+  : >"$dir/readlink.ran"
+  chmod 666 "$dir/nsenter.out" "$dir/readlink.ran"
+  chmod 755 "$dir/enroot" "$dir/enroot-nsenter" "$dir/readlink"
+}
+
+# The step's ids and paths differ from step to step: its mount's random suffix as M, numbers as N.
+numbers_as_n() { sed -E 's/(\.pyxis_cache_mnt\.[^/]*\.)[^./]+/\1M/g; s/[0-9]+/N/g' "$@"; }
+
+@test "enroot: the stub's own front end gives enroot-nsenter what enroot start gives it, and the task sees the same" {
+  local side dir
+  for side in fe stub; do
+    dir=$E2E_TMP/enroot-$side
+    rm -rf "$dir"
+    if [[ $side == fe ]]; then enroot_copy "$dir" not; else enroot_copy "$dir"; fi
+    E2E_SLURMD_PATH=$dir:$PATH slurmd_restart_with "$(plugstack_line container_cache_runtime=enroot)"
+    # As the stub calls it: plainly; with remap-root, writable, no home, a mount (enroot's mounts.d); with a
+    # mount into /etc (then an --rc: enroot's realpath of it); with the image's entrypoint.
+    mkdir -p "$E2E_TMP/fe-mount"
+    for options in "" "--container-remap-root --container-writable --no-container-mount-home --container-mounts=$E2E_TMP/fe-mount:/mnt/fe" \
+      "--container-mounts=$E2E_TMP/fe-mount:/etc/fe" "--container-entrypoint"; do
+      # shellcheck disable=SC2086 # the options' words
+      run srun_as_user --container-cache --container-image="$ALPHA" $options sh -c 'env | sort'
+      echo "$output"
+      [ "$status" -eq 0 ]
+      printf '%s\n' "$output" | grep -v '^srun: ' >>"$dir/task.env"
+    done
+    [ "$(grep -c '^HOME=' "$dir/task.env")" -eq 4 ]
+    [ "$(grep -c '^\[--mount\]$' "$dir/nsenter.out")" -eq 4 ]
+    grep -q '^\[--remap-root\]$' "$dir/nsenter.out"
+    grep -q '^\[/.*/enroot/rc\]$' "$dir/nsenter.out"
+  done
+  # enroot's front end ran on one side only.
+  [ -s "$E2E_TMP/enroot-fe/readlink.ran" ]
+  [ ! -s "$E2E_TMP/enroot-stub/readlink.ran" ]
+  grep -q "enroot's front end: the stub's ($E2E_TMP/enroot-stub/enroot)" "$E2E_TMP/slurmd/slurmd.log"
+  grep -q "enroot's front end: enroot start's: $E2E_TMP/enroot-fe/enroot: not enroot 4.1.2's front end" "$E2E_TMP/slurmd/slurmd.log"
+  # enroot-nsenter's argv and environment, and the task's environment: the same but for the step's numbers
+  # and the copy's directory.
+  diff <(numbers_as_n "$E2E_TMP/enroot-fe/nsenter.out" | sed "s|enroot-fe|DIR|g") \
+    <(numbers_as_n "$E2E_TMP/enroot-stub/nsenter.out" | sed "s|enroot-stub|DIR|g")
+  diff <(numbers_as_n "$E2E_TMP/enroot-fe/task.env" | sed "s|enroot-fe|DIR|g") \
+    <(numbers_as_n "$E2E_TMP/enroot-stub/task.env" | sed "s|enroot-stub|DIR|g")
 }
