@@ -7,9 +7,11 @@
 #             both on the root filesystem at the depth of /var/lib/pyxis-cache/<uid>/... (enroot walks
 #             each path up to its mount point, one `mountpoint` process per level)
 #   seed      the seed PR's, as bench/srun.sh's "seed": no --conf, the same paths
-#   stub      as runtime.c starts it now: no --conf, the mounts in ENROOT_CONFIG_PATH/mounts.d, no
-#             --rc (the rootfs has no /etc/rc), ENROOT_RUNTIME_PATH and the rootfs each a mount point
-#             (a tmpfs, and a bind mount: what the step's mounter makes, mounter.c)
+#   stub      as runtime.c started it before the stub did enroot's front end: no --conf, the mounts in
+#             ENROOT_CONFIG_PATH/mounts.d, no --rc (the rootfs has no /etc/rc), ENROOT_RUNTIME_PATH and the
+#             rootfs each a mount point (a tmpfs, and a bind mount: what the step's mounter makes, mounter.c)
+#   stubfe    the same, with enroot's front end done by the stub (enroot_fe.c, run by
+#             spank-stub/tests/enroot_fe_check as the runtime's child runs it: runtime.c now)
 #   bash bench/enroot-start.sh [ROUNDS]    (root; enroot as bench/srun.sh finds it)
 set -euo pipefail
 rounds=${1:-9}
@@ -24,6 +26,8 @@ for tool in strace setpriv /usr/bin/time /bin/busybox; do
   command -v "$tool" >/dev/null || { echo "skipped: $tool not found"; exit 0; }
 done
 enroot_dir=$(dirname "$(command -v enroot)")
+fe_check=$PWD/spank-stub/tests/enroot_fe_check
+make -s -C spank-stub tests/enroot_fe_check >/dev/null || { echo "skipped: spank-stub/tests/enroot_fe_check did not build"; exit 0; }
 
 # On the root filesystem (not /tmp, which may be a tmpfs of its own): the walks are as deep as a node's.
 top=$(mktemp -d /var/tmp/pxc-enroot-start.XXXXXX)
@@ -52,16 +56,17 @@ mount -t tmpfs -o "mode=700,uid=$uid,gid=$gid" pxc-enroot-run "$top/mnt/run"
 mount --bind "$deep/entry" "$top/mnt/rootfs"
 
 start() { # start VARIANT TAG [CMD...]: one enroot start as the user (CMD wraps it)
-  local variant=$1 tag=$2 paths data runtime conf=()
+  local variant=$1 tag=$2 paths data runtime front=(enroot start)
   shift 2
   paths=$deep/.pyxis_cache_step_1.0.$tag/enroot data=$deep name=entry runtime=$paths/runtime
   case $variant in
-    before) conf=(--conf "$top/start.conf") ;;
+    before) front=(enroot start --conf "$top/start.conf") ;;
     seed) ;;
     stub) data=$top/mnt name=rootfs runtime=$top/mnt/run ;;
+    stubfe) data=$top/mnt name=rootfs runtime=$top/mnt/run front=("$fe_check" "$enroot_dir/enroot" "") ;;
   esac
   setpriv --reuid="$uid" --regid="$gid" --clear-groups mkdir -p "$paths"
-  if [[ $variant == stub ]]; then
+  if [[ $variant == stub* ]]; then
     setpriv --reuid="$uid" --regid="$gid" --clear-groups mkdir -p "$paths/config/mounts.d"
     echo "$top/work $top/work x-create=dir,rbind,rw,nosuid" |
       setpriv --reuid="$uid" --regid="$gid" --clear-groups tee "$paths/config/mounts.d/50-pyxis-cache.fstab" >/dev/null
@@ -70,11 +75,11 @@ start() { # start VARIANT TAG [CMD...]: one enroot start as the user (CMD wraps 
     "PATH=$enroot_dir:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "HOME=$top/home" \
     "ENROOT_DATA_PATH=$data" "ENROOT_RUNTIME_PATH=$runtime" "ENROOT_CACHE_PATH=$paths/cache" \
     "ENROOT_CONFIG_PATH=$paths/config" "ENROOT_TEMP_PATH=$paths/temp" ENROOT_ROOTFS_WRITABLE=n \
-    ENROOT_MOUNT_HOME=y ENROOT_REMAP_ROOT=n enroot start "${conf[@]}" "$name" true >/dev/null)
+    ENROOT_MOUNT_HOME=y ENROOT_REMAP_ROOT=n "${front[@]}" "$name" true >/dev/null)
   rm -rf "$paths"
 }
 
-variants=(before seed stub)
+variants=(before seed stub stubfe)
 echo "| variant | processes | of which \`mountpoint\` | CPU ms (median of $rounds) |"
 echo "|---|---|---|---|"
 # One unmeasured start first: the first writes enroot's files into the rootfs (docs/srun.md).

@@ -121,7 +121,11 @@ static int config_init(struct child_env *env, const char *conf, char *why, size_
 
 int enroot_fe_recognise(const char *enroot, struct enroot_fe *fe, char *why, size_t whylen)
 {
+	static const char *const given[] = { "ENROOT_DATA_PATH", "ENROOT_RUNTIME_PATH", "ENROOT_CACHE_PATH",
+					     "ENROOT_CONFIG_PATH", "ENROOT_TEMP_PATH", "ENROOT_ROOTFS_WRITABLE",
+					     "ENROOT_MOUNT_HOME", "ENROOT_REMAP_ROOT", "HOME", NULL };
 	struct child_env scratch = CHILD_ENV_INIT;
+	const char *path = getenv("PATH");
 	static const char *const version = "export ENROOT_VERSION=\"" FE_VERSION "\"";
 	char *buf, *line, *end;
 	int found = 0, version_seen = 0, r;
@@ -168,8 +172,17 @@ int enroot_fe_recognise(const char *enroot, struct enroot_fe *fe, char *why, siz
 		say(why, whylen, "%s: not enroot " FE_VERSION "'s libraries as the stub knows them", fe->libdir);
 		return -1;
 	}
-	/* enroot.conf and its drop-ins as the stub reads them (the child reads them again, as the user). */
-	if (config_init(&scratch, fe->conf, why, whylen) < 0)
+	/*
+	 * enroot.conf and its drop-ins as the stub reads them, with what the stub
+	 * always gives (the child reads them again, as the user, with its own).
+	 */
+	child_env_put(&scratch, "PATH=%s", path != NULL ? path : "/usr/bin:/bin");
+	for (n = 0; given[n] != NULL; ++n)
+		child_env_put(&scratch, "%s=/", given[n]);
+	r = config_init(&scratch, fe->conf, why, whylen);
+	for (n = 0; n < scratch.n; ++n)
+		free(scratch.envp[n]);
+	if (r < 0)
 		return -1;
 	fe->ok = 1;
 	return 0;
@@ -282,9 +295,10 @@ static int plain_char(char c)
  * `eval echo VALUE` for a value made of plain characters, blanks and quotes
  * ('...' and "..." around plain characters and blanks): the words, quotes
  * removed, one blank between them. 0, or -1 for anything else (an expansion, a
- * glob, an operator, an echo option as the first word, unbalanced quotes).
+ * glob, an operator, unbalanced quotes; with options, an echo option as the
+ * first word).
  */
-static int eval_echo(const char *v, char *out, size_t outlen)
+static int eval_echo(const char *v, char *out, size_t outlen, int options)
 {
 	size_t o = 0, word_start;
 	int words = 0;
@@ -317,12 +331,57 @@ static int eval_echo(const char *v, char *out, size_t outlen)
 			}
 		}
 		/* echo's options: a first word -[neE]+ is one. */
-		if (words == 1 && o - word_start >= 2 && out[word_start] == '-' &&
+		if (options && words == 1 && o - word_start >= 2 && out[word_start] == '-' &&
 		    strspn(out + word_start + 1, "neE") == o - word_start - 1)
 			return -1;
 	}
 	out[o] = '\0';
 	return 0;
+}
+
+/*
+ * A value whose `eval echo` is thrown away (config::export keeps a non-empty
+ * value: the paths the stub gives enroot), whose evaluation has no effect to
+ * keep: eval_echo's grammar with $NAME and ${NAME} of variables set (no error
+ * under set -u) and $(id -u), $(id -g), $(id -un), $(id -gn) (id in PATH), as
+ * sites write them in ENROOT_DATA_PATH and the like. 1 when it is one.
+ */
+static int discarded(const struct child_env *env, const char *v, int id_found)
+{
+	static const char *const ids[] = { "$(id -u)", "$(id -g)", "$(id -un)", "$(id -gn)", NULL };
+	char plain[4096], name[128], out[4096];
+	size_t o = 0, n, i;
+	const char *end;
+
+	while (*v != '\0') {
+		if (o + 2 >= sizeof(plain))
+			return 0;
+		if (*v != '$') {
+			plain[o++] = *v++;
+			continue;
+		}
+		for (i = 0; ids[i] != NULL && strncmp(v, ids[i], strlen(ids[i])) != 0; ++i)
+			;
+		if (ids[i] != NULL) {
+			if (!id_found)
+				return 0;
+			v += strlen(ids[i]);
+		} else {
+			end = v[1] == '{' ? v + 2 : v + 1;
+			for (n = 0; isalnum((unsigned char)end[n]) || end[n] == '_'; ++n)
+				;
+			if (n == 0 || n >= sizeof(name) || isdigit((unsigned char)end[0]) || (v[1] == '{' && end[n] != '}'))
+				return 0;
+			memcpy(name, end, n);
+			name[n] = '\0';
+			if (env_get(env, name) == NULL)
+				return 0;
+			v = end + n + (v[1] == '{');
+		}
+		plain[o++] = 'X';
+	}
+	plain[o] = '\0';
+	return eval_echo(plain, out, sizeof(out), 0) == 0;
 }
 
 /*
@@ -334,6 +393,9 @@ static int eval_echo(const char *v, char *out, size_t outlen)
  */
 static int config_load(struct child_env *env, const char *path, char *why, size_t whylen)
 {
+	const char *envpath = env_get(env, "PATH");
+	char idpath[PATH_MAX];
+	int id_found = envpath != NULL && path_find(envpath, "id", 1, idpath, sizeof(idpath));
 	char key[128], value[4096], out[4096];
 	char *buf, *line, *end, *p, *k;
 	struct stat st;
@@ -383,11 +445,13 @@ static int config_load(struct child_env *env, const char *path, char *why, size_
 		snprintf(value, sizeof(value), "%s", p);
 		for (n = strlen(value); n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'); --n)
 			value[n - 1] = '\0';
-		if (eval_echo(value, out, sizeof(out)) < 0)
-			goto bad;
 		/* read's last line without a newline ends the loop before its body. */
-		if (end < buf + len)
-			config_export(env, key, out);
+		if (eval_echo(value, out, sizeof(out), 1) == 0) {
+			if (end < buf + len)
+				config_export(env, key, out);
+		} else if (env_get(env, key) == NULL || env_get(env, key)[0] == '\0' || !discarded(env, value, id_found)) {
+			goto bad;
+		}
 	}
 	free(buf);
 	return 0;

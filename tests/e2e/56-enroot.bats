@@ -67,8 +67,11 @@ site_enroot() {
   [ "${lines[-1]}" = clean ]
   [ "$(entry_listing "$entry")" = "$before" ]
   assert_node_idle
-# enroot_copy DIR [not]: enroot's bin/ at DIR, its files linked but for a copy of bin/enroot ("not": one
-# the stub does not recognise, a comment added), an enroot-nsenter that writes what it was given (argv,
+}
+
+# enroot_copy DIR [not] [CONF]: enroot's bin/ at DIR, its files linked but for a copy of bin/enroot ("not": one
+# the stub does not recognise, a comment added; CONF: reading CONF as its enroot.conf, a path the stub does not
+# compare), an enroot-nsenter that writes what it was given (argv,
 # environment) at the end of DIR/nsenter.out and execs enroot's own, and a readlink that writes a line to DIR/readlink.ran
 # when bin/enroot's bash runs it (common::realpath in runtime::start; runtime::_start runs it too).
 enroot_copy() {
@@ -80,6 +83,7 @@ enroot_copy() {
   rm -f "$dir/enroot-nsenter"
   cp "$real/enroot" "$dir/enroot"
   [[ ${2:-} != not ]] || echo "# not the stub's" >>"$dir/enroot"
+  [[ -z ${3:-} ]] || sed -i "s|^config::init \".*\"\$|config::init \"$3\"|" "$dir/enroot"
   cat >"$dir/enroot-nsenter" <<EOF
 #!/bin/sh
 { for a in "\$@"; do printf '[%s]\n' "\$a"; done; echo ---; tr '\0' '\n' </proc/\$\$/environ | sort; } >>$dir/nsenter.out
@@ -100,11 +104,26 @@ EOF
 numbers_as_n() { sed -E 's/(\.pyxis_cache_mnt\.[^/]*\.)[^./]+/\1M/g; s/[0-9]+/N/g' "$@"; }
 
 @test "enroot: the stub's own front end gives enroot-nsenter what enroot start gives it, and the task sees the same" {
-  local side dir
+  local side dir conf=$E2E_TMP/fe-etc/enroot.conf
+  # A site's configuration: paths the stub overrides with $(id -u) in them, values of its own, a drop-in.
+  mkdir -p "$conf.d"
+  cat >"$conf" <<'CONF'
+# site
+ENROOT_RUNTIME_PATH /run/enroot/user-$(id -u)
+ENROOT_DATA_PATH    "${HOME}/enroot-data/$(id -un)"
+ENROOT_SQUASH_OPTIONS '-comp zstd' -b 1M
+  NVIDIA_DRIVER_CAPABILITIES compute,utility
+ENROOT_MOUNT_HOME no
+http_proxy=http://proxy:3128
+ENROOT_ZSTD_OPTIONS	"-19"
+ENROOT_LOGIN_SHELL false
+CONF
+  printf 'ENROOT_MAX_CONNECTIONS 4\nno_proxy=localhost,127.0.0.1\n' >"$conf.d/10-site.conf"
+  chmod -R a+rX "$E2E_TMP/fe-etc"
   for side in fe stub; do
     dir=$E2E_TMP/enroot-$side
     rm -rf "$dir"
-    if [[ $side == fe ]]; then enroot_copy "$dir" not; else enroot_copy "$dir"; fi
+    if [[ $side == fe ]]; then enroot_copy "$dir" not "$conf"; else enroot_copy "$dir" yes "$conf"; fi
     E2E_SLURMD_PATH=$dir:$PATH slurmd_restart_with "$(plugstack_line container_cache_runtime=enroot)"
     # As the stub calls it: plainly; with remap-root, writable, no home, a mount (enroot's mounts.d); with a
     # mount into /etc (then an --rc: enroot's realpath of it); with the image's entrypoint.
@@ -121,6 +140,8 @@ numbers_as_n() { sed -E 's/(\.pyxis_cache_mnt\.[^/]*\.)[^./]+/\1M/g; s/[0-9]+/N/
     [ "$(grep -c '^\[--mount\]$' "$dir/nsenter.out")" -eq 4 ]
     grep -q '^\[--remap-root\]$' "$dir/nsenter.out"
     grep -q '^\[/.*/enroot/rc\]$' "$dir/nsenter.out"
+    grep -q '^ENROOT_SQUASH_OPTIONS=-comp zstd -b 1M$' "$dir/nsenter.out"
+    grep -q '^ENROOT_MAX_CONNECTIONS=4$' "$dir/nsenter.out"
   done
   # enroot's front end ran on one side only.
   [ -s "$E2E_TMP/enroot-fe/readlink.ran" ]
@@ -133,4 +154,22 @@ numbers_as_n() { sed -E 's/(\.pyxis_cache_mnt\.[^/]*\.)[^./]+/\1M/g; s/[0-9]+/N/
     <(numbers_as_n "$E2E_TMP/enroot-stub/nsenter.out" | sed "s|enroot-stub|DIR|g")
   diff <(numbers_as_n "$E2E_TMP/enroot-fe/task.env" | sed "s|enroot-fe|DIR|g") \
     <(numbers_as_n "$E2E_TMP/enroot-stub/task.env" | sed "s|enroot-stub|DIR|g")
+}
+
+@test "enroot: an enroot.conf value the stub cannot evaluate leaves the step to enroot start, which evaluates it" {
+  local dir=$E2E_TMP/enroot-cmd conf=$E2E_TMP/cmd-etc/enroot.conf
+  mkdir -p "$(dirname "$conf")"
+  : >"$E2E_TMP/cmd-etc/ran"
+  chmod 666 "$E2E_TMP/cmd-etc/ran"
+  echo "NVIDIA_DRIVER_CAPABILITIES \$(echo ran >>$E2E_TMP/cmd-etc/ran)compute" >"$conf"
+  chmod -R a+rX "$E2E_TMP/cmd-etc"
+  enroot_copy "$dir" yes "$conf"
+  E2E_SLURMD_PATH=$dir:$PATH slurmd_restart_with "$(plugstack_line container_cache_runtime=enroot)"
+  run srun_as_user --container-cache --container-image="$ALPHA" true
+  echo "$output"
+  [ "$status" -eq 0 ]
+  # bin/enroot's front end ran (its readlink), and so did the command in the value, once.
+  [ -s "$dir/readlink.ran" ]
+  [ "$(cat "$E2E_TMP/cmd-etc/ran")" = ran ]
+  grep -q "enroot's front end: enroot start's: $conf: a line the stub does not read as enroot would" "$E2E_TMP/slurmd/slurmd.log"
 }
