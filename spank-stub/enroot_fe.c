@@ -629,6 +629,11 @@ void enroot_fe_exec(const struct enroot_fe *fe, struct child_env *env, const cha
 		say(why, whylen, "not recognised");
 		return;
 	}
+	/* child_env_put leaves out what does not fit: room for the ~30 variables the front end adds. */
+	if (env->n + 64 >= CHILD_ENV_MAX) {
+		say(why, whylen, "too many variables");
+		return;
+	}
 	for (i = 0; i < env->n; ++i)
 		if (!name_known(env->envp[i])) {
 			say(why, whylen, "a variable the stub does not pass through bash as it would: %.40s", env->envp[i]);
