@@ -122,7 +122,7 @@ static int config_init(struct child_env *env, const char *conf, char *why, size_
 int enroot_fe_recognise(const char *enroot, struct enroot_fe *fe, char *why, size_t whylen)
 {
 	static const char *const given[] = { "ENROOT_DATA_PATH", "ENROOT_RUNTIME_PATH", "ENROOT_CACHE_PATH",
-					     "ENROOT_CONFIG_PATH", "ENROOT_TEMP_PATH", "ENROOT_ROOTFS_WRITABLE",
+					     "ENROOT_CONFIG_PATH", "ENROOT_TEMP_PATH",
 					     "ENROOT_MOUNT_HOME", "ENROOT_REMAP_ROOT", "HOME", NULL };
 	struct child_env scratch = CHILD_ENV_INIT;
 	const char *path = getenv("PATH");
