@@ -24,12 +24,12 @@
 #define FE_FILE_MAX (256 * 1024)
 
 /*
- * FNV-1a (64 bits) of enroot 4.1.2's files: bin/enroot without its three
- * install-path lines (config::init's enroot.conf, ENROOT_LIBRARY_PATH's and
- * ENROOT_SYSCONF_PATH's defaults), and lib/enroot's common.sh, docker.sh and
- * runtime.sh as they are (bin/enroot sources all three before `start`).
+ * FNV-1a (64 bits) of enroot 4.1.2's files: bin/enroot's source, enroot.in (what
+ * its Makefile's sed turns into bin/enroot: @sysconfdir@, @libdir@, @version@),
+ * and lib/enroot's common.sh, docker.sh and runtime.sh as they are (bin/enroot
+ * sources all three before `start`).
  */
-#define FE_HASH_ENROOT 0xd5af1c9984e9cba9ULL
+#define FE_HASH_ENROOT_IN 0x18e5efa17cc29dd8ULL
 #define FE_HASH_COMMON 0x4018613e0aa08926ULL
 #define FE_HASH_DOCKER 0x4335d13a812d3bd1ULL
 #define FE_HASH_RUNTIME 0x2d7377213c5de129ULL
@@ -119,6 +119,43 @@ static int file_hash(const char *dir, const char *name, uint64_t want)
 
 static int config_init(struct child_env *env, const char *conf, char *why, size_t whylen);
 
+/*
+ * One line of bin/enroot as it was in enroot.in, into out: the first sysconfdir
+ * and then the first libdir in it back to @sysconfdir@ and @libdir@ (the
+ * Makefile's sed, undone), the version line's version back to @version@, and
+ * config::init's path, whatever it is, to @sysconfdir@/enroot.conf (the file
+ * read is the one named: a site may point it elsewhere). Its length.
+ */
+static size_t template_line(const struct enroot_fe *fe, const char *line, size_t n, char *out, size_t outlen)
+{
+	static const char *const subst[][2] = { { NULL, "@sysconfdir@" }, { NULL, "@libdir@" } };
+	char tmp[8192];
+	const char *from, *hit;
+	size_t i, len;
+	char conf[PATH_MAX];
+
+	if (n >= sizeof(tmp) || n >= outlen)
+		return (size_t)-1;
+	if (path_line(line, n, "config::init ", conf, sizeof(conf)) > 0)
+		return (size_t)snprintf(out, outlen, "config::init \"@sysconfdir@/enroot.conf\"");
+	if (n == strlen("export ENROOT_VERSION=\"" FE_VERSION "\"") &&
+	    strncmp(line, "export ENROOT_VERSION=\"" FE_VERSION "\"", n) == 0)
+		return (size_t)snprintf(out, outlen, "export ENROOT_VERSION=\"@version@\"");
+	memcpy(out, line, n);
+	out[n] = '\0';
+	for (i = 0; i < 2; ++i) {
+		from = i == 0 ? fe->sysconfdir : fe->libdir;
+		if ((hit = strstr(out, from)) == NULL)
+			continue;
+		len = strlen(from);
+		if (strlen(out) - len + strlen(subst[i][1]) >= sizeof(tmp) || strlen(out) - len + strlen(subst[i][1]) >= outlen)
+			return (size_t)-1;
+		snprintf(tmp, sizeof(tmp), "%.*s%s%s", (int)(hit - out), out, subst[i][1], hit + len);
+		memcpy(out, tmp, strlen(tmp) + 1);
+	}
+	return strlen(out);
+}
+
 int enroot_fe_recognise(const char *enroot, struct enroot_fe *fe, char *why, size_t whylen)
 {
 	static const char *const given[] = { "ENROOT_DATA_PATH", "ENROOT_RUNTIME_PATH", "ENROOT_CACHE_PATH",
@@ -128,16 +165,18 @@ int enroot_fe_recognise(const char *enroot, struct enroot_fe *fe, char *why, siz
 	const char *path = getenv("PATH");
 	static const char *const version = "export ENROOT_VERSION=\"" FE_VERSION "\"";
 	char *buf, *line, *end;
+	char tline[8192];
 	int found = 0, version_seen = 0, r;
 	uint64_t h = FNV_INIT;
 	ssize_t len;
-	size_t n;
+	size_t n, tn;
 
 	memset(fe, 0, sizeof(*fe));
 	if ((len = read_all(enroot, &buf)) < 0) {
 		say(why, whylen, "%s: not read", enroot);
 		return -1;
 	}
+	/* The install paths first: config::init's file, ENROOT_LIBRARY_PATH's and ENROOT_SYSCONF_PATH's defaults. */
 	for (line = buf; line < buf + len; line = end + 1) {
 		end = memchr(line, '\n', (size_t)(buf + len - line));
 		if (end == NULL)
@@ -149,20 +188,29 @@ int enroot_fe_recognise(const char *enroot, struct enroot_fe *fe, char *why, siz
 				      sizeof(fe->sysconfdir));
 		if (r < 0)
 			break;
-		if (r > 0) {
-			++found;
-			continue;
-		}
+		found += r;
 		if (n == strlen(version) && strncmp(line, version, n) == 0)
 			version_seen = 1;
-		h = fnv(h, line, end < buf + len ? n + 1 : n);
+	}
+	/* Then the file as enroot.in was, hashed. */
+	for (line = buf; found == 3 && line < buf + len; line = end + 1) {
+		end = memchr(line, '\n', (size_t)(buf + len - line));
+		if (end == NULL)
+			end = buf + len;
+		if ((tn = template_line(fe, line, (size_t)(end - line), tline, sizeof(tline) - 1)) == (size_t)-1) {
+			found = 0;
+			break;
+		}
+		if (end < buf + len)
+			tline[tn++] = '\n';
+		h = fnv(h, tline, tn);
 	}
 	free(buf);
 	if (!version_seen) {
 		say(why, whylen, "%s: not enroot " FE_VERSION, enroot);
 		return -1;
 	}
-	if (found != 3 || h != FE_HASH_ENROOT) {
+	if (found != 3 || h != FE_HASH_ENROOT_IN) {
 		say(why, whylen, "%s: not enroot " FE_VERSION "'s front end as the stub knows it (%016llx)", enroot,
 		    (unsigned long long)h);
 		return -1;

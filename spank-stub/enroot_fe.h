@@ -27,7 +27,8 @@ struct enroot_fe {
 
 /*
  * Whether bin/enroot (enroot, an absolute path) and the libraries it sources are
- * enroot 4.1.2's, byte for byte but for its three install paths. Fills fe.
+ * enroot 4.1.2's, byte for byte once bin/enroot's install paths are put back as
+ * enroot.in had them (any prefix). Fills fe.
  * 0 when recognised, or -1 with the reason in why.
  */
 int enroot_fe_recognise(const char *enroot, struct enroot_fe *fe, char *why, size_t whylen);
