@@ -23,7 +23,6 @@
 #include "named.h"
 #include "runtime.h"
 #include "step.h"
-#include "enroot_fe.h"
 
 /* The job's user and places, from Slurm. */
 static int get_job(spank_t sp, struct pyxis_job *job, char *err, size_t errlen)
