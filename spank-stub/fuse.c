@@ -259,7 +259,8 @@ static int any_in_mount(const char *point_name, int killed)
 
 /*
  * A task of the step before Slurm execs it (still slurmstepd's code: the stub's task_init,
- * Slurm's execve of the command) asleep in a FUSE request of the mount: 1 with its pid and
+ * Slurm's execve of the command) waiting on the mount's server (child_fuse_wchan: in a
+ * request, or for a page a held read fills, as execve's read of the command does): 1 with its pid and
  * context switches. Slurm signals no such process (scancel's SIGKILL does not reach it), so
  * a request the user's server never answers would hold it, and slurmstepd with it, until
  * UnkillableStepTimeout drains the node.
@@ -271,6 +272,7 @@ static int pre_exec_waiter(const char *point_name, const struct stat *self, long
 	struct dirent *d;
 	struct stat exe;
 	int found = 0;
+	char state;
 	DIR *dir;
 	FILE *f;
 
@@ -288,9 +290,8 @@ static int pre_exec_waiter(const char *point_name, const struct stat *self, long
 		p = strrchr(buf, ')');
 		if (p == NULL || p[1] == '\0' || (p[2] != 'S' && p[2] != 'D'))
 			continue;
-		if (child_read_proc(d->d_name, "wchan", buf, sizeof(buf)) < 0)
-			continue;
-		if (strstr(buf, "fuse") == NULL && strcmp(buf, "request_wait_answer") != 0)
+		state = p[2];
+		if (child_read_proc(d->d_name, "wchan", buf, sizeof(buf)) < 0 || !child_fuse_wchan(buf, state))
 			continue;
 		if (!in_mount(d->d_name, point_name, 0))
 			continue;
