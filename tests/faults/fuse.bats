@@ -153,7 +153,10 @@ root_in_fuse() {
     as "$E2E_USER" srun --job-name="$JOB" --container-cache --container-image="$link" echo ran \
       >"$E2E_TMP/fuse-swap.out" 2>&1 3>&- &
     local step=$!
-    # slurmstepd waits for the mount MOUNT_TIMEOUT_MS (60 s) at most; the attacker holds for 200 s.
+    # slurmstepd waits for the mount MOUNT_TIMEOUT_MS (60 s) at most; the attacker holds for
+    # 200 s. Swapped after the daemon opened the image, the mount is made and a read the
+    # attacker took holds the runtime's start (its exec from the mount): CHILD_FUSE_STALL_SECONDS
+    # (30 s), the last test's attack.
     wait_for 100 eval '! kill -0 '"$step"
     local elapsed=$SECONDS
     cat "$E2E_TMP/fuse-swap.out" "$MARKER"
@@ -164,6 +167,33 @@ root_in_fuse() {
   done
   grep -q '^swapped' "$MARKER"
   step_over
+}
+
+@test "fuse attack: the mount's reads held by the user while the runtime starts from it hold slurmstepd no longer than the stall bound" {
+  local image out=$E2E_TMP/fuse-readhold.out step
+  JOB=pxc-fuse-readhold
+  image=$(fresh_image fuse-readhold)
+  # The user takes the step's connection before FUSE_INIT and serves it with a squashfuse_ll
+  # of their own, every request but FUSE_READ: the mount is made, and the runtime's start
+  # (bwrap's exec of the container's sh, enroot's scripts) waits for a page the kernel's
+  # readahead asked for, in no FUSE request (wchan folio_wait_bit_common), in a view where
+  # the mount is only the lower layer of the container's overlay. The stub's wait for the
+  # runtime saw neither: slurmstepd waited up to CHILD_TIMEOUT_SECONDS (30 minutes).
+  as "$E2E_USER" python3 "$ATTACK" readhold 200 "$MARKER" "$image" 3>&- &
+  wait_for 30 grep -q '^watching' "$MARKER"
+  SECONDS=0
+  as "$E2E_USER" srun --job-name="$JOB" --container-cache --container-image="$image" echo ran \
+    >"$out" 2>&1 3>&- &
+  step=$!
+  wait_for 60 grep -q '^held read' "$MARKER"
+  # A thread of the runtime in the same wait for CHILD_FUSE_STALL_SECONDS (30 s) has the
+  # step's connection aborted: the runtime fails, and so does the step.
+  wait_for 90 eval '! kill -0 '"$step"
+  echo "# srun ended after ${SECONDS}s" >&3
+  cat "$out" "$MARKER"
+  step_over
+  ! grep -q '^ran' "$out" || false
+  grep -q 'error' "$out"
 }
 
 @test "fuse attack: the image swapped for another valid image once the mount point appears is never what the task runs" {

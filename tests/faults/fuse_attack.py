@@ -19,6 +19,11 @@
       real uid 0, whose requests are read and never answered ("root OPCODE PID"); the
       entry NAME under the mount's root (the first name of the job's working directory)
       is invalidated every few milliseconds, so that a walk through it asks the mount
+  fuse_attack.py readhold SECONDS MARKER IMAGE
+      take the step's daemon's descriptor as rootwalk does and serve the connection with a
+      squashfuse_ll of the user's own on IMAGE, but hold every FUSE_READ ("held read"): the
+      mount is made, and whatever then reads a file's data (the runtime's start) waits for
+      a page the kernel's readahead asked for
   fuse_attack.py ownfs SECONDS MARKER MOUNTPOINT
       mount a FUSE filesystem of the user's own on MOUNTPOINT (fusermount3: /dev/fuse must
       be open to users, as most distributions ship it), answer FUSE_INIT and no other
@@ -221,14 +226,14 @@ def real_uid(pid):
     return None
 
 
-def rootwalk(seconds, marker, image, name):
-    deadline = time.monotonic() + seconds
+def take_over(deadline, marker):
+    """The /dev/fuse descriptor of the step's new daemon, stopped with no request in its hands, or None."""
     before = set(daemons())
     note(marker, "watching")
     pid = my_daemon(deadline, exclude=before)
     if pid is None:
         note(marker, "no daemon")
-        return 1
+        return None
     # Stopped at first sight, while FUSE_INIT still waits in the kernel (the mount is made
     # before the daemon starts): every request comes to us, the first one too.
     early = None
@@ -247,7 +252,7 @@ def rootwalk(seconds, marker, image, name):
     while early is None:
         if time.monotonic() >= deadline:
             note(marker, "daemon never idle")
-            return 1
+            return None
         before = io_counts(pid)
         if not idle_in_read(pid):
             time.sleep(0.0002)
@@ -259,6 +264,14 @@ def rootwalk(seconds, marker, image, name):
         os.kill(pid, signal.SIGCONT)
     fuse = early if early is not None else steal(pid, 3)
     note(marker, f"stolen {pid}" + (" before FUSE_INIT" if early is not None else ""))
+    return fuse
+
+
+def serve_with_own(fuse, deadline, marker, image, held, name=None):
+    """Serve the connection with a squashfuse_ll of the user's own on image, but for the
+    requests held(opcode, pid) names ((key, line): read, never answered; the line goes to
+    the marker once per key); name, when given, is kept out of the kernel's cache under
+    the mount's root."""
     # Our own squashfuse_ll serves the user's image on one end of a socket (libfuse takes
     # /dev/fd/N as a descriptor it reads requests from and writes answers to).
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -268,11 +281,12 @@ def rootwalk(seconds, marker, image, name):
     theirs.close()
     note(marker, f"server {server.pid}")
     proxy = Proxy(fuse, ours)
-    # The kernel keeps the name cached for ever (squashfuse's timeouts): it is invalidated
-    # again and again, from a thread of its own (the kernel takes the directory's lock for
-    # it, which a lookup waiting for our answer may hold).
-    threading.Thread(target=invalidate, args=(fuse, name, deadline), daemon=True).start()
-    held = set()
+    if name is not None:
+        # The kernel keeps the name cached for ever (squashfuse's timeouts): it is invalidated
+        # again and again, from a thread of its own (the kernel takes the directory's lock for
+        # it, which a lookup waiting for our answer may hold).
+        threading.Thread(target=invalidate, args=(fuse, name, deadline), daemon=True).start()
+    seen = set()
     while time.monotonic() < deadline:
         ready, _, _ = select.select([fuse, ours], [], [], 0.2)
         if fuse in ready:
@@ -282,10 +296,11 @@ def rootwalk(seconds, marker, image, name):
                 note(marker, f"read: {error.strerror}")
                 break
             _, opcode, unique, _, _, _, rpid, *_ = IN_HEADER.unpack_from(request)
-            if opcode != FUSE_INIT and real_uid(rpid) == 0:
-                if rpid not in held:
-                    note(marker, f"root {opcode} {rpid}")
-                    held.add(rpid)
+            hold = held(opcode, rpid) if opcode != FUSE_INIT else None
+            if hold is not None:
+                if hold[0] not in seen:
+                    note(marker, hold[1])
+                    seen.add(hold[0])
                 continue
             proxy.from_kernel(request)
         if ours in ready and not proxy.from_server():
@@ -293,6 +308,27 @@ def rootwalk(seconds, marker, image, name):
             break
     server.kill()
     return 0
+
+
+def rootwalk(seconds, marker, image, name):
+    deadline = time.monotonic() + seconds
+    fuse = take_over(deadline, marker)
+    if fuse is None:
+        return 1
+    # Every request of a process of real uid 0 is held ("root OPCODE PID" once per process).
+    return serve_with_own(fuse, deadline, marker, image,
+                          lambda opcode, rpid: (rpid, f"root {opcode} {rpid}") if real_uid(rpid) == 0 else None, name)
+
+
+def readhold(seconds, marker, image):
+    deadline = time.monotonic() + seconds
+    fuse = take_over(deadline, marker)
+    if fuse is None:
+        return 1
+    # Every read of a file's data is held: the kernel's readahead (FUSE_ASYNC_READ) asks for
+    # it, and the thread that wants the page waits for the page's lock, not in a request.
+    return serve_with_own(fuse, deadline, marker, image,
+                          lambda opcode, rpid: (0, "held read") if opcode == Proxy.READ else None)
 
 
 def invalidate(fuse, name, deadline):
@@ -398,6 +434,8 @@ def main():
         return replace(seconds, marker, *sys.argv[4:7])
     if mode == "rootwalk":
         return rootwalk(seconds, marker, *sys.argv[4:6])
+    if mode == "readhold":
+        return readhold(seconds, marker, sys.argv[4])
     if mode == "ownfs":
         return ownfs(seconds, marker, sys.argv[4])
     print(f"unknown mode {mode}", file=sys.stderr)
