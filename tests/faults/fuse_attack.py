@@ -8,6 +8,10 @@
       when the step's mount point appears in USER_DIR, rename FIFO_LINK (a symlink to a
       FIFO) over IMAGE (the symlink the step's image names); then take the daemon's
       /dev/fuse descriptor, answer FUSE_INIT and nothing after it
+  fuse_attack.py stop SECONDS MARKER USER_DIR
+      when the step's mount point appears in USER_DIR, SIGSTOP every process of the
+      user's named slurmstepd ("stopped PID..."): the mounter, which runs as the user in
+      its namespace, and the daemon before its exec (tests/faults/cancel.bats)
   fuse_attack.py replace SECONDS MARKER USER_DIR IMAGE OTHER_LINK
       when the step's mount point appears in USER_DIR, rename OTHER_LINK (a symlink to
       another valid image) over IMAGE: the daemon, which opens the image after that, must
@@ -151,6 +155,37 @@ def swap_on_mount_point(deadline, marker, user_dir, image, other_link):
     os.replace(other_link, image)
     note(marker, "swapped")
     return True
+
+
+def stop(seconds, marker, user_dir):
+    """When the step's mount point appears, stop every process of ours (real uid) named
+    slurmstepd: the mounter, forked from slurmstepd, which became us in its namespace."""
+    deadline = time.monotonic() + seconds
+    uid = os.getuid()
+    while time.monotonic() < deadline:
+        try:
+            if any(n.startswith(".pyxis_cache_mnt.") for n in os.listdir(user_dir)):
+                break
+        except FileNotFoundError:
+            pass
+        time.sleep(0.0005)
+    else:
+        note(marker, "no mount point")
+        return 1
+    stopped = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() != "slurmstepd" or real_uid(pid) != uid:
+                    continue
+            os.kill(int(pid), signal.SIGSTOP)
+            stopped.append(pid)
+        except OSError:
+            continue
+    note(marker, "stopped " + " ".join(stopped) if stopped else "nothing to stop")
+    return 0 if stopped else 1
 
 
 def replace(seconds, marker, user_dir, image, other_link):
@@ -430,6 +465,8 @@ def main():
         return hold(seconds, marker)
     if mode == "swap":
         return swap(seconds, marker, *sys.argv[4:7])
+    if mode == "stop":
+        return stop(seconds, marker, sys.argv[4])
     if mode == "replace":
         return replace(seconds, marker, *sys.argv[4:7])
     if mode == "rootwalk":
