@@ -196,6 +196,43 @@ root_in_fuse() {
   grep -q 'error' "$out"
 }
 
+@test "fuse attack: the reads of a task's execve held by the user hold slurmstepd no longer than the guard's bound; the node stays idle" {
+  local root=$E2E_TMP/rootfs-fuse-rootread image=$E2E_TMP/images/fuse-rootread.sqsh out=$E2E_TMP/fuse-rootread.out step
+  JOB=pxc-fuse-rootread
+  # The command is a file nothing else of the step reads (the runtime's start execs /bin/sh):
+  # its pages are read first by the task's execve, before Slurm's exec is done.
+  rm -rf "$root"
+  cp -a "$E2E_TMP/rootfs-alpha" "$root"
+  mkdir -p "$root/opt/pxc"
+  cp "$root/bin/busybox" "$root/opt/pxc/echo"
+  mksquashfs "$root" "$image" -noappend -quiet -all-root -no-progress -no-duplicates >/dev/null
+  chmod 644 "$image"
+  # The user takes the step's connection before FUSE_INIT and serves it with a squashfuse_ll
+  # of their own, every request but the reads of a process named slurmstepd. The task's
+  # execve waits for a page the kernel's readahead asked for (wchan folio_wait_bit_common,
+  # in no FUSE request): the guard looked only for a task in a request, Slurm signals no
+  # task before its exec, and scancel ended in 'STEPD TERMINATED ... DUE TO JOB NOT ENDING
+  # WITH SIGNALS' (production: the node drained).
+  as "$E2E_USER" python3 "$ATTACK" execread 200 "$MARKER" "$image" 3>&- &
+  wait_for 30 grep -q '^watching' "$MARKER"
+  as "$E2E_USER" srun --job-name="$JOB" --container-cache --container-image="$image" /opt/pxc/echo ran \
+    >"$out" 2>&1 3>&- &
+  step=$!
+  wait_for 60 eval 'grep -q "^ran" "$out" || grep -q "^task " "$MARKER"'
+  cat "$out" "$MARKER"
+  grep -q '^task ' "$MARKER"
+  SECONDS=0
+  scancel --name="$JOB"
+  # The guard aborts the connection once such a task stays in the same wait for
+  # CHILD_FUSE_STALL_SECONDS (30 s).
+  wait_for 60 eval '[[ -z $(squeue -h -n "$JOB") ]]'
+  wait_for 30 eval '! kill -0 '"$step"
+  echo "# the step ended ${SECONDS}s after scancel" >&3
+  cat "$out"
+  step_over
+  ! grep -q '^ran' "$out" || false
+}
+
 @test "fuse attack: the image swapped for another valid image once the mount point appears is never what the task runs" {
   local image other link=$E2E_WORK/pxc-replace.sqsh otherlink=$E2E_WORK/pxc-replace.other try hit=
   JOB=pxc-fuse-replace

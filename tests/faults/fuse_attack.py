@@ -28,6 +28,9 @@
       squashfuse_ll of the user's own on IMAGE, but hold every FUSE_READ ("held read"): the
       mount is made, and whatever then reads a file's data (the runtime's start) waits for
       a page the kernel's readahead asked for
+  fuse_attack.py execread SECONDS MARKER IMAGE
+      as readhold, but hold only the reads of processes named slurmstepd ("task OPCODE
+      PID"): a task's execve of its command, before it is done, waits for its pages
   fuse_attack.py ownfs SECONDS MARKER MOUNTPOINT
       mount a FUSE filesystem of the user's own on MOUNTPOINT (fusermount3: /dev/fuse must
       be open to users, as most distributions ship it), answer FUSE_INIT and no other
@@ -366,6 +369,27 @@ def readhold(seconds, marker, image):
                           lambda opcode, rpid: (0, "held read") if opcode == Proxy.READ else None)
 
 
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def execread(seconds, marker, image):
+    deadline = time.monotonic() + seconds
+    fuse = take_over(deadline, marker)
+    if fuse is None:
+        return 1
+    # The reads of a process named slurmstepd are held ("task OPCODE PID" once per process):
+    # the task's execve of its command (as the user by then), before it is done, waits for
+    # a page.
+    return serve_with_own(fuse, deadline, marker, image,
+                          lambda opcode, rpid: (rpid, f"task {opcode} {rpid}")
+                          if opcode == Proxy.READ and comm(rpid) == "slurmstepd" else None)
+
+
 def invalidate(fuse, name, deadline):
     name = name.encode()
     body = struct.pack("<QII", 1, len(name), 0) + name + b"\0"
@@ -473,6 +497,8 @@ def main():
         return rootwalk(seconds, marker, *sys.argv[4:6])
     if mode == "readhold":
         return readhold(seconds, marker, sys.argv[4])
+    if mode == "execread":
+        return execread(seconds, marker, sys.argv[4])
     if mode == "ownfs":
         return ownfs(seconds, marker, sys.argv[4])
     print(f"unknown mode {mode}", file=sys.stderr)
