@@ -264,6 +264,21 @@ def real_uid(pid):
     return None
 
 
+def stop_now(pid):
+    """SIGSTOP pid and return once it is stopped (the signal is delivered later than kill
+    returns: until then it may still read a request), or after a second."""
+    os.kill(pid, signal.SIGSTOP)
+    until = time.monotonic() + 1
+    while time.monotonic() < until:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in "tT":
+                    return
+        except OSError:
+            return
+        time.sleep(0.0002)
+
+
 def take_over(deadline, marker):
     """The /dev/fuse descriptor of the step's new daemon, stopped with no request in its hands, or None."""
     before = set(daemons())
@@ -275,7 +290,7 @@ def take_over(deadline, marker):
     # Stopped at first sight, while FUSE_INIT still waits in the kernel (the mount is made
     # before the daemon starts): every request comes to us, the first one too.
     early = None
-    os.kill(pid, signal.SIGSTOP)
+    stop_now(pid)
     try:
         fuse = steal(pid, 3)
         if select.select([fuse], [], [], 0)[0]:
@@ -295,7 +310,7 @@ def take_over(deadline, marker):
         if not idle_in_read(pid):
             time.sleep(0.0002)
             continue
-        os.kill(pid, signal.SIGSTOP)
+        stop_now(pid)
         # Nothing read or written since it was seen waiting: no request in its hands.
         if io_counts(pid) == before:
             break
