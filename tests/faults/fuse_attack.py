@@ -25,9 +25,9 @@
       is invalidated every few milliseconds, so that a walk through it asks the mount
   fuse_attack.py readhold SECONDS MARKER IMAGE
       take the step's daemon's descriptor as rootwalk does and serve the connection with a
-      squashfuse_ll of the user's own on IMAGE, but hold every FUSE_READ ("held read"): the
-      mount is made, and whatever then reads a file's data (the runtime's start) waits for
-      a page the kernel's readahead asked for
+      squashfuse_ll of the user's own on IMAGE, but hold every FUSE_READ of a process
+      named bwrap or sh ("held read PID"): the mount is made, and the runtime's start
+      (bwrap's exec of the container's sh) waits for a page the kernel's readahead asked for
   fuse_attack.py execread SECONDS MARKER IMAGE
       as readhold, but hold only the reads of processes named slurmstepd ("task OPCODE
       PID"): a task's execve of its command, before it is done, waits for its pages
@@ -378,10 +378,12 @@ def readhold(seconds, marker, image):
     fuse = take_over(deadline, marker)
     if fuse is None:
         return 1
-    # Every read of a file's data is held: the kernel's readahead (FUSE_ASYNC_READ) asks for
-    # it, and the thread that wants the page waits for the page's lock, not in a request.
+    # Every read of a file's data by the runtime's start (bwrap, and the container's sh it
+    # execs) is held: the kernel's readahead (FUSE_ASYNC_READ) asks for it, and the thread
+    # that wants the page waits for the page's lock, not in a request.
     return serve_with_own(fuse, deadline, marker, image,
-                          lambda opcode, rpid: (0, "held read") if opcode == Proxy.READ else None)
+                          lambda opcode, rpid: (0, f"held read {rpid}")
+                          if opcode == Proxy.READ and comm(rpid) in ("bwrap", "sh") else None)
 
 
 def comm(pid):
