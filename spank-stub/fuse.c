@@ -260,10 +260,10 @@ static int any_in_mount(const char *point_name, int killed)
 /*
  * A task of the step before Slurm execs it (still slurmstepd's code: the stub's task_init,
  * Slurm's execve of the command) waiting on the mount's server (child_fuse_wchan: in a
- * request, or for a page a held read fills, as execve's read of the command does): 1 with its pid and
- * context switches. Slurm signals no such process (scancel's SIGKILL does not reach it), so
- * a request the user's server never answers would hold it, and slurmstepd with it, until
- * UnkillableStepTimeout drains the node.
+ * request, or for a page a held read fills, as execve's read of the command does): 1 with
+ * its pid and context switches. Slurm signals no such process (scancel's SIGKILL does not
+ * reach it), so a request the user's server never answers would hold it, and slurmstepd
+ * with it, until UnkillableStepTimeout drains the node.
  */
 static int pre_exec_waiter(const char *point_name, const struct stat *self, long *pid,
 			   unsigned long long *switches)
