@@ -247,6 +247,7 @@ int child_start(struct child *ch, child_fn fn, void *arg, const struct pyxis_job
 	ch->pid = ch->pidfd = -1;
 	ch->uid = user != NULL ? user->uid : 0;
 	ch->conn = 0;
+	ch->point_name = NULL;
 	memset(ch->waiters, 0, sizeof(ch->waiters));
 	ch->out_fd = memfd_create("pyxis-cache-stdout", MFD_CLOEXEC);
 	ch->err_fd = memfd_create("pyxis-cache-stderr", MFD_CLOEXEC);
@@ -318,11 +319,23 @@ static ssize_t read_proc(const char *path, char *buf, size_t len)
 	return n;
 }
 
+int child_fuse_wchan(const char *wchan, char state)
+{
+	if (state != 'D' && state != 'S')
+		return 0;
+	if (strcmp(wchan, "0") == 0)
+		return state == 'D';
+	if (strstr(wchan, "fuse") != NULL || strcmp(wchan, "request_wait_answer") == 0)
+		return 1;
+	/* A page's lock: folio_wait_bit_common, __folio_lock_killable; before 5.16 wait_on_page_bit_common, __lock_page. */
+	return state == 'D' && (strstr(wchan, "folio_wait") != NULL || strstr(wchan, "folio_lock") != NULL ||
+				strstr(wchan, "wait_on_page") != NULL || strstr(wchan, "lock_page") != NULL);
+}
+
 /*
- * 1 when the thread /proc/<pid>/task/<tid> (task) is asleep in a FUSE request (its
- * wchan: request_wait_answer or a fuse function; in uninterruptible sleep, a kernel
- * that does not say, "0", is taken at its word), with *killed (SIGKILL pending) and
- * *switches (its context switches so far).
+ * 1 when the thread /proc/<pid>/task/<tid> (task) waits on a FUSE server
+ * (child_fuse_wchan), with *killed (SIGKILL pending) and *switches (its context
+ * switches so far).
  */
 static int fuse_waiter(const char *task, int *killed, unsigned long long *switches)
 {
@@ -338,9 +351,7 @@ static int fuse_waiter(const char *task, int *killed, unsigned long long *switch
 	if (state != 'D' && state != 'S')
 		return 0;
 	snprintf(path, sizeof(path), "%s/wchan", task);
-	if (read_proc(path, buf, sizeof(buf)) <= 0)
-		return 0;
-	if (strcmp(buf, "0") == 0 ? state != 'D' : strstr(buf, "fuse") == NULL && strcmp(buf, "request_wait_answer") != 0)
+	if (read_proc(path, buf, sizeof(buf)) <= 0 || !child_fuse_wchan(buf, state))
 		return 0;
 	snprintf(path, sizeof(path), "%s/status", task);
 	f = fopen(path, "re");
@@ -364,12 +375,15 @@ static int fuse_waiter(const char *task, int *killed, unsigned long long *switch
  * Abort the FUSE connections in task's mount table that the job user mounted: type fuse
  * or fuse.* (fuseblk's device is a disk's, not a connection), device 0:N (N the
  * connection), and user_id=<uid> among the superblock's options; and conn (the step's
- * own mount, whose user_id is its namespace's), when task's mounts have it.
+ * own mount, whose user_id is its namespace's), when task's mounts have it, or name its
+ * mount point (point_name, NULL: none): a container's root, an overlay whose lower layer
+ * is the mount (lowerdir=<point>/lower), which the container's view does not have itself.
  */
-static void abort_user_fuse(const char *task, uid_t uid, unsigned conn)
+static void abort_user_fuse(const char *task, uid_t uid, unsigned conn, const char *point_name)
 {
 	char path[128], line[3 * PATH_MAX], want[32], *dash, *type, *source, *options, *save;
 	unsigned major, minor;
+	int conn_done = 0;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/mountinfo", task);
@@ -379,6 +393,10 @@ static void abort_user_fuse(const char *task, uid_t uid, unsigned conn)
 		return;
 	/* ID PARENT MAJOR:MINOR ROOT POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER_OPTIONS */
 	while (fgets(line, sizeof(line), f) != NULL) {
+		if (conn != 0 && !conn_done && point_name != NULL && strstr(line, point_name) != NULL) {
+			child_abort_fuse(conn);
+			conn_done = 1;
+		}
 		if (sscanf(line, "%*u %*u %u:%u", &major, &minor) != 2 || major != 0 || minor == 0 ||
 		    (dash = strstr(line, " - ")) == NULL)
 			continue;
@@ -388,7 +406,9 @@ static void abort_user_fuse(const char *task, uid_t uid, unsigned conn)
 		if (options == NULL || (strcmp(type, "fuse") != 0 && strncmp(type, "fuse.", 5) != 0))
 			continue;
 		if (minor == conn) {
-			child_abort_fuse(minor);
+			if (!conn_done)
+				child_abort_fuse(minor);
+			conn_done = 1;
 			continue;
 		}
 		for (char *o = strtok_r(options, ",", &save); o != NULL; o = strtok_r(NULL, ",", &save))
@@ -488,7 +508,7 @@ static void unstick(struct child *ch)
 				if (ch->waiters[i].tid == atoi(t->d_name) && ch->waiters[i].switches == switches)
 					since = ch->waiters[i].since;
 			if ((killed && since < now) || now - since >= CHILD_FUSE_STALL_SECONDS * 1000LL) {
-				abort_user_fuse(task, ch->uid, ch->conn);
+				abort_user_fuse(task, ch->uid, ch->conn, ch->point_name);
 				continue;
 			}
 			if (n < sizeof(seen) / sizeof(seen[0]))

@@ -59,6 +59,7 @@ struct child {
 	int pidfd;
 	uid_t uid; /* the job user it runs as (0: root): whose FUSE mounts may be aborted under it */
 	unsigned conn; /* the step's own FUSE connection it reads (the runtime, fuse.c's mount), 0: none */
+	const char *point_name; /* that mount's point's name: a view with it (an overlay over the mount) reads conn */
 	struct child_waiter {
 		pid_t tid;                   /* a thread of its group asleep in a FUSE request */
 		unsigned long long switches; /* its context switches: unchanged, the same wait */
@@ -100,17 +101,29 @@ int child_wait(struct child *ch, child_ready_fn ready, void *arg, int *status, c
 void child_end(struct child *ch);
 
 /*
- * A thread of a job user's child (or of its process group) asleep in one FUSE request
- * for CHILD_FUSE_STALL_SECONDS, or killed (SIGKILL pending) and still in it at the next
- * look (child_wait and child_end look once a second), has every FUSE connection the job
- * user mounted in its view aborted: user_id=<uid> in the mount's options (fusermount's
- * mounts; never root's, nor another user's), and the step's own (ch->conn), whose
- * daemon the user can stop or whose descriptor they can take. SIGKILL does not end a request the user's
- * server read and never answers, and Slurm does not signal a step's processes before it
- * runs (user_init): without the bound a user's server would hold slurmstepd, and a
- * scancel then drains the node (UnkillableStepTimeout, 60 s by default).
+ * A thread of a job user's child (or of its process group) asleep in one FUSE wait
+ * (child_fuse_wchan) for CHILD_FUSE_STALL_SECONDS, or killed (SIGKILL pending) and still
+ * in it at the next look (child_wait and child_end look once a second), has every FUSE
+ * connection the job user mounted in its view aborted: user_id=<uid> in the mount's
+ * options (fusermount's mounts; never root's, nor another user's), and the step's own
+ * (ch->conn) when its view has that mount or an overlay over it (a container's root:
+ * ch->point_name), whose daemon the user can stop or whose descriptor they can take.
+ * SIGKILL does not end a request the user's server read and never answers, and Slurm
+ * does not signal a step's processes before it runs (user_init): without the bound a
+ * user's server would hold slurmstepd, and a scancel then drains the node
+ * (UnkillableStepTimeout, 60 s by default).
  */
 #define CHILD_FUSE_STALL_SECONDS 30
+
+/*
+ * 1 when a thread in state (the letter of /proc/<pid>/stat) with this wchan waits on a FUSE
+ * server: in a request (a fuse function, request_wait_answer; in uninterruptible sleep a
+ * kernel that does not say, "0", is taken at its word), or in uninterruptible sleep for a
+ * page's lock (folio_wait_bit_common, wait_on_page_bit_common...): a page that a FUSE read
+ * fills stays locked while the server holds that read, and the read is the kernel's own
+ * (readahead, FUSE_ASYNC_READ), so no thread waits in the request itself.
+ */
+int child_fuse_wchan(const char *wchan, char state);
 
 /*
  * Abort the FUSE connection conn (/sys/fs/fuse/connections/<conn>/abort), from a child

@@ -88,6 +88,11 @@ static int start_entry(struct plugin_context *ctx, const char *image, const char
 		snprintf(err, errlen, PLUGIN_NAME ": %s: %s", image, why);
 		return -1;
 	}
+	/* Nor does a cancelled step wait for the unpack. */
+	if (mounted == FUSE_CANCELLED) {
+		snprintf(err, errlen, PLUGIN_NAME ": %s", why);
+		return -1;
+	}
 	if (mounted < 0) {
 		snprintf(reason, sizeof(reason), "FUSE mount failed (%s)", why);
 		return wait_for_unpack(ctx, image, reason, err, errlen);
@@ -118,15 +123,21 @@ static int warm_layer(struct plugin_context *ctx, char *err, size_t errlen)
 {
 	struct container *c = &ctx->container;
 	char lower[PATH_MAX], why[ERROR_MAX];
+	int layered;
 
 	if (cli_user_path(ctx, c->entry, NULL, lower, sizeof(lower)) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": container_cache_data_path: path too long");
 		return -1;
 	}
-	if (layer_mount(lower, ctx->user_dir, c->entry, &ctx->job, &c->fuse, why, sizeof(why)) == 0) {
+	layered = layer_mount(lower, ctx->user_dir, c->entry, &ctx->job, &c->fuse, why, sizeof(why));
+	if (layered == 0) {
 		if (step_root_mount(&c->root, &c->fuse, err, errlen) == 0)
 			return 0;
 		fuse_release(&c->fuse);
+		return -1;
+	}
+	if (layered == FUSE_CANCELLED) {
+		snprintf(err, errlen, PLUGIN_NAME ": %s", why);
 		return -1;
 	}
 	if (container_args.writable == 1) {

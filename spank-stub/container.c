@@ -258,6 +258,7 @@ int container_start(const struct runtime_task *task, struct container *c, char *
 		goto fail;
 	}
 	ch.conn = c->fuse.conn; /* a request of the mount held by the user is aborted (child.h) */
+	ch.point_name = c->fuse.point[0] != '\0' ? strrchr(c->fuse.point, '/') + 1 : NULL;
 	if (info[1] >= 0)
 		close(info[1]);
 	info[1] = -1;

@@ -259,10 +259,11 @@ static int any_in_mount(const char *point_name, int killed)
 
 /*
  * A task of the step before Slurm execs it (still slurmstepd's code: the stub's task_init,
- * Slurm's execve of the command) asleep in a FUSE request of the mount: 1 with its pid and
- * context switches. Slurm signals no such process (scancel's SIGKILL does not reach it), so
- * a request the user's server never answers would hold it, and slurmstepd with it, until
- * UnkillableStepTimeout drains the node.
+ * Slurm's execve of the command) waiting on the mount's server (child_fuse_wchan: in a
+ * request, or for a page a held read fills, as execve's read of the command does): 1 with
+ * its pid and context switches. Slurm signals no such process (scancel's SIGKILL does not
+ * reach it), so a request the user's server never answers would hold it, and slurmstepd
+ * with it, until UnkillableStepTimeout drains the node.
  */
 static int pre_exec_waiter(const char *point_name, const struct stat *self, long *pid,
 			   unsigned long long *switches)
@@ -271,6 +272,7 @@ static int pre_exec_waiter(const char *point_name, const struct stat *self, long
 	struct dirent *d;
 	struct stat exe;
 	int found = 0;
+	char state;
 	DIR *dir;
 	FILE *f;
 
@@ -288,9 +290,8 @@ static int pre_exec_waiter(const char *point_name, const struct stat *self, long
 		p = strrchr(buf, ')');
 		if (p == NULL || p[1] == '\0' || (p[2] != 'S' && p[2] != 'D'))
 			continue;
-		if (child_read_proc(d->d_name, "wchan", buf, sizeof(buf)) < 0)
-			continue;
-		if (strstr(buf, "fuse") == NULL && strcmp(buf, "request_wait_answer") != 0)
+		state = p[2];
+		if (child_read_proc(d->d_name, "wchan", buf, sizeof(buf)) < 0 || !child_fuse_wchan(buf, state))
 			continue;
 		if (!in_mount(d->d_name, point_name, 0))
 			continue;
@@ -433,13 +434,21 @@ int fuse_user_mounted(const struct file_id *file, uid_t uid)
 
 /*
  * The mounter did not say what it should have: the daemon's own words first (a bad image), else the
- * mounter's. FUSE_IMAGE_REPLACED when the daemon found another file than the one identified, else -1.
+ * mounter's. FUSE_IMAGE_REPLACED when the daemon found another file than the one identified,
+ * FUSE_CANCELLED when the step was cancelled meanwhile, else -1.
  */
-static int mounter_error(const struct message *msg, int daemon_err_fd, char *err, size_t errlen)
+static int mounter_error(const struct mounter_link *l, const struct message *msg, int daemon_err_fd, char *err,
+			 size_t errlen)
 {
 	char daemon_err[256];
 
-	child_read_capture(daemon_err_fd, daemon_err, sizeof(daemon_err));
+	if (l->cancelled) {
+		snprintf(err, errlen, MOUNTER_CANCELLED_TEXT);
+		return FUSE_CANCELLED;
+	}
+	daemon_err[0] = '\0';
+	if (daemon_err_fd >= 0)
+		child_read_capture(daemon_err_fd, daemon_err, sizeof(daemon_err));
 	daemon_err[strcspn(daemon_err, "\n")] = '\0';
 	if (strcmp(daemon_err, REPLACED_TEXT) == 0) {
 		snprintf(err, errlen, "%s", daemon_err);
@@ -467,7 +476,7 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const struct fil
 
 	if (mounter_start(&link, &mt, job, m, &msg, err, errlen) < 0) {
 		if (err[0] == '\0')
-			rc = mounter_error(&msg, daemon_err_fd, err, errlen);
+			rc = mounter_error(&link, &msg, daemon_err_fd, err, errlen);
 		goto fail;
 	}
 	/* The mount held, and its connection from the mounter's mount table, before anything can wait on it. */
@@ -506,7 +515,7 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const struct fil
 	close(d.fd);
 	d.fd = -1;
 	if (mounter_next(&link, &msg) != 'o') {
-		rc = mounter_error(&msg, daemon_err_fd, err, errlen);
+		rc = mounter_error(&link, &msg, daemon_err_fd, err, errlen);
 		goto fail;
 	}
 	if (mounter_root(&msg, m, err, errlen) < 0)

@@ -3,7 +3,7 @@
  * user's credentials in a user and mount namespace of the step's own (root
  * only opens /dev/fuse and writes the namespace's id maps). The entry's
  * creator runs meanwhile (cli_start_creator). See docs/srun.md, "Cold steps
- * start from a FUSE mount". No Slurm calls.
+ * start from a FUSE mount". No Slurm calls but cancel.c's (found at run time).
  */
 #ifndef PYXIS_CACHE_FUSE_H
 #define PYXIS_CACHE_FUSE_H
@@ -58,9 +58,11 @@ int fuse_user_mounted(const struct file_id *file, uid_t uid);
  * mount namespace m->mntns_fd. The daemon reads only the file `file` names
  * (NULL: no check, tests/fuse_mount). Returns 0, or -1 with one line in err
  * (everything undone); FUSE_IMAGE_REPLACED when image names a file other than
- * `file` (put there after the command identified it).
+ * `file` (put there after the command identified it); FUSE_CANCELLED when the step
+ * was cancelled while it waited for the mounter (cancel.c).
  */
 #define FUSE_IMAGE_REPLACED (-2)
+#define FUSE_CANCELLED (-3)
 int fuse_mount_image(const char *daemon_bin, const char *image, const struct file_id *file, const char *user_dir,
 		     const char *name, const struct pyxis_job *job, struct fuse_mount *m, char *err, size_t errlen);
 

@@ -17,8 +17,10 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sched.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "cancel.h"
 #include "child.h"
 #include "context.h"
 #include "lock.h"
@@ -41,24 +43,61 @@ int send_message(int fd, char tag, int value, int pin, const char *text)
 	return write(fd, &msg, sizeof(msg)) == sizeof(msg) ? 0 : -1;
 }
 
-/* The next message, waiting at most timeout_ms; tag 0 on end of file or timeout. */
-void receive_message(int fd, int timeout_ms, struct message *msg)
+int receive_message(int fd, int timeout_ms, struct message *msg)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	ssize_t n;
+	int ready;
 
 	memset(msg, 0, sizeof(*msg));
-	while (poll(&p, 1, timeout_ms) < 0)
+	while ((ready = poll(&p, 1, timeout_ms)) < 0)
 		if (errno != EINTR)
-			return;
+			return 1;
+	if (ready == 0)
+		return 0;
 	if (!(p.revents & (POLLIN | POLLHUP)))
-		return;
+		return 1;
 	do
 		n = read(fd, msg, sizeof(*msg));
 	while (n < 0 && errno == EINTR);
 	if (n != sizeof(*msg))
 		msg->tag = 0;
 	msg->text[sizeof(msg->text) - 1] = '\0';
+	return 1;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/*
+ * slurmstepd's side: the mounter's next message within MOUNT_TIMEOUT_MS (tag 0: none),
+ * or none as soon as the step is cancelled (cancel.c: slurmctld is asked every
+ * CANCEL_LOOK_SECONDS; Slurm signals nothing of a step in user_init, so the user's
+ * stopped mounter, or its mount held in a request, would keep the step, and the
+ * node completing, for the whole bound).
+ */
+static void mounter_receive(struct mounter_link *l, struct message *msg)
+{
+	long long started = now_ms(), left;
+
+	for (;;) {
+		left = started + MOUNT_TIMEOUT_MS - now_ms();
+		if (left <= 0) {
+			memset(msg, 0, sizeof(*msg));
+			return;
+		}
+		if (receive_message(l->from, left < 1000 ? (int)left : 1000, msg))
+			return;
+		if (cancel_requested(now_ms() - started)) {
+			l->cancelled = 1;
+			return;
+		}
+	}
 }
 
 static void mounter_fail(const struct mounter *mt, const char *what)
@@ -270,7 +309,7 @@ int mounter_start(struct mounter_link *l, struct mounter *mt, const struct pyxis
 	l->from = from[0];
 	to[1] = from[0] = -1;
 
-	receive_message(l->from, MOUNT_TIMEOUT_MS, msg);
+	mounter_receive(l, msg);
 	if (msg->tag != 'u')
 		return -1;
 	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)l->child.pid);
@@ -305,7 +344,7 @@ fail:
 char mounter_next(struct mounter_link *l, struct message *msg)
 {
 	send_message(l->to, 'g', 0, -1, NULL);
-	receive_message(l->from, MOUNT_TIMEOUT_MS, msg);
+	mounter_receive(l, msg);
 	return msg->tag;
 }
 
@@ -358,8 +397,12 @@ static int layer_mount_upper(const char *lower, const char *user_dir, const char
 failed:
 	if (err[0] == '\0' && msg.tag == 'e')
 		snprintf(err, errlen, "%s", msg.text);
+	else if (err[0] == '\0' && link.cancelled)
+		snprintf(err, errlen, MOUNTER_CANCELLED_TEXT);
 	else if (err[0] == '\0')
 		snprintf(err, errlen, "the mounter did not finish within %d s", MOUNT_TIMEOUT_MS / 1000);
+	if (link.cancelled)
+		rc = FUSE_CANCELLED;
 fail:
 	mounter_end(&link);
 	if (rc < 0)

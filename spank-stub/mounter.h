@@ -1,7 +1,8 @@
 /*
  * The mounter's side of a cache-mode step's mounts, and the messages it and
  * slurmstepd exchange: fuse.c drives it for a cold step (lower: the FUSE mount),
- * layer_mount for a warm one (lower: the entry). No Slurm calls.
+ * layer_mount for a warm one (lower: the entry). No Slurm calls but cancel.c's
+ * (found at run time: a wait ends when the step is cancelled).
  */
 #ifndef PYXIS_CACHE_MOUNTER_H
 #define PYXIS_CACHE_MOUNTER_H
@@ -13,7 +14,7 @@
 #include "layout.gen.h" /* MOUNT_PREFIX, TAIL_ALNUM */
 
 #define DAEMON "squashfuse_ll"
-/* How long the mounts may take (the first lookups wait for the daemon). */
+/* How long the mounts may take (the first lookups wait for the daemon); less once the step is cancelled. */
 #define MOUNT_TIMEOUT_MS (60 * 1000)
 /* container_cache_layer_size's default (config.c, lib/config.ts): the tmpfs's size=. */
 #define MOUNTER_LAYER_SIZE "1g"
@@ -48,8 +49,8 @@ struct mounter {
 
 int send_message(int fd, char tag, int value, int pin, const char *text);
 
-/* The next message, waiting at most timeout_ms; tag 0 on end of file or timeout. */
-void receive_message(int fd, int timeout_ms, struct message *msg);
+/* The next message, waiting at most timeout_ms (-1: no bound): 1 (tag 0 on end of file), or 0 on timeout (tag 0). */
+int receive_message(int fd, int timeout_ms, struct message *msg);
 
 /* In the forked child: the mounts, in steps slurmstepd allows with 'g'. Never returns. */
 int mounter_main(const struct mounter *mt);
@@ -60,9 +61,13 @@ struct mounter_link {
 	int to;   /* to the mounter */
 	int from; /* from it */
 	uid_t euid;
+	int cancelled; /* a wait for its message ended because the step is cancelled (cancel.c) */
 };
 
-#define MOUNTER_LINK_INIT { .child = CHILD_INIT, .to = -1, .from = -1, .euid = 0 }
+#define MOUNTER_LINK_INIT { .child = CHILD_INIT, .to = -1, .from = -1, .euid = 0, .cancelled = 0 }
+
+/* What a mount that the step's cancel ended says (fuse.c, layer_mount). */
+#define MOUNTER_CANCELLED_TEXT "the step was cancelled during the mount"
 
 /*
  * Fork the mounter for mt as root (the id maps, /proc/<pid>/ns and pidfd_getfd need
@@ -71,12 +76,13 @@ struct mounter_link {
  * step): m->mntns_fd, m->point and m->rootfs are set, and the point is held
  * (LOCK_SH, m->lock_fd: the step is alive for gc and status); *msg holds the 'm' message.
  * 0, or -1: err says why, or is empty and *msg is the mounter's last message (tag 0:
- * none in time). Call mounter_end, then mounter_give_back, either way.
+ * none in time, or l->cancelled: the step was cancelled meanwhile, cancel.c). Call
+ * mounter_end, then mounter_give_back, either way.
  */
 int mounter_start(struct mounter_link *l, struct mounter *mt, const struct pyxis_job *job, struct fuse_mount *m,
 		  struct message *msg, char *err, size_t errlen);
 
-/* Let the mounter go on ('g') and return the tag of its next message (0: none in time). */
+/* Let the mounter go on ('g') and return the tag of its next message (0: none in time, or l->cancelled). */
 char mounter_next(struct mounter_link *l, struct message *msg);
 
 /* The overlay's root from the mounter's 'o' message (m->root_dev, root_ino): 0, or -1 with err. */
@@ -102,7 +108,8 @@ void mounter_set_layer_size(const char *size);
  * an overlay whose lower layer is the entry `lower` (read-only: never written) and
  * whose upper is in a tmpfs on <user_dir>/.pyxis_cache_mnt.<name>.<job>.<step>.XXXXXX
  * (m->point, locked); m->rootfs is the overlay, in that namespace only. Returns 0,
- * or -1 with one line in err (everything undone; fuse_release undoes it too).
+ * or -1 with one line in err (everything undone; fuse_release undoes it too),
+ * FUSE_CANCELLED (fuse.h) when the step was cancelled while it waited for the mounter.
  */
 int layer_mount(const char *lower, const char *user_dir, const char *name, const struct pyxis_job *job,
 		struct fuse_mount *m, char *err, size_t errlen);

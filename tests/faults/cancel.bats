@@ -1,5 +1,5 @@
 # A step cancelled while it waits in user_init (for its entry's lock, for its own unpack,
-# for another step's unpack of the same image) ends at once: run by tests/faults/run.sh
+# for another step's unpack of the same image, for its FUSE mounter) ends at once: run by tests/faults/run.sh
 # (cases/56-cancel.sh) through the e2e harness. Slurm signals no process of a step before
 # its tasks start (slurmd's terminate waits on the step until user_init returns, up to
 # 2 minutes, and then the unkillable-step timer runs): the stub's waits ask slurmctld.
@@ -107,4 +107,43 @@ ended_within() {
   ended_within 20 "$job1" "$job2"
   cat "$E2E_TMP/cancel-unpack1.out" "$E2E_TMP/cancel-unpack2.out"
   ! grep -q '^ran' "$E2E_TMP/cancel-unpack1.out" "$E2E_TMP/cancel-unpack2.out" || false
+}
+
+@test "stub cancel: a cold step whose FUSE mounter its user stopped ends at once on scancel" {
+  local image job try landed= marker=$E2E_TMP/cancel-mounter/marker out=$E2E_TMP/cancel-mounter.out
+  JOBS=pxc-cancel-mounter
+  # The attack's notes, written as the user.
+  mkdir -p "$E2E_TMP/cancel-mounter"
+  chmod 1777 "$E2E_TMP/cancel-mounter"
+  for try in 1 2 3; do
+    image=$(fresh_image "cancel-mounter-$try")
+    rm -f "$marker"
+    # The mounter becomes the job user in its namespace (uid 0 there): the user can stop it
+    # once its mount point appears, and slurmstepd waits for its next message.
+    as "$E2E_USER" python3 "$E2E_REPO/tests/faults/fuse_attack.py" stop 60 "$marker" "$E2E_BASE/$(user_uid)" 3>&- &
+    as "$E2E_USER" srun --job-name=pxc-cancel-mounter --container-cache --container-image="$image" echo ran \
+      >"$out" 2>&1 3>&- &
+    wait_for 60 grep -q -e '^stopped' -e '^nothing' -e '^no mount' "$marker"
+    cat "$marker"
+    STOPPED=$(sed -n 's/^stopped //p' "$marker")
+    job=$(squeue -h -n pxc-cancel-mounter -o %i)
+    if [[ -n $STOPPED && -n $job ]]; then
+      scancel --name=pxc-cancel-mounter
+      # Before: slurmstepd waited for the stopped mounter its MOUNT_TIMEOUT_MS (60 s), the
+      # node completing all along (Slurm signals nothing of a step in user_init).
+      ended_within 20 "$job"
+      cat "$out"
+      ! grep -q '^ran' "$out" || false
+      # The stop came before the mounter's last message: the step never got past its mount.
+      if ! step_reached "$job" runtime; then
+        grep -q "\[$job\.0\] .*the step was cancelled during the mount" "$E2E_TMP/slurmd/slurmd.log"
+        landed=$try
+        break
+      fi
+    fi
+    wait_for 120 eval '[[ -z $(squeue -h -n pxc-cancel-mounter) ]]'
+    for pid in $STOPPED; do kill -KILL "$pid" 2>/dev/null || true; done
+  done
+  echo "# the mounter was stopped in time at try ${landed:-never}" >&3
+  [[ -n $landed ]]
 }

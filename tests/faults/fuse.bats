@@ -153,7 +153,10 @@ root_in_fuse() {
     as "$E2E_USER" srun --job-name="$JOB" --container-cache --container-image="$link" echo ran \
       >"$E2E_TMP/fuse-swap.out" 2>&1 3>&- &
     local step=$!
-    # slurmstepd waits for the mount MOUNT_TIMEOUT_MS (60 s) at most; the attacker holds for 200 s.
+    # slurmstepd waits for the mount MOUNT_TIMEOUT_MS (60 s) at most; the attacker holds for
+    # 200 s. Swapped after the daemon opened the image, the mount is made and a read the
+    # attacker took holds the runtime's start (its exec from the mount): CHILD_FUSE_STALL_SECONDS
+    # (30 s), the last test's attack.
     wait_for 100 eval '! kill -0 '"$step"
     local elapsed=$SECONDS
     cat "$E2E_TMP/fuse-swap.out" "$MARKER"
@@ -164,6 +167,92 @@ root_in_fuse() {
   done
   grep -q '^swapped' "$MARKER"
   step_over
+}
+
+@test "fuse attack: the mount's reads held by the user while the runtime starts from it hold slurmstepd no longer than the stall bound" {
+  local image out=$E2E_TMP/fuse-readhold.out step try
+  JOB=pxc-fuse-readhold
+  # The user takes the step's connection (before FUSE_INIT, or while its daemon waits for a
+  # request) and serves it with a squashfuse_ll of their own, every request but the reads of
+  # bwrap and the container's sh: the mount is made, and the runtime's start (bwrap's exec
+  # of the container's sh) waits for a page the kernel's readahead asked for, in no FUSE
+  # request (wchan folio_wait_bit_common), in a view where the mount is only the lower layer
+  # of the container's overlay. The stub's wait for the
+  # runtime saw neither: slurmstepd waited up to CHILD_TIMEOUT_SECONDS (30 minutes).
+  # Taken while the daemon waits for a request, the descriptor may come after the runtime's
+  # reads (a loaded machine): the attack is tried again.
+  for try in 1 2 3; do
+    image=$(fresh_image "fuse-readhold-$try")
+    rm -f "$MARKER" "$out"
+    as "$E2E_USER" python3 "$ATTACK" readhold 200 "$MARKER" "$image" 3>&- &
+    wait_for 30 grep -q '^watching' "$MARKER"
+    SECONDS=0
+    as "$E2E_USER" srun --job-name="$JOB" --container-cache --container-image="$image" echo ran \
+      >"$out" 2>&1 3>&- &
+    step=$!
+    wait_for 60 eval 'grep -q "^held read" "$MARKER" || ! kill -0 '"$step" || true
+    grep -q '^held read' "$MARKER" && break
+    cat "$out" "$MARKER"
+    attack_over
+    wait "$step" 2>/dev/null || true
+  done
+  echo "# the attack landed on try $try" >&3
+  grep -q '^held read' "$MARKER"
+  # A thread of the runtime in the same wait for CHILD_FUSE_STALL_SECONDS (30 s) has the
+  # step's connection aborted: the runtime fails, and so does the step.
+  wait_for 90 eval '! kill -0 '"$step"
+  echo "# srun ended after ${SECONDS}s" >&3
+  cat "$out" "$MARKER"
+  step_over
+  ! grep -q '^ran' "$out" || false
+  grep -q 'error' "$out"
+}
+
+@test "fuse attack: the reads of a task's execve held by the user hold slurmstepd no longer than the guard's bound; the node stays idle" {
+  local root=$E2E_TMP/rootfs-fuse-rootread image out=$E2E_TMP/fuse-rootread.out step try
+  JOB=pxc-fuse-rootread
+  # The command is a file nothing else of the step reads (the runtime's start execs /bin/sh):
+  # its pages are read first by the task's execve, before Slurm's exec is done.
+  rm -rf "$root"
+  cp -a "$E2E_TMP/rootfs-alpha" "$root"
+  mkdir -p "$root/opt/pxc"
+  cp "$root/bin/busybox" "$root/opt/pxc/echo"
+  # The user takes the step's connection (before FUSE_INIT, or while its daemon waits for a
+  # request) and serves it with a squashfuse_ll of their own, every request but the reads of a process named slurmstepd. The task's
+  # execve waits for a page the kernel's readahead asked for (wchan folio_wait_bit_common,
+  # in no FUSE request): the guard looked only for a task in a request, Slurm signals no
+  # task before its exec, and scancel ended in 'STEPD TERMINATED ... DUE TO JOB NOT ENDING
+  # WITH SIGNALS' (production: the node drained).
+  # Taken while the daemon waits for a request, the descriptor may come after the reads
+  # (a loaded machine): the attack is tried again, on a new image.
+  for try in 1 2 3; do
+    image=$E2E_TMP/images/fuse-rootread-$try.sqsh
+    mksquashfs "$root" "$image" -noappend -quiet -all-root -no-progress -no-duplicates >/dev/null
+    chmod 644 "$image"
+    rm -f "$MARKER" "$out"
+    as "$E2E_USER" python3 "$ATTACK" execread 200 "$MARKER" "$image" 3>&- &
+    wait_for 30 grep -q '^watching' "$MARKER"
+    as "$E2E_USER" srun --job-name="$JOB" --container-cache --container-image="$image" /opt/pxc/echo ran \
+      >"$out" 2>&1 3>&- &
+    step=$!
+    wait_for 60 eval 'grep -q "^task " "$MARKER" || ! kill -0 '"$step" || true
+    cat "$out" "$MARKER"
+    grep -q '^task ' "$MARKER" && break
+    attack_over
+    wait "$step" 2>/dev/null || true
+  done
+  echo "# the attack landed on try $try" >&3
+  grep -q '^task ' "$MARKER"
+  SECONDS=0
+  scancel --name="$JOB"
+  # The guard aborts the connection once such a task stays in the same wait for
+  # CHILD_FUSE_STALL_SECONDS (30 s).
+  wait_for 60 eval '[[ -z $(squeue -h -n "$JOB") ]]'
+  wait_for 30 eval '! kill -0 '"$step"
+  echo "# the step ended ${SECONDS}s after scancel" >&3
+  cat "$out"
+  step_over
+  ! grep -q '^ran' "$out" || false
 }
 
 @test "fuse attack: the image swapped for another valid image once the mount point appears is never what the task runs" {

@@ -8,6 +8,10 @@
       when the step's mount point appears in USER_DIR, rename FIFO_LINK (a symlink to a
       FIFO) over IMAGE (the symlink the step's image names); then take the daemon's
       /dev/fuse descriptor, answer FUSE_INIT and nothing after it
+  fuse_attack.py stop SECONDS MARKER USER_DIR
+      when the step's mount point appears in USER_DIR, SIGSTOP every process of the
+      user's named slurmstepd ("stopped PID..."): the mounter, which runs as the user in
+      its namespace, and the daemon before its exec (tests/faults/cancel.bats)
   fuse_attack.py replace SECONDS MARKER USER_DIR IMAGE OTHER_LINK
       when the step's mount point appears in USER_DIR, rename OTHER_LINK (a symlink to
       another valid image) over IMAGE: the daemon, which opens the image after that, must
@@ -19,6 +23,14 @@
       real uid 0, whose requests are read and never answered ("root OPCODE PID"); the
       entry NAME under the mount's root (the first name of the job's working directory)
       is invalidated every few milliseconds, so that a walk through it asks the mount
+  fuse_attack.py readhold SECONDS MARKER IMAGE
+      take the step's daemon's descriptor as rootwalk does and serve the connection with a
+      squashfuse_ll of the user's own on IMAGE, but hold every FUSE_READ of a process
+      named bwrap or sh ("held read PID"): the mount is made, and the runtime's start
+      (bwrap's exec of the container's sh) waits for a page the kernel's readahead asked for
+  fuse_attack.py execread SECONDS MARKER IMAGE
+      as readhold, but hold only the reads of processes named slurmstepd ("task OPCODE
+      PID"): a task's execve of its command, before it is done, waits for its pages
   fuse_attack.py ownfs SECONDS MARKER MOUNTPOINT
       mount a FUSE filesystem of the user's own on MOUNTPOINT (fusermount3: /dev/fuse must
       be open to users, as most distributions ship it), answer FUSE_INIT and no other
@@ -148,6 +160,37 @@ def swap_on_mount_point(deadline, marker, user_dir, image, other_link):
     return True
 
 
+def stop(seconds, marker, user_dir):
+    """When the step's mount point appears, stop every process of ours (real uid) named
+    slurmstepd: the mounter, forked from slurmstepd, which became us in its namespace."""
+    deadline = time.monotonic() + seconds
+    uid = os.getuid()
+    while time.monotonic() < deadline:
+        try:
+            if any(n.startswith(".pyxis_cache_mnt.") for n in os.listdir(user_dir)):
+                break
+        except FileNotFoundError:
+            pass
+        time.sleep(0.0005)
+    else:
+        note(marker, "no mount point")
+        return 1
+    stopped = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() != "slurmstepd" or real_uid(pid) != uid:
+                    continue
+            os.kill(int(pid), signal.SIGSTOP)
+            stopped.append(pid)
+        except OSError:
+            continue
+    note(marker, "stopped " + " ".join(stopped) if stopped else "nothing to stop")
+    return 0 if stopped else 1
+
+
 def replace(seconds, marker, user_dir, image, other_link):
     return 0 if swap_on_mount_point(time.monotonic() + seconds, marker, user_dir, image, other_link) else 1
 
@@ -221,18 +264,33 @@ def real_uid(pid):
     return None
 
 
-def rootwalk(seconds, marker, image, name):
-    deadline = time.monotonic() + seconds
+def stop_now(pid):
+    """SIGSTOP pid and return once it is stopped (the signal is delivered later than kill
+    returns: until then it may still read a request), or after a second."""
+    os.kill(pid, signal.SIGSTOP)
+    until = time.monotonic() + 1
+    while time.monotonic() < until:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in "tT":
+                    return
+        except OSError:
+            return
+        time.sleep(0.0002)
+
+
+def take_over(deadline, marker):
+    """The /dev/fuse descriptor of the step's new daemon, stopped with no request in its hands, or None."""
     before = set(daemons())
     note(marker, "watching")
     pid = my_daemon(deadline, exclude=before)
     if pid is None:
         note(marker, "no daemon")
-        return 1
+        return None
     # Stopped at first sight, while FUSE_INIT still waits in the kernel (the mount is made
     # before the daemon starts): every request comes to us, the first one too.
     early = None
-    os.kill(pid, signal.SIGSTOP)
+    stop_now(pid)
     try:
         fuse = steal(pid, 3)
         if select.select([fuse], [], [], 0)[0]:
@@ -247,18 +305,26 @@ def rootwalk(seconds, marker, image, name):
     while early is None:
         if time.monotonic() >= deadline:
             note(marker, "daemon never idle")
-            return 1
+            return None
         before = io_counts(pid)
         if not idle_in_read(pid):
             time.sleep(0.0002)
             continue
-        os.kill(pid, signal.SIGSTOP)
+        stop_now(pid)
         # Nothing read or written since it was seen waiting: no request in its hands.
         if io_counts(pid) == before:
             break
         os.kill(pid, signal.SIGCONT)
     fuse = early if early is not None else steal(pid, 3)
     note(marker, f"stolen {pid}" + (" before FUSE_INIT" if early is not None else ""))
+    return fuse
+
+
+def serve_with_own(fuse, deadline, marker, image, held, name=None):
+    """Serve the connection with a squashfuse_ll of the user's own on image, but for the
+    requests held(opcode, pid) names ((key, line): read, never answered; the line goes to
+    the marker once per key); name, when given, is kept out of the kernel's cache under
+    the mount's root."""
     # Our own squashfuse_ll serves the user's image on one end of a socket (libfuse takes
     # /dev/fd/N as a descriptor it reads requests from and writes answers to).
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -268,11 +334,12 @@ def rootwalk(seconds, marker, image, name):
     theirs.close()
     note(marker, f"server {server.pid}")
     proxy = Proxy(fuse, ours)
-    # The kernel keeps the name cached for ever (squashfuse's timeouts): it is invalidated
-    # again and again, from a thread of its own (the kernel takes the directory's lock for
-    # it, which a lookup waiting for our answer may hold).
-    threading.Thread(target=invalidate, args=(fuse, name, deadline), daemon=True).start()
-    held = set()
+    if name is not None:
+        # The kernel keeps the name cached for ever (squashfuse's timeouts): it is invalidated
+        # again and again, from a thread of its own (the kernel takes the directory's lock for
+        # it, which a lookup waiting for our answer may hold).
+        threading.Thread(target=invalidate, args=(fuse, name, deadline), daemon=True).start()
+    seen = set()
     while time.monotonic() < deadline:
         ready, _, _ = select.select([fuse, ours], [], [], 0.2)
         if fuse in ready:
@@ -282,10 +349,11 @@ def rootwalk(seconds, marker, image, name):
                 note(marker, f"read: {error.strerror}")
                 break
             _, opcode, unique, _, _, _, rpid, *_ = IN_HEADER.unpack_from(request)
-            if opcode != FUSE_INIT and real_uid(rpid) == 0:
-                if rpid not in held:
-                    note(marker, f"root {opcode} {rpid}")
-                    held.add(rpid)
+            hold = held(opcode, rpid) if opcode != FUSE_INIT else None
+            if hold is not None:
+                if hold[0] not in seen:
+                    note(marker, hold[1])
+                    seen.add(hold[0])
                 continue
             proxy.from_kernel(request)
         if ours in ready and not proxy.from_server():
@@ -293,6 +361,50 @@ def rootwalk(seconds, marker, image, name):
             break
     server.kill()
     return 0
+
+
+def rootwalk(seconds, marker, image, name):
+    deadline = time.monotonic() + seconds
+    fuse = take_over(deadline, marker)
+    if fuse is None:
+        return 1
+    # Every request of a process of real uid 0 is held ("root OPCODE PID" once per process).
+    return serve_with_own(fuse, deadline, marker, image,
+                          lambda opcode, rpid: (rpid, f"root {opcode} {rpid}") if real_uid(rpid) == 0 else None, name)
+
+
+def readhold(seconds, marker, image):
+    deadline = time.monotonic() + seconds
+    fuse = take_over(deadline, marker)
+    if fuse is None:
+        return 1
+    # Every read of a file's data by the runtime's start (bwrap, and the container's sh it
+    # execs) is held: the kernel's readahead (FUSE_ASYNC_READ) asks for it, and the thread
+    # that wants the page waits for the page's lock, not in a request.
+    return serve_with_own(fuse, deadline, marker, image,
+                          lambda opcode, rpid: (0, f"held read {rpid}")
+                          if opcode == Proxy.READ and comm(rpid) in ("bwrap", "sh") else None)
+
+
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def execread(seconds, marker, image):
+    deadline = time.monotonic() + seconds
+    fuse = take_over(deadline, marker)
+    if fuse is None:
+        return 1
+    # The reads of a process named slurmstepd are held ("task OPCODE PID" once per process):
+    # the task's execve of its command (as the user by then), before it is done, waits for
+    # a page.
+    return serve_with_own(fuse, deadline, marker, image,
+                          lambda opcode, rpid: (rpid, f"task {opcode} {rpid}")
+                          if opcode == Proxy.READ and comm(rpid) == "slurmstepd" else None)
 
 
 def invalidate(fuse, name, deadline):
@@ -394,10 +506,16 @@ def main():
         return hold(seconds, marker)
     if mode == "swap":
         return swap(seconds, marker, *sys.argv[4:7])
+    if mode == "stop":
+        return stop(seconds, marker, sys.argv[4])
     if mode == "replace":
         return replace(seconds, marker, *sys.argv[4:7])
     if mode == "rootwalk":
         return rootwalk(seconds, marker, *sys.argv[4:6])
+    if mode == "readhold":
+        return readhold(seconds, marker, sys.argv[4])
+    if mode == "execread":
+        return execread(seconds, marker, sys.argv[4])
     if mode == "ownfs":
         return ownfs(seconds, marker, sys.argv[4])
     print(f"unknown mode {mode}", file=sys.stderr)
