@@ -659,6 +659,17 @@ static int put_opts(const char *argv[], int *n, int max, const char *flag, char 
 	return 0;
 }
 
+/* bin/enroot's config::export defaults that depend on nothing (the paths and nproc are set apart). */
+static const char *const fixed_defaults[][2] = {
+	{ "ENROOT_MAX_CONNECTIONS", "10" },	 { "ENROOT_CONNECT_TIMEOUT", "30" },
+	{ "ENROOT_TRANSFER_TIMEOUT", "0" },	 { "ENROOT_TRANSFER_RETRIES", "0" },
+	{ "ENROOT_LOGIN_SHELL", "true" },	 { "ENROOT_ALLOW_SUPERUSER", "false" },
+	{ "ENROOT_ALLOW_HTTP", "false" },	 { "ENROOT_ROOTFS_WRITABLE", "false" },
+	{ "ENROOT_NATIVE_OVERLAYFS", "true" },	 { "ENROOT_REMAP_ROOT", "false" },
+	{ "ENROOT_BUNDLE_ALL", "false" },	 { "ENROOT_BUNDLE_CHECKSUM", "false" },
+	{ "ENROOT_FORCE_OVERRIDE", "false" },
+};
+
 void enroot_fe_exec(const struct enroot_fe *fe, struct child_env *env, const char *rc, const char *name,
 		    const char *const cmd[], char *why, size_t whylen)
 {
@@ -739,19 +750,8 @@ void enroot_fe_exec(const struct enroot_fe *fe, struct child_env *env, const cha
 	nproc = nl2 + 1;
 	*strchr(nproc, '\n') = '\0';
 	config_export(env, "ENROOT_MAX_PROCESSORS", nproc);
-	config_export(env, "ENROOT_MAX_CONNECTIONS", "10");
-	config_export(env, "ENROOT_CONNECT_TIMEOUT", "30");
-	config_export(env, "ENROOT_TRANSFER_TIMEOUT", "0");
-	config_export(env, "ENROOT_TRANSFER_RETRIES", "0");
-	config_export(env, "ENROOT_LOGIN_SHELL", "true");
-	config_export(env, "ENROOT_ALLOW_SUPERUSER", "false");
-	config_export(env, "ENROOT_ALLOW_HTTP", "false");
-	config_export(env, "ENROOT_ROOTFS_WRITABLE", "false");
-	config_export(env, "ENROOT_NATIVE_OVERLAYFS", "true");
-	config_export(env, "ENROOT_REMAP_ROOT", "false");
-	config_export(env, "ENROOT_BUNDLE_ALL", "false");
-	config_export(env, "ENROOT_BUNDLE_CHECKSUM", "false");
-	config_export(env, "ENROOT_FORCE_OVERRIDE", "false");
+	for (i = 0; i < sizeof(fixed_defaults) / sizeof(fixed_defaults[0]); ++i)
+		config_export(env, fixed_defaults[i][0], fixed_defaults[i][1]);
 	config_fini(env);
 	mask = umask(077);
 	if (mkdir_p(env_get(env, "ENROOT_CACHE_PATH")) < 0 || mkdir_p(env_get(env, "ENROOT_DATA_PATH")) < 0 ||

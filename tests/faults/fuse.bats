@@ -64,6 +64,20 @@ root_in_fuse() {
   done
 }
 
+# cancel_held_step: scancel the step ($step, its output $out) that a task not yet exec'd holds in
+# the user's FUSE server; the mount's guard aborts the connection once that task stays in one
+# wait for CHILD_FUSE_STALL_SECONDS (30 s), and the step ends with nothing of it run.
+cancel_held_step() {
+  SECONDS=0
+  scancel --name="$JOB"
+  wait_for 60 eval '[[ -z $(squeue -h -n "$JOB") ]]'
+  wait_for 30 eval '! kill -0 '"$step"
+  echo "# the step ended ${SECONDS}s after scancel" >&3
+  cat "$out"
+  step_over
+  ! grep -q '^ran' "$out" || false
+}
+
 @test "fuse attack: the mount served by the user to all but a task not yet exec'd (real uid 0) holds slurmstepd no longer than the guard's bound; the node stays idle" {
   local image first=${E2E_WORK#/} out=$E2E_TMP/fuse-rootwalk.out
   first=${first%%/*}
@@ -95,19 +109,10 @@ root_in_fuse() {
   echo "# root in a FUSE request before scancel: $(root_in_fuse | tr '\n' ' ')" >&3
   grep -q '^stolen' "$MARKER"
   grep -q '^root ' "$MARKER"
-  SECONDS=0
-  scancel --name="$JOB"
   # Slurm signals no task before it execs it (scancel's SIGKILL does not reach one): it
   # waited for the task until UnkillableStepTimeout, then 'STEPD TERMINATED ... DUE TO JOB
-  # NOT ENDING WITH SIGNALS' (production: the node drained, 'Kill task failed'). The mount's
-  # guard aborts the connection when a task not yet exec'd stays in one request for
-  # CHILD_FUSE_STALL_SECONDS (30 s).
-  wait_for 60 eval '[[ -z $(squeue -h -n "$JOB") ]]'
-  wait_for 30 eval '! kill -0 '"$step"
-  echo "# the step ended ${SECONDS}s after scancel" >&3
-  cat "$out"
-  step_over
-  ! grep -q '^ran' "$out" || false
+  # NOT ENDING WITH SIGNALS' (production: the node drained, 'Kill task failed').
+  cancel_held_step
   # No process of root is left in a request of the user's server.
   [[ -z $(root_in_fuse) ]]
 }
@@ -243,16 +248,7 @@ root_in_fuse() {
   done
   echo "# the attack landed on try $try" >&3
   grep -q '^task ' "$MARKER"
-  SECONDS=0
-  scancel --name="$JOB"
-  # The guard aborts the connection once such a task stays in the same wait for
-  # CHILD_FUSE_STALL_SECONDS (30 s).
-  wait_for 60 eval '[[ -z $(squeue -h -n "$JOB") ]]'
-  wait_for 30 eval '! kill -0 '"$step"
-  echo "# the step ended ${SECONDS}s after scancel" >&3
-  cat "$out"
-  step_over
-  ! grep -q '^ran' "$out" || false
+  cancel_held_step
 }
 
 @test "fuse attack: the image swapped for another valid image once the mount point appears is never what the task runs" {

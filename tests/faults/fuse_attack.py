@@ -363,27 +363,29 @@ def serve_with_own(fuse, deadline, marker, image, held, name=None):
     return 0
 
 
-def rootwalk(seconds, marker, image, name):
+def serve_holding(seconds, marker, image, hold, name=None):
+    """Takes the step's connection over and serves it with a daemon of the user's own, but for
+    the requests hold(opcode, pid) picks (serve_with_own)."""
     deadline = time.monotonic() + seconds
     fuse = take_over(deadline, marker)
     if fuse is None:
         return 1
+    return serve_with_own(fuse, deadline, marker, image, hold, name)
+
+
+def rootwalk(seconds, marker, image, name):
     # Every request of a process of real uid 0 is held ("root OPCODE PID" once per process).
-    return serve_with_own(fuse, deadline, marker, image,
-                          lambda opcode, rpid: (rpid, f"root {opcode} {rpid}") if real_uid(rpid) == 0 else None, name)
+    return serve_holding(seconds, marker, image,
+                         lambda opcode, rpid: (rpid, f"root {opcode} {rpid}") if real_uid(rpid) == 0 else None, name)
 
 
 def readhold(seconds, marker, image):
-    deadline = time.monotonic() + seconds
-    fuse = take_over(deadline, marker)
-    if fuse is None:
-        return 1
     # Every read of a file's data by the runtime's start (bwrap, and the container's sh it
     # execs) is held: the kernel's readahead (FUSE_ASYNC_READ) asks for it, and the thread
     # that wants the page waits for the page's lock, not in a request.
-    return serve_with_own(fuse, deadline, marker, image,
-                          lambda opcode, rpid: (0, f"held read {rpid}")
-                          if opcode == Proxy.READ and comm(rpid) in ("bwrap", "sh") else None)
+    return serve_holding(seconds, marker, image,
+                         lambda opcode, rpid: (0, f"held read {rpid}")
+                         if opcode == Proxy.READ and comm(rpid) in ("bwrap", "sh") else None)
 
 
 def comm(pid):
@@ -395,16 +397,12 @@ def comm(pid):
 
 
 def execread(seconds, marker, image):
-    deadline = time.monotonic() + seconds
-    fuse = take_over(deadline, marker)
-    if fuse is None:
-        return 1
     # The reads of a process named slurmstepd are held ("task OPCODE PID" once per process):
     # the task's execve of its command (as the user by then), before it is done, waits for
     # a page.
-    return serve_with_own(fuse, deadline, marker, image,
-                          lambda opcode, rpid: (rpid, f"task {opcode} {rpid}")
-                          if opcode == Proxy.READ and comm(rpid) == "slurmstepd" else None)
+    return serve_holding(seconds, marker, image,
+                         lambda opcode, rpid: (rpid, f"task {opcode} {rpid}")
+                         if opcode == Proxy.READ and comm(rpid) == "slurmstepd" else None)
 
 
 def invalidate(fuse, name, deadline):
