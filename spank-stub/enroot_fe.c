@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "enroot_fe.h"
 
 #define FE_VERSION "4.1.2"
@@ -176,6 +177,9 @@ int enroot_fe_recognise(const char *enroot, struct enroot_fe *fe, char *why, siz
 		say(why, whylen, "%s: not read", enroot);
 		return -1;
 	}
+	/* Its #! line's program (enroot.in's: env, which finds bash in PATH), once the hash says it is enroot.in's. */
+	if (sscanf(buf, "#! %4095s bash\n", fe->interp) != 1)
+		fe->interp[0] = '\0';
 	/* The install paths first: config::init's file, ENROOT_LIBRARY_PATH's and ENROOT_SYSCONF_PATH's defaults. */
 	for (line = buf; line < buf + len; line = end + 1) {
 		end = memchr(line, '\n', (size_t)(buf + len - line));
@@ -224,7 +228,7 @@ int enroot_fe_recognise(const char *enroot, struct enroot_fe *fe, char *why, siz
 	 * enroot.conf and its drop-ins as the stub reads them, with what the stub
 	 * always gives (the child reads them again, as the user, with its own).
 	 */
-	child_env_put(&scratch, "PATH=%s", path != NULL ? path : "/usr/bin:/bin");
+	child_env_put(&scratch, "PATH=%s", path != NULL ? path : PYXIS_CACHE_PATH);
 	for (n = 0; given[n] != NULL; ++n)
 		child_env_put(&scratch, "%s=/", given[n]);
 	r = config_init(&scratch, fe->conf, why, whylen);
@@ -705,7 +709,7 @@ void enroot_fe_exec(const struct enroot_fe *fe, struct child_env *env, const cha
 		return;
 	}
 	/* #! /usr/bin/env bash: env finds bash in PATH, and bash's $BASH is the same search. */
-	if (access("/usr/bin/env", X_OK) < 0 || !path_find(envpath, "bash", 1, bash, sizeof(bash))) {
+	if (fe->interp[0] != '/' || access(fe->interp, X_OK) < 0 || !path_find(envpath, "bash", 1, bash, sizeof(bash))) {
 		say(why, whylen, "no bash for bin/enroot's #!");
 		return;
 	}

@@ -23,6 +23,7 @@ struct enroot_fe {
 	char conf[PATH_MAX];         /* enroot.conf as bin/enroot names it */
 	char libdir[PATH_MAX];       /* ENROOT_LIBRARY_PATH's default */
 	char sysconfdir[PATH_MAX];   /* ENROOT_SYSCONF_PATH's default */
+	char interp[PATH_MAX];       /* the program of its #! line (env) */
 };
 
 /*
