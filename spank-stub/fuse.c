@@ -526,8 +526,10 @@ fail:
 	if (rc < 0)
 		child_abort_fuse(m->conn);
 	mounter_end(&link);
-	if (rc < 0)
+	if (rc < 0) {
 		fuse_release(m);
+		mounter_forget_points(&mt);
+	}
 	if (mounter_give_back(&link) < 0 && rc == 0) {
 		snprintf(err, errlen, "seteuid: %m");
 		fuse_release(m);

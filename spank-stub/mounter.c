@@ -7,6 +7,7 @@
  * a writable upper in that tmpfs; then exits. It and slurmstepd talk in struct
  * message over two pipes.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -371,6 +372,26 @@ void mounter_end(struct mounter_link *l)
 	l->to = l->from = -1;
 }
 
+void mounter_forget_points(const struct mounter *mt)
+{
+	/* <base>/<uid> is the user's, in root's <base>: the user cannot put a symlink in its place. */
+	int fd = open(mt->user_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct dirent *e;
+	DIR *d;
+
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return;
+	}
+	while ((e = readdir(d)) != NULL)
+		if (valid_point(e->d_name, mt->name, mt->job, mt->step))
+			unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+	closedir(d);
+}
+
 int mounter_give_back(const struct mounter_link *l)
 {
 	return l->euid != 0 && seteuid(l->euid) < 0 ? -1 : 0;
@@ -405,8 +426,10 @@ failed:
 		rc = FUSE_CANCELLED;
 fail:
 	mounter_end(&link);
-	if (rc < 0)
+	if (rc < 0) {
 		fuse_release(m);
+		mounter_forget_points(&mt);
+	}
 	if (mounter_give_back(&link) < 0 && rc == 0) {
 		snprintf(err, errlen, "seteuid: %m");
 		fuse_release(m);

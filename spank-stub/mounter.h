@@ -91,6 +91,13 @@ int mounter_root(const struct message *msg, struct fuse_mount *m, char *err, siz
 /* Kill and reap the mounter, close the pipes. */
 void mounter_end(struct mounter_link *l);
 
+/*
+ * After a failed mount, before mounter_give_back: the mount points of mt's entry and step
+ * that the mounter made but was ended before it named them (a cancel, a timeout, its user
+ * stopping it) are removed; only empty directories go (rmdir(2) follows no symlink).
+ */
+void mounter_forget_points(const struct mounter *mt);
+
 /* Give back the effective uid mounter_start took: 0, or -1 (errno). */
 int mounter_give_back(const struct mounter_link *l);
 

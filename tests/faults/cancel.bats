@@ -137,6 +137,8 @@ ended_within() {
       # The stop came before the mounter's last message: the step never got past its mount.
       if ! step_reached "$job" runtime; then
         grep -q "\[$job\.0\] .*the step was cancelled during the mount" "$E2E_TMP/slurmd/slurmd.log"
+        # The mount point the mounter made before it was stopped, never named to slurmstepd, went with it.
+        ! ls -A "$E2E_BASE/$(user_uid)" | grep -q "^\.pyxis_cache_mnt\..*\.$job\.0\." || false
         landed=$try
         break
       fi
