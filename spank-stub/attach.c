@@ -23,7 +23,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -40,17 +39,6 @@
 #define RECORD_MAX (1024 * 1024)
 /* How long a step that mounts a named container's layer waits for the steps attached to the previous one. */
 #define DETACH_WAIT_SECONDS 60
-
-static int pidfd_open_(pid_t pid)
-{
-	return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
-/* The process of pidfd still exists (so its pid still names it). */
-static int pidfd_alive(int pidfd)
-{
-	return pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0;
-}
 
 /* 1 when every uid of pid (real, effective, saved, filesystem) is uid, 0 when not, -1 when it cannot be read. */
 static int process_is_users(pid_t pid, uid_t uid)
@@ -210,7 +198,7 @@ int attach_find(struct plugin_context *ctx, char *err, size_t errlen)
 	afd = lock_attached(dfd, ctx->job.uid);
 	if (afd < 0)
 		goto done;
-	pidfd = pidfd_open_((pid_t)r.pid);
+	pidfd = child_pidfd_open((pid_t)r.pid);
 	if (pidfd < 0)
 		goto done; /* a record left by a step that ended */
 	mine = process_is_users((pid_t)r.pid, ctx->job.uid);
@@ -224,7 +212,7 @@ int attach_find(struct plugin_context *ctx, char *err, size_t errlen)
 	}
 	snprintf(lock, sizeof(lock), "/proc/%ld/ns/mnt", r.pid);
 	if (mine < 0 || stat(lock, &st) < 0 || (unsigned long long)st.st_dev != r.dev ||
-	    (unsigned long long)st.st_ino != r.ino || !pidfd_alive(pidfd))
+	    (unsigned long long)st.st_ino != r.ino || !child_pidfd_alive(pidfd))
 		goto done; /* gone, or another process under the pid: not running */
 	/* The entry under the container stays while the step is attached (its own step may end first). */
 	if (strcmp(r.entry, "-") != 0) {
@@ -348,23 +336,6 @@ void attach_record(const struct plugin_context *ctx)
 	close(fd);
 }
 
-/* /proc/<pid>/ns/<ns>, and whether it is the task's own (then it is not joined). */
-static int open_ns(pid_t pid, const char *ns, int *same)
-{
-	char path[64];
-	struct stat theirs, ours;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, ns);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/self/ns/%s", ns);
-	*same = fstat(fd, &theirs) == 0 && stat(path, &ours) == 0 && theirs.st_dev == ours.st_dev &&
-		theirs.st_ino == ours.st_ino;
-	return fd;
-}
-
 int attach_join(const struct plugin_context *ctx, char *err, size_t errlen)
 {
 	static const char *const names[] = { "user", "cgroup", "mnt", "ipc", "uts", "net" };
@@ -380,7 +351,7 @@ int attach_join(const struct plugin_context *ctx, char *err, size_t errlen)
 
 	/* Opened with the job user's credentials: the kernel lets the user open only what they may trace. */
 	for (i = 0; i < 6; ++i) {
-		fds[i] = open_ns(pid, names[i], &same[i]);
+		fds[i] = child_open_ns(pid, names[i], &same[i]); /* one that is the task's own is not joined */
 		if (fds[i] < 0 && !(i == 1 && errno == ENOENT)) {
 			snprintf(err, errlen, PLUGIN_NAME ": couldn't open the running container's %s namespace: %m",
 				 what[i]);
@@ -390,7 +361,7 @@ int attach_join(const struct plugin_context *ctx, char *err, size_t errlen)
 	/* Still the recorded process (the pidfd outlived no reuse of its pid), still the user's, still in the container. */
 	if (fstat(fds[2], &mnt) < 0 || (unsigned long long)mnt.st_dev != c->attach_mnt_dev ||
 	    (unsigned long long)mnt.st_ino != c->attach_mnt_ino || process_is_users(pid, ctx->job.uid) != 1 ||
-	    !pidfd_alive(c->attach_pidfd)) {
+	    !child_pidfd_alive(c->attach_pidfd)) {
 		snprintf(err, errlen, PLUGIN_NAME ": --container-name: %s: the running container ended", container_args.name);
 		goto fail;
 	}

@@ -10,6 +10,7 @@
 #include <slurm/slurm.h>
 
 #include "cancel.h"
+#include "child.h"
 
 typedef int (*load_job_fn)(job_info_msg_t **, uint32_t, uint16_t);
 typedef void (*free_job_fn)(job_info_msg_t *);
@@ -19,14 +20,6 @@ typedef void (*free_steps_fn)(job_step_info_response_msg_t *);
 static const struct pyxis_job *watched;
 static long long next_look_ms;
 static int cancelled;
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 void cancel_watch(const struct pyxis_job *job)
 {
@@ -78,7 +71,7 @@ int cancel_requested(long long since_ms)
 		return 0;
 	if (cancelled)
 		return 1;
-	now = now_ms();
+	now = child_now_ms();
 	if (now < next_look_ms)
 		return 0;
 	next_look_ms = now + CANCEL_LOOK_SECONDS * 1000LL;

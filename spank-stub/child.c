@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -187,6 +188,16 @@ int child_prepare(const struct child_setup *s)
 	return 0;
 }
 
+const char *child_env_get(char *const envp[], const char *name)
+{
+	size_t len = strlen(name), i;
+
+	for (i = 0; envp != NULL && envp[i] != NULL; ++i)
+		if (strncmp(envp[i], name, len) == 0 && envp[i][len] == '=')
+			return envp[i] + len + 1;
+	return NULL;
+}
+
 void child_env_put(struct child_env *env, const char *fmt, ...)
 {
 	size_t len, i;
@@ -229,12 +240,55 @@ void child_env_path(struct child_env *env, enum child_path which, const char *fi
 		      then[0] != '\0' ? ":" : "", then);
 }
 
-static long long now_ms(void)
+long long child_now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+int child_pidfd_open(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+	(void)pid;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
+int child_pidfd_alive(int pidfd)
+{
+#ifdef SYS_pidfd_send_signal
+	return pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0;
+#else
+	(void)pidfd;
+	return 0;
+#endif
+}
+
+int child_ns_is_own(int fd, const char *ns)
+{
+	char path[64];
+	struct stat theirs, ours;
+
+	snprintf(path, sizeof(path), "/proc/self/ns/%s", ns);
+	return fstat(fd, &theirs) == 0 && stat(path, &ours) == 0 && theirs.st_dev == ours.st_dev &&
+	       theirs.st_ino == ours.st_ino;
+}
+
+int child_open_ns(pid_t pid, const char *ns, int *same)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, ns);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && same != NULL)
+		*same = child_ns_is_own(fd, ns);
+	return fd;
 }
 
 int child_start(struct child *ch, child_fn fn, void *arg, const struct pyxis_job *user, const char *cwd, int keep_fd,
@@ -266,9 +320,7 @@ int child_start(struct child *ch, child_fn fn, void *arg, const struct pyxis_job
 		status = child_prepare(&s);
 		_exit(status != 0 ? status : fn(arg));
 	}
-#ifdef SYS_pidfd_open
-	ch->pidfd = (int)syscall(SYS_pidfd_open, ch->pid, 0);
-#endif
+	ch->pidfd = child_pidfd_open(ch->pid);
 	return 0;
 fail:
 	child_end(ch);
@@ -332,12 +384,7 @@ int child_fuse_wchan(const char *wchan, char state)
 				strstr(wchan, "wait_on_page") != NULL || strstr(wchan, "lock_page") != NULL);
 }
 
-/*
- * 1 when the thread /proc/<pid>/task/<tid> (task) waits on a FUSE server
- * (child_fuse_wchan), with *killed (SIGKILL pending) and *switches (its context
- * switches so far).
- */
-static int fuse_waiter(const char *task, int *killed, unsigned long long *switches)
+int child_fuse_waiter(const char *task, int *killed, unsigned long long *switches)
 {
 	char path[128], buf[4096], *p, *end;
 	unsigned long long pending = 0;
@@ -422,18 +469,10 @@ ssize_t child_read_proc(const char *pid, const char *file, char *buf, size_t len
 {
 	char path[64];
 	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%s/%s", pid, file);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	return n;
+	n = read_proc(path, buf, len);
+	return n > 0 ? n : -1;
 }
 
 /*
@@ -479,7 +518,7 @@ static void unstick(struct child *ch)
 	char path[64], task[96], buf[1024], *p;
 	unsigned long long switches = 0;
 	size_t n = 0, i;
-	long long now = now_ms(), since;
+	long long now = child_now_ms(), since;
 	struct dirent *d, *t;
 	DIR *procs, *tasks;
 	int killed = 0;
@@ -501,7 +540,7 @@ static void unstick(struct child *ch)
 			if (!isdigit((unsigned char)t->d_name[0]) || strlen(t->d_name) > 16)
 				continue;
 			snprintf(task, sizeof(task), "%s/%s", path, t->d_name);
-			if (!fuse_waiter(task, &killed, &switches))
+			if (!child_fuse_waiter(task, &killed, &switches))
 				continue;
 			since = now;
 			for (i = 0; i < sizeof(ch->waiters) / sizeof(ch->waiters[0]); ++i)
@@ -530,7 +569,7 @@ static void unstick(struct child *ch)
  */
 int child_wait(struct child *ch, child_ready_fn ready, void *arg, int *status, char *err, size_t errlen)
 {
-	long long started = now_ms(), deadline = started + CHILD_TIMEOUT_SECONDS * 1000LL, look = started + 1000;
+	long long started = child_now_ms(), deadline = started + CHILD_TIMEOUT_SECONDS * 1000LL, look = started + 1000;
 	struct pollfd pfd = { .fd = ch->pidfd, .events = POLLIN };
 	const char *why = NULL;
 	pid_t done;
@@ -552,18 +591,18 @@ int child_wait(struct child *ch, child_ready_fn ready, void *arg, int *status, c
 			return 1;
 		if (state < 0 || done == ch->pid)
 			why = "was stopped (SIGSTOP or the like)";
-		else if (now_ms() >= deadline)
+		else if (child_now_ms() >= deadline)
 			why = "did not finish in " CHILD_TIMEOUT_TEXT;
-		else if (cancel_requested(now_ms() - started))
+		else if (cancel_requested(child_now_ms() - started))
 			why = "did not finish before the step was cancelled";
 		if (why != NULL) {
 			snprintf(err, errlen, "%s, killed", why);
 			break;
 		}
 		/* Killed by someone else (scancel) while in a request of the user's own FUSE server. */
-		if (now_ms() >= look) {
+		if (child_now_ms() >= look) {
 			unstick(ch);
-			look = now_ms() + 1000;
+			look = child_now_ms() + 1000;
 		}
 		if (pfd.fd >= 0)
 			poll(&pfd, 1, ready != NULL ? 2 : 200);
@@ -576,20 +615,18 @@ int child_wait(struct child *ch, child_ready_fn ready, void *arg, int *status, c
 
 void child_end(struct child *ch)
 {
-	long long deadline = now_ms() + CHILD_END_SECONDS * 1000LL, look = now_ms() + 1000;
+	long long deadline = child_now_ms() + CHILD_END_SECONDS * 1000LL, look = child_now_ms() + 1000;
 	struct pollfd pfd = { .fd = -1, .events = POLLIN };
 	int status, reaped = 0;
 	pid_t done;
 
-#ifdef SYS_pidfd_open
 	/*
 	 * A child forked without child_start (the mounter) has no pidfd yet: without one the
 	 * wait below polls every 10 ms, which a warm step paid once for its layer's mounter.
 	 * It is still our unreaped child, so its pid cannot have been reused.
 	 */
 	if (ch->pid > 0 && ch->pidfd < 0)
-		ch->pidfd = (int)syscall(SYS_pidfd_open, ch->pid, 0);
-#endif
+		ch->pidfd = child_pidfd_open(ch->pid);
 	pfd.fd = ch->pidfd;
 	if (ch->pid > 0) {
 		kill(-ch->pid, SIGKILL);
@@ -609,11 +646,11 @@ void child_end(struct child *ch)
 				done = waitpid(ch->pid, &status, WNOHANG);
 				reaped = done == ch->pid || (done < 0 && errno != EINTR);
 			}
-			if ((reaped && !group_alive(ch->pid)) || now_ms() >= deadline)
+			if ((reaped && !group_alive(ch->pid)) || child_now_ms() >= deadline)
 				break;
-			if (now_ms() >= look) {
+			if (child_now_ms() >= look) {
 				unstick(ch);
-				look = now_ms() + 1000;
+				look = child_now_ms() + 1000;
 			}
 			if (pfd.fd >= 0 && !reaped)
 				poll(&pfd, 1, 100);

@@ -126,6 +126,28 @@ void child_end(struct child *ch);
 int child_fuse_wchan(const char *wchan, char state);
 
 /*
+ * 1 when the process or thread whose /proc directory is dir (/proc/<pid> or
+ * /proc/<pid>/task/<tid>) waits on a FUSE server (child_fuse_wchan), with *killed
+ * (SIGKILL pending) and *switches (its context switches so far).
+ */
+int child_fuse_waiter(const char *dir, int *killed, unsigned long long *switches);
+
+/* CLOCK_MONOTONIC in milliseconds: the clock of the stub's bounded waits. */
+long long child_now_ms(void);
+
+/* pidfd_open(2) of pid, or -1 (errno; ENOSYS where the headers do not know it). */
+int child_pidfd_open(pid_t pid);
+
+/* The process of pidfd still exists, so its pid still names it (pidfd_send_signal(2) of 0): 1 or 0. */
+int child_pidfd_alive(int pidfd);
+
+/* /proc/<pid>/ns/<ns>, opened (O_CLOEXEC), with *same (unless NULL): whether it is the caller's own; or -1 (errno). */
+int child_open_ns(pid_t pid, const char *ns, int *same);
+
+/* Whether the namespace fd is the caller's own of that type (ns: "user", "mnt", ...). */
+int child_ns_is_own(int fd, const char *ns);
+
+/*
  * Abort the FUSE connection conn (/sys/fs/fuse/connections/<conn>/abort), from a child
  * of root that mounts fusectl in a mount namespace of its own when the node has it
  * nowhere: every request of it fails at once (ENOTCONN). 0: nothing.
@@ -210,6 +232,9 @@ struct child_env {
 };
 
 #define CHILD_ENV_INIT { .envp = { NULL }, .n = 0 }
+
+/* NAME's value in envp (NULL-terminated "NAME=value" entries; NULL: none), or NULL. */
+const char *child_env_get(char *const envp[], const char *name);
 
 /* Put "NAME=value" (printf) into env, replacing NAME's entry; left out when env is full. */
 void child_env_put(struct child_env *env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

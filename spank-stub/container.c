@@ -134,14 +134,6 @@ static char *read_environ(pid_t pid, size_t *len)
 	return buf;
 }
 
-static int open_ns(pid_t pid, const char *ns)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, ns);
-	return open(path, O_RDONLY | O_CLOEXEC);
-}
-
 /*
  * --container-unshare: the container's net, ipc and uts namespaces, when they
  * are not the node's; one that was asked for and is the node's is pyxis's
@@ -153,22 +145,17 @@ static int open_unshared(pid_t pid, const struct container_args *args, struct co
 	static const char *const what[] = { "network", "IPC", "UTS" };
 	const int asked[] = { args->unshare_net == 1, args->unshare_ipc == 1, args->unshare_uts == 1 };
 	int *fds[] = { &c->netns_fd, &c->ipcns_fd, &c->utsns_fd };
-	char self_path[64];
-	struct stat ns, self;
-	int i, fd;
+	int i, fd, same;
 
 	for (i = 0; i < 3; ++i) {
 		if (!asked[i])
 			continue;
-		snprintf(self_path, sizeof(self_path), "/proc/self/ns/%s", names[i]);
-		fd = open_ns(pid, names[i]);
-		if (fd < 0 || fstat(fd, &ns) < 0 || stat(self_path, &self) < 0) {
+		fd = child_open_ns(pid, names[i], &same);
+		if (fd < 0) {
 			snprintf(err, errlen, PLUGIN_NAME ": couldn't open the container's %s namespace: %m", names[i]);
-			if (fd >= 0)
-				close(fd);
 			return -1;
 		}
-		if (ns.st_dev == self.st_dev && ns.st_ino == self.st_ino) {
+		if (same) {
 			close(fd);
 			snprintf(err, errlen,
 				 PLUGIN_NAME ": error: --container-unshare=%s requested but the container is not in a "
@@ -280,8 +267,8 @@ int container_start(const struct runtime_task *task, struct container *c, char *
 		kill(w.target, SIGKILL);
 		goto fail;
 	}
-	c->userns_fd = open_ns(w.target, "user");
-	c->mntns_fd = open_ns(w.target, "mnt");
+	c->userns_fd = child_open_ns(w.target, "user", NULL);
+	c->mntns_fd = child_open_ns(w.target, "mnt", NULL);
 	if (c->userns_fd < 0 || c->mntns_fd < 0)
 		snprintf(err, errlen, PLUGIN_NAME ": %s: couldn't open the container's namespaces: %m", name);
 	else if (open_unshared(w.target, task->args, c, err, errlen) < 0)
@@ -343,11 +330,8 @@ static int join_unshared(const struct container *c, char *err, size_t errlen)
 
 int container_join_user(const struct container *c, char *err, size_t errlen)
 {
-	struct stat ns, self;
-
 	/* bwrap run by root makes no user namespace, and joining one's own fails. */
-	if (fstat(c->userns_fd, &ns) == 0 && stat("/proc/self/ns/user", &self) == 0 && ns.st_dev == self.st_dev &&
-	    ns.st_ino == self.st_ino)
+	if (child_ns_is_own(c->userns_fd, "user"))
 		return join_unshared(c, err, errlen);
 	if (setns(c->userns_fd, CLONE_NEWUSER) < 0) {
 		snprintf(err, errlen, PLUGIN_NAME ": couldn't join the container's user namespace: %m");

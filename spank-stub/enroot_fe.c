@@ -244,12 +244,7 @@ int enroot_fe_recognise(const char *enroot, struct enroot_fe *fe, char *why, siz
 
 static const char *env_get(const struct child_env *env, const char *name)
 {
-	size_t len = strlen(name), i;
-
-	for (i = 0; i < env->n; ++i)
-		if (strncmp(env->envp[i], name, len) == 0 && env->envp[i][len] == '=')
-			return env->envp[i] + len + 1;
-	return NULL;
+	return child_env_get(env->envp, name);
 }
 
 /* bin/enroot's config::export NAME VALUE (no overwrite): export "$1=${!1:-$2}". */

@@ -166,9 +166,9 @@ static unsigned mount_connection(pid_t pid, int pin_fd)
 static int take_fd(struct mounter_link *l, int fd)
 {
 	/* pidfd_getfd: Linux 5.6 and headers that know it; without, no mount (the step waits for the unpack). */
-#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
+#ifdef SYS_pidfd_getfd
 	if (l->child.pidfd < 0)
-		l->child.pidfd = (int)syscall(SYS_pidfd_open, l->child.pid, 0);
+		l->child.pidfd = child_pidfd_open(l->child.pid);
 	return l->child.pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, l->child.pidfd, fd, 0);
 #else
 	(void)l;
@@ -268,13 +268,11 @@ static int any_in_mount(const char *point_name, int killed)
 static int pre_exec_waiter(const char *point_name, const struct stat *self, long *pid,
 			   unsigned long long *switches)
 {
-	char path[64], buf[4096], *p, *end;
+	char path[64];
 	struct dirent *d;
 	struct stat exe;
-	int found = 0;
-	char state;
+	int found = 0, killed;
 	DIR *dir;
-	FILE *f;
 
 	dir = opendir("/proc");
 	if (dir == NULL)
@@ -285,27 +283,9 @@ static int pre_exec_waiter(const char *point_name, const struct stat *self, long
 		snprintf(path, sizeof(path), "/proc/%s/exe", d->d_name);
 		if (stat(path, &exe) < 0 || exe.st_dev != self->st_dev || exe.st_ino != self->st_ino)
 			continue;
-		if (child_read_proc(d->d_name, "stat", buf, sizeof(buf)) < 0)
+		snprintf(path, sizeof(path), "/proc/%s", d->d_name);
+		if (!child_fuse_waiter(path, &killed, switches) || !in_mount(d->d_name, point_name, 0))
 			continue;
-		p = strrchr(buf, ')');
-		if (p == NULL || p[1] == '\0' || (p[2] != 'S' && p[2] != 'D'))
-			continue;
-		state = p[2];
-		if (child_read_proc(d->d_name, "wchan", buf, sizeof(buf)) < 0 || !child_fuse_wchan(buf, state))
-			continue;
-		if (!in_mount(d->d_name, point_name, 0))
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/status", d->d_name);
-		f = fopen(path, "re");
-		if (f == NULL)
-			continue;
-		*switches = 0;
-		while (fgets(buf, sizeof(buf), f) != NULL)
-			if (strncmp(buf, "voluntary_ctxt_switches:", 24) == 0)
-				*switches += strtoull(buf + 24, &end, 10);
-			else if (strncmp(buf, "nonvoluntary_ctxt_switches:", 27) == 0)
-				*switches += strtoull(buf + 27, &end, 10);
-		fclose(f);
 		*pid = atol(d->d_name);
 		found = 1;
 	}
@@ -509,9 +489,7 @@ int fuse_mount_image(const char *daemon_bin, const char *image, const struct fil
 	if (daemon == 0)
 		daemon_exec(&d, daemon_err_fd);
 	m->daemon = daemon;
-#ifdef SYS_pidfd_open
-	m->daemon_pidfd = (int)syscall(SYS_pidfd_open, daemon, 0);
-#endif
+	m->daemon_pidfd = child_pidfd_open(daemon);
 	close(d.fd);
 	d.fd = -1;
 	if (mounter_next(&link, &msg) != 'o') {

@@ -23,14 +23,6 @@
 /* The collector holds an entry's lock exclusively for a moment only (to evict it). */
 #define LOCK_WAIT_SECONDS 60
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /*
  * The waiter: a blocking flock(2) on the caller's open file description, passed as
  * descriptor 3 (flock locks belong to the description, so the waiter's lock is the
@@ -56,7 +48,7 @@ static void waiter(int fd, int op, int seconds)
 
 int lock_wait(int fd, int op, int seconds)
 {
-	long long started = now_ms(), deadline = started + seconds * 1000LL, left;
+	long long started = child_now_ms(), deadline = started + seconds * 1000LL, left;
 	struct pollfd p = { .fd = -1, .events = POLLIN };
 	int status, rc = -1, saved = EWOULDBLOCK;
 	pid_t pid, done;
@@ -70,9 +62,7 @@ int lock_wait(int fd, int op, int seconds)
 		return -1;
 	if (pid == 0)
 		waiter(fd, op, seconds);
-#ifdef SYS_pidfd_open
-	p.fd = (int)syscall(SYS_pidfd_open, pid, 0);
-#endif
+	p.fd = child_pidfd_open(pid);
 	for (;;) {
 		done = waitpid(pid, &status, WNOHANG);
 		if (done == pid) {
@@ -86,8 +76,8 @@ int lock_wait(int fd, int op, int seconds)
 			saved = errno;
 			break;
 		}
-		left = deadline - now_ms();
-		if (left <= 0 || cancel_requested(now_ms() - started)) {
+		left = deadline - child_now_ms();
+		if (left <= 0 || cancel_requested(child_now_ms() - started)) {
 			if (left > 0)
 				saved = ECANCELED;
 			kill(pid, SIGKILL);

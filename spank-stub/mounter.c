@@ -67,14 +67,6 @@ int receive_message(int fd, int timeout_ms, struct message *msg)
 	return 1;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /*
  * slurmstepd's side: the mounter's next message within MOUNT_TIMEOUT_MS (tag 0: none),
  * or none as soon as the step is cancelled (cancel.c: slurmctld is asked every
@@ -84,17 +76,17 @@ static long long now_ms(void)
  */
 static void mounter_receive(struct mounter_link *l, struct message *msg)
 {
-	long long started = now_ms(), left;
+	long long started = child_now_ms(), left;
 
 	for (;;) {
-		left = started + MOUNT_TIMEOUT_MS - now_ms();
+		left = started + MOUNT_TIMEOUT_MS - child_now_ms();
 		if (left <= 0) {
 			memset(msg, 0, sizeof(*msg));
 			return;
 		}
 		if (receive_message(l->from, left < 1000 ? (int)left : 1000, msg))
 			return;
-		if (cancel_requested(now_ms() - started)) {
+		if (cancel_requested(child_now_ms() - started)) {
 			l->cancelled = 1;
 			return;
 		}

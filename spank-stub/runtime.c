@@ -249,13 +249,7 @@ static int batch_spool(const char *script, char *buf, size_t len)
 /* The job's value of name, or NULL. */
 static const char *job_env(const struct runtime_task *task, const char *name)
 {
-	size_t len = strlen(name);
-	int i;
-
-	for (i = 0; task->job_env != NULL && task->job_env[i] != NULL; ++i)
-		if (strncmp(task->job_env[i], name, len) == 0 && task->job_env[i][len] == '=')
-			return task->job_env[i] + len + 1;
-	return NULL;
+	return child_env_get(task->job_env, name);
 }
 
 /* A growing argv for bwrap (the child's own memory, gone with its exec). */
@@ -544,19 +538,12 @@ static unsigned long kept_flags(const char *target)
 /* Join pid's namespace of type (the user's own, as the task joins it), unless it is ours already. */
 static int join_ns(pid_t pid, const char *name, int type)
 {
-	char path[64], self[64];
-	struct stat ns, mine;
-	int fd, rc;
+	int fd, same, rc;
 
-	snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, name);
-	snprintf(self, sizeof(self), "/proc/self/ns/%s", name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &ns) < 0 || stat(self, &mine) < 0) {
-		if (fd >= 0)
-			close(fd);
+	fd = child_open_ns(pid, name, &same);
+	if (fd < 0)
 		return -1;
-	}
-	rc = ns.st_dev == mine.st_dev && ns.st_ino == mine.st_ino ? 0 : setns(fd, type);
+	rc = same ? 0 : setns(fd, type);
 	close(fd);
 	return rc;
 }
