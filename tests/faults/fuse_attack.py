@@ -69,13 +69,8 @@ def daemons():
     """The squashfuse_ll processes of ours that run (not stopped)."""
     uid = os.getuid()
     found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    for pid in processes_named("squashfuse_ll"):
         try:
-            with open(f"/proc/{pid}/comm") as f:
-                if f.read().strip() != "squashfuse_ll":
-                    continue
             with open(f"/proc/{pid}/stat") as f:
                 if f.read().rsplit(")", 1)[1].split()[0] not in "RSD":
                     continue  # stopped by an earlier attack, or gone
@@ -176,13 +171,10 @@ def stop(seconds, marker, user_dir):
         note(marker, "no mount point")
         return 1
     stopped = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
+    for pid in processes_named("slurmstepd"):
+        if real_uid(pid) != uid:
             continue
         try:
-            with open(f"/proc/{pid}/comm") as f:
-                if f.read().strip() != "slurmstepd" or real_uid(pid) != uid:
-                    continue
             os.kill(int(pid), signal.SIGSTOP)
             stopped.append(pid)
         except OSError:
@@ -394,6 +386,11 @@ def comm(pid):
             return f.read().strip()
     except OSError:
         return None
+
+
+def processes_named(name):
+    """The pids (as /proc names them) of the processes whose comm is name."""
+    return [pid for pid in os.listdir("/proc") if pid.isdigit() and comm(pid) == name]
 
 
 def execread(seconds, marker, image):
