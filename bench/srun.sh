@@ -63,7 +63,8 @@ plain() { label=plain$suffix ms as_user srun -N1 -n1 true; }
 # The stub's stamps of one step (the lines slurmd's log gained during it), as
 # "phase_<name> <ms>": the wait for the command's reply in user_init (call; callwhole:
 # the call from its start, which may be before user_init), the entry's lock, the
-# "step" call (enroot), root's record answering without the call (answers.c: its child and the lock), the runtime's start, the rest of user_init, the tasks joining
+# "step" call (enroot), root's record answering without the call (answers.c: its child and the lock; for an
+# evicted entry, its child), the runtime's start, the rest of user_init, the tasks joining
 # the container (from the end of user_init to the last task's task_init), exit.
 #   phases OFFSET [PREFIX]: from byte OFFSET of slurmd's log; PREFIX (default phase_) names the lines.
 phases() {
@@ -83,11 +84,12 @@ phases() {
       if (!("user_init" in at)) exit
       p("before", d("init", "user_init"))
       p("call", d("user_init", "reply")); p("callwhole", d("call", "reply"))
-      p("answer", d("answers", "answered"))
+      answered = ("answered_absent" in at) ? "answered_absent" : "answered"
+      p("answer", d("answers", answered))
       p("lock", d("reply", "locked")); p("step", d("step_call", "step_reply"))
       p("runtime", d("runtime", "started"))
       other = d("user_init", "user_init_end") - d("user_init", "reply") - d("reply", "locked") - d("runtime", "started")
-      other -= d("answers", "answered")
+      other -= d("answers", answered)
       if ("step_call" in at) other -= d("step_call", "step_reply")
       p("other", other)
       p("join", d("user_init_end", "joined")); p("exit", d("exit", "exit_end"))
@@ -100,21 +102,24 @@ warm() {
   label=warm$suffix ms as_user srun -N1 -n1 --container-cache --container-image="$image" true
   phases "$offset"
 }
+# cold: the entry evicted (root's record of the image kept, as on a node that ran it before
+# a collection); cold first: the node's first sight of the image (no record either).
 cold() {
+  local kind=${1:-} start offset
   rm -rf "$E2E_BASE/$uid"/pyxis_cache_* 2>/dev/null
+  [[ $kind == first ]] && rm -rf "$E2E_BASE/.pyxis_cache_answers"
   sync
-  local start offset
   offset=$(stat -c %s "$E2E_TMP/slurmd/slurmd.log")
   start=$(date +%s%N)
-  label=cold$suffix ms as_user srun -N1 -n1 --container-cache --container-image="$image" true
-  phases "$offset" coldphase_
+  label=cold$kind$suffix ms as_user srun -N1 -n1 --container-cache --container-image="$image" true
+  phases "$offset" "cold${kind}phase_"
   # From a FUSE mount the entry is still being made: wait for it (untimed for the other
   # runs, which must not compete with it), and say when it was published.
   for _ in $(seq 1200); do
     compgen -G "$E2E_BASE/$uid/pyxis_cache_u${uid}_*" >/dev/null && break
     sleep 0.05
   done
-  echo "published$suffix $((($(date +%s%N) - start) / 1000000))"
+  echo "published$kind$suffix $((($(date +%s%N) - start) / 1000000))"
 }
 # A plain unsquashfs of the image into the cache's filesystem: what "published" is held to.
 unpack() {
@@ -183,9 +188,9 @@ for ((i = 0; i < reps; i++)); do
   for side in "${sides[@]}"; do
     use_plugin "${side%:*}" "${side##*:}"
     case $((i % 3)) in
-      0) plain; warm; cold; warm >/dev/null; unpack ;;
-      1) warm; unpack; cold; warm >/dev/null; plain ;;
-      2) unpack; cold; warm >/dev/null; plain; warm ;;
+      0) plain; warm; cold; warm >/dev/null; unpack; cold first; warm >/dev/null ;;
+      1) warm; cold first; warm >/dev/null; unpack; cold; warm >/dev/null; plain ;;
+      2) unpack; cold; warm >/dev/null; plain; cold first; warm >/dev/null; warm ;;
     esac
     if ((${#seed_env[@]})); then
       if ((i % 2)); then seedcold; seed; else seed; seedcold; fi

@@ -245,7 +245,7 @@ static int lookup_fn(void *arg)
 	if (!have || !same(&rec, &now))
 		return MISS;
 	rc = touch_entry(q, name);
-	if (rc == HIT)
+	if (rc == HIT || rc == NO_ENTRY)
 		dprintf(STDOUT_FILENO, "%s\n", name);
 	return rc;
 }
@@ -364,10 +364,17 @@ int answers_lookup(struct plugin_context *ctx, const char *image, struct answer_
 		seen->valid = 1;
 	}
 	name = strchr(out, '\n');
-	if (status != HIT || !seen->valid || name == NULL || !cli_entry_name_ok(name + 1, ctx->job.uid))
+	if ((status != HIT && status != NO_ENTRY) || !seen->valid || name == NULL ||
+	    !cli_entry_name_ok(name + 1, ctx->job.uid))
 		return 0;
 	/* As cli_reuse after the command's answer. */
 	snprintf(c->entry, sizeof(c->entry), "%s", name + 1);
+	if (status == NO_ENTRY) {
+		pyxis_stamp("answered_absent");
+		pyxis_debug(PLUGIN_NAME ": %s answered absent (evicted) from root's record, without the command",
+			    c->entry);
+		return 2;
+	}
 	if (cli_user_path(ctx, c->entry, LOCK_FILE, lock, sizeof(lock)) < 0)
 		return 0;
 	locked = lock_shared(lock, 0, ctx->job.uid, &c->lock_fd, err, sizeof(err));

@@ -25,9 +25,12 @@ struct answer_seen {
 /*
  * Before the command: when root's record for image matches what the job user
  * opens now, refresh the entry's last use (as the user), take its LOCK_SH and
- * name ctx->container.entry as cli_reuse does: 1. Otherwise 0 (ask the command),
- * with *seen what the user's open showed (valid == 0 when it failed). Never
- * fails a step: any error is a 0.
+ * name ctx->container.entry as cli_reuse does: 1. When it matches but the entry
+ * is gone (evicted since), name ctx->container.entry, lock nothing: 2 (*seen is
+ * the file; a cold step can start from it without asking the command, whose
+ * creator makes the entry again). Otherwise 0 (ask the command), with *seen what
+ * the user's open showed (valid == 0 when it failed). Never fails a step: any
+ * error is a 0.
  */
 int answers_lookup(struct plugin_context *ctx, const char *image, struct answer_seen *seen);
 

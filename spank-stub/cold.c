@@ -17,21 +17,24 @@
 #include "mounter.h"
 
 /*
- * cli_reuse --no-wait, unless root's record answers first (answers.c): a warm
- * step of a squashfs file whose identity is what it was when the command last
- * named its entry makes no call of the command. After an answer of the command
- * that found the entry of a file (the command judges what the user named)
- * ready, the record is written (or refreshed).
+ * cli_reuse --no-wait, unless root's record answers first (answers.c): a step
+ * of a squashfs file whose identity is what it was when the command last named
+ * its entry makes no call of the command. Warm, it runs on the entry; its entry
+ * evicted since, it is a cold step of that file (its creator, the command,
+ * judges the file again as it unpacks). After an answer of the command that
+ * found the entry of a file (the command judges what the user named) ready, the
+ * record is written (or refreshed).
  */
 static int reuse_entry(struct plugin_context *ctx, const char *image, struct reuse_reply *reply, char *err,
 		       size_t errlen)
 {
 	struct answer_seen seen = { 0 };
+	int answered = ctx->cfg.answers ? answers_lookup(ctx, image, &seen) : 0;
 
-	if (ctx->cfg.answers && answers_lookup(ctx, image, &seen) == 1) {
-		reply->state = ENTRY_READY;
+	if (answered > 0) {
+		reply->state = answered == 1 ? ENTRY_READY : ENTRY_ABSENT;
 		reply->kind = IMAGE_FILE;
-		reply->file.known = 0;
+		reply->file = (struct file_id){ .known = answered == 2, .dev = seen.dev, .ino = seen.ino };
 		return 0;
 	}
 	if (cli_reuse(ctx, image, reply, err, errlen) < 0)

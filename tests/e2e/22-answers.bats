@@ -121,7 +121,7 @@ answered_image() {
   assert_node_idle
 }
 
-@test "$RUNTIME: an entry evicted since the record makes the step cold again (the command, a new entry)" {
+@test "$RUNTIME: an entry evicted since the record: a cold step from the image's mount without the command, and its creator makes the entry again" {
   local img entry mark
   img=$(answered_image ans-evicted)
   entry=$E2E_BASE/$(user_uid)/$(entry_name "$img")
@@ -129,13 +129,40 @@ answered_image() {
   cli gc --json --set container_cache_gc_high=2 --set container_cache_gc_low=1 >/dev/null
   [ ! -e "$entry" ]
   mark=$(log_mark)
-  run cached_image "$img" cat /etc/os-release
+  run cached_image "$img" sh -c "cat /etc/os-release; $ROOT_FS"
   echo "$output"
   [ "$status" -eq 0 ]
   [[ $output == *'"pyxis-cache e2e alpha"'* ]]
+  [ "${lines[-1]}" = overlay ]
+  [ "$(since "$mark" answered_absent)" -eq 1 ]
   [ "$(since "$mark" answered)" -eq 0 ]
-  [ "$(since "$mark" call)" -ge 1 ]
+  [ "$(since "$mark" call)" -eq 0 ]
+  tail -c +$((mark + 1)) "$LOG" | grep -q "$(entry_name "$img") is being unpacked: the step starts from a FUSE mount"
   wait_entry "$img"
+  # The entry made again: the next step is warm, from the record.
+  mark=$(log_mark)
+  run cached_image "$img" sh -c "$ROOT_FS"
+  [ "$status" -eq 0 ]
+  [ "${lines[-1]}" = entry ]
+  [ "$(since "$mark" answered)" -eq 1 ]
+}
+
+@test "$RUNTIME: an entry evicted since the record, replaced by a rename meanwhile: the command judges the new file" {
+  local img entry mark
+  img=$(answered_image ans-evicted-renamed)
+  entry=$E2E_BASE/$(user_uid)/$(entry_name "$img")
+  cli gc --json --set container_cache_gc_high=2 --set container_cache_gc_low=1 >/dev/null
+  [ ! -e "$entry" ]
+  cp "$BETA" "$img.new"
+  chmod 644 "$img.new"
+  mv "$img.new" "$img"
+  mark=$(log_mark)
+  run cached_image "$img" cat /etc/os-release
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *'"pyxis-cache e2e beta"'* ]]
+  [ "$(since "$mark" answered_absent)" -eq 0 ]
+  [ "$(since "$mark" call)" -ge 1 ]
 }
 
 @test "$RUNTIME: one relative image path in two working directories: each its own image, each its own record" {
@@ -189,6 +216,21 @@ answered_image() {
   run cached_image "$img" true
   [ "$status" -eq 0 ]
   [ "$(since "$mark" answered)" -eq 0 ]
+  [ "$(since "$mark" call)" -ge 1 ]
+  slurmd_restart_with "$(plugstack_line "container_cache_runtime=$RUNTIME")"
+}
+
+@test "$RUNTIME: container_cache_fuse=no: an entry evicted since the record waits for the command's unpack" {
+  local img mark
+  img=$(answered_image ans-nofuse)
+  cli gc --json --set container_cache_gc_high=2 --set container_cache_gc_low=1 >/dev/null
+  slurmd_restart_with "$(plugstack_line "container_cache_runtime=$RUNTIME" container_cache_fuse=no)"
+  mark=$(log_mark)
+  run cached_image "$img" sh -c "$ROOT_FS"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "${lines[-1]}" = entry ]
+  [ "$(since "$mark" answered_absent)" -eq 1 ]
   [ "$(since "$mark" call)" -ge 1 ]
   slurmd_restart_with "$(plugstack_line "container_cache_runtime=$RUNTIME")"
 }
