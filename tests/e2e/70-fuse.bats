@@ -51,6 +51,14 @@ fuse_run() {
   ! grep -q squashfuse /proc/self/mountinfo
 }
 
+@test "fuse: the mount reads ahead a MiB (the kernel's default is 128 KiB), set once the daemon answered" {
+  run fuse_run "$ALPHA" sh -c 'dev=$(awk "/ - fuse.squashfuse_ll / { print \$3 }" /proc/self/mountinfo) &&
+    echo "dev $dev" && cat "/sys/class/bdi/$dev/read_ahead_kb"'
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *$'\n1024'* ]]
+}
+
 @test "fuse: a holder killed mid-step leaves the mount to the running task; the daemon ends with the task; gc removes the mount point" {
   fuse_run "$ALPHA" sleep 4 &
   local holder=$!
