@@ -37,9 +37,17 @@ hold() {
   done
   fail "hold: $1 was never locked"
 }
+# descendants PID: every process under PID (a holder run through runuser has flock, then sleep, below it).
+descendants() {
+  local kid
+  for kid in $(pgrep -P "$1"); do
+    echo "$kid"
+    descendants "$kid"
+  done
+}
 kill_holder() {
   local kids
-  kids=$(pgrep -P "$HOLDER")
+  kids=$(descendants "$HOLDER")
   kill -9 "$HOLDER" 2>/dev/null
   wait "$HOLDER" 2>/dev/null
   [[ -n $kids ]] && kill -9 $kids 2>/dev/null
