@@ -2,7 +2,9 @@
  * Root's record of the command's answers (container_cache_answers): a warm step
  * of a squashfs file is answered without starting the command when the image
  * the job user opens is, to the nanosecond of its ctime, the file the command
- * last named an entry for. See docs/srun.md, "Warm steps without the command".
+ * last named an entry for; a cold step of that file, its entry evicted since,
+ * knows the entry's name from it too. See docs/srun.md, "Warm steps without the
+ * command".
  */
 #ifndef PYXIS_CACHE_ANSWERS_H
 #define PYXIS_CACHE_ANSWERS_H
