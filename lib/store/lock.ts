@@ -94,6 +94,12 @@ export function tryLockExclusive(path: string, kind: Kind = "file"): Opened | "b
  * find it: a lease counts as held, nothing at `path` as not held (a dead holder holds nothing).
  */
 export function isHeld(path: string, kind: Kind = "file"): boolean {
+  // Nothing there, the usual answer on a cold step's path: said without loading the C library.
+  try {
+    Deno.lstatSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+  }
   const lock = tryLockExclusive(path, kind);
   if (lock === "busy") return true;
   if (lock !== "missing") lock.close();
