@@ -421,6 +421,7 @@ class Proxy:
 
     OPEN, OPENDIR, RELEASE, RELEASEDIR, READ, READDIR, FLUSH, READDIRPLUS = 14, 27, 18, 29, 15, 28, 25, 44
     OWN = 1 << 60
+    CHUNK = 1 << 17
 
     def __init__(self, fuse, server):
         self.fuse, self.server = fuse, server
@@ -484,7 +485,30 @@ class Proxy:
                         return
                     self.handles[fh] = struct.unpack_from("<Q", answer, 16)[0]
                 struct.pack_into("<Q", request, IN_HEADER.size, self.handles[fh])
+        if opcode == self.READ and struct.unpack_from("<I", request, IN_HEADER.size + 16)[0] > self.CHUNK:
+            self.read_in_chunks(request, unique, nodeid)
+            return
         self.server.send(bytes(request))
+
+    def read_in_chunks(self, request, unique, nodeid):
+        """A READ larger than our socket carries in one answer (a message of SOCK_SEQPACKET is at
+        most the send buffer: the mount reads ahead a MiB) asked of our server a CHUNK at a time,
+        and answered to the kernel in one piece."""
+        body = bytearray(request[IN_HEADER.size:])
+        offset, size = struct.unpack_from("<QI", body, 8)
+        data = b""
+        while len(data) < size:
+            want = min(self.CHUNK, size - len(data))
+            struct.pack_into("<QI", body, 8, offset + len(data), want)
+            answer = self.ask(self.READ, nodeid, bytes(body))
+            error = -5 if answer is None else struct.unpack_from("<i", answer, 4)[0]
+            if error != 0:
+                os.write(self.fuse, struct.pack("<IiQ", 16, error, unique))
+                return
+            data += answer[16:]
+            if len(answer) - 16 < want:
+                break
+        self.to_kernel(struct.pack("<IiQ", 16 + len(data), 0, unique) + data)
 
     def from_server(self):
         answer = self.server.recv(1 << 21)
