@@ -371,6 +371,20 @@ static ssize_t read_proc(const char *path, char *buf, size_t len)
 	return n;
 }
 
+int child_proc_stat(const char *path, char *state, long *pgrp)
+{
+	char buf[512], *p;
+	long group;
+
+	/* "pid (comm) S ppid pgrp ...": comm may hold anything, the last ')' ends it. */
+	if (read_proc(path, buf, sizeof(buf)) <= 0 || (p = strrchr(buf, ')')) == NULL || p[1] == '\0' ||
+	    sscanf(p + 2, "%c %*d %ld", state, &group) != 2)
+		return -1;
+	if (pgrp != NULL)
+		*pgrp = group;
+	return 0;
+}
+
 int child_fuse_wchan(const char *wchan, char state)
 {
 	if (state != 'D' && state != 'S')
@@ -386,16 +400,13 @@ int child_fuse_wchan(const char *wchan, char state)
 
 int child_fuse_waiter(const char *task, int *killed, unsigned long long *switches)
 {
-	char path[128], buf[4096], *p, *end;
+	char path[128], buf[4096], *end;
 	unsigned long long pending = 0;
 	char state;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/stat", task);
-	if (read_proc(path, buf, sizeof(buf)) <= 0 || (p = strrchr(buf, ')')) == NULL || p[1] == '\0')
-		return 0;
-	state = p[2];
-	if (state != 'D' && state != 'S')
+	if (child_proc_stat(path, &state, NULL) < 0 || (state != 'D' && state != 'S'))
 		return 0;
 	snprintf(path, sizeof(path), "%s/wchan", task);
 	if (read_proc(path, buf, sizeof(buf)) <= 0 || !child_fuse_wchan(buf, state))
@@ -482,7 +493,7 @@ ssize_t child_read_proc(const char *pid, const char *file, char *buf, size_t len
  */
 static int group_alive(pid_t pgid)
 {
-	char buf[512], *p;
+	char path[64], state;
 	struct dirent *d;
 	int alive = 0;
 	long pgrp;
@@ -494,13 +505,12 @@ static int group_alive(pid_t pgid)
 	if (dir == NULL)
 		return 1;
 	while (!alive && (d = readdir(dir)) != NULL) {
-		if (!isdigit((unsigned char)d->d_name[0]) || child_read_proc(d->d_name, "stat", buf, sizeof(buf)) < 0)
+		if (!isdigit((unsigned char)d->d_name[0]))
 			continue;
-		/* "pid (comm) S ppid pgrp ...": comm may hold anything, the last ')' ends it. */
-		p = strrchr(buf, ')');
-		if (p == NULL || sscanf(p + 2, "%*c %*d %ld", &pgrp) != 1)
+		snprintf(path, sizeof(path), "/proc/%.20s/stat", d->d_name);
+		if (child_proc_stat(path, &state, &pgrp) < 0)
 			continue;
-		alive = pgrp == pgid && p[2] != 'Z' && p[2] != 'X';
+		alive = pgrp == pgid && state != 'Z' && state != 'X';
 	}
 	closedir(dir);
 	return alive;
@@ -515,7 +525,7 @@ static int group_alive(pid_t pgid)
 static void unstick(struct child *ch)
 {
 	struct child_waiter seen[sizeof(ch->waiters) / sizeof(ch->waiters[0])] = { { 0 } };
-	char path[64], task[96], buf[1024], *p;
+	char path[64], task[96], state;
 	unsigned long long switches = 0;
 	size_t n = 0, i;
 	long long now = child_now_ms(), since;
@@ -529,10 +539,8 @@ static void unstick(struct child *ch)
 	while ((d = readdir(procs)) != NULL) {
 		if (!isdigit((unsigned char)d->d_name[0]) || strlen(d->d_name) > 16)
 			continue;
-		/* stat: PID (COMM) STATE PPID PGRP ... */
 		snprintf(path, sizeof(path), "/proc/%s/stat", d->d_name);
-		if (read_proc(path, buf, sizeof(buf)) <= 0 || (p = strrchr(buf, ')')) == NULL ||
-		    sscanf(p + 1, " %*c %*d %ld", &pgrp) != 1 || (pgrp != ch->pid && atol(d->d_name) != ch->pid))
+		if (child_proc_stat(path, &state, &pgrp) < 0 || (pgrp != ch->pid && atol(d->d_name) != ch->pid))
 			continue;
 		snprintf(path, sizeof(path), "/proc/%s/task", d->d_name);
 		tasks = opendir(path);

@@ -116,6 +116,12 @@ void child_end(struct child *ch);
 #define CHILD_FUSE_STALL_SECONDS 30
 
 /*
+ * A process's (or thread's) state letter and process group, from the stat file at path
+ * ("/proc/<pid>/stat", "/proc/<pid>/task/<tid>/stat"); pgrp may be NULL. 0, or -1.
+ */
+int child_proc_stat(const char *path, char *state, long *pgrp);
+
+/*
  * 1 when a thread in state (the letter of /proc/<pid>/stat) with this wchan waits on a FUSE
  * server: in a request (a fuse function, request_wait_answer; in uninterruptible sleep a
  * kernel that does not say, "0", is taken at its word), or in uninterruptible sleep for a

@@ -55,16 +55,12 @@ static void read_info_pid(struct watch *w)
 /* 1 once pid is stopped, 0 while it runs, -1 when it is gone. */
 static int is_stopped(pid_t pid)
 {
-	char name[24], buf[512];
-	const char *state;
+	char path[32], state;
 
-	snprintf(name, sizeof(name), "%d", (int)pid);
-	if (child_read_proc(name, "stat", buf, sizeof(buf)) < 0)
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (child_proc_stat(path, &state, NULL) < 0)
 		return -1;
-	state = strrchr(buf, ')');
-	if (state == NULL || state[1] == '\0')
-		return -1;
-	return state[2] == 'T' || state[2] == 't' ? 1 : state[2] == 'Z' || state[2] == 'X' ? -1 : 0;
+	return state == 'T' || state == 't' ? 1 : state == 'Z' || state == 'X' ? -1 : 0;
 }
 
 /* pid's root directory is rootfs: it has switched into the container. */

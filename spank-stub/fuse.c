@@ -214,25 +214,16 @@ static int take_fd(struct mounter_link *l, int fd)
  */
 static int in_mount(const char *pid, const char *point_name, int killed)
 {
-	char path[64], buf[4096], *p, *end;
+	char path[64], buf[4096], *end, state;
 	unsigned long long pending = 0;
 	ssize_t n;
 	int fd, found = 0;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%s/stat", pid);
-	fd = killed ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-	if (killed && fd < 0)
-		return 0;
 	if (!killed)
 		goto mounts;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	if (p == NULL || p[1] == '\0' || p[2] != 'D')
+	snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+	if (child_proc_stat(path, &state, NULL) < 0 || state != 'D')
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%s/status", pid);
 	f = fopen(path, "re");
