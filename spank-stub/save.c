@@ -7,11 +7,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "child.h"
@@ -26,18 +28,69 @@ struct save_task {
 	gid_t gid;
 };
 
+/* mksquashfs of t->source into out, in this process's ids and namespaces: its exit status. */
+static int run_mksquashfs(const struct save_task *t, const char *out, char *const envp[])
+{
+	char *argv[] = { "mksquashfs", (char *)t->source, (char *)out, "-noappend", "-all-root", "-no-progress",
+			 "-quiet", "-e", LOCK_FILE, ".lock", NULL };
+	pid_t pid;
+	int status;
+
+	pid = fork();
+	if (pid < 0) {
+		dprintf(STDERR_FILENO, "fork: %m\n");
+		return 126;
+	}
+	if (pid == 0) {
+		execve(t->bin, argv, envp);
+		dprintf(STDERR_FILENO, "%s: %m\n", t->bin);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return 126;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/*
+ * Where the squashfs is written before it is renamed over t->path: a name of its own in
+ * the same directory (the target's, a symlink resolved), or "" when that directory is
+ * not the user's to write (then the target is written in place, as enroot export does).
+ */
+static void temporary_beside(const struct save_task *t, char *target, size_t target_len, char *tmp, size_t tmp_len)
+{
+	char dir[PATH_MAX];
+	const char *base;
+	int n;
+
+	tmp[0] = '\0';
+	if (realpath(t->path, target) == NULL)
+		snprintf(target, target_len, "%s", t->path);
+	base = strrchr(target, '/');
+	if (base == NULL || (size_t)(base - target) >= sizeof(dir))
+		return;
+	snprintf(dir, sizeof(dir), "%.*s", base == target ? 1 : (int)(base - target), target);
+	if (access(dir, W_OK | X_OK) < 0)
+		return;
+	n = snprintf(tmp, tmp_len, "%s/.%s.pyxis-cache-save.%d", dir, base + 1, (int)getpid());
+	if (n < 0 || (size_t)n >= tmp_len)
+		tmp[0] = '\0';
+}
+
 /*
  * child_fn, as the job user in the step's mount namespace. Root of a user namespace
  * of its own that maps 0 to the user (as enroot export runs mksquashfs): the user's
  * files whatever their modes (the mount points a runtime made with mode 0), none else.
+ * The squashfs is written beside the target and renamed over it once whole: the step
+ * may be saving over the image it runs from (a cold step reads it through its mount
+ * while mksquashfs writes), and a creator, or other steps and nodes, may be reading it.
  */
 static int save_exec(void *arg)
 {
 	const struct save_task *t = arg;
-	char *argv[] = { "mksquashfs", (char *)t->source, (char *)t->path, "-noappend", "-all-root", "-no-progress",
-			 "-quiet", "-e", LOCK_FILE, ".lock", NULL };
 	struct child_env env = CHILD_ENV_INIT;
-	char map[64];
+	char map[64], target[PATH_MAX], tmp[PATH_MAX];
+	int status;
 
 	/* Its own /proc/self files are root's while it is not dumpable (it changed ids); it is the user's now. */
 	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0 || unshare(CLONE_NEWUSER) < 0) {
@@ -55,9 +108,17 @@ static int save_exec(void *arg)
 		return 126;
 	}
 	child_env_path(&env, CHILD_PATH_SYSTEM, NULL);
-	execve(t->bin, argv, env.envp);
-	dprintf(STDERR_FILENO, "%s: %m\n", t->bin);
-	return 127;
+	temporary_beside(t, target, sizeof(target), tmp, sizeof(tmp));
+	if (tmp[0] == '\0')
+		return run_mksquashfs(t, t->path, env.envp);
+	status = run_mksquashfs(t, tmp, env.envp);
+	if (status == 0 && rename(tmp, target) < 0) {
+		dprintf(STDERR_FILENO, "rename %s to %s: %m\n", tmp, target);
+		status = 1;
+	}
+	if (status != 0)
+		unlink(tmp);
+	return status;
 }
 
 int save_container(const struct container *c, const struct pyxis_job *job, const char *save, char *err,

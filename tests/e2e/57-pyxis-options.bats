@@ -489,6 +489,32 @@ in_mode() {
   [ -f "$E2E_WORK/pxc-saved-env.sqsh" ]
 }
 
+@test "$RUNTIME: pyxis-options: --container-save over the image the step runs from (a cold step reads it through its mount as it saves): the new image is whole, the old one replaced only once it is" {
+  local img=$E2E_WORK/pxc-resaved.sqsh
+  rm -f "$img" "$E2E_WORK"/.pxc-resaved.sqsh.*
+  as "$E2E_USER" cp "$IMG" "$img"
+  # Cold: the image's first sight on the node, its entry unpacked beside the step.
+  run srun_as_user --container-cache --container-image="$img" --container-writable --container-save="$img" \
+    sh -c 'echo first >/pxc-resaved-1'
+  echo "$output"
+  [ "$status" -eq 0 ]
+  run srun_as_user --container-cache --container-image="$img" --container-writable --container-save="$img" \
+    sh -c 'cat /pxc-resaved-1; echo second >/pxc-resaved-2'
+  echo "$output"
+  [ "$status" -eq 0 ]
+  grep -qx first <<<"$output"
+  run unsquashfs -l "$img"
+  [ "$status" -eq 0 ]
+  grep -qx 'squashfs-root/data-in-image' <<<"$output"
+  grep -qx 'squashfs-root/bin/busybox' <<<"$output"
+  run srun_as_user --container-cache --container-image="$img" sh -c 'cat /pxc-resaved-1 /pxc-resaved-2'
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ $output == *$'first\nsecond'* ]]
+  # No temporary file left beside it.
+  [ -z "$(ls -A "$E2E_WORK" | grep '^\.pxc-resaved\.sqsh\.')" ]
+}
+
 @test "$RUNTIME: pyxis-options: --container-save without cache mode saves the step's own rootfs, what the step wrote included" {
   local saved=$E2E_WORK/pxc-saved-plain.sqsh
   rm -f "$saved"
