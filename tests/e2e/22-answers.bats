@@ -42,6 +42,9 @@ since() { tail -c +$(($1 + 1)) "$LOG" | grep -c "pyxis-cache: at $2 " || true; }
 # recorded IMAGE: the test user's records whose image line is IMAGE.
 recorded() { grep -lx -- "$1" "$ANSWERS/$(user_uid)".* 2>/dev/null | wc -l; }
 
+# evict_all: a collection down to nothing (every entry no step holds goes; root's records stay).
+evict_all() { cli gc --json --set container_cache_gc_high=2 --set container_cache_gc_low=1 >/dev/null; }
+
 # answered_image NAME: an image of its own (alpha), its entry warm, settled, and recorded
 # by one warm step through the command; prints its path.
 answered_image() {
@@ -126,7 +129,7 @@ answered_image() {
   img=$(answered_image ans-evicted)
   entry=$E2E_BASE/$(user_uid)/$(entry_name "$img")
   [ -d "$entry" ]
-  cli gc --json --set container_cache_gc_high=2 --set container_cache_gc_low=1 >/dev/null
+  evict_all
   [ ! -e "$entry" ]
   mark=$(log_mark)
   run cached_image "$img" sh -c "cat /etc/os-release; $ROOT_FS"
@@ -151,7 +154,7 @@ answered_image() {
   local img entry mark
   img=$(answered_image ans-evicted-renamed)
   entry=$E2E_BASE/$(user_uid)/$(entry_name "$img")
-  cli gc --json --set container_cache_gc_high=2 --set container_cache_gc_low=1 >/dev/null
+  evict_all
   [ ! -e "$entry" ]
   cp "$BETA" "$img.new"
   chmod 644 "$img.new"
@@ -223,7 +226,7 @@ answered_image() {
 @test "$RUNTIME: container_cache_fuse=no: an entry evicted since the record waits for the command's unpack" {
   local img mark
   img=$(answered_image ans-nofuse)
-  cli gc --json --set container_cache_gc_high=2 --set container_cache_gc_low=1 >/dev/null
+  evict_all
   slurmd_restart_with "$(plugstack_line "container_cache_runtime=$RUNTIME" container_cache_fuse=no)"
   mark=$(log_mark)
   run cached_image "$img" sh -c "$ROOT_FS"
