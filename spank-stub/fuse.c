@@ -216,8 +216,7 @@ static int in_mount(const char *pid, const char *point_name, int killed)
 {
 	char path[64], buf[4096], *end, state;
 	unsigned long long pending = 0;
-	ssize_t n;
-	int fd, found = 0;
+	int found = 0;
 	FILE *f;
 
 	if (!killed)
@@ -240,16 +239,9 @@ static int in_mount(const char *pid, const char *point_name, int killed)
 	 * not on a disk or NFS: a user's own kill -9 of such a process must not cost the
 	 * step its mount. A kernel that does not say (no kallsyms: "0") is taken at its word.
 	 */
-	snprintf(path, sizeof(path), "/proc/%s/wchan", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	if (fd >= 0)
-		close(fd);
-	if (n > 0) {
-		buf[n] = '\0';
-		if (strcmp(buf, "0") != 0 && strstr(buf, "fuse") == NULL && strcmp(buf, "request_wait_answer") != 0)
-			return 0;
-	}
+	if (child_read_proc(pid, "wchan", buf, sizeof(buf)) > 0 && strcmp(buf, "0") != 0 && strstr(buf, "fuse") == NULL &&
+	    strcmp(buf, "request_wait_answer") != 0)
+		return 0;
 mounts:
 	snprintf(path, sizeof(path), "/proc/%s/mountinfo", pid);
 	f = fopen(path, "re");
