@@ -70,10 +70,9 @@ def daemons():
     uid = os.getuid()
     found = []
     for pid in processes_named("squashfuse_ll"):
+        if state(pid) not in ("R", "S", "D"):
+            continue  # stopped by an earlier attack, or gone
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] not in "RSD":
-                    continue  # stopped by an earlier attack, or gone
             if os.stat(f"/proc/{pid}").st_uid == uid:
                 found.append(int(pid))
         except OSError:
@@ -227,14 +226,22 @@ def ownfs(seconds, marker, mountpoint):
 
 def idle_in_read(pid):
     """The daemon (one thread) asleep in read(2) of its /dev/fuse with no request in hand."""
+    if state(pid) != "S":
+        return False
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
         with open(f"/proc/{pid}/wchan") as f:
-            wchan = f.read()
-        return state == "S" and "fuse_dev" in wchan
+            return "fuse_dev" in f.read()
     except OSError:
         return False
+
+
+def state(pid):
+    """pid's state letter (/proc/<pid>/stat, after the last ')' that ends its comm), or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
 
 
 def io_counts(pid):
@@ -262,11 +269,8 @@ def stop_now(pid):
     os.kill(pid, signal.SIGSTOP)
     until = time.monotonic() + 1
     while time.monotonic() < until:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] in "tT":
-                    return
-        except OSError:
+        now = state(pid)
+        if now is None or now in ("t", "T"):
             return
         time.sleep(0.0002)
 
