@@ -574,39 +574,38 @@ async function p11(): Promise<void> {
       rows.push({ id: "P11b", what, a, b, target: "≤ +10 ms", met: extra <= 10, note: `+${extra.toFixed(1)} ms` });
       breakdown("bwrap", bwrap, suffix);
     }
-    const warmWhat = `enroot warm / the seed PR's (\`srun true\` + \`enroot start\` of the entry)${build}`;
-    const coldWhat =
-      `enroot cold, the entry evicted / the seed PR's (\`srun true\` + \`enroot create\` + \`enroot start\`)${build}`;
-    const firstWhat = `enroot cold, the node's first sight of the image (no record) / the same${build}`;
+    // Each enroot row: A's steps of one label over the seed's of another, and the target ratio.
+    const enrootRows: [string, string, string, string, number][] = [
+      ["P11e", "enroot warm / the seed PR's (`srun true` + `enroot start` of the entry)", "warm", "seed", 0.9],
+      [
+        "P11c",
+        "enroot cold, the entry evicted / the seed PR's (`srun true` + `enroot create` + `enroot start`)",
+        "cold",
+        "seedcold",
+        1.0,
+      ],
+      ["P11f", "enroot cold, the node's first sight of the image (no record) / the same", "coldfirst", "seedcold", 1.0],
+    ];
     if (typeof enroot === "string") {
-      rows.push({ id: "P11e", what: warmWhat, a: [], b: [], target: "≤ 0.9×", met: enroot });
-      rows.push({ id: "P11c", what: coldWhat, a: [], b: [], target: "≤ 1.0×", met: enroot });
-      rows.push({ id: "P11f", what: firstWhat, a: [], b: [], target: "≤ 1.0×", met: enroot });
+      for (const [id, what, , , limit] of enrootRows) {
+        rows.push({ id, what: `${what}${build}`, a: [], b: [], target: `≤ ${limit.toFixed(1)}×`, met: enroot });
+      }
       continue;
     }
     const get = (label: string) => enroot.get(`${label}${suffix}`) ?? [];
-    const ratio = (a: Run[], b: Run[]) => median(a.map((r) => r.ms)) / median(b.map((r) => r.ms));
-    const warmRatio = ratio(get("warm"), get("seed"));
-    const coldRatio = ratio(get("cold"), get("seedcold"));
-    const firstRatio = ratio(get("coldfirst"), get("seedcold"));
-    rows.push({ id: "P11e", what: warmWhat, a: get("warm"), b: get("seed"), target: "≤ 0.9×", met: warmRatio <= 0.9 });
-    rows.push({
-      id: "P11c",
-      what: coldWhat,
-      a: get("cold"),
-      b: get("seedcold"),
-      target: "≤ 1.0×",
-      met: coldRatio <= 1.0,
-      note: `plain \`srun true\` ${median(get("plain").map((r) => r.ms)).toFixed(0)} ms`,
-    });
-    rows.push({
-      id: "P11f",
-      what: firstWhat,
-      a: get("coldfirst"),
-      b: get("seedcold"),
-      target: "≤ 1.0×",
-      met: firstRatio <= 1.0,
-    });
+    const plainMs = median(get("plain").map((r) => r.ms)).toFixed(0);
+    for (const [id, what, a, b, limit] of enrootRows) {
+      const ratio = median(get(a).map((r) => r.ms)) / median(get(b).map((r) => r.ms));
+      rows.push({
+        id,
+        what: `${what}${build}`,
+        a: get(a),
+        b: get(b),
+        target: `≤ ${limit.toFixed(1)}×`,
+        met: ratio <= limit,
+        ...(id === "P11c" ? { note: `plain \`srun true\` ${plainMs} ms` } : {}),
+      });
+    }
     breakdown("enroot", enroot, suffix);
   }
 }
